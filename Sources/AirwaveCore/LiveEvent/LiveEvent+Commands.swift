@@ -1,0 +1,195 @@
+import AirwaveProtocol
+
+extension LiveEvent {
+    /// The sender as the rules see it.
+    enum Sender {
+        case host(ConnectionID)
+        case participant(Participant)
+    }
+
+    func sender(_ connection: ConnectionID) -> Sender? {
+        if connection == hostConnection { return .host(connection) }
+        return participants[connection].map(Sender.participant)
+    }
+
+    mutating func handle(_ command: LiveCommand, from connection: ConnectionID, now: Timestamp) {
+        guard let sender = sender(connection) else { return }  // a connection that already left
+        switch (command, sender) {
+        case (.switchToAudio, .host):
+            switchMode(to: .audio, screen: nil, now: now)
+        case (.switchToScreen(let config), .host):
+            switchMode(to: .screen, screen: config, now: now)
+        case (.endStream, .host):
+            end(reason: "host_ended", message: "The host ended the stream", now: now)
+        case (.inviteCohost(let userID), .host(let hostConnection)):
+            invite(userID, hostConnection: hostConnection, now: now)
+        case (.removeCohost(let userID, let username), .host(let hostConnection)):
+            removeCohost(userID: userID, username: username, hostConnection: hostConnection, now: now)
+        case (.acceptCohost, .participant(let participant)):
+            accept(participant, now: now)
+        case (.rejectCohost, .participant(let participant)):
+            reject(participant, now: now)
+        case (.leaveCohost, .participant(let participant)) where participant.role == .cohost:
+            demote(participant.user.userID, removed: false, message: "\(participant.user.username) stepped down", now: now)
+        case (.chat(let text), _):
+            broadcastChat(text, from: connection, now: now)
+        case (.leave, .participant(let participant)):
+            leave(participant, now: now)
+        case (.mute(let target), _):
+            setMuted(true, target: target, sender: sender, now: now)
+        case (.unmute(let target), _):
+            setMuted(false, target: target, sender: sender, now: now)
+        case (.keyframeRequest, _):
+            if let hostConnection, keyframeGate.allow(now: now) {
+                emit(.send(LiveServerMessage.keyframeRequest(fromUserID: user(of: sender).userID), to: .one(hostConnection)))
+            }
+        case (.acceptCohost, .host), (.rejectCohost, .host):
+            sendError(ProtocolError(.noPendingInvite, "There is no open invite for you."), to: connection)
+        default:
+            sendError(ProtocolError(.notAllowed, Self.refusal(for: command)), to: connection)
+        }
+    }
+
+    static func refusal(for command: LiveCommand) -> String {
+        switch command {
+        case .switchToAudio, .switchToScreen: "Only the host can switch the stream mode."
+        case .endStream: "Only the host can end the stream."
+        case .inviteCohost: "Only the host can invite co-hosts."
+        case .removeCohost: "Only the host can remove co-hosts."
+        case .leaveCohost: "Only a co-host can step down."
+        case .leave: "The host ends the event with stream_ended."
+        default: "You may not do this."
+        }
+    }
+
+    func user(of sender: Sender) -> UserIdentity {
+        switch sender {
+        case .host: host
+        case .participant(let participant): participant.user
+        }
+    }
+
+    mutating func switchMode(to newMode: StreamMode, screen config: ScreenConfig?, now: Timestamp) {
+        mode = newMode
+        screen = config
+        emit(.persist(.modeChanged(eventID: eventID, mode: newMode, at: now)))
+        emit(.send(LiveServerMessage.streamModeChanged(mode: newMode.rawValue, screen: config), to: .all))
+        emit(.send(LiveServerMessage.legacyModeNotice(mode: newMode.rawValue, screen: config), to: .all))
+    }
+
+    mutating func invite(_ userID: String, hostConnection: ConnectionID, now: Timestamp) {
+        func cannot(_ reason: String, _ message: String) -> ProtocolError {
+            ProtocolError(.cannotInvite, message, details: ["reason": .string(reason), "user_id": .string(userID)])
+        }
+        if userID == host.userID {
+            return sendError(cannot("already_cohost", "The host already speaks."), to: hostConnection)
+        }
+        guard let connection = connectionByUser[userID], let invitee = participants[connection] else {
+            return sendError(cannot("not_present", "\(userID) is not in this event."), to: hostConnection)
+        }
+        guard invitee.user.verified else {
+            return sendError(cannot("not_verified", "\(userID) joined without a token and cannot become a co-host."), to: hostConnection)
+        }
+        guard invitee.role == .listener else {
+            return sendError(cannot("already_cohost", "\(userID) is already a co-host."), to: hostConnection)
+        }
+        invites[userID] = now + configuration.inviteLifetime
+        emit(.send(LiveServerMessage.cohostInvite(fromUser: host.username, hostUserID: host.userID), to: .one(connection)))
+    }
+
+    mutating func accept(_ participant: Participant, now: Timestamp) {
+        let userID = participant.user.userID
+        guard let expiry = invites[userID], expiry > now, participant.user.verified, participant.role == .listener else {
+            return sendError(ProtocolError(.noPendingInvite, "There is no open invite for you."), to: participant.connection)
+        }
+        invites[userID] = nil
+        let sourceID = sourceIDs[userID] ?? {
+            defer { nextSourceID += 1 }
+            return nextSourceID
+        }()
+        sourceIDs[userID] = sourceID
+        speakers[userID] = SpeakerState(sourceID: sourceID)
+        participants[participant.connection]?.role = .cohost
+        emit(.persist(.roleChanged(eventID: eventID, connection: participant.connection, role: .cohost, at: now)))
+        emit(.send(LiveServerMessage.cohostJoined(userID: userID, username: participant.user.username, sourceID: sourceID), to: .all))
+        listThrottle.markChanged()
+    }
+
+    mutating func reject(_ participant: Participant, now: Timestamp) {
+        guard let expiry = invites.removeValue(forKey: participant.user.userID), expiry > now else {
+            return sendError(ProtocolError(.noPendingInvite, "There is no open invite for you."), to: participant.connection)
+        }
+        if let hostConnection {
+            emit(.send(LiveServerMessage.cohostRejected(userID: participant.user.userID, username: participant.user.username), to: .one(hostConnection)))
+        }
+    }
+
+    mutating func removeCohost(userID: String?, username: String?, hostConnection: ConnectionID, now: Timestamp) {
+        let target = speakers.keys.sorted().first { id in
+            if let userID { return id == userID }
+            return displayName(of: id) == username
+        }
+        guard let target else {
+            let named = userID ?? username ?? ""
+            return sendError(ProtocolError(.notCohost, "\(named) is not a co-host.", details: ["user_id": .string(userID)]), to: hostConnection)
+        }
+        demote(target, removed: true, message: "\(displayName(of: target) ?? target) was removed as co-host", now: now)
+    }
+
+    func displayName(of userID: String) -> String? {
+        connectionByUser[userID].flatMap { participants[$0]?.user.username }
+    }
+
+    /// Takes the speaking role away: the notice goes out before anything else the speaker could send.
+    mutating func demote(_ userID: String, removed: Bool, message: String, now: Timestamp) {
+        speakers[userID] = nil
+        let username = displayName(of: userID) ?? userID
+        if let connection = connectionByUser[userID] {
+            participants[connection]?.role = .listener
+            emit(.persist(.roleChanged(eventID: eventID, connection: connection, role: .listener, at: now)))
+        }
+        emit(.send(LiveServerMessage.cohostEnded(removed: removed, userID: userID, username: username, message: message), to: .all))
+        listThrottle.markChanged()
+    }
+
+    mutating func broadcastChat(_ text: String, from connection: ConnectionID, now: Timestamp) {
+        guard let sender = sender(connection) else { return }
+        let user = user(of: sender)
+        let entry = LiveServerMessage.ChatEntry(userID: user.userID, username: user.username, message: text, sentAt: now)
+        chat.append(entry)
+        if chat.count > configuration.chatHistoryLimit {
+            chat.removeFirst(chat.count - configuration.chatHistoryLimit)
+        }
+        // Nobody sees a message that a crash could still lose.
+        emit(.persist(.chat(eventID: eventID, entry)))
+        emit(.awaitPersistence)
+        emit(.send(LiveServerMessage.messageBroadcast(entry), to: .all))
+    }
+
+    mutating func setMuted(_ muted: Bool, target: String?, sender: Sender, now: Timestamp) {
+        let senderID = user(of: sender).userID
+        let targetID = target ?? senderID
+        let connection: ConnectionID
+        switch sender {
+        case .host(let c): connection = c
+        case .participant(let p):
+            connection = p.connection
+            guard p.role == .cohost else {
+                return sendError(ProtocolError(.notAllowed, "Only the host and co-hosts can mute."), to: connection)
+            }
+            guard targetID == senderID else {
+                return sendError(ProtocolError(.notAllowed, "Only the host can mute others."), to: connection)
+            }
+        }
+        if targetID == host.userID {
+            hostMuted = muted
+        } else {
+            guard speakers[targetID] != nil else {
+                return sendError(ProtocolError(.notCohost, "\(targetID) is not a co-host.", details: ["user_id": .string(targetID)]), to: connection)
+            }
+            speakers[targetID]?.muted = muted
+        }
+        emit(.send(LiveServerMessage.muted(muted, userID: targetID), to: .all))
+        listThrottle.markChanged()
+    }
+}

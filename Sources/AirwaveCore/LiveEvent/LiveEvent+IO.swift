@@ -1,0 +1,50 @@
+import AirwaveProtocol
+
+extension LiveEvent {
+    /// Everything that can happen to a live event.
+    public enum Input: Sendable, Hashable {
+        /// The host's socket connected: the first one starts the event, later ones resume it.
+        case hostConnected(ConnectionID, joinURL: String)
+        /// A listener's socket connected with this identity.
+        case join(ConnectionID, UserIdentity)
+        /// A socket closed, for any reason.
+        case disconnected(ConnectionID)
+        /// A validated text message from a connection.
+        case command(ConnectionID, LiveCommand)
+        /// Time passed (a wake-up the engine asked for, or any other tick).
+        case tick
+    }
+
+    /// Who receives a notice.
+    public enum Recipients: Sendable, Hashable {
+        case one(ConnectionID)
+        /// Every connection of the event, host included.
+        case all
+        case allExcept(ConnectionID)
+    }
+
+    /// What the driver must do, in order.
+    public enum Output: Sendable, Hashable {
+        /// Encode once and send to the recipients.
+        case send(JSONValue, to: Recipients)
+        /// Close the connection with this code (any error frame was sent just before).
+        case close(ConnectionID, CloseCode)
+        /// Persist this record (in order, off the relay path).
+        case persist(EventRecord)
+        /// Do not perform the outputs that follow until every record so far is durably stored.
+        case awaitPersistence
+        /// The event is over; the driver forgets it.
+        case ended
+    }
+}
+
+/// What the store keeps of a live event, in the order it happened.
+public enum EventRecord: Sendable, Hashable {
+    case eventStarted(eventID: String, host: UserIdentity, mode: StreamMode, at: Timestamp)
+    case eventEnded(eventID: String, reason: String, at: Timestamp)
+    case modeChanged(eventID: String, mode: StreamMode, at: Timestamp)
+    case participantJoined(eventID: String, connection: ConnectionID, user: UserIdentity, role: Role, at: Timestamp)
+    case participantLeft(eventID: String, connection: ConnectionID, at: Timestamp)
+    case roleChanged(eventID: String, connection: ConnectionID, role: Role, at: Timestamp)
+    case chat(eventID: String, LiveServerMessage.ChatEntry)
+}

@@ -1,0 +1,131 @@
+import AirwaveProtocol
+
+extension LiveEvent {
+    mutating func hostConnected(_ connection: ConnectionID, joinURL: String, now: Timestamp) {
+        let resumed = hostStartedOnce
+        hostStartedOnce = true
+        if let old = hostConnection, old != connection {
+            refuse(old, ProtocolError(.replaced, "A newer connection of the host took over this event."))
+        }
+        hostConnection = connection
+        hostGraceEndsAt = nil
+        emit(.send(LiveServerMessage.streamLink(eventID: eventID, joinURL: joinURL, mode: mode.rawValue, resumed: resumed), to: .one(connection)))
+        if resumed {
+            // A resuming host needs the state it missed; a fresh one has nothing to catch up on.
+            emit(.send(streamState, to: .one(connection)))
+            emit(.send(LiveServerMessage.chatHistory(chat), to: .one(connection)))
+            emit(.send(participantList, to: .one(connection)))
+            emit(.send(LiveServerMessage.participantCount(participants.count), to: .one(connection)))
+        }
+    }
+
+    mutating func join(_ connection: ConnectionID, user: UserIdentity, now: Timestamp) {
+        if user.userID == host.userID {
+            refuse(connection, ProtocolError(.duplicateUser, "The host of this event cannot also join it as a listener.",
+                                             details: ["user_id": .string(user.userID)]))
+            return
+        }
+        if let existing = connectionByUser[user.userID] {
+            guard user.verified else {
+                refuse(connection, ProtocolError(.duplicateUser, "\(user.userID) is already in this event.",
+                                                 details: ["user_id": .string(user.userID)]))
+                return
+            }
+            // A verified connection replaces the older one of the same user; the role stays with the user.
+            refuse(existing, ProtocolError(.replaced, "A newer connection of the same user replaced this one."))
+            removeParticipant(existing, now: now, announce: false)
+        }
+        var role = Role.listener
+        if user.verified, var speaker = speakers[user.userID] {
+            role = .cohost
+            speaker.lapsesAt = nil
+            speakers[user.userID] = speaker
+        }
+        joinCounter += 1
+        participants[connection] = Participant(connection: connection, user: user, role: role, joinSequence: joinCounter)
+        connectionByUser[user.userID] = connection
+        emit(.persist(.participantJoined(eventID: eventID, connection: connection, user: user, role: role, at: now)))
+        emit(.send(streamState, to: .one(connection)))
+        emit(.send(LiveServerMessage.chatHistory(chat), to: .one(connection)))
+        if participants.count <= configuration.individualNoticeLimit {
+            emit(.send(LiveServerMessage.participantJoined(userID: user.userID, username: user.username), to: .all))
+        }
+        if role == .cohost, let sourceID = speakers[user.userID]?.sourceID {
+            emit(.send(LiveServerMessage.cohostJoined(userID: user.userID, username: user.username, sourceID: sourceID), to: .all))
+        }
+        membershipChanged()
+    }
+
+    mutating func disconnected(_ connection: ConnectionID, now: Timestamp) {
+        if connection == hostConnection {
+            hostConnection = nil
+            hostGraceEndsAt = now + configuration.hostGrace
+            return
+        }
+        guard let participant = participants[connection] else { return }
+        if participant.role == .cohost {
+            // The role waits for a reconnect; listeners learn at once that the speaker is gone.
+            speakers[participant.user.userID]?.lapsesAt = now + configuration.hostGrace
+            emit(.send(LiveServerMessage.cohostEnded(removed: false, userID: participant.user.userID, username: participant.user.username,
+                                                      message: "\(participant.user.username) disconnected"), to: .allExcept(connection)))
+        }
+        removeParticipant(connection, now: now, announce: true)
+    }
+
+    /// A listener or co-host leaves on purpose: roles and invites go with it.
+    mutating func leave(_ participant: Participant, now: Timestamp) {
+        let userID = participant.user.userID
+        invites[userID] = nil
+        if participant.role == .cohost {
+            speakers[userID] = nil
+            emit(.send(LiveServerMessage.cohostEnded(removed: false, userID: userID, username: participant.user.username,
+                                                      message: "\(participant.user.username) left"), to: .all))
+        }
+        emit(.close(participant.connection, .normal))
+        removeParticipant(participant.connection, now: now, announce: true)
+    }
+
+    mutating func removeParticipant(_ connection: ConnectionID, now: Timestamp, announce: Bool) {
+        guard let participant = participants.removeValue(forKey: connection) else { return }
+        if connectionByUser[participant.user.userID] == connection {
+            connectionByUser[participant.user.userID] = nil
+        }
+        emit(.persist(.participantLeft(eventID: eventID, connection: connection, at: now)))
+        if announce, participants.count < configuration.individualNoticeLimit {
+            emit(.send(LiveServerMessage.participantLeft(userID: participant.user.userID, username: participant.user.username), to: .all))
+        }
+        membershipChanged()
+    }
+
+    /// Ends the event for everyone: the notice, the record, then every connection closed with 1000.
+    mutating func end(reason: String, message: String, now: Timestamp) {
+        emit(.send(LiveServerMessage.streamEnded(eventID: eventID, message: message), to: .all))
+        emit(.persist(.eventEnded(eventID: eventID, reason: reason, at: now)))
+        for connection in connections {
+            emit(.close(connection, .normal))
+        }
+        for connection in participants.keys.sorted() {
+            emit(.persist(.participantLeft(eventID: eventID, connection: connection, at: now)))
+        }
+        participants.removeAll()
+        connectionByUser.removeAll()
+        hostConnection = nil
+        hostGraceEndsAt = nil
+        invites.removeAll()
+        isEnded = true
+        emit(.ended)
+    }
+
+    mutating func expireTimers(now: Timestamp) {
+        if let graceEnd = hostGraceEndsAt, graceEnd <= now {
+            end(reason: "host_timeout", message: "The host disconnected and did not come back", now: now)
+            return
+        }
+        invites = invites.filter { $0.value > now }
+        for (userID, speaker) in speakers {
+            if let lapse = speaker.lapsesAt, lapse <= now {
+                speakers[userID] = nil
+            }
+        }
+    }
+}

@@ -1,0 +1,154 @@
+import AirwaveProtocol
+
+/// The state machine of one live event (PROTOCOL.md section 2): host, co-hosts, listeners,
+/// invites, modes, chat and the coalesced notices of large events.
+///
+/// Sans-IO: `handle(_:now:)` takes what happened, `pollOutput()` hands back what to do, and
+/// `nextWakeUp` says when to call `handle(.tick, now:)` again. It reads no clock and owns no
+/// socket, so tests replay fixtures against it with a fake clock.
+public struct LiveEvent: Sendable {
+    /// A connected listener or co-host.
+    struct Participant: Sendable {
+        var connection: ConnectionID
+        var user: UserIdentity
+        var role: Role
+        /// Join order, for "the most recent listeners" of a truncated list.
+        var joinSequence: UInt64
+    }
+
+    /// A speaking role held by a user (not a connection): it survives a reconnect within the grace period.
+    struct SpeakerState: Sendable {
+        var sourceID: UInt32
+        var muted = false
+        /// Set while the co-host is disconnected; the role lapses at `lapsesAt`.
+        var lapsesAt: Timestamp?
+    }
+
+    public let eventID: String
+    public let host: UserIdentity
+    public let startedAt: Timestamp
+    public let configuration: LiveEventConfiguration
+    public internal(set) var mode: StreamMode = .audio
+    public internal(set) var screen: ScreenConfig?
+    public internal(set) var isEnded = false
+
+    var hostConnection: ConnectionID?
+    var hostStartedOnce = false
+    /// When the event ends unless the host comes back.
+    var hostGraceEndsAt: Timestamp?
+    var hostMuted = false
+    var participants: [ConnectionID: Participant] = [:]
+    var connectionByUser: [String: ConnectionID] = [:]
+    /// Co-hosts by user id.
+    var speakers: [String: SpeakerState] = [:]
+    /// Open invites: invitee user id → expiry.
+    var invites: [String: Timestamp] = [:]
+    /// Source ids stay with a user for the whole event.
+    var sourceIDs: [String: UInt32] = [:]
+    var nextSourceID: UInt32 = 2
+    var joinCounter: UInt64 = 0
+    var chat: [LiveServerMessage.ChatEntry] = []
+    var listThrottle: Throttle
+    var countThrottle: Throttle
+    var lastSentCount: Int?
+    var keyframeGate: IntervalGate
+    var outputs: [Output] = []
+    var outputIndex = 0
+
+    /// The host's source id for audio.
+    public static let hostSourceID: UInt32 = 1
+
+    /// Creates the event; its first output records the start.
+    public init(eventID: String, host: UserIdentity, now: Timestamp, configuration: LiveEventConfiguration = .init()) {
+        self.eventID = eventID
+        self.host = host
+        self.startedAt = now
+        self.configuration = configuration
+        self.listThrottle = Throttle(interval: configuration.noticeInterval)
+        self.countThrottle = Throttle(interval: configuration.noticeInterval)
+        self.keyframeGate = IntervalGate(interval: configuration.keyframeRequestInterval)
+        emit(.persist(.eventStarted(eventID: eventID, host: host, mode: .audio, at: now)))
+    }
+
+    /// Feeds one input at time `now`.
+    public mutating func handle(_ input: Input, now: Timestamp) {
+        // Deadlines that passed before this input take effect first, even if no tick came in
+        // between: a host back after the grace period finds the event ended, a co-host back
+        // after it is a listener.
+        if !isEnded { expireTimers(now: now) }
+        if isEnded {
+            rejectAfterEnd(input)
+            return
+        }
+        switch input {
+        case .hostConnected(let connection, let joinURL): hostConnected(connection, joinURL: joinURL, now: now)
+        case .join(let connection, let user): join(connection, user: user, now: now)
+        case .disconnected(let connection): disconnected(connection, now: now)
+        case .command(let connection, let command): handle(command, from: connection, now: now)
+        case .tick: expireTimers(now: now)
+        }
+        if !isEnded { flushNotices(now: now) }
+    }
+
+    /// The next thing to do, or nil when everything has been handed out.
+    public mutating func pollOutput() -> Output? {
+        guard outputIndex < outputs.count else {
+            if !outputs.isEmpty {
+                outputs.removeAll(keepingCapacity: true)
+                outputIndex = 0
+            }
+            return nil
+        }
+        defer { outputIndex += 1 }
+        return outputs[outputIndex]
+    }
+
+    /// When the engine wants a `.tick`: grace and invite expiries, coalesced notices.
+    public var nextWakeUp: Timestamp? {
+        guard !isEnded else { return nil }
+        var candidates: [Timestamp] = []
+        if let hostGraceEndsAt { candidates.append(hostGraceEndsAt) }
+        if let invite = invites.values.min() { candidates.append(invite) }
+        if let lapse = speakers.values.compactMap(\.lapsesAt).min() { candidates.append(lapse) }
+        if let due = listThrottle.dueAt { candidates.append(due) }
+        if let due = countThrottle.dueAt { candidates.append(due) }
+        return candidates.min()
+    }
+
+    /// Listeners and co-hosts connected now, host excluded (`participant_count`).
+    public var participantCount: Int { participants.count }
+
+    /// This event's line in the active-streams directory.
+    public var summary: LiveServerMessage.StreamSummary {
+        .init(eventID: eventID, hostUserID: host.userID, hostUsername: host.username, mode: mode.rawValue,
+              participantCount: participants.count, startedAt: startedAt)
+    }
+
+    /// Every connection the event holds now, host first.
+    public var connections: [ConnectionID] {
+        (hostConnection.map { [$0] } ?? []) + participants.keys.sorted()
+    }
+
+    mutating func emit(_ output: Output) {
+        outputs.append(output)
+    }
+
+    mutating func sendError(_ error: ProtocolError, to connection: ConnectionID) {
+        emit(.send(error.json, to: .one(connection)))
+    }
+
+    /// Sends the error and closes with its close code.
+    mutating func refuse(_ connection: ConnectionID, _ error: ProtocolError) {
+        sendError(error, to: connection)
+        emit(.close(connection, error.code.closeCode ?? .normal))
+    }
+
+    private mutating func rejectAfterEnd(_ input: Input) {
+        switch input {
+        case .hostConnected(let connection, _), .join(let connection, _):
+            refuse(connection, ProtocolError(.eventEnded, "This event has ended."))
+        case .command, .disconnected, .tick:
+            break
+        }
+    }
+}

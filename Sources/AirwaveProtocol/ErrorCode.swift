@@ -1,0 +1,80 @@
+/// The stable, machine-readable `code` of an `error` frame (PROTOCOL.md section 1).
+public enum ErrorCode: String, Sendable, Hashable, CaseIterable {
+    case unauthorized
+    case forbidden
+    case eventNotFound = "event_not_found"
+    case eventEnded = "event_ended"
+    case duplicateUser = "duplicate_user"
+    case replaced
+    case tooSlow = "too_slow"
+    case roomClosed = "room_closed"
+    case badRequest = "bad_request"
+    case badMessage = "bad_message"
+    case unknownType = "unknown_type"
+    case notAllowed = "not_allowed"
+    case noPendingInvite = "no_pending_invite"
+    case rateLimited = "rate_limited"
+    case cannotInvite = "cannot_invite"
+    case alreadyVoted = "already_voted"
+    /// Extension (docs/protocol.md): `remove_cohost` or `mute` names someone who is not a speaker.
+    case notCohost = "not_cohost"
+    /// Extension (docs/protocol.md): the server is draining and accepts no new connections.
+    case serverShuttingDown = "server_shutting_down"
+
+    /// The WebSocket close code that follows this error, or nil when the connection stays open.
+    public var closeCode: CloseCode? {
+        switch self {
+        case .unauthorized: .unauthorized
+        case .forbidden: .forbidden
+        case .eventNotFound: .eventNotFound
+        case .eventEnded: .eventEnded
+        case .duplicateUser: .duplicateUser
+        case .replaced: .replaced
+        case .tooSlow: .tooSlow
+        case .roomClosed: .normal
+        case .badRequest: .badRequest
+        case .serverShuttingDown: .goingAway
+        case .badMessage, .unknownType, .notAllowed, .noPendingInvite, .rateLimited, .cannotInvite, .alreadyVoted,
+            .notCohost:
+            nil
+        }
+    }
+}
+
+/// WebSocket close codes Airwave sends.
+public struct CloseCode: RawRepresentable, Sendable, Hashable, CustomStringConvertible {
+    public var rawValue: UInt16
+    public init(rawValue: UInt16) { self.rawValue = rawValue }
+
+    public static let normal = CloseCode(rawValue: 1000)
+    public static let goingAway = CloseCode(rawValue: 1001)
+    public static let messageTooBig = CloseCode(rawValue: 1009)
+    public static let replaced = CloseCode(rawValue: 4000)
+    public static let badRequest = CloseCode(rawValue: 4400)
+    public static let unauthorized = CloseCode(rawValue: 4401)
+    public static let forbidden = CloseCode(rawValue: 4403)
+    public static let eventNotFound = CloseCode(rawValue: 4404)
+    public static let tooSlow = CloseCode(rawValue: 4408)
+    public static let duplicateUser = CloseCode(rawValue: 4409)
+    public static let eventEnded = CloseCode(rawValue: 4410)
+
+    public var description: String { String(rawValue) }
+}
+
+/// An error frame to send: code, human message and optional details.
+public struct ProtocolError: Error, Sendable, Hashable {
+    public var code: ErrorCode
+    public var message: String
+    public var details: [String: JSONValue]
+
+    public init(_ code: ErrorCode, _ message: String, details: [String: JSONValue] = [:]) {
+        self.code = code
+        self.message = message
+        self.details = details
+    }
+
+    /// `{"type":"error","code",…,"message",…,"details":{…}}`
+    public var json: JSONValue {
+        ["type": "error", "code": .string(code.rawValue), "message": .string(message), "details": .object(details)]
+    }
+}

@@ -1,0 +1,178 @@
+import AirwaveAuth
+import AirwaveCore
+import AirwaveProtocol
+import AirwaveStore
+import AsyncHTTPClient
+import Foundation
+import Hummingbird
+import HummingbirdWebSocket
+import Logging
+import NIOConcurrencyHelpers
+import ServiceLifecycle
+import UnixSignals
+
+/// A configuration problem found before serving: one clear sentence (the CLI exits with 2).
+public struct ServerStartError: Error, CustomStringConvertible, Sendable {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// The Airwave server: store, auth, live-event registry, directory and the Hummingbird
+/// application that serves them.
+public final class AirwaveServer: Sendable {
+    public let configuration: ServerConfiguration
+    let logger: Logger
+    let store: any EventStore
+    let verifier: TokenVerifier
+    let metrics: ServerMetrics
+    let registry: LiveEventRegistry
+    let directory: ActiveStreamsDirectory
+    let writer: StoreWriter
+    private let draining = NIOLockedValueBox(false)
+    private let nextConnectionID = NIOLockedValueBox<UInt64>(0)
+    private let serviceGroup = NIOLockedValueBox<ServiceGroup?>(nil)
+
+    private init(configuration: ServerConfiguration, logger: Logger, store: any EventStore, verifier: TokenVerifier) {
+        self.configuration = configuration
+        self.logger = logger
+        self.store = store
+        self.verifier = verifier
+        metrics = ServerMetrics()
+        registry = LiveEventRegistry(configuration: configuration.liveEvent, metrics: metrics)
+        directory = ActiveStreamsDirectory(interval: configuration.directoryInterval)
+        writer = StoreWriter(store: store, logger: logger, metrics: metrics)
+    }
+
+    /// Opens and migrates the store, ends events a crash left live, and loads the keys.
+    public static func make(configuration: ServerConfiguration, logger: Logger) async throws(ServerStartError) -> AirwaveServer {
+        guard (0...65535).contains(configuration.port) else {
+            throw ServerStartError("--port must be between 0 and 65535, not \(configuration.port).")
+        }
+        let store = try await openStore(configuration, logger: logger)
+        let verifier: TokenVerifier
+        do {
+            let needsHTTP = configuration.auth.userLookupURL != nil || (configuration.auth.jwks?.hasPrefix("http") ?? false)
+            verifier = try await TokenVerifier.make(configuration: configuration.auth, httpClient: needsHTTP ? HTTPClient.shared : nil, logger: logger)
+        } catch {
+            try? await store.shutdown()
+            throw ServerStartError("\(error)")
+        }
+        let server = AirwaveServer(configuration: configuration, logger: logger, store: store, verifier: verifier)
+        await server.registry.attach(writer: server.writer, directory: server.directory, logger: logger)
+        return server
+    }
+
+    private static func openStore(_ configuration: ServerConfiguration, logger: Logger) async throws(ServerStartError) -> any EventStore {
+        let path: String
+        switch configuration.databaseURL {
+        case nil, "":
+            path = URL(fileURLWithPath: configuration.dataDirectory).appendingPathComponent("airwave.sqlite").path
+        case let url? where url.hasPrefix("sqlite://"):
+            path = String(url.dropFirst("sqlite://".count))
+        case let url? where url.hasPrefix("postgres://") || url.hasPrefix("postgresql://"):
+            throw ServerStartError("--database \(url.prefix(11))…: this build of Airwave stores in SQLite only; PostgreSQL support is not built in yet.")
+        case let url?:
+            throw ServerStartError("--database must be sqlite://PATH (or empty for SQLite in --data-dir), not \(url).")
+        }
+        do {
+            let store = try await SQLiteEventStore.open(path: path, logger: logger)
+            try await store.migrate()
+            let ended = try await store.endInterruptedEvents(reason: "server_restart", at: Timestamp.now().milliseconds)
+            if ended > 0 { logger.info("ended events left live by the last run", metadata: ["count": "\(ended)"]) }
+            return store
+        } catch {
+            throw ServerStartError("Cannot open the database at \(path): \(error)")
+        }
+    }
+
+    /// True once shutdown has begun: no new connections are accepted.
+    var isDraining: Bool { draining.withLockedValue { $0 } }
+
+    func makeConnection(_ context: WebSocketRouterContext<AirwaveRequestContext>, _ outbound: WebSocketOutboundWriter) -> ClientConnection {
+        let id = nextConnectionID.withLockedValue { next in
+            next += 1
+            return next
+        }
+        return ClientConnection(id: ConnectionID(id), channel: context.requestContext.channel, outbound: outbound)
+    }
+
+    /// The error for a join to an event that is not live: ended, or never existed.
+    func eventGone(_ eventID: String) async throws -> ProtocolError {
+        if try await store.event(id: eventID) != nil {
+            return ProtocolError(.eventEnded, "This event has ended.")
+        }
+        return ProtocolError(.eventNotFound, "There is no event \(eventID).")
+    }
+
+    /// Serves until SIGTERM/SIGINT (or `shutdown()`), then drains: `server_shutdown` to every
+    /// connection, closes, writes what is queued, and returns.
+    /// - Parameter onListening: called with the bound port once the server accepts connections.
+    public func run(signals: [UnixSignal] = [.sigterm, .sigint], onListening: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
+        let router = Router(context: AirwaveRequestContext.self)
+        HTTPRoutes(server: self).register(on: router)
+        LiveSocketRoutes(server: self).register(on: router)
+        let app = Application(
+            router: router,
+            server: .http1WebSocketUpgrade(
+                webSocketRouter: router,
+                configuration: .init(maxFrameSize: configuration.maxBinaryFrameSize, autoPing: .enabled(timePeriod: configuration.pingInterval))),
+            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "airwave"),
+            onServerRunning: { channel in
+                await onListening(channel.localAddress?.port ?? 0)
+            },
+            logger: logger)
+        let relay = RelayService(server: self)
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [.init(service: app), .init(service: relay)],
+                gracefulShutdownSignals: signals,
+                cancellationSignals: [],
+                logger: logger))
+        serviceGroup.withLockedValue { $0 = group }
+        defer { serviceGroup.withLockedValue { $0 = nil } }
+        do {
+            try await group.run()
+        } catch {
+            try? await store.shutdown()
+            throw ServerStartError(Self.describe(error, configuration))
+        }
+        try? await store.shutdown()
+    }
+
+    /// Starts the same graceful shutdown a SIGTERM does.
+    public func shutdown() async {
+        let group = serviceGroup.withLockedValue { $0 }
+        await group?.triggerGracefulShutdown()
+    }
+
+    func beginDraining() {
+        draining.withLockedValue { $0 = true }
+    }
+
+    private static func describe(_ error: any Error, _ configuration: ServerConfiguration) -> String {
+        let text = "\(error)"
+        if text.contains("Address already in use") || text.contains("EADDRINUSE") || text.contains("errno: 98") {
+            return "Port \(configuration.port) on \(configuration.host) is already in use."
+        }
+        return "The server stopped: \(text)"
+    }
+}
+
+/// Runs the store writer, and on graceful shutdown (before the HTTP server stops) tells every
+/// connection `server_shutdown`, closes them and writes what is left.
+struct RelayService: Service {
+    let server: AirwaveServer
+
+    func run() async throws {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await server.writer.run() }
+            try? await gracefulShutdown()
+            server.beginDraining()
+            server.logger.info("shutting down: telling every connection")
+            await server.registry.shutdownAll()
+            await server.directory.shutdown()
+            server.writer.finish()
+            try await group.waitForAll()
+        }
+    }
+}

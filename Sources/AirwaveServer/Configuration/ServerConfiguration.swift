@@ -1,0 +1,47 @@
+import AirwaveAuth
+import AirwaveCore
+
+/// Everything `airwave serve` can be told (PROTOCOL.md section 7), with its defaults.
+public struct ServerConfiguration: Sendable {
+    /// Address to listen on.
+    public var host = "127.0.0.1"
+    /// Port; 0 picks a free one (tests).
+    public var port = 8000
+    /// Folder for the SQLite database and the development secret.
+    public var dataDirectory = "./data"
+    /// A store URL; nil or `sqlite://PATH` selects SQLite.
+    public var databaseURL: String?
+    /// Keys, claims and user lookup.
+    public var auth = AuthConfiguration()
+    /// Refuse joins without a token.
+    public var requireJoinToken = false
+    /// Per-event tunables (grace period, coalescing, limits).
+    public var liveEvent = LiveEventConfiguration()
+    /// Largest text frame accepted; larger ones close with 1009.
+    public var maxTextFrameSize = 64 * 1024
+    /// Largest binary frame accepted; larger ones close with 1009.
+    public var maxBinaryFrameSize = 1024 * 1024
+    /// Chat messages a connection may send: rate per second and burst.
+    public var chatRate = RateLimit(perSecond: 5, burst: 10)
+    /// Other control messages a connection may send: rate per second and burst.
+    public var controlRate = RateLimit(perSecond: 20, burst: 40)
+    /// How often the server pings every connection.
+    public var pingInterval: Duration = .seconds(15)
+    /// How long shutdown waits for connections to close after `server_shutdown`.
+    public var drainTimeout: Duration = .seconds(5)
+    /// At most one `active_streams` update per this interval.
+    public var directoryInterval: Duration = .seconds(1)
+
+    public init() {}
+}
+
+/// A token-bucket setting.
+public struct RateLimit: Sendable, Hashable {
+    public var perSecond: Double
+    public var burst: Double
+
+    public init(perSecond: Double, burst: Double) {
+        self.perSecond = perSecond
+        self.burst = burst
+    }
+}

@@ -1,0 +1,110 @@
+import AirwaveProtocol
+import AirwaveStore
+import Foundation
+import Hummingbird
+
+/// The HTTP routes of PROTOCOL.md section 5 that belong to live events and operations.
+struct HTTPRoutes: Sendable {
+    let server: AirwaveServer
+
+    func register(on router: Router<AirwaveRequestContext>) {
+        router.get("healthz") { _, _ in Self.json(["status": "ok"]) }
+        router.get("readyz") { _, _ in
+            guard !server.isDraining else { return Self.json(["status": "draining"], status: .serviceUnavailable) }
+            do {
+                try await server.store.ping()
+                return Self.json(["status": "ready"])
+            } catch {
+                return Self.json(["status": "store_unreachable"], status: .serviceUnavailable)
+            }
+        }
+        router.get("metrics") { _, _ in
+            Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                     body: .init(byteBuffer: ByteBuffer(string: server.metrics.render())))
+        }
+        router.get("api/streams") { _, _ in
+            let streams = await server.directory.streams
+            return Self.json(["streams": .array(streams.map(\.json))])
+        }
+        router.get("api/streams/:eventId") { _, context in
+            try await self.event(context)
+        }
+        router.get("api/streams/:eventId/chat") { request, context in
+            try await self.chat(request, context)
+        }
+    }
+
+    static func json(_ value: JSONValue, status: HTTPResponse.Status = .ok) -> Response {
+        var buffer = ByteBuffer()
+        value.write(into: &buffer)
+        return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: buffer))
+    }
+
+    static func error(_ error: ProtocolError, status: HTTPResponse.Status) -> Response {
+        json(error.json, status: status)
+    }
+
+    private func eventID(_ context: AirwaveRequestContext) -> String? {
+        guard let raw = context.parameters.get("eventId"), let decoded = raw.removingPercentEncoding, Identifier.isValid(decoded) else {
+            return nil
+        }
+        return decoded
+    }
+
+    private static let badEventID = ProtocolError(.badRequest, "eventId must be 1–64 characters of A–Z, a–z, 0–9, _ . @ -.")
+
+    private func event(_ context: AirwaveRequestContext) async throws -> Response {
+        guard let eventID = eventID(context) else { return Self.error(Self.badEventID, status: .badRequest) }
+        guard let event = try await server.store.event(id: eventID) else {
+            return Self.error(ProtocolError(.eventNotFound, "No event \(eventID)."), status: .notFound)
+        }
+        let live = await server.directory.summary(of: eventID)
+        let participants: [JSONValue] = event.participants.map { p in
+            [
+                "user_id": .string(p.userID), "username": .string(p.username), "role": .string(p.role.rawValue),
+                "verified": .bool(p.verified), "joined_at": .string(Timestamp(milliseconds: p.joinedAt).iso8601),
+                "left_at": .string(p.leftAt.map { Timestamp(milliseconds: $0).iso8601 }),
+            ]
+        }
+        return Self.json([
+            "event_id": .string(event.eventID), "room_id": .string(event.eventID), "host_user_id": .string(event.hostUserID),
+            "host_username": .string(event.hostUsername), "mode": .string(live?.mode ?? event.mode),
+            "status": .string(live != nil ? "active" : "ended"), "type": "AUDIO",
+            "start_timestamp": .string(Timestamp(milliseconds: event.startedAt).iso8601),
+            "end_timestamp": .string(event.endedAt.map { Timestamp(milliseconds: $0).iso8601 }),
+            "end_reason": .string(event.endReason),
+            "total_participants": .int(live?.participantCount ?? 0),
+            "participants": .array(participants),
+        ])
+    }
+
+    private func chat(_ request: Request, _ context: AirwaveRequestContext) async throws -> Response {
+        guard let eventID = eventID(context) else { return Self.error(Self.badEventID, status: .badRequest) }
+        let query = request.uri.queryParameters
+        var limit = 50
+        if let text = query.get("limit"), !text.isEmpty {
+            guard let value = Int(text), (1...500).contains(value) else {
+                return Self.error(ProtocolError(.badRequest, "limit must be an integer in 1…500.", details: ["parameter": "limit"]), status: .badRequest)
+            }
+            limit = value
+        }
+        var before: Int64?
+        if let text = query.get("before"), !text.isEmpty {
+            guard let value = Int64(text), value > 0 else {
+                return Self.error(ProtocolError(.badRequest, "before must be a message id (a positive integer).", details: ["parameter": "before"]), status: .badRequest)
+            }
+            before = value
+        }
+        guard try await server.store.event(id: eventID) != nil else {
+            return Self.error(ProtocolError(.eventNotFound, "No event \(eventID)."), status: .notFound)
+        }
+        let messages = try await server.store.chat(eventID: eventID, before: before, limit: limit)
+        let items: [JSONValue] = messages.map { m in
+            [
+                "id": m.id.map { .int($0) } ?? .null, "user_id": .string(m.userID), "username": .string(m.username),
+                "message": .string(m.message), "sent_at": .string(Timestamp(milliseconds: m.sentAt).iso8601),
+            ]
+        }
+        return Self.json(["event_id": .string(eventID), "messages": .array(items)])
+    }
+}

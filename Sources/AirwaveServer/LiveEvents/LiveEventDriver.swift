@@ -1,0 +1,167 @@
+import AirwaveCore
+import AirwaveProtocol
+import AirwaveStore
+import Logging
+import NIOWebSocket
+
+/// Runs one `LiveEvent`: a single task takes its inputs in arrival order, feeds the engine and
+/// performs the outputs (fan-out, closes, persistence, timers). Nothing else touches the engine.
+final class LiveEventDriver: Sendable {
+    enum Message: Sendable {
+        case input(LiveEvent.Input, connection: ClientConnection?)
+        case tick
+        case shutdown
+    }
+
+    let eventID: String
+    let host: UserIdentity
+    private let messages: AsyncStream<Message>
+    private let continuation: AsyncStream<Message>.Continuation
+
+    init(eventID: String, host: UserIdentity) {
+        self.eventID = eventID
+        self.host = host
+        (messages, continuation) = AsyncStream.makeStream(of: Message.self)
+    }
+
+    /// Queues an input; false once the event is over (the caller answers `event_ended` itself).
+    @discardableResult
+    func submit(_ input: LiveEvent.Input, connection: ClientConnection? = nil) -> Bool {
+        if case .enqueued = continuation.yield(.input(input, connection: connection)) { return true }
+        return false
+    }
+
+    /// Tells every connection the server is going away and stops the event.
+    func shutdown() {
+        continuation.yield(.shutdown)
+    }
+
+    /// Shared services the driver performs its outputs with.
+    struct Services: Sendable {
+        let writer: StoreWriter
+        let directory: ActiveStreamsDirectory
+        let metrics: ServerMetrics
+        let logger: Logger
+        /// Called once when the event is over.
+        let onEnded: @Sendable (String) async -> Void
+    }
+
+    /// Consumes inputs until the event ends or the server shuts down.
+    func run(engine initial: LiveEvent, services: Services) async {
+        var engine = initial
+        var state = RunState()
+        perform(&engine, &state, services)
+        await services.directory.update(engine.summary)
+        for await message in messages {
+            let now = Timestamp.now()
+            switch message {
+            case .input(let input, let connection):
+                if let connection { state.members.insert(connection) }
+                engine.handle(input, now: now)
+                if case .disconnected(let id) = input { state.members.remove(id) }
+            case .tick:
+                engine.handle(.tick, now: now)
+            case .shutdown:
+                shutdown(&engine, &state, services, now: now)
+            }
+            await performAsync(&engine, &state, services)
+            if state.ended {
+                if !state.reportedEnd {
+                    state.reportedEnd = true
+                    state.timer?.cancel()
+                    await services.directory.remove(eventID)
+                    await services.onEnded(eventID)
+                    continuation.finish()
+                }
+                continue
+            }
+            let summary = engine.summary
+            if summary != state.lastSummary {
+                state.lastSummary = summary
+                await services.directory.update(summary)
+            }
+            scheduleTimer(engine.nextWakeUp, &state, now: now)
+        }
+    }
+
+    private struct RunState {
+        var members = ConnectionGroups()
+        var timer: Task<Void, Never>?
+        var timerAt: Timestamp?
+        var ended = false
+        var reportedEnd = false
+        var lastSummary: LiveServerMessage.StreamSummary?
+    }
+
+    private func scheduleTimer(_ wakeUp: Timestamp?, _ state: inout RunState, now: Timestamp) {
+        guard wakeUp != state.timerAt else { return }
+        state.timer?.cancel()
+        state.timerAt = wakeUp
+        guard let wakeUp else { return }
+        let delay = max(0, wakeUp.milliseconds - now.milliseconds)
+        let continuation = self.continuation
+        state.timer = Task {
+            try? await Task.sleep(for: .milliseconds(delay))
+            guard !Task.isCancelled else { return }
+            continuation.yield(.tick)
+        }
+    }
+
+    /// Performs outputs that need no waiting (start-up records).
+    private func perform(_ engine: inout LiveEvent, _ state: inout RunState, _ services: Services) {
+        var records: [StoreRecord] = []
+        while let output = engine.pollOutput() {
+            if case .persist(let record) = output { records.append(StoreRecord(record)) }
+        }
+        services.writer.enqueue(records)
+    }
+
+    private func performAsync(_ engine: inout LiveEvent, _ state: inout RunState, _ services: Services) async {
+        var records: [StoreRecord] = []
+        while let output = engine.pollOutput() {
+            switch output {
+            case .send(let message, let recipients):
+                let frame = WebSocketFrame.text(message)
+                let count: Int
+                switch recipients {
+                case .one(let id):
+                    if let connection = state.members[id] {
+                        connection.send(frame)
+                        count = 1
+                    } else {
+                        count = 0
+                    }
+                case .all: count = state.members.broadcast(frame)
+                case .allExcept(let id): count = state.members.broadcast(frame, except: id)
+                }
+                services.metrics.messageOut(type: message["type"]?.stringValue ?? "unknown", count: count)
+                if message["type"] == "error", let code = message["code"]?.stringValue { services.metrics.error(code: code) }
+            case .close(let id, let code):
+                state.members.remove(id)?.close(code)
+            case .persist(let record):
+                records.append(StoreRecord(record))
+            case .awaitPersistence:
+                services.writer.enqueue(records)
+                records.removeAll()
+                await services.writer.flush()
+            case .ended:
+                state.ended = true
+                services.logger.info("event ended", metadata: ["event_id": "\(eventID)"])
+            }
+        }
+        services.writer.enqueue(records)
+    }
+
+    private func shutdown(_ engine: inout LiveEvent, _ state: inout RunState, _ services: Services, now: Timestamp) {
+        guard !state.ended else { return }
+        let frame = WebSocketFrame.text(LiveServerMessage.serverShutdown)
+        state.members.broadcast(frame)
+        for connection in state.members.all {
+            connection.close(.goingAway, reason: "server_shutdown")
+            services.writer.enqueue([.participantLeft(eventID: eventID, connectionID: connection.id.rawValue, at: now.milliseconds)])
+        }
+        state.members = ConnectionGroups()
+        services.writer.enqueue([.eventEnded(eventID: eventID, reason: "server_shutdown", at: now.milliseconds)])
+        state.ended = true
+    }
+}

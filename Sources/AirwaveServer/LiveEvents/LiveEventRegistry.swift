@@ -1,0 +1,72 @@
+import AirwaveCore
+import AirwaveProtocol
+import Logging
+
+/// Knows every live event: finds an event by id, a host's event by user, starts and forgets
+/// drivers. A host has at most one live event.
+actor LiveEventRegistry {
+    private var drivers: [String: LiveEventDriver] = [:]
+    private var eventByHost: [String: String] = [:]
+    private var tasks: [String: Task<Void, Never>] = [:]
+    private let configuration: LiveEventConfiguration
+    private var services: LiveEventDriver.Services?
+    private let metrics: ServerMetrics
+
+    init(configuration: LiveEventConfiguration, metrics: ServerMetrics) {
+        self.configuration = configuration
+        self.metrics = metrics
+    }
+
+    func attach(writer: StoreWriter, directory: ActiveStreamsDirectory, logger: Logger) {
+        services = LiveEventDriver.Services(
+            writer: writer, directory: directory, metrics: metrics, logger: logger,
+            onEnded: { [weak self] eventID in await self?.forget(eventID) })
+    }
+
+    /// The live event's driver, if the event is live.
+    func driver(for eventID: String) -> LiveEventDriver? { drivers[eventID] }
+
+    /// How many events are live.
+    var liveCount: Int { drivers.count }
+
+    /// Hands the host's connection to its live event (resume) or starts a new event.
+    func connectHost(_ host: UserIdentity, connection: ClientConnection, joinURL: @Sendable (String) -> String) -> LiveEventDriver {
+        if let eventID = eventByHost[host.userID], let driver = drivers[eventID],
+            driver.submit(.hostConnected(connection.id, joinURL: joinURL(eventID)), connection: connection)
+        {
+            return driver
+        }
+        guard let services else { preconditionFailure("registry used before attach") }
+        let eventID = Self.newEventID()
+        let driver = LiveEventDriver(eventID: eventID, host: host)
+        let engine = LiveEvent(eventID: eventID, host: host, now: .now(), configuration: configuration)
+        drivers[eventID] = driver
+        eventByHost[host.userID] = eventID
+        metrics.eventsLive.record(drivers.count)
+        services.logger.info("event started", metadata: ["event_id": "\(eventID)", "host": "\(host.userID)"])
+        driver.submit(.hostConnected(connection.id, joinURL: joinURL(eventID)), connection: connection)
+        tasks[eventID] = Task { await driver.run(engine: engine, services: services) }
+        return driver
+    }
+
+    private func forget(_ eventID: String) {
+        guard let driver = drivers.removeValue(forKey: eventID) else { return }
+        if eventByHost[driver.host.userID] == eventID { eventByHost[driver.host.userID] = nil }
+        tasks[eventID] = nil
+        metrics.eventsLive.record(drivers.count)
+    }
+
+    /// Sends `server_shutdown` through every event and waits for their drivers to stop.
+    func shutdownAll() async {
+        for driver in drivers.values { driver.shutdown() }
+        let running = Array(tasks.values)
+        for task in running { await task.value }
+    }
+
+    /// A fresh event id: 16 random characters of `[a-z0-9]`.
+    static func newEventID() -> String {
+        let alphabet = Array("abcdefghijklmnopqrstuvwxyz0123456789")
+        var generator = SystemRandomNumberGenerator()
+        return String((0..<16).map { _ in alphabet.randomElement(using: &generator)! })
+    }
+}

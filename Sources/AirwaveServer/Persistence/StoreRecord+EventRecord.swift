@@ -1,0 +1,36 @@
+import AirwaveCore
+import AirwaveStore
+
+extension StoreRecord {
+    /// The store's form of what the core recorded.
+    init(_ record: EventRecord) {
+        switch record {
+        case .eventStarted(let eventID, let host, let mode, let at):
+            self = .eventStarted(eventID: eventID, hostUserID: host.userID, hostUsername: host.username, mode: mode.rawValue, at: at.milliseconds)
+        case .eventEnded(let eventID, let reason, let at):
+            self = .eventEnded(eventID: eventID, reason: reason, at: at.milliseconds)
+        case .modeChanged(let eventID, let mode, let at):
+            self = .modeChanged(eventID: eventID, mode: mode.rawValue, at: at.milliseconds)
+        case .participantJoined(let eventID, let connection, let user, let role, let at):
+            self = .participantJoined(eventID: eventID, connectionID: connection.rawValue, userID: user.userID, username: user.username,
+                                      role: StoredRole(role), verified: user.verified, at: at.milliseconds)
+        case .participantLeft(let eventID, let connection, let at):
+            self = .participantLeft(eventID: eventID, connectionID: connection.rawValue, at: at.milliseconds)
+        case .roleChanged(let eventID, let connection, let role, let at):
+            self = .roleChanged(eventID: eventID, connectionID: connection.rawValue, role: StoredRole(role), at: at.milliseconds)
+        case .chat(let eventID, let entry):
+            self = .chat(StoredChatMessage(id: nil, eventID: eventID, userID: entry.userID, username: entry.username,
+                                           message: entry.message, sentAt: entry.sentAt.milliseconds))
+        }
+    }
+}
+
+extension StoredRole {
+    init(_ role: Role) {
+        switch role {
+        case .host: self = .host
+        case .cohost: self = .cohost
+        case .listener: self = .listener
+        }
+    }
+}

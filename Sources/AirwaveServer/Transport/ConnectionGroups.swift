@@ -1,0 +1,56 @@
+import AirwaveCore
+import NIOCore
+import NIOWebSocket
+
+/// The connections of one event or directory, grouped by event loop, so that a fan-out costs
+/// one hop per loop and the same frame (one buffer) is written to every member.
+struct ConnectionGroups {
+    private struct Group {
+        let loop: any EventLoop
+        var members: [ConnectionID: ClientConnection] = [:]
+    }
+
+    private var groups: [ObjectIdentifier: Group] = [:]
+    private var loopOf: [ConnectionID: ObjectIdentifier] = [:]
+
+    var count: Int { loopOf.count }
+
+    subscript(id: ConnectionID) -> ClientConnection? {
+        loopOf[id].flatMap { groups[$0]?.members[id] }
+    }
+
+    mutating func insert(_ connection: ClientConnection) {
+        let key = ObjectIdentifier(connection.channel.eventLoop)
+        groups[key, default: Group(loop: connection.channel.eventLoop)].members[connection.id] = connection
+        loopOf[connection.id] = key
+    }
+
+    @discardableResult
+    mutating func remove(_ id: ConnectionID) -> ClientConnection? {
+        guard let key = loopOf.removeValue(forKey: id) else { return nil }
+        let removed = groups[key]?.members.removeValue(forKey: id)
+        if groups[key]?.members.isEmpty == true { groups[key] = nil }
+        return removed
+    }
+
+    var all: [ClientConnection] {
+        groups.values.flatMap { $0.members.values }
+    }
+
+    /// Writes `frame` to every member except `excluded`; flushes once per connection after all
+    /// writes of the pass. Returns how many connections it went to.
+    @discardableResult
+    func broadcast(_ frame: WebSocketFrame, except excluded: ConnectionID? = nil) -> Int {
+        var sent = 0
+        for group in groups.values {
+            let members = Array(group.members.values.lazy.filter { $0.id != excluded })
+            guard !members.isEmpty else { continue }
+            sent += members.count
+            group.loop.execute {
+                for connection in members { connection.channel.write(frame, promise: nil) }
+                for connection in members { connection.channel.flush() }
+            }
+        }
+        return sent
+    }
+}

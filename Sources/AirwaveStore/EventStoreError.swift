@@ -1,0 +1,21 @@
+/// Errors the event store itself raises (database errors are passed through as they are).
+public enum EventStoreError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// The store was shut down.
+    case closed
+    /// The database was migrated by a newer version of the program than this one understands.
+    case schemaTooNew(found: Int, supported: Int)
+    /// A stored value could not be understood (for example an unknown role name).
+    case invalidStoredValue(column: String, value: String)
+
+    /// A readable description of the error.
+    public var description: String {
+        switch self {
+        case .closed:
+            return "the event store is shut down"
+        case .schemaTooNew(let found, let supported):
+            return "the database schema is at version \(found) but this program supports at most \(supported)"
+        case .invalidStoredValue(let column, let value):
+            return "unexpected value \(value.debugDescription) in column \(column)"
+        }
+    }
+}

@@ -1,0 +1,131 @@
+import Foundation
+import SQLKit
+
+/// One step of the schema, applied once per database in its own transaction.
+struct SQLSchemaMigration: Sendable {
+    /// Strictly increasing, starting at 1; recorded in the versions table once applied.
+    let version: Int
+    /// A short description, recorded alongside the version.
+    let name: String
+    /// Makes the change; runs inside the migration's transaction.
+    let apply: @Sendable (any SQLDatabase) async throws -> Void
+}
+
+extension SQLEventStore {
+    /// The schema version this program creates and understands.
+    public static var latestSchemaVersion: Int { migrations.last?.version ?? 0 }
+
+    /// Every migration, oldest first. Append new ones; never edit or reorder applied ones.
+    static let migrations: [SQLSchemaMigration] = [
+        SQLSchemaMigration(version: 1, name: "events, participants and chat", apply: createInitialSchema),
+    ]
+
+    /// Version 1: the events, event_participants and chat_messages tables and their indexes.
+    @Sendable
+    static func createInitialSchema(on db: any SQLDatabase) async throws {
+        try await db.create(table: Table.events)
+            .column("event_id", type: .text, .primaryKey(autoIncrement: false), .notNull)
+            .column("host_user_id", type: .text, .notNull)
+            .column("host_username", type: .text, .notNull)
+            .column("mode", type: .text, .notNull)
+            .column("started_at", type: .bigint, .notNull)
+            .column("ended_at", type: .bigint)
+            .column("end_reason", type: .text)
+            .run()
+
+        try await db.create(table: Table.participants)
+            .column("id", type: .bigint, autoIncrementPrimaryKey(on: db))
+            .column("event_id", type: .text, .notNull, .references(Table.events, "event_id", onDelete: .cascade))
+            .column("connection_id", type: .bigint, .notNull)
+            .column("user_id", type: .text, .notNull)
+            .column("username", type: .text, .notNull)
+            .column("role", type: .text, .notNull)
+            .column("verified", type: .custom(SQLRaw("BOOLEAN")), .notNull)
+            .column("joined_at", type: .bigint, .notNull)
+            .column("left_at", type: .bigint)
+            .run()
+        // Serves both "all sessions of an event" (leftmost prefix) and the
+        // (event_id, connection_id) look-up of participantLeft / roleChanged.
+        try await db.create(index: "event_participants_event_connection_idx")
+            .on(Table.participants)
+            .column("event_id")
+            .column("connection_id")
+            .run()
+
+        try await db.create(table: Table.chat)
+            .column("id", type: .bigint, autoIncrementPrimaryKey(on: db))
+            .column("event_id", type: .text, .notNull, .references(Table.events, "event_id", onDelete: .cascade))
+            .column("user_id", type: .text, .notNull)
+            .column("username", type: .text, .notNull)
+            .column("message", type: .text, .notNull)
+            .column("sent_at", type: .bigint, .notNull)
+            .run()
+        try await db.create(index: "chat_messages_event_id_id_idx")
+            .on(Table.chat)
+            .column("event_id")
+            .column("id")
+            .run()
+    }
+
+    /// An autoincrementing primary key constraint as the dialect spells it.
+    ///
+    /// SQLKit leaves SQLite's `INTEGER PRIMARY KEY` as a plain rowid alias, which may reuse the
+    /// id of a deleted last row; adding `AUTOINCREMENT` there makes ids never reused, which chat
+    /// paging by id relies on. Other dialects get SQLKit's own spelling (e.g. an identity column).
+    static func autoIncrementPrimaryKey(on db: any SQLDatabase) -> [SQLColumnConstraintAlgorithm] {
+        if db.dialect.name == "sqlite" {
+            return [.primaryKey(autoIncrement: true), .custom(SQLRaw("AUTOINCREMENT"))]
+        }
+        return [.primaryKey(autoIncrement: true)]
+    }
+
+    /// Creates the versions table if missing, then applies every pending migration, each in
+    /// its own transaction together with the row recording it.
+    func runMigrations() async throws {
+        try await transaction { db in
+            try await db.create(table: Table.schemaVersions)
+                .ifNotExists()
+                .column("version", type: .bigint, .primaryKey(autoIncrement: false))
+                .column("name", type: .text, .notNull)
+                .column("applied_at", type: .bigint, .notNull)
+                .run()
+        }
+
+        let latest = Self.latestSchemaVersion
+        for migration in Self.migrations {
+            let applied = try await transaction { db in
+                let current = try await Self.currentSchemaVersion(on: db)
+                if current > latest {
+                    throw EventStoreError.schemaTooNew(found: current, supported: latest)
+                }
+                guard current < migration.version else { return false }
+                try await migration.apply(db)
+                try await db.insert(into: Table.schemaVersions)
+                    .columns("version", "name", "applied_at")
+                    .values(Int64(migration.version), migration.name, Self.nowMillis())
+                    .run()
+                return true
+            }
+            if applied {
+                logger.info(
+                    "applied event store migration",
+                    metadata: ["version": "\(migration.version)", "name": "\(migration.name)"]
+                )
+            }
+        }
+    }
+
+    /// The highest applied migration version, 0 if none.
+    static func currentSchemaVersion(on db: any SQLDatabase) async throws -> Int {
+        let row = try await db.select()
+            .column(SQLFunction("MAX", args: SQLColumn("version")), as: "version")
+            .from(Table.schemaVersions)
+            .first()
+        guard let row else { return 0 }
+        return Int(try row.optional("version", as: Int64.self) ?? 0)
+    }
+
+    static func nowMillis() -> EpochMillis {
+        EpochMillis((Date().timeIntervalSince1970 * 1000).rounded())
+    }
+}

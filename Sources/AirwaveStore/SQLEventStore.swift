@@ -1,0 +1,303 @@
+import Logging
+import SQLKit
+
+/// An ``EventStore`` on top of any SQLKit database, written with SQLKit's query builders only,
+/// so that the same code runs on SQLite and PostgreSQL.
+///
+/// The store does not own the database: ``shutdown()`` stops the store from being used but
+/// leaves closing the database to whoever opened it (as ``SQLiteEventStore`` does).
+///
+/// Transactions are run with plain `BEGIN` / `COMMIT` / `ROLLBACK` inside
+/// `SQLDatabase.withSession(_:)`, so the database handed in must either be a single connection
+/// or pin one connection for the duration of a session. The store runs one transaction at a
+/// time (per store value and its copies), which also keeps records in the order they were written.
+public struct SQLEventStore: EventStore {
+    /// The database the store queries.
+    public let database: any SQLDatabase
+    /// Where the store reports migrations.
+    public let logger: Logger
+    /// Whether reads also wait for a running transaction (see ``init(database:logger:singleConnection:)``).
+    public let singleConnection: Bool
+    let gate = SerialGate()
+
+    /// Creates a store on `database`; call ``migrate()`` before using it.
+    ///
+    /// - Parameters:
+    ///   - database: The database to use; see the type's documentation about sessions.
+    ///   - logger: Where the store reports migrations.
+    ///   - singleConnection: `true` when `database` is one connection (as with SQLite): reads
+    ///     then wait for a running transaction, so they never see its uncommitted rows. Pass
+    ///     `false` for a connection pool, where reads may run beside a transaction.
+    public init(database: any SQLDatabase, logger: Logger, singleConnection: Bool) {
+        self.database = database
+        self.logger = logger
+        self.singleConnection = singleConnection
+    }
+
+    // MARK: - EventStore
+
+    /// Creates or upgrades the schema (versioned migrations table; idempotent; runs at start).
+    ///
+    /// Throws ``EventStoreError/schemaTooNew(found:supported:)`` when a newer program already
+    /// migrated the database further than ``latestSchemaVersion``.
+    public func migrate() async throws {
+        try await runMigrations()
+    }
+
+    /// The highest schema version applied to the database. Call it after ``migrate()``;
+    /// before the first migration it fails, since the versions table does not exist yet.
+    public func schemaVersion() async throws -> Int {
+        try await read { db in
+            try await Self.currentSchemaVersion(on: db)
+        }
+    }
+
+    /// Writes the records in order, all in one transaction (all or nothing).
+    public func write(_ records: [StoreRecord]) async throws {
+        guard !records.isEmpty else {
+            try await gate.checkOpen()
+            return
+        }
+        try await transaction { db in
+            for record in records {
+                try await Self.apply(record, on: db)
+            }
+        }
+    }
+
+    /// The event with its participants, live or ended; nil if the id never existed.
+    public func event(id: String) async throws -> StoredEvent? {
+        try await read { db in
+            guard let row = try await db.select()
+                .columns("event_id", "host_user_id", "host_username", "mode", "started_at", "ended_at", "end_reason")
+                .from(Table.events)
+                .where("event_id", .equal, id)
+                .first()
+            else { return nil }
+
+            let participantRows = try await db.select()
+                .columns("user_id", "username", "role", "verified", "joined_at", "left_at")
+                .from(Table.participants)
+                .where("event_id", .equal, id)
+                .orderBy("id", .ascending)
+                .all()
+            let participants = try participantRows.map { row in
+                StoredParticipant(
+                    userID: try row.decode(column: "user_id", as: String.self),
+                    username: try row.decode(column: "username", as: String.self),
+                    role: try row.role("role"),
+                    verified: try row.decode(column: "verified", as: Bool.self),
+                    joinedAt: try row.decode(column: "joined_at", as: EpochMillis.self),
+                    leftAt: try row.optional("left_at", as: EpochMillis.self)
+                )
+            }
+            return StoredEvent(
+                eventID: try row.decode(column: "event_id", as: String.self),
+                hostUserID: try row.decode(column: "host_user_id", as: String.self),
+                hostUsername: try row.decode(column: "host_username", as: String.self),
+                mode: try row.decode(column: "mode", as: String.self),
+                startedAt: try row.decode(column: "started_at", as: EpochMillis.self),
+                endedAt: try row.optional("ended_at", as: EpochMillis.self),
+                endReason: try row.optional("end_reason", as: String.self),
+                participants: participants
+            )
+        }
+    }
+
+    /// Chat of an event, newest last: at most `limit` messages with id < `before`
+    /// (or the newest ones if before is nil).
+    public func chat(eventID: String, before: Int64?, limit: Int) async throws -> [StoredChatMessage] {
+        guard limit > 0 else {
+            try await gate.checkOpen()
+            return []
+        }
+        return try await read { db in
+            var query = db.select()
+                .columns("id", "event_id", "user_id", "username", "message", "sent_at")
+                .from(Table.chat)
+                .where("event_id", .equal, eventID)
+            if let before {
+                query = query.where("id", .lessThan, before)
+            }
+            let rows = try await query
+                .orderBy("id", .descending)
+                .limit(limit)
+                .all()
+            return try rows.reversed().map { row in
+                StoredChatMessage(
+                    id: try row.decode(column: "id", as: Int64.self),
+                    eventID: try row.decode(column: "event_id", as: String.self),
+                    userID: try row.decode(column: "user_id", as: String.self),
+                    username: try row.decode(column: "username", as: String.self),
+                    message: try row.decode(column: "message", as: String.self),
+                    sentAt: try row.decode(column: "sent_at", as: EpochMillis.self)
+                )
+            }
+        }
+    }
+
+    /// Marks every event that is still live as ended (reason given) — used at start after a
+    /// crash; returns how many.
+    ///
+    /// The participant sessions of those events that are still open are closed at `at` too.
+    public func endInterruptedEvents(reason: String, at: EpochMillis) async throws -> Int {
+        try await transaction { db in
+            let live = try await db.select()
+                .column("event_id")
+                .from(Table.events)
+                .where("ended_at", .is, SQLLiteral.null)
+                .all(decodingColumn: "event_id", as: String.self)
+            guard !live.isEmpty else { return 0 }
+            try await db.update(Table.participants)
+                .set("left_at", to: at)
+                .where("left_at", .is, SQLLiteral.null)
+                .where(
+                    "event_id", .in,
+                    SQLSubquery.select {
+                        $0.column("event_id")
+                            .from(Table.events)
+                            .where("ended_at", .is, SQLLiteral.null)
+                    }
+                )
+                .run()
+            try await db.update(Table.events)
+                .set("ended_at", to: at)
+                .set("end_reason", to: reason)
+                .where("ended_at", .is, SQLLiteral.null)
+                .run()
+            return live.count
+        }
+    }
+
+    /// Cheap query proving the store answers (for a readiness probe).
+    public func ping() async throws {
+        try await read { db in
+            _ = try await db.raw("SELECT 1 AS ok").all()
+        }
+    }
+
+    /// Waits for the operation in progress, then refuses every later call with
+    /// ``EventStoreError/closed``. Does not close ``database``, which the caller owns.
+    /// Calling it again does nothing.
+    public func shutdown() async throws {
+        _ = await closeGate()
+    }
+
+    // MARK: - Internals
+
+    /// Closes the gate after the operation in progress; `false` if it was already closed.
+    func closeGate() async -> Bool {
+        do {
+            try await gate.acquire()
+        } catch {
+            return false
+        }
+        await gate.closeWhileHolding()
+        return true
+    }
+
+    /// Runs `body` in one transaction on one session, one transaction at a time.
+    func transaction<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
+        try await gate.run {
+            try await database.withSession { db in
+                try await db.raw("BEGIN").run()
+                do {
+                    let result = try await body(db)
+                    try await db.raw("COMMIT").run()
+                    return result
+                } catch {
+                    do {
+                        try await db.raw("ROLLBACK").run()
+                    } catch let rollbackError {
+                        db.logger.error(
+                            "event store rollback failed",
+                            metadata: ["error": "\(String(reflecting: rollbackError))"]
+                        )
+                    }
+                    throw error
+                }
+            }
+        }
+    }
+
+    /// Runs a read: behind the gate on a single connection, beside transactions otherwise.
+    func read<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
+        if singleConnection {
+            return try await gate.run { try await body(database) }
+        }
+        try await gate.checkOpen()
+        return try await body(database)
+    }
+
+    /// Applies one record inside a transaction.
+    static func apply(_ record: StoreRecord, on db: any SQLDatabase) async throws {
+        switch record {
+        case let .eventStarted(eventID, hostUserID, hostUsername, mode, at):
+            try await db.insert(into: Table.events)
+                .columns("event_id", "host_user_id", "host_username", "mode", "started_at")
+                .values(eventID, hostUserID, hostUsername, mode, at)
+                .run()
+
+        case let .eventEnded(eventID, reason, at):
+            try await db.update(Table.participants)
+                .set("left_at", to: at)
+                .where("event_id", .equal, eventID)
+                .where("left_at", .is, SQLLiteral.null)
+                .run()
+            try await db.update(Table.events)
+                .set("ended_at", to: at)
+                .set("end_reason", to: reason)
+                .where("event_id", .equal, eventID)
+                .where("ended_at", .is, SQLLiteral.null)
+                .run()
+
+        case let .modeChanged(eventID, mode, _):
+            try await db.update(Table.events)
+                .set("mode", to: mode)
+                .where("event_id", .equal, eventID)
+                .run()
+
+        case let .participantJoined(eventID, connectionID, userID, username, role, verified, at):
+            try await db.insert(into: Table.participants)
+                .columns("event_id", "connection_id", "user_id", "username", "role", "verified", "joined_at")
+                .values(eventID, connectionID.storedBits, userID, username, role.rawValue, verified, at)
+                .run()
+
+        case let .participantLeft(eventID, connectionID, at):
+            try await db.update(Table.participants)
+                .set("left_at", to: at)
+                .where("id", .equal, latestSession(eventID: eventID, connectionID: connectionID, openOnly: true))
+                .run()
+
+        case let .roleChanged(eventID, connectionID, role, _):
+            try await db.update(Table.participants)
+                .set("role", to: role.rawValue)
+                .where("id", .equal, latestSession(eventID: eventID, connectionID: connectionID, openOnly: false))
+                .run()
+
+        case let .chat(message):
+            try await db.insert(into: Table.chat)
+                .columns("event_id", "user_id", "username", "message", "sent_at")
+                .values(message.eventID, message.userID, message.username, message.message, message.sentAt)
+                .run()
+        }
+    }
+
+    /// A subquery selecting the id of the most recent session of (eventID, connectionID),
+    /// optionally only among sessions that have not left yet.
+    static func latestSession(eventID: String, connectionID: UInt64, openOnly: Bool) -> some SQLExpression {
+        SQLSubquery.select { query in
+            var query = query
+                .column("id")
+                .from(Table.participants)
+                .where("event_id", .equal, eventID)
+                .where("connection_id", .equal, connectionID.storedBits)
+            if openOnly {
+                query = query.where("left_at", .is, SQLLiteral.null)
+            }
+            return query
+                .orderBy("id", .descending)
+                .limit(1)
+        }
+    }
+}

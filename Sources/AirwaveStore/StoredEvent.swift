@@ -1,0 +1,79 @@
+/// One participant session of an event: one connection, from join to leave.
+///
+/// A user who joined twice (two connections, or the same connection id after a restart)
+/// has two sessions.
+public struct StoredParticipant: Sendable, Equatable {
+    /// The participant's user id.
+    public var userID: String
+    /// The participant's display name when they joined.
+    public var username: String
+    /// The participant's current (or, once left, last) role in the event.
+    public var role: StoredRole
+    /// Whether the participant's identity was verified when they joined.
+    public var verified: Bool
+    /// When the session started.
+    public var joinedAt: EpochMillis
+    /// When the session ended; `nil` while the participant is still connected.
+    public var leftAt: EpochMillis?
+
+    /// Creates a participant session value.
+    public init(
+        userID: String,
+        username: String,
+        role: StoredRole,
+        verified: Bool,
+        joinedAt: EpochMillis,
+        leftAt: EpochMillis? = nil
+    ) {
+        self.userID = userID
+        self.username = username
+        self.role = role
+        self.verified = verified
+        self.joinedAt = joinedAt
+        self.leftAt = leftAt
+    }
+}
+
+/// An event as persisted, live or ended, with all its participant sessions.
+public struct StoredEvent: Sendable, Equatable {
+    /// The event's id.
+    public var eventID: String
+    /// The host's user id.
+    public var hostUserID: String
+    /// The host's display name when the event started.
+    public var hostUsername: String
+    /// The event's latest mode.
+    public var mode: String
+    /// When the event started.
+    public var startedAt: EpochMillis
+    /// When the event ended; `nil` while it is live.
+    public var endedAt: EpochMillis?
+    /// Why the event ended; `nil` while it is live.
+    public var endReason: String?
+    /// Every participant session, in join order (a user who joined twice appears twice).
+    public var participants: [StoredParticipant]
+
+    /// Whether the event has not ended yet.
+    public var isLive: Bool { endedAt == nil }
+
+    /// Creates an event value.
+    public init(
+        eventID: String,
+        hostUserID: String,
+        hostUsername: String,
+        mode: String,
+        startedAt: EpochMillis,
+        endedAt: EpochMillis? = nil,
+        endReason: String? = nil,
+        participants: [StoredParticipant] = []
+    ) {
+        self.eventID = eventID
+        self.hostUserID = hostUserID
+        self.hostUsername = hostUsername
+        self.mode = mode
+        self.startedAt = startedAt
+        self.endedAt = endedAt
+        self.endReason = endReason
+        self.participants = participants
+    }
+}
