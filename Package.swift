@@ -6,6 +6,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "airwave", targets: ["airwave"]),
+        .executable(name: "airwave-core-bench", targets: ["airwave-core-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
@@ -70,8 +71,13 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        .executableTarget(
+            name: "airwave-core-bench",
+            dependencies: ["AirwaveCore", "AirwaveProtocol"],
+            path: "tools/CoreBench"
+        ),
         .testTarget(name: "AirwaveProtocolTests", dependencies: ["AirwaveProtocol"]),
-        .testTarget(name: "AirwaveCoreTests", dependencies: ["AirwaveCore"]),
+        .testTarget(name: "AirwaveCoreTests", dependencies: ["AirwaveCore", "AirwaveProtocol"]),
         .testTarget(name: "AirwaveStoreTests", dependencies: ["AirwaveStore"]),
         .testTarget(name: "AirwaveAuthTests", dependencies: ["AirwaveAuth"]),
         .testTarget(

@@ -3,7 +3,8 @@ import AirwaveProtocol
 /// Leading- and trailing-edge throttle: the first change goes out at once, later changes
 /// within `interval` are coalesced into one at the end of the window.
 public struct Throttle: Sendable, Hashable {
-    public let interval: Duration
+    /// The window; may change between fires (it applies from the last fire).
+    public var interval: Duration
     private var lastFired: Timestamp?
     /// A change is waiting to go out.
     public private(set) var isPending = false

@@ -39,10 +39,12 @@ extension LiveEvent {
             setMuted(true, target: target, sender: sender, now: now)
         case (.unmute(let target), _):
             setMuted(false, target: target, sender: sender, now: now)
-        case (.keyframeRequest, _):
+        case (.keyframeRequest, .participant(let participant)):
             if let hostConnection, keyframeGate.allow(now: now) {
-                emit(.send(LiveServerMessage.keyframeRequest(fromUserID: user(of: sender).userID), to: .one(hostConnection)))
+                emit(.send(LiveServerMessage.keyframeRequest(fromUserID: participant.user.userID), to: .one(hostConnection)))
             }
+        case (.keyframeRequest, .host):
+            break  // the host is the one who makes keyframes
         case (.acceptCohost, .host), (.rejectCohost, .host):
             sendError(ProtocolError(.noPendingInvite, "There is no open invite for you."), to: connection)
         default:
@@ -108,7 +110,7 @@ extension LiveEvent {
             return nextSourceID
         }()
         sourceIDs[userID] = sourceID
-        speakers[userID] = SpeakerState(sourceID: sourceID)
+        speakers[userID] = SpeakerState(sourceID: sourceID, username: participant.user.username)
         participants[participant.connection]?.role = .cohost
         emit(.persist(.roleChanged(eventID: eventID, connection: participant.connection, role: .cohost, at: now)))
         emit(.send(LiveServerMessage.cohostJoined(userID: userID, username: participant.user.username, sourceID: sourceID), to: .all))
@@ -137,13 +139,13 @@ extension LiveEvent {
     }
 
     func displayName(of userID: String) -> String? {
-        connectionByUser[userID].flatMap { participants[$0]?.user.username }
+        connectionByUser[userID].flatMap { participants[$0]?.user.username } ?? speakers[userID]?.username
     }
 
     /// Takes the speaking role away: the notice goes out before anything else the speaker could send.
     mutating func demote(_ userID: String, removed: Bool, message: String, now: Timestamp) {
-        speakers[userID] = nil
         let username = displayName(of: userID) ?? userID
+        speakers[userID] = nil
         if let connection = connectionByUser[userID] {
             participants[connection]?.role = .listener
             emit(.persist(.roleChanged(eventID: eventID, connection: connection, role: .listener, at: now)))

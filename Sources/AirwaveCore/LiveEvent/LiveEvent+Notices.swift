@@ -41,6 +41,7 @@ extension LiveEvent {
 
     /// Sends the coalesced list and count when their window allows; otherwise `nextWakeUp` covers them.
     mutating func flushNotices(now: Timestamp) {
+        listThrottle.interval = configuration.noticeInterval * max(1, (participants.count + 1) / max(1, configuration.listIntervalStep))
         if listThrottle.fire(now: now) {
             emit(.send(participantList, to: .all))
         }

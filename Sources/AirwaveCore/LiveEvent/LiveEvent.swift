@@ -19,6 +19,8 @@ public struct LiveEvent: Sendable {
     /// A speaking role held by a user (not a connection): it survives a reconnect within the grace period.
     struct SpeakerState: Sendable {
         var sourceID: UInt32
+        /// The co-host's name, kept for notices about it while it is disconnected.
+        var username: String
         var muted = false
         /// Set while the co-host is disconnected; the role lapses at `lapsesAt`.
         var lapsesAt: Timestamp?

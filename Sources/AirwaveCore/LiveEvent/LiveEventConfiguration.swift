@@ -10,6 +10,10 @@ public struct LiveEventConfiguration: Sendable, Hashable {
     public var individualNoticeLimit: Int = 200
     /// Above this many listeners, `participant_list` is truncated to the most recent ones.
     public var listListenerLimit: Int = 1000
+    /// Every this many participants stretch the `participant_list` interval by one more
+    /// `noticeInterval`: the list is up to 1,000 entries sent to everyone, so a 10,000-listener
+    /// event gets it every 10 s instead of 10 GB of lists a minute. The count stays at 1 s.
+    public var listIntervalStep: Int = 1000
     /// Chat messages replayed to a joiner.
     public var chatHistoryLimit: Int = 100
     /// At most one `keyframe_request` forwarded to the host per this interval.

@@ -2,6 +2,7 @@ import AirwaveCore
 import AirwaveProtocol
 import AirwaveStore
 import Logging
+import NIOConcurrencyHelpers
 import NIOWebSocket
 
 /// Runs one `LiveEvent`: a single task takes its inputs in arrival order, feeds the engine and
@@ -17,6 +18,9 @@ final class LiveEventDriver: Sendable {
     let host: UserIdentity
     private let messages: AsyncStream<Message>
     private let continuation: AsyncStream<Message>.Continuation
+    /// Set the moment the engine reports the end, under the same lock `submit` takes, so no
+    /// input is accepted after the end is known (the registry then starts a new event instead).
+    private let isOver = NIOLockedValueBox(false)
 
     init(eventID: String, host: UserIdentity) {
         self.eventID = eventID
@@ -27,8 +31,11 @@ final class LiveEventDriver: Sendable {
     /// Queues an input; false once the event is over (the caller answers `event_ended` itself).
     @discardableResult
     func submit(_ input: LiveEvent.Input, connection: ClientConnection? = nil) -> Bool {
-        if case .enqueued = continuation.yield(.input(input, connection: connection)) { return true }
-        return false
+        isOver.withLockedValue { over in
+            guard !over else { return false }
+            if case .enqueued = continuation.yield(.input(input, connection: connection)) { return true }
+            return false
+        }
     }
 
     /// Tells every connection the server is going away and stops the event.
@@ -146,6 +153,7 @@ final class LiveEventDriver: Sendable {
                 await services.writer.flush()
             case .ended:
                 state.ended = true
+                isOver.withLockedValue { $0 = true }
                 services.logger.info("event ended", metadata: ["event_id": "\(eventID)"])
             }
         }
@@ -163,5 +171,6 @@ final class LiveEventDriver: Sendable {
         state.members = ConnectionGroups()
         services.writer.enqueue([.eventEnded(eventID: eventID, reason: "server_shutdown", at: now.milliseconds)])
         state.ended = true
+        isOver.withLockedValue { $0 = true }
     }
 }
