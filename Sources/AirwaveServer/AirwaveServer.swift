@@ -115,19 +115,24 @@ public final class AirwaveServer: Sendable {
             router: router,
             server: .http1WebSocketUpgrade(
                 webSocketRouter: router,
-                configuration: .init(maxFrameSize: configuration.maxBinaryFrameSize, autoPing: .enabled(timePeriod: configuration.pingInterval))),
+                configuration: .init(
+                    ws: .init(maxFrameSize: configuration.maxBinaryFrameSize, autoPing: .enabled(timePeriod: configuration.pingInterval)))),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "airwave"),
             onServerRunning: { channel in
                 await onListening(channel.localAddress?.port ?? 0)
             },
             logger: logger)
         let relay = RelayService(server: self)
-        let group = ServiceGroup(
-            configuration: .init(
-                services: [.init(service: app), .init(service: relay)],
-                gracefulShutdownSignals: signals,
-                cancellationSignals: [],
-                logger: logger))
+        // Reverse order on shutdown: the relay drains (server_shutdown to everyone) before the
+        // HTTP server stops; the durations keep the whole exit within PROTOCOL.md's 10 s.
+        var groupConfiguration = ServiceGroupConfiguration(
+            services: [.init(service: app), .init(service: relay)],
+            gracefulShutdownSignals: signals,
+            cancellationSignals: [],
+            logger: logger)
+        groupConfiguration.maximumGracefulShutdownDuration = .seconds(8)
+        groupConfiguration.maximumCancellationDuration = .seconds(1)
+        let group = ServiceGroup(configuration: groupConfiguration)
         serviceGroup.withLockedValue { $0 = group }
         defer { serviceGroup.withLockedValue { $0 = nil } }
         do {

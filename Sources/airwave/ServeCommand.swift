@@ -50,6 +50,7 @@ struct ServeCommand: AsyncParsableCommand {
             DevelopmentSecret.announce(secret, dataDirectory: configuration.dataDirectory)
         }
 
+        raiseOpenFileLimit()
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = ProcessInfo.processInfo.environment["AIRWAVE_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
@@ -72,6 +73,14 @@ struct ServeCommand: AsyncParsableCommand {
         }
         logger.info("stopped")
     }
+}
+
+/// Every connection is a file descriptor: take the hard limit, not the (often 1,024) soft one.
+private func raiseOpenFileLimit() {
+    var limit = rlimit()
+    guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < limit.rlim_max else { return }
+    limit.rlim_cur = limit.rlim_max
+    _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
 }
 
 /// Settings without a flag, read from `AIRWAVE_…` variables or the config file: limits and
