@@ -32,6 +32,16 @@ let package = Package(
             name: "AirwaveCore",
             dependencies: ["AirwaveProtocol"]
         ),
+        .systemLibrary(
+            name: "COpus",
+            path: "Sources/COpus",
+            pkgConfig: "opus",
+            providers: [.apt(["libopus-dev"])]
+        ),
+        .target(
+            name: "AirwaveMedia",
+            dependencies: ["COpus"]
+        ),
         .target(
             name: "AirwaveStore",
             dependencies: [
@@ -51,7 +61,7 @@ let package = Package(
         .target(
             name: "AirwaveServer",
             dependencies: [
-                "AirwaveProtocol", "AirwaveCore", "AirwaveStore", "AirwaveAuth",
+                "AirwaveProtocol", "AirwaveCore", "AirwaveStore", "AirwaveAuth", "AirwaveMedia",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -77,8 +87,12 @@ let package = Package(
             path: "tools/CoreBench"
         ),
         .testTarget(name: "AirwaveProtocolTests", dependencies: ["AirwaveProtocol"]),
-        .testTarget(name: "AirwaveCoreTests", dependencies: ["AirwaveCore", "AirwaveProtocol"]),
+        .testTarget(
+            name: "AirwaveCoreTests",
+            dependencies: ["AirwaveCore", "AirwaveProtocol", .product(name: "NIOCore", package: "swift-nio")]
+        ),
         .testTarget(name: "AirwaveStoreTests", dependencies: ["AirwaveStore"]),
+        .testTarget(name: "AirwaveMediaTests", dependencies: ["AirwaveMedia"]),
         .testTarget(name: "AirwaveAuthTests", dependencies: ["AirwaveAuth"]),
         .testTarget(
             name: "AirwaveServerTests",

@@ -48,15 +48,15 @@ public final class AirwaveServer: Sendable {
         guard (0...65535).contains(configuration.port) else {
             throw ServerStartError("--port must be between 0 and 65535, not \(configuration.port).")
         }
-        let store = try await openStore(configuration, logger: logger)
+        // Keys first: a bad key must not leave a database behind.
         let verifier: TokenVerifier
         do {
             let needsHTTP = configuration.auth.userLookupURL != nil || (configuration.auth.jwks?.hasPrefix("http") ?? false)
             verifier = try await TokenVerifier.make(configuration: configuration.auth, httpClient: needsHTTP ? HTTPClient.shared : nil, logger: logger)
         } catch {
-            try? await store.shutdown()
             throw ServerStartError("\(error)")
         }
+        let store = try await openStore(configuration, logger: logger)
         let server = AirwaveServer(configuration: configuration, logger: logger, store: store, verifier: verifier)
         await server.registry.attach(writer: server.writer, directory: server.directory, logger: logger)
         return server
@@ -93,7 +93,8 @@ public final class AirwaveServer: Sendable {
             next += 1
             return next
         }
-        return ClientConnection(id: ConnectionID(id), channel: context.requestContext.channel, outbound: outbound)
+        return ClientConnection(id: ConnectionID(id), channel: context.requestContext.channel, outbound: outbound, metrics: metrics,
+                                queueLimit: configuration.sendQueueLimit)
     }
 
     /// The error for a join to an event that is not live: ended, or never existed.

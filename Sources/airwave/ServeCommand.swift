@@ -51,11 +51,8 @@ struct ServeCommand: AsyncParsableCommand {
         }
 
         raiseOpenFileLimit()
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = ProcessInfo.processInfo.environment["AIRWAVE_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
-            return handler
-        }
+        let level = ProcessInfo.processInfo.environment["AIRWAVE_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
+        LoggingSystem.bootstrap { label in QuietStartLogHandler(label: label, level: level) }
         let logger = Logger(label: "airwave")
         let server: AirwaveServer
         do {
@@ -66,6 +63,7 @@ struct ServeCommand: AsyncParsableCommand {
         let listenHost = configuration.host
         do {
             try await server.run { port in
+                QuietStartLogHandler.serving.withLockedValue { $0 = true }
                 logger.info("serving", metadata: ["address": "http://\(listenHost):\(port)"])
             }
         } catch let error as ServerStartError {

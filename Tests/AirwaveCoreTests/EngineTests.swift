@@ -109,7 +109,7 @@ struct EngineTests {
                     default: break
                     }
                 case .close(let c, _): connected.remove(c)
-                case .persist, .awaitPersistence, .ended: break
+                case .persist, .awaitPersistence, .ended, .forward, .encodePCM, .mediaDropped: break
                 }
             }
         }

@@ -67,6 +67,9 @@ enum OutputJSON {
         case .persist(let record): ["persist": json(record)]
         case .awaitPersistence: "await_persistence"
         case .ended: "ended"
+        case .forward(let frame, let recipients): ["forward": json(frame), "to": json(recipients)]
+        case .encodePCM(let frame, let speaker): ["encode_pcm": json(frame), "speaker": id(speaker)]
+        case .mediaDropped(let reason): ["media_dropped": .string(reason.rawValue)]
         }
     }
 
@@ -76,6 +79,25 @@ enum OutputJSON {
         case .all: "all"
         case .allExcept(let connection): ["all_except": id(connection)]
         }
+    }
+
+    static func json(_ recipients: LiveEvent.MediaRecipients) -> JSONValue {
+        switch recipients {
+        case .one(let connection): [id(connection)]
+        case .allExcept(let connection, let skipping):
+            ["all_except": id(connection), "skipping": .array(skipping.sorted().map(id))]
+        }
+    }
+
+    /// A media frame as fixtures write it: the header fields, the payload's size and first bytes.
+    static func json(_ frame: MediaFrame) -> JSONValue {
+        let prefix = frame.payload.getBytes(at: frame.payload.readerIndex, length: min(8, frame.payload.readableBytes)) ?? []
+        return [
+            "kind": .int(frame.header.kind.rawValue), "flags": .int(frame.header.flags.rawValue),
+            "source_id": .int(frame.header.sourceID), "sequence": .int(frame.header.sequence),
+            "timestamp": .int(frame.header.timestamp), "payload_size": .int(frame.payload.readableBytes),
+            "payload_prefix": .string(prefix.map { String(format: "%02x", $0) }.joined()),
+        ]
     }
 
     static func json(_ user: UserIdentity) -> JSONValue {
@@ -113,6 +135,9 @@ enum OutputJSON {
         case .awaitPersistence: ignore.contains("await_persistence")
         case .send(let message, _): message["type"]?.stringValue.map(ignore.contains) ?? false
         case .close, .ended: false
+        case .forward: ignore.contains("forward")
+        case .encodePCM: ignore.contains("encode_pcm")
+        case .mediaDropped: ignore.contains("media_dropped")
         }
     }
 }
@@ -219,6 +244,14 @@ struct FixtureRunner {
             } else if let c = step["disconnected"]?.intValue {
                 label = "disconnected \(c)"
                 event.handle(.disconnected(ConnectionID(UInt64(c))), now: now)
+            } else if let c = step["media"]?.intValue {
+                let frame = try MediaFixtures.frame(step["frame"], name: name, step: index)
+                label = "media from \(c): kind \(frame.header.kind.rawValue) seq \(frame.header.sequence)"
+                event.handle(.media(ConnectionID(UInt64(c)), frame), now: now)
+            } else if let c = step["encoded_audio"]?.intValue {
+                let frame = try MediaFixtures.frame(step["frame"], name: name, step: index)
+                label = "encoded audio of \(c) seq \(frame.header.sequence)"
+                event.handle(.encodedAudio(speaker: ConnectionID(UInt64(c)), frame), now: now)
             } else if step["tick"]?.boolValue == true {
                 label = "tick"
                 event.handle(.tick, now: now)

@@ -74,6 +74,12 @@ extension LiveEvent {
     mutating func switchMode(to newMode: StreamMode, screen config: ScreenConfig?, now: Timestamp) {
         mode = newMode
         screen = config
+        if newMode == .screen {
+            // Every viewer's first screen frame must be a keyframe of the new share.
+            screenPipeline.reset(viewers: participants.keys)
+        } else {
+            screenPipeline.clear()
+        }
         emit(.persist(.modeChanged(eventID: eventID, mode: newMode, at: now)))
         emit(.send(LiveServerMessage.streamModeChanged(mode: newMode.rawValue, screen: config), to: .all))
         emit(.send(LiveServerMessage.legacyModeNotice(mode: newMode.rawValue, screen: config), to: .all))

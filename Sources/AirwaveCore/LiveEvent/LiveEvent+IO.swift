@@ -11,6 +11,10 @@ extension LiveEvent {
         case disconnected(ConnectionID)
         /// A validated text message from a connection.
         case command(ConnectionID, LiveCommand)
+        /// A media frame from a connection (header parsed, Opus payload already validated).
+        case media(ConnectionID, MediaFrame)
+        /// Opus the server encoded from a speaker's PCM (`encodePCM`), ready to forward.
+        case encodedAudio(speaker: ConnectionID, MediaFrame)
         /// Time passed (a wake-up the engine asked for, or any other tick).
         case tick
     }
@@ -35,6 +39,29 @@ extension LiveEvent {
         case awaitPersistence
         /// The event is over; the driver forgets it.
         case ended
+        /// Write this media frame (source id set) to the recipients, as one buffer for all.
+        case forward(MediaFrame, to: MediaRecipients)
+        /// Encode this PCM frame of the speaker to Opus and hand the packets back as `encodedAudio`.
+        case encodePCM(MediaFrame, speaker: ConnectionID)
+        /// A media frame went nowhere (for the counters).
+        case mediaDropped(MediaDropReason)
+    }
+
+    /// Who receives a media frame.
+    public enum MediaRecipients: Sendable, Hashable {
+        case one(ConnectionID)
+        /// Everyone in the event except the sender and the connections skipped (waiting for a keyframe).
+        case allExcept(ConnectionID, skipping: Set<ConnectionID>)
+    }
+
+    /// Why a media frame was not forwarded.
+    public enum MediaDropReason: String, Sendable, Hashable {
+        /// The sender's role may not publish this kind (PROTOCOL.md 2.4).
+        case gate
+        /// The speaker is muted.
+        case muted
+        /// Screen frames outside screen mode.
+        case inactivePipeline = "inactive_pipeline"
     }
 }
 

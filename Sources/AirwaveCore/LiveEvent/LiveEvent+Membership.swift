@@ -53,6 +53,7 @@ extension LiveEvent {
         if role == .cohost, let sourceID = speakers[user.userID]?.sourceID {
             emit(.send(LiveServerMessage.cohostJoined(userID: user.userID, username: user.username, sourceID: sourceID), to: .all))
         }
+        if mode == .screen { catchUpOnScreen(connection, now: now) }
         membershipChanged()
     }
 
@@ -87,6 +88,8 @@ extension LiveEvent {
 
     mutating func removeParticipant(_ connection: ConnectionID, now: Timestamp, announce: Bool) {
         guard let participant = participants.removeValue(forKey: connection) else { return }
+        screenPipeline.leave(connection)
+        mediaErrorGates[connection] = nil
         if connectionByUser[participant.user.userID] == connection {
             connectionByUser[participant.user.userID] = nil
         }
@@ -121,7 +124,9 @@ extension LiveEvent {
             end(reason: "host_timeout", message: "The host disconnected and did not come back", now: now)
             return
         }
-        invites = invites.filter { $0.value > now }
+        if invites.values.contains(where: { $0 <= now }) {
+            invites = invites.filter { $0.value > now }
+        }
         for (userID, speaker) in speakers {
             if let lapse = speaker.lapsesAt, lapse <= now {
                 speakers[userID] = nil

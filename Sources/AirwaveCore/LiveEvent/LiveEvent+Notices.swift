@@ -45,8 +45,8 @@ extension LiveEvent {
         if listThrottle.fire(now: now) {
             emit(.send(participantList, to: .all))
         }
-        if countThrottle.fire(now: now), lastSentCount != participants.count {
-            lastSentCount = participants.count
+        // Sent even when the number is unchanged: a joiner (or a replacing connection) must get one.
+        if countThrottle.fire(now: now) {
             emit(.send(LiveServerMessage.participantCount(participants.count), to: .all))
         }
     }

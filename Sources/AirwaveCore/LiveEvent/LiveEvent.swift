@@ -52,8 +52,10 @@ public struct LiveEvent: Sendable {
     var chat: [LiveServerMessage.ChatEntry] = []
     var listThrottle: Throttle
     var countThrottle: Throttle
-    var lastSentCount: Int?
     var keyframeGate: IntervalGate
+    var screenPipeline: ScreenPipeline
+    /// At most one media error a second per sender.
+    var mediaErrorGates: [ConnectionID: IntervalGate] = [:]
     var outputs: [Output] = []
     var outputIndex = 0
 
@@ -69,6 +71,7 @@ public struct LiveEvent: Sendable {
         self.listThrottle = Throttle(interval: configuration.noticeInterval)
         self.countThrottle = Throttle(interval: configuration.noticeInterval)
         self.keyframeGate = IntervalGate(interval: configuration.keyframeRequestInterval)
+        self.screenPipeline = ScreenPipeline(cacheLimit: configuration.screenCacheLimit)
         emit(.persist(.eventStarted(eventID: eventID, host: host, mode: .audio, at: now)))
     }
 
@@ -87,6 +90,8 @@ public struct LiveEvent: Sendable {
         case .join(let connection, let user): join(connection, user: user, now: now)
         case .disconnected(let connection): disconnected(connection, now: now)
         case .command(let connection, let command): handle(command, from: connection, now: now)
+        case .media(let connection, let frame): media(frame, from: connection, now: now)
+        case .encodedAudio(let speaker, let frame): encodedAudio(frame, speaker: speaker)
         case .tick: expireTimers(now: now)
         }
         if !isEnded { flushNotices(now: now) }
@@ -149,7 +154,7 @@ public struct LiveEvent: Sendable {
         switch input {
         case .hostConnected(let connection, _), .join(let connection, _):
             refuse(connection, ProtocolError(.eventEnded, "This event has ended."))
-        case .command, .disconnected, .tick:
+        case .command, .disconnected, .tick, .media, .encodedAudio:
             break
         }
     }

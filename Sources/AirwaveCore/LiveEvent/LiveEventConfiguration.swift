@@ -19,5 +19,8 @@ public struct LiveEventConfiguration: Sendable, Hashable {
     /// At most one `keyframe_request` forwarded to the host per this interval.
     public var keyframeRequestInterval: Duration = .seconds(1)
 
+    /// Largest screen GOP cache replayed to late joiners (PROTOCOL.md 2.4: 4 MiB).
+    public var screenCacheLimit: Int = 4 * 1024 * 1024
+
     public init() {}
 }

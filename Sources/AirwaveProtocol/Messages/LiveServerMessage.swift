@@ -164,8 +164,11 @@ public enum LiveServerMessage {
         ["type": .string(muted ? "muted" : "unmuted"), "user_id": .string(userID)]
     }
 
-    public static func keyframeRequest(fromUserID: String) -> JSONValue {
-        ["type": "keyframe_request", "user_id": .string(fromUserID)]
+    /// A request for a keyframe: from a listener (`user_id`), or from the server itself when its
+    /// cache cannot serve a viewer (`reason: "cache"`).
+    public static func keyframeRequest(fromUserID: String?) -> JSONValue {
+        guard let fromUserID else { return ["type": "keyframe_request", "reason": "cache"] }
+        return ["type": "keyframe_request", "user_id": .string(fromUserID)]
     }
 
     public static func activeStreams(_ streams: [StreamSummary]) -> JSONValue {

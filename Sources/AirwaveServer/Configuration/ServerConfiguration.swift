@@ -25,6 +25,10 @@ public struct ServerConfiguration: Sendable {
     public var chatRate = RateLimit(perSecond: 5, burst: 10)
     /// Other control messages a connection may send: rate per second and burst.
     public var controlRate = RateLimit(perSecond: 20, burst: 40)
+    /// Each connection's send queue (PROTOCOL.md 6: 512 KiB).
+    public var sendQueueLimit = 512 * 1024
+    /// Media frames a connection may send (audio is 50/s, screen up to 60/s).
+    public var mediaRate = RateLimit(perSecond: 250, burst: 500)
     /// How often the server pings every connection.
     public var pingInterval: Duration = .seconds(15)
     /// How long shutdown waits for connections to close after `server_shutdown`.

@@ -65,7 +65,10 @@ final class LiveEventDriver: Sendable {
             case .input(let input, let connection):
                 if let connection { state.members.insert(connection) }
                 engine.handle(input, now: now)
-                if case .disconnected(let id) = input { state.members.remove(id) }
+                if case .disconnected(let id) = input {
+                    state.members.remove(id)
+                    state.encoders.remove(id)
+                }
             case .tick:
                 engine.handle(.tick, now: now)
             case .shutdown:
@@ -98,6 +101,7 @@ final class LiveEventDriver: Sendable {
         var ended = false
         var reportedEnd = false
         var lastSummary: LiveServerMessage.StreamSummary?
+        var encoders = SpeakerEncoders()
     }
 
     private func scheduleTimer(_ wakeUp: Timestamp?, _ state: inout RunState, now: Timestamp) {
@@ -155,6 +159,30 @@ final class LiveEventDriver: Sendable {
                 state.ended = true
                 isOver.withLockedValue { $0 = true }
                 services.logger.info("event ended", metadata: ["event_id": "\(eventID)"])
+            case .forward(let media, let recipients):
+                // One wire buffer for every recipient: header and payload are encoded once here.
+                let frame = WebSocketFrame(fin: true, opcode: .binary, data: media.encoded())
+                let count: Int
+                let itemClass: OutboundQueue<WebSocketFrame>.Class
+                switch media.header.kind {
+                case .opus, .pcm: itemClass = .audio
+                case .screen:
+                    // A config frame is as precious as a control message: decoders need it.
+                    itemClass = media.header.flags.contains(.config) ? .control : .screen(keyframe: media.header.flags.contains(.keyframe))
+                }
+                switch recipients {
+                case .one(let id):
+                    count = state.members.send(frame, class: itemClass, to: id) ? 1 : 0
+                case .allExcept(let sender, let skipping):
+                    count = state.members.broadcast(frame, class: itemClass, except: sender, skipping: skipping)
+                }
+                services.metrics.mediaForwarded(kind: media.header.kind, recipients: count, bytes: count * frame.data.readableBytes)
+            case .encodePCM(let pcm, let speaker):
+                for packet in state.encoders.encode(pcm, speaker: speaker) {
+                    engine.handle(.encodedAudio(speaker: speaker, packet), now: Timestamp.now())
+                }
+            case .mediaDropped(let reason):
+                services.metrics.mediaDropped(reason: reason.rawValue)
             }
         }
         services.writer.enqueue(records)

@@ -1,3 +1,4 @@
+import AirwaveProtocol
 import Metrics
 import NIOConcurrencyHelpers
 import Prometheus
@@ -53,6 +54,19 @@ final class ServerMetrics: Sendable {
     func messageOut(type: String, count: Int) { counter("airwave_messages_out_total", "type", type).increment(by: Int64(count)) }
     func error(code: String) { counter("airwave_errors_total", "code", code).increment() }
     func authFailure(reason: String) { counter("airwave_auth_failures_total", "reason", reason).increment() }
+
+    /// A media frame was received (before any check).
+    func mediaIn(kind: String) { counter("airwave_media_frames_in_total", "kind", kind).increment() }
+    /// A media frame went to `recipients` connections.
+    func mediaForwarded(kind: MediaFrameHeader.Kind, recipients: Int, bytes: Int) {
+        let label = kind == .screen ? "screen" : "audio"
+        counter("airwave_media_frames_forwarded_total", "kind", label).increment(by: Int64(recipients))
+        counter("airwave_media_bytes_out_total", "kind", label).increment(by: Int64(bytes))
+    }
+    /// A media frame was dropped: `gate`, `muted`, `inactive_pipeline`, `malformed`, `rate_limited`.
+    func mediaDropped(reason: String, count: Int = 1) {
+        counter("airwave_media_frames_dropped_total", "reason", reason).increment(by: Int64(count))
+    }
 
     /// Prometheus text exposition.
     func render() -> String { registry.emitToString() }

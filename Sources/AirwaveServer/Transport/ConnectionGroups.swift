@@ -1,4 +1,5 @@
 import AirwaveCore
+import AirwaveProtocol
 import NIOCore
 import NIOWebSocket
 
@@ -33,6 +34,17 @@ struct ConnectionGroups {
         return removed
     }
 
+    /// Sends to one member, through its queue; false if it is not a member.
+    func send(_ frame: WebSocketFrame, class itemClass: OutboundQueue<WebSocketFrame>.Class, to id: ConnectionID) -> Bool {
+        guard let connection = self[id] else { return false }
+        let now = Timestamp.now()
+        connection.channel.eventLoop.execute {
+            connection.enqueue(frame, class: itemClass, now: now)
+            connection.channel.flush()
+        }
+        return true
+    }
+
     var all: [ClientConnection] {
         groups.values.flatMap { $0.members.values }
     }
@@ -40,14 +52,18 @@ struct ConnectionGroups {
     /// Writes `frame` to every member except `excluded`; flushes once per connection after all
     /// writes of the pass. Returns how many connections it went to.
     @discardableResult
-    func broadcast(_ frame: WebSocketFrame, except excluded: ConnectionID? = nil) -> Int {
+    func broadcast(
+        _ frame: WebSocketFrame, class itemClass: OutboundQueue<WebSocketFrame>.Class = .control,
+        except excluded: ConnectionID? = nil, skipping: Set<ConnectionID> = []
+    ) -> Int {
         var sent = 0
+        let now = Timestamp.now()
         for group in groups.values {
-            let members = Array(group.members.values.lazy.filter { $0.id != excluded })
+            let members = Array(group.members.values.lazy.filter { $0.id != excluded && !skipping.contains($0.id) })
             guard !members.isEmpty else { continue }
             sent += members.count
             group.loop.execute {
-                for connection in members { connection.channel.write(frame, promise: nil) }
+                for connection in members { connection.enqueue(frame, class: itemClass, now: now) }
                 for connection in members { connection.channel.flush() }
             }
         }

@@ -19,12 +19,14 @@ struct InboundLoop {
         decode: (String) throws(ProtocolError) -> Message,
         isChat: (Message) -> Bool,
         typeName: (Message) -> String,
-        deliver: (Message) -> Verdict
+        deliver: (Message) -> Verdict,
+        deliverMedia: ((MediaFrame) -> Verdict)? = nil
     ) async {
         var chatBucket = TokenBucket(rate: configuration.chatRate.perSecond, burst: configuration.chatRate.burst)
         var controlBucket = TokenBucket(rate: configuration.controlRate.perSecond, burst: configuration.controlRate.burst)
         var rateErrorGate = IntervalGate(interval: .seconds(1))
         var mediaErrorGate = IntervalGate(interval: .seconds(1))
+        var mediaBucket = TokenBucket(rate: configuration.mediaRate.perSecond, burst: configuration.mediaRate.burst)
         do {
             for try await message in inbound.messages(maxSize: configuration.maxBinaryFrameSize) {
                 let now = Timestamp.now()
@@ -32,7 +34,8 @@ struct InboundLoop {
                 case .text(let text):
                     guard text.utf8.count <= configuration.maxTextFrameSize else {
                         metrics.error(code: "message_too_big")
-                        connection.close(.messageTooBig, reason: "text frame over \(configuration.maxTextFrameSize) bytes")
+                        // Awaited here: returning first would let the WebSocket layer close with 1000.
+                        await connection.closeNow(.messageTooBig, reason: "text frame over \(configuration.maxTextFrameSize) bytes")
                         return
                     }
                     let decoded: Message
@@ -55,12 +58,30 @@ struct InboundLoop {
                     }
                     metrics.messageIn(type: typeName(decoded))
                     if case .stop = deliver(decoded) { return }
-                case .binary:
-                    // The media path is not relayed on this endpoint yet: dropped, counted, answered once a second.
-                    metrics.messageIn(type: "media")
-                    if mediaErrorGate.allow(now: now) {
-                        connection.send(ProtocolError(.notAllowed, "Media frames are not accepted on this connection.").json)
+                case .binary(let buffer):
+                    guard let deliverMedia else {
+                        metrics.mediaDropped(reason: "no_media_endpoint")
+                        if mediaErrorGate.allow(now: now) {
+                            connection.send(ProtocolError(.notAllowed, "This endpoint carries no media.").json)
+                        }
+                        continue
                     }
+                    let frame: MediaFrame
+                    do {
+                        frame = try MediaIngress.validate(buffer)
+                    } catch {
+                        metrics.mediaDropped(reason: "malformed")
+                        if mediaErrorGate.allow(now: now) {
+                            connection.send(ProtocolError(.badMessage, error.message, details: ["reason": .string(error.reason)]).json)
+                        }
+                        continue
+                    }
+                    metrics.mediaIn(kind: frame.header.kind == .screen ? "screen" : frame.header.kind == .pcm ? "pcm" : "opus")
+                    guard mediaBucket.take(now: now) else {
+                        metrics.mediaDropped(reason: "rate_limited")
+                        continue
+                    }
+                    if case .stop = deliverMedia(frame) { return }
                 }
             }
         } catch {

@@ -132,6 +132,10 @@ struct LiveSocketRoutes: Sendable {
             deliver: { command in
                 guard let driver, driver.submit(.command(connection.id, command)) else { return .stop }
                 return .keepReading
+            },
+            deliverMedia: { frame in
+                guard let driver, driver.submit(.media(connection.id, frame)) else { return .stop }
+                return .keepReading
             })
         driver?.submit(.disconnected(connection.id))
     }
