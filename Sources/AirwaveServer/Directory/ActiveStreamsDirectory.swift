@@ -1,6 +1,5 @@
 import AirwaveCore
 import AirwaveProtocol
-import NIOWebSocket
 
 /// The active-streams directory (PROTOCOL.md 2.5): the summary of every live event, sent to
 /// each subscriber on connect and again whenever it changes, at most once per interval.
@@ -43,7 +42,7 @@ actor ActiveStreamsDirectory {
 
     /// Closes every subscriber with `server_shutdown`.
     func shutdown() {
-        subscribers.broadcast(WebSocketFrame.text(LiveServerMessage.serverShutdown))
+        subscribers.broadcast(WebSocketWire.text(LiveServerMessage.serverShutdown))
         for connection in subscribers.all { connection.close(.goingAway, reason: "server_shutdown") }
         subscribers = ConnectionGroups()
         timer?.cancel()
@@ -57,7 +56,7 @@ actor ActiveStreamsDirectory {
     private func flush() {
         let now = Timestamp.now()
         if throttle.fire(now: now) {
-            subscribers.broadcast(WebSocketFrame.text(LiveServerMessage.activeStreams(streams)))
+            subscribers.broadcast(WebSocketWire.text(LiveServerMessage.activeStreams(streams)))
             return
         }
         guard timer == nil, let due = throttle.dueAt else { return }

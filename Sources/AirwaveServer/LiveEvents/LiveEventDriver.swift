@@ -3,7 +3,7 @@ import AirwaveProtocol
 import AirwaveStore
 import Logging
 import NIOConcurrencyHelpers
-import NIOWebSocket
+import NIOCore
 
 /// Runs one `LiveEvent`: a single task takes its inputs in arrival order, feeds the engine and
 /// performs the outputs (fan-out, closes, persistence, timers). Nothing else touches the engine.
@@ -132,7 +132,7 @@ final class LiveEventDriver: Sendable {
         while let output = engine.pollOutput() {
             switch output {
             case .send(let message, let recipients):
-                let frame = WebSocketFrame.text(message)
+                let frame = WebSocketWire.text(message)
                 let count: Int
                 switch recipients {
                 case .one(let id):
@@ -161,9 +161,9 @@ final class LiveEventDriver: Sendable {
                 services.logger.info("event ended", metadata: ["event_id": "\(eventID)"])
             case .forward(let media, let recipients):
                 // One wire buffer for every recipient: header and payload are encoded once here.
-                let frame = WebSocketFrame(fin: true, opcode: .binary, data: media.encoded())
+                let frame = WebSocketWire.frame(media)
                 let count: Int
-                let itemClass: OutboundQueue<WebSocketFrame>.Class
+                let itemClass: OutboundQueue<ByteBuffer>.Class
                 switch media.header.kind {
                 case .opus, .pcm: itemClass = .audio
                 case .screen:
@@ -176,7 +176,7 @@ final class LiveEventDriver: Sendable {
                 case .allExcept(let sender, let skipping):
                     count = state.members.broadcast(frame, class: itemClass, except: sender, skipping: skipping)
                 }
-                services.metrics.mediaForwarded(kind: media.header.kind, recipients: count, bytes: count * frame.data.readableBytes)
+                services.metrics.mediaForwarded(kind: media.header.kind, recipients: count, bytes: count * frame.readableBytes)
             case .encodePCM(let pcm, let speaker):
                 for packet in state.encoders.encode(pcm, speaker: speaker) {
                     engine.handle(.encodedAudio(speaker: speaker, packet), now: Timestamp.now())
@@ -190,7 +190,7 @@ final class LiveEventDriver: Sendable {
 
     private func shutdown(_ engine: inout LiveEvent, _ state: inout RunState, _ services: Services, now: Timestamp) {
         guard !state.ended else { return }
-        let frame = WebSocketFrame.text(LiveServerMessage.serverShutdown)
+        let frame = WebSocketWire.text(LiveServerMessage.serverShutdown)
         state.members.broadcast(frame)
         for connection in state.members.all {
             connection.close(.goingAway, reason: "server_shutdown")

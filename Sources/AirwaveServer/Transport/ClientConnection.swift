@@ -15,7 +15,9 @@ final class ClientConnection: Sendable {
     private let metrics: ServerMetrics
     private let closeRequested = NIOLockedValueBox(false)
     /// Touched only on `channel.eventLoop`.
-    private let queue: NIOLoopBoundBox<OutboundQueue<WebSocketFrame>>
+    private let queue: NIOLoopBoundBox<OutboundQueue<ByteBuffer>>
+    /// The raw writer below NIO's WebSocket frame encoder; set on the event loop.
+    private let writer: NIOLoopBoundBox<RawFrameWriter?>
 
     init(id: ConnectionID, channel: any Channel, outbound: WebSocketOutboundWriter, metrics: ServerMetrics, queueLimit: Int) {
         self.id = id
@@ -23,22 +25,26 @@ final class ClientConnection: Sendable {
         self.outbound = outbound
         self.metrics = metrics
         queue = NIOLoopBoundBox.makeBoxSendingValue(OutboundQueue(limit: queueLimit), eventLoop: channel.eventLoop)
+        writer = NIOLoopBoundBox.makeBoxSendingValue(nil, eventLoop: channel.eventLoop)
+        // Every write of this connection happens on its loop after this (FIFO), so the writer is in place.
         channel.eventLoop.execute { [self] in
-            try? channel.pipeline.syncOperations.addHandler(WritabilityHandler(connection: self), position: .first)
+            let handler = RawFrameWriter(connection: self)
+            guard (try? channel.pipeline.syncOperations.addHandler(handler, position: .first)) != nil else { return }
+            writer.value = handler
         }
     }
 
     /// Whether a close has been asked for (no further frames are meant for it).
     var isClosing: Bool { closeRequested.withLockedValue { $0 } }
 
-    /// Sends one pre-encoded control frame (never dropped), from any thread.
-    func send(_ frame: WebSocketFrame) {
+    /// Sends one control frame (never dropped), from any thread.
+    func send(_ wire: ByteBuffer) {
         if channel.eventLoop.inEventLoop {
-            enqueue(frame, class: .control, now: .now())
+            enqueue(wire, class: .control, now: .now())
             channel.flush()
         } else {
             channel.eventLoop.execute { [self] in
-                enqueue(frame, class: .control, now: .now())
+                enqueue(wire, class: .control, now: .now())
                 channel.flush()
             }
         }
@@ -46,33 +52,36 @@ final class ClientConnection: Sendable {
 
     /// Sends a JSON message.
     func send(_ message: JSONValue) {
-        send(WebSocketFrame.text(message))
+        send(WebSocketWire.text(message))
     }
 
-    /// Writes now if the socket takes it and nothing waits, else queues by the rules of
-    /// `OutboundQueue`. Call on the event loop; the caller flushes.
-    func enqueue(_ frame: WebSocketFrame, class itemClass: OutboundQueue<WebSocketFrame>.Class, now: Timestamp) {
+    /// Writes a wire frame now if the socket takes it and nothing waits, else queues it by the
+    /// rules of `OutboundQueue`. Call on the event loop; the caller flushes.
+    func enqueue(_ wire: ByteBuffer, class itemClass: OutboundQueue<ByteBuffer>.Class, now: Timestamp) {
         channel.eventLoop.preconditionInEventLoop()
+        guard let writer = writer.value else { return }  // the channel is gone
+        if isClosing, itemClass != .control { return }
         if queue.value.isEmpty, channel.isWritable {
-            channel.write(frame, promise: nil)
+            writer.write(wire)
             return
         }
-        let result = queue.value.push(frame, class: itemClass, size: frame.data.readableBytes, now: now)
+        let result = queue.value.push(wire, class: itemClass, size: wire.readableBytes, now: now)
         if result.droppedAudio > 0 { metrics.mediaDropped(reason: "slow_listener", count: result.droppedAudio) }
         if result.droppedScreen > 0 { metrics.mediaDropped(reason: "slow_listener", count: result.droppedScreen) }
         if queue.value.isTooSlow(now: now), !isClosing {
             metrics.error(code: ErrorCode.tooSlow.rawValue)
             // Ahead of the queue: the connection is being dropped, what waits no longer matters.
-            channel.write(WebSocketFrame.text(ProtocolError(.tooSlow, "The connection could not keep up.").json), promise: nil)
+            writer.write(WebSocketWire.text(ProtocolError(.tooSlow, "The connection could not keep up.").json))
             close(.tooSlow, reason: ErrorCode.tooSlow.rawValue)
         }
     }
 
     /// Writes what the queue holds while the socket takes it.
     fileprivate func drain() {
+        guard let writer = writer.value else { return }
         var wrote = false
-        while channel.isWritable, let (frame, _) = queue.value.pop() {
-            channel.write(frame, promise: nil)
+        while channel.isWritable, let (wire, _) = queue.value.pop() {
+            writer.write(wire)
             wrote = true
         }
         if wrote { channel.flush() }
@@ -112,12 +121,23 @@ final class ClientConnection: Sendable {
     }
 }
 
-/// Drains a connection's queue when its socket can take more again.
-private final class WritabilityHandler: ChannelInboundHandler, RemovableChannelHandler {
+/// Sits first in the pipeline: writes pre-built WebSocket frames straight towards the socket
+/// (below NIO's frame encoder, so one buffer serves every recipient) and drains the
+/// connection's queue when the socket can take more again.
+final class RawFrameWriter: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = NIOAny
-    let connection: ClientConnection
+    typealias OutboundOut = ByteBuffer
+    private let connection: ClientConnection
+    private var context: ChannelHandlerContext?
 
     init(connection: ClientConnection) { self.connection = connection }
+
+    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+
+    func write(_ wire: ByteBuffer) {
+        context?.write(wrapOutboundOut(wire), promise: nil)
+    }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         if context.channel.isWritable { connection.drain() }
@@ -125,11 +145,11 @@ private final class WritabilityHandler: ChannelInboundHandler, RemovableChannelH
     }
 }
 
-extension WebSocketFrame {
+extension WebSocketWire {
     /// A final text frame holding the JSON text of `message`.
-    static func text(_ message: JSONValue) -> WebSocketFrame {
-        var buffer = ByteBufferAllocator().buffer(capacity: 256)
-        message.write(into: &buffer)
-        return WebSocketFrame(fin: true, opcode: .text, data: buffer)
+    static func text(_ message: JSONValue) -> ByteBuffer {
+        var json = ByteBufferAllocator().buffer(capacity: 256)
+        message.write(into: &json)
+        return frame(opcode: text, payload: json)
     }
 }

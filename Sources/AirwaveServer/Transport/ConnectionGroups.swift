@@ -1,7 +1,6 @@
 import AirwaveCore
 import AirwaveProtocol
 import NIOCore
-import NIOWebSocket
 
 /// The connections of one event or directory, grouped by event loop, so that a fan-out costs
 /// one hop per loop and the same frame (one buffer) is written to every member.
@@ -35,7 +34,7 @@ struct ConnectionGroups {
     }
 
     /// Sends to one member, through its queue; false if it is not a member.
-    func send(_ frame: WebSocketFrame, class itemClass: OutboundQueue<WebSocketFrame>.Class, to id: ConnectionID) -> Bool {
+    func send(_ frame: ByteBuffer, class itemClass: OutboundQueue<ByteBuffer>.Class, to id: ConnectionID) -> Bool {
         guard let connection = self[id] else { return false }
         let now = Timestamp.now()
         connection.channel.eventLoop.execute {
@@ -49,11 +48,11 @@ struct ConnectionGroups {
         groups.values.flatMap { $0.members.values }
     }
 
-    /// Writes `frame` to every member except `excluded`; flushes once per connection after all
+    /// Writes the wire frame to every member except `excluded`; flushes once per connection after all
     /// writes of the pass. Returns how many connections it went to.
     @discardableResult
     func broadcast(
-        _ frame: WebSocketFrame, class itemClass: OutboundQueue<WebSocketFrame>.Class = .control,
+        _ frame: ByteBuffer, class itemClass: OutboundQueue<ByteBuffer>.Class = .control,
         except excluded: ConnectionID? = nil, skipping: Set<ConnectionID> = []
     ) -> Int {
         var sent = 0
