@@ -180,6 +180,7 @@ struct FixtureRunner {
             case "list_listener_limit": configuration.listListenerLimit = n
             case "chat_history_limit": configuration.chatHistoryLimit = n
             case "keyframe_request_interval_ms": configuration.keyframeRequestInterval = .milliseconds(n)
+            case "screen_cache_limit": configuration.screenCacheLimit = n
             default: throw FixtureError("\(name): unknown configuration key \(key)")
             }
         }

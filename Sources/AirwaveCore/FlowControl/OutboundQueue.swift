@@ -33,6 +33,8 @@ public struct OutboundQueue<Item> {
     public let patience: Duration
     private var entries: [Entry?] = []
     private var head = 0
+    /// Entries not dropped and not popped (`entries` also holds the holes dropped audio leaves).
+    private var waiting = 0
     public private(set) var bytes = 0
     /// Screen deltas are skipped until the next keyframe.
     public private(set) var skippingScreen = false
@@ -45,7 +47,7 @@ public struct OutboundQueue<Item> {
     }
 
     /// Items waiting.
-    public var isEmpty: Bool { head == entries.count }
+    public var isEmpty: Bool { waiting == 0 }
 
     /// Queues an item, dropping by the rules above if it does not fit.
     public mutating func push(_ item: Item, class itemClass: Class, size: Int, now: Timestamp) -> PushResult {
@@ -59,6 +61,7 @@ public struct OutboundQueue<Item> {
             }
         }
         entries.append(Entry(itemClass: itemClass, size: size, item: item))
+        waiting += 1
         bytes += size
         if bytes > limit {
             congestedSince = congestedSince ?? now
@@ -66,6 +69,7 @@ public struct OutboundQueue<Item> {
             while bytes > limit, index < entries.count {
                 if let entry = entries[index], entry.itemClass == .audio {
                     entries[index] = nil
+                    waiting -= 1
                     bytes -= entry.size
                     result.droppedAudio += 1
                 }
@@ -74,9 +78,16 @@ public struct OutboundQueue<Item> {
             if bytes > limit, case .screen(keyframe: false) = itemClass {
                 // The new delta does not fit: drop it and every delta until the next keyframe.
                 entries.removeLast()
+                waiting -= 1
                 bytes -= size
                 result.droppedScreen += 1
                 skippingScreen = true
+            }
+            if bytes * 2 <= limit { congestedSince = nil }
+            if waiting == 0 {
+                // Everything was dropped: no holes are left behind.
+                entries.removeAll(keepingCapacity: true)
+                head = 0
             }
         }
         return result
@@ -89,6 +100,7 @@ public struct OutboundQueue<Item> {
             entries[head] = nil
             head += 1
             if let entry {
+                waiting -= 1
                 bytes -= entry.size
                 compactIfDrained()
                 if bytes * 2 <= limit { congestedSince = nil }

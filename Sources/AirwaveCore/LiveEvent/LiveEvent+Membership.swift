@@ -16,6 +16,10 @@ extension LiveEvent {
             emit(.send(LiveServerMessage.chatHistory(chat), to: .one(connection)))
             emit(.send(participantList, to: .one(connection)))
             emit(.send(LiveServerMessage.participantCount(participants.count), to: .one(connection)))
+            if mode == .screen, !screenPipeline.awaitingKeyframe.isEmpty {
+                // Viewers who joined while the host was away still wait for a keyframe.
+                requestKeyframe(now: now)
+            }
         }
     }
 

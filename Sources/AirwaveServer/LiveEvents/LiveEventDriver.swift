@@ -80,6 +80,7 @@ final class LiveEventDriver: Sendable {
                     state.reportedEnd = true
                     state.timer?.cancel()
                     await services.directory.remove(eventID)
+                    services.metrics.eventParticipants(eventID, count: nil)
                     await services.onEnded(eventID)
                     continuation.finish()
                 }
@@ -87,6 +88,9 @@ final class LiveEventDriver: Sendable {
             }
             let summary = engine.summary
             if summary != state.lastSummary {
+                if summary.participantCount != state.lastSummary?.participantCount {
+                    services.metrics.eventParticipants(eventID, count: summary.participantCount)
+                }
                 state.lastSummary = summary
                 await services.directory.update(summary)
             }

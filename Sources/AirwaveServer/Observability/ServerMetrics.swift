@@ -11,10 +11,10 @@ final class ServerMetrics: Sendable {
     let eventsLive: Metrics.Gauge
     let storeWrites: Metrics.Counter
     let storeErrors: Metrics.Counter
-    let noticesOut: Metrics.Counter
     private let cache = NIOLockedValueBox([String: Metrics.Counter]())
     private let gauges = NIOLockedValueBox([String: Metrics.Gauge]())
     private let openConnections = NIOLockedValueBox([String: Int]())
+    private let eventGauges = NIOLockedValueBox([String: Metrics.Gauge]())
 
     init() {
         registry = PrometheusCollectorRegistry()
@@ -22,7 +22,16 @@ final class ServerMetrics: Sendable {
         eventsLive = Metrics.Gauge(label: "airwave_events_live", factory: factory)
         storeWrites = Metrics.Counter(label: "airwave_store_records_written_total", factory: factory)
         storeErrors = Metrics.Counter(label: "airwave_store_errors_total", factory: factory)
-        noticesOut = Metrics.Counter(label: "airwave_frames_out_total", dimensions: [("kind", "text")], factory: factory)
+        let factory = self.factory
+        func make(_ label: String, _ kind: String) -> Metrics.Counter {
+            Metrics.Counter(label: label, dimensions: [("kind", kind)], factory: factory)
+        }
+        media = MediaCounters(
+            inOpus: make("airwave_media_frames_in_total", "opus"), inPCM: make("airwave_media_frames_in_total", "pcm"),
+            inScreen: make("airwave_media_frames_in_total", "screen"),
+            forwardedAudio: make("airwave_media_frames_forwarded_total", "audio"),
+            forwardedScreen: make("airwave_media_frames_forwarded_total", "screen"),
+            bytesAudio: make("airwave_media_bytes_out_total", "audio"), bytesScreen: make("airwave_media_bytes_out_total", "screen"))
     }
 
     private func counter(_ label: String, _ key: String, _ value: String) -> Metrics.Counter {
@@ -55,17 +64,45 @@ final class ServerMetrics: Sendable {
     func error(code: String) { counter("airwave_errors_total", "code", code).increment() }
     func authFailure(reason: String) { counter("airwave_auth_failures_total", "reason", reason).increment() }
 
-    /// A media frame was received (before any check).
-    func mediaIn(kind: String) { counter("airwave_media_frames_in_total", "kind", kind).increment() }
+    /// Per-frame counters, made once: the media path must not build labels per frame.
+    private struct MediaCounters {
+        let inOpus, inPCM, inScreen, forwardedAudio, forwardedScreen, bytesAudio, bytesScreen: Metrics.Counter
+    }
+    private let media: MediaCounters
+
+    /// A media frame was received (after the header check).
+    func mediaIn(kind: MediaFrameHeader.Kind) {
+        switch kind {
+        case .opus: media.inOpus.increment()
+        case .pcm: media.inPCM.increment()
+        case .screen: media.inScreen.increment()
+        }
+    }
+
     /// A media frame went to `recipients` connections.
     func mediaForwarded(kind: MediaFrameHeader.Kind, recipients: Int, bytes: Int) {
-        let label = kind == .screen ? "screen" : "audio"
-        counter("airwave_media_frames_forwarded_total", "kind", label).increment(by: Int64(recipients))
-        counter("airwave_media_bytes_out_total", "kind", label).increment(by: Int64(bytes))
+        let screen = kind == .screen
+        (screen ? media.forwardedScreen : media.forwardedAudio).increment(by: Int64(recipients))
+        (screen ? media.bytesScreen : media.bytesAudio).increment(by: Int64(bytes))
     }
+
     /// A media frame was dropped: `gate`, `muted`, `inactive_pipeline`, `malformed`, `rate_limited`.
     func mediaDropped(reason: String, count: Int = 1) {
         counter("airwave_media_frames_dropped_total", "reason", reason).increment(by: Int64(count))
+    }
+
+    /// Listeners and co-hosts of one live event (`airwave_event_participants{event_id}`);
+    /// nil removes the series when the event ends.
+    func eventParticipants(_ eventID: String, count: Int?) {
+        eventGauges.withLockedValue { gauges in
+            guard let count else {
+                gauges.removeValue(forKey: eventID)?.destroy()
+                return
+            }
+            let gauge = gauges[eventID] ?? Metrics.Gauge(label: "airwave_event_participants", dimensions: [("event_id", eventID)], factory: factory)
+            gauges[eventID] = gauge
+            gauge.record(count)
+        }
     }
 
     /// Prometheus text exposition.

@@ -76,7 +76,7 @@ struct InboundLoop {
                         }
                         continue
                     }
-                    metrics.mediaIn(kind: frame.header.kind == .screen ? "screen" : frame.header.kind == .pcm ? "pcm" : "opus")
+                    metrics.mediaIn(kind: frame.header.kind)
                     guard mediaBucket.take(now: now) else {
                         metrics.mediaDropped(reason: "rate_limited")
                         continue
