@@ -18,6 +18,10 @@ public enum ErrorCode: String, Sendable, Hashable, CaseIterable {
     case alreadyVoted = "already_voted"
     /// Extension (docs/protocol.md): `remove_cohost` or `mute` names someone who is not a speaker.
     case notCohost = "not_cohost"
+    /// Extension (docs/protocol.md): `POST /api/rooms` for a room id that exists (HTTP 409).
+    case roomExists = "room_exists"
+    /// Extension (docs/protocol.md): `GET /api/rooms/{id}` for a room never created or used (HTTP 404).
+    case roomNotFound = "room_not_found"
     /// Extension (docs/protocol.md): the server is draining and accepts no new connections.
     case serverShuttingDown = "server_shutting_down"
 
@@ -35,7 +39,7 @@ public enum ErrorCode: String, Sendable, Hashable, CaseIterable {
         case .badRequest: .badRequest
         case .serverShuttingDown: .goingAway
         case .badMessage, .unknownType, .notAllowed, .noPendingInvite, .rateLimited, .cannotInvite, .alreadyVoted,
-            .notCohost:
+            .notCohost, .roomExists, .roomNotFound:
             nil
         }
     }

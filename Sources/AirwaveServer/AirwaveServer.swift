@@ -22,23 +22,25 @@ public struct ServerStartError: Error, CustomStringConvertible, Sendable {
 public final class AirwaveServer: Sendable {
     public let configuration: ServerConfiguration
     let logger: Logger
-    let store: any EventStore
+    let store: any EventStore & RoomStore
     let verifier: TokenVerifier
     let metrics: ServerMetrics
     let registry: LiveEventRegistry
+    let rooms: ListeningRoomRegistry
     let directory: ActiveStreamsDirectory
     let writer: StoreWriter
     private let draining = NIOLockedValueBox(false)
     private let nextConnectionID = NIOLockedValueBox<UInt64>(0)
     private let serviceGroup = NIOLockedValueBox<ServiceGroup?>(nil)
 
-    private init(configuration: ServerConfiguration, logger: Logger, store: any EventStore, verifier: TokenVerifier) {
+    private init(configuration: ServerConfiguration, logger: Logger, store: any EventStore & RoomStore, verifier: TokenVerifier) {
         self.configuration = configuration
         self.logger = logger
         self.store = store
         self.verifier = verifier
         metrics = ServerMetrics()
         registry = LiveEventRegistry(configuration: configuration.liveEvent, metrics: metrics)
+        rooms = ListeningRoomRegistry(store: store, metrics: metrics)
         directory = ActiveStreamsDirectory(interval: configuration.directoryInterval)
         writer = StoreWriter(store: store, logger: logger, metrics: metrics)
     }
@@ -59,10 +61,11 @@ public final class AirwaveServer: Sendable {
         let store = try await openStore(configuration, logger: logger)
         let server = AirwaveServer(configuration: configuration, logger: logger, store: store, verifier: verifier)
         await server.registry.attach(writer: server.writer, directory: server.directory, logger: logger)
+        await server.rooms.attach(writer: server.writer)
         return server
     }
 
-    private static func openStore(_ configuration: ServerConfiguration, logger: Logger) async throws(ServerStartError) -> any EventStore {
+    private static func openStore(_ configuration: ServerConfiguration, logger: Logger) async throws(ServerStartError) -> any EventStore & RoomStore {
         let path: String
         switch configuration.databaseURL {
         case nil, "":
@@ -112,6 +115,8 @@ public final class AirwaveServer: Sendable {
         let router = Router(context: AirwaveRequestContext.self)
         HTTPRoutes(server: self).register(on: router)
         LiveSocketRoutes(server: self).register(on: router)
+        RoomSocketRoutes(server: self).register(on: router)
+        RoomHTTPRoutes(server: self).register(on: router)
         let app = Application(
             router: router,
             server: .http1WebSocketUpgrade(
@@ -176,6 +181,7 @@ struct RelayService: Service {
             server.beginDraining()
             server.logger.info("shutting down: telling every connection")
             await server.registry.shutdownAll()
+            await server.rooms.shutdownAll()
             await server.directory.shutdown()
             server.writer.finish()
             try await group.waitForAll()

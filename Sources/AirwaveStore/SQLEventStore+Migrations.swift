@@ -18,6 +18,7 @@ extension SQLEventStore {
     /// Every migration, oldest first. Append new ones; never edit or reorder applied ones.
     static let migrations: [SQLSchemaMigration] = [
         SQLSchemaMigration(version: 1, name: "events, participants and chat", apply: createInitialSchema),
+        SQLSchemaMigration(version: 2, name: "listening rooms and their chat", apply: createRoomsSchema),
     ]
 
     /// Version 1: the events, event_participants and chat_messages tables and their indexes.
@@ -63,6 +64,46 @@ extension SQLEventStore {
         try await db.create(index: "chat_messages_event_id_id_idx")
             .on(Table.chat)
             .column("event_id")
+            .column("id")
+            .run()
+    }
+
+    /// Version 2: the rooms and room_chat tables of listening rooms, and room_chat's index.
+    ///
+    /// A room's live state is one JSON text column (``StoredRoomState``; small, always read and
+    /// written whole). Room ids are checked to be 1–64 characters, as the protocol requires of
+    /// every id. Closing a room marks its chat rows `cleared` rather than deleting them.
+    @Sendable
+    static func createRoomsSchema(on db: any SQLDatabase) async throws {
+        try await db.create(table: Table.rooms)
+            .column(
+                "room_id", type: .text, .primaryKey(autoIncrement: false), .notNull,
+                .check(
+                    SQLBetween(
+                        operand: SQLFunction("length", args: SQLColumn("room_id")),
+                        lowerBound: SQLLiteral.numeric("1"),
+                        upperBound: SQLLiteral.numeric("64")
+                    )
+                )
+            )
+            .column("host_user_id", type: .text)
+            .column("created_at", type: .bigint, .notNull)
+            .column("closed_at", type: .bigint)
+            .column("state_json", type: .text)
+            .run()
+
+        try await db.create(table: Table.roomChat)
+            .column("id", type: .bigint, autoIncrementPrimaryKey(on: db))
+            .column("room_id", type: .text, .notNull, .references(Table.rooms, "room_id", onDelete: .cascade))
+            .column("user_id", type: .text, .notNull)
+            .column("name", type: .text, .notNull)
+            .column("message", type: .text, .notNull)
+            .column("sent_at", type: .bigint, .notNull)
+            .column("cleared", type: .custom(SQLRaw("BOOLEAN")), .notNull, .default(false))
+            .run()
+        try await db.create(index: "room_chat_room_id_id_idx")
+            .on(Table.roomChat)
+            .column("room_id")
             .column("id")
             .run()
     }

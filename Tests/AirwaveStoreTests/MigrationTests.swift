@@ -43,7 +43,9 @@ import AirwaveStore
             let names = try await store.store.database.raw(
                 "SELECT name FROM sqlite_master WHERE type = 'index' AND name NOT LIKE 'sqlite_%' ORDER BY name"
             ).all(decodingColumn: "name", as: String.self)
-            #expect(names == ["chat_messages_event_id_id_idx", "event_participants_event_connection_idx"])
+            #expect(names == [
+                "chat_messages_event_id_id_idx", "event_participants_event_connection_idx", "room_chat_room_id_id_idx",
+            ])
 
             let chatIndexColumns = try await store.store.database.raw(
                 "SELECT name FROM pragma_index_info('chat_messages_event_id_id_idx') ORDER BY seqno"

@@ -9,6 +9,7 @@ final class ServerMetrics: Sendable {
     let registry: PrometheusCollectorRegistry
     private let factory: PrometheusMetricsFactory
     let eventsLive: Metrics.Gauge
+    let roomsOpen: Metrics.Gauge
     let storeWrites: Metrics.Counter
     let storeErrors: Metrics.Counter
     private let cache = NIOLockedValueBox([String: Metrics.Counter]())
@@ -20,6 +21,7 @@ final class ServerMetrics: Sendable {
         registry = PrometheusCollectorRegistry()
         factory = PrometheusMetricsFactory(registry: registry)
         eventsLive = Metrics.Gauge(label: "airwave_events_live", factory: factory)
+        roomsOpen = Metrics.Gauge(label: "airwave_rooms_open", factory: factory)
         storeWrites = Metrics.Counter(label: "airwave_store_records_written_total", factory: factory)
         storeErrors = Metrics.Counter(label: "airwave_store_errors_total", factory: factory)
         let factory = self.factory

@@ -28,11 +28,17 @@ final class ClientConnection: Sendable {
         writer = NIOLoopBoundBox.makeBoxSendingValue(nil, eventLoop: channel.eventLoop)
         // Every write of this connection happens on its loop after this (FIFO), so the writer is in place.
         channel.eventLoop.execute { [self] in
+            // A fixed socket send buffer: the kernel would otherwise grow it to megabytes and hold
+            // a stuck listener's backlog there, beyond the reach of the queue's drop rules.
+            _ = try? channel.syncOptions?.setOption(.socketOption(.so_sndbuf), value: Self.socketSendBuffer)
             let handler = RawFrameWriter(connection: self)
             guard (try? channel.pipeline.syncOperations.addHandler(handler, position: .first)) != nil else { return }
             writer.value = handler
         }
     }
+
+    /// Bytes the kernel may hold for this socket (beyond NIO's own 64 KiB high watermark).
+    static let socketSendBuffer: SocketOptionValue = 64 * 1024
 
     /// Whether a close has been asked for (no further frames are meant for it).
     var isClosing: Bool { closeRequested.withLockedValue { $0 } }
@@ -70,7 +76,8 @@ final class ClientConnection: Sendable {
         if result.droppedScreen > 0 { metrics.mediaDropped(reason: "slow_listener", count: result.droppedScreen) }
         if queue.value.isTooSlow(now: now), !isClosing {
             metrics.error(code: ErrorCode.tooSlow.rawValue)
-            // Ahead of the queue: the connection is being dropped, what waits no longer matters.
+            // The connection is being dropped: what waits no longer matters, the error goes ahead.
+            queue.value = OutboundQueue(limit: queue.value.limit, patience: queue.value.patience)
             writer.write(WebSocketWire.text(ProtocolError(.tooSlow, "The connection could not keep up.").json))
             close(.tooSlow, reason: ErrorCode.tooSlow.rawValue)
         }

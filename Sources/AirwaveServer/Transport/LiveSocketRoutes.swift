@@ -28,37 +28,14 @@ struct LiveSocketRoutes: Sendable {
 
     private typealias Context = WebSocketRouterContext<AirwaveRequestContext>
 
-    /// A percent-decoded path parameter that must be a well-formed id.
+    private var checks: SocketChecks { SocketChecks(server: server) }
+
     private func id(_ parameter: String, _ context: Context, name: String? = nil) throws(ProtocolError) -> String {
-        let name = name ?? parameter
-        guard let raw = context.requestContext.parameters.get(parameter), let decoded = raw.removingPercentEncoding,
-            Identifier.isValid(decoded)
-        else {
-            throw ProtocolError(.badRequest, "\(name) must be 1–64 characters of A–Z, a–z, 0–9, _ . @ -.", details: ["parameter": .string(name)])
-        }
-        return decoded
+        try checks.pathID(parameter, context, name: name)
     }
 
-    /// Verifies `?token=`; nil when there is none.
     private func verifiedUser(_ context: Context, pathUserID: String) async throws(ProtocolError) -> VerifiedUser? {
-        guard let token = context.request.uri.queryParameters.get("token"), !token.isEmpty else { return nil }
-        let user: VerifiedUser
-        do {
-            user = try await server.verifier.verify(token)
-        } catch {
-            server.metrics.authFailure(reason: error.reason)
-            throw ProtocolError(.unauthorized, error.message, details: ["reason": .string(error.reason)])
-        }
-        guard user.userID == pathUserID else {
-            server.metrics.authFailure(reason: "user_mismatch")
-            throw ProtocolError(.forbidden, "The token belongs to another user.")
-        }
-        return user
-    }
-
-    private func refuse(_ connection: ClientConnection, _ error: ProtocolError) {
-        server.metrics.error(code: error.code.rawValue)
-        connection.refuse(error)
+        try await checks.verifiedUser(context, pathUserID: pathUserID)
     }
 
     private func host(inbound: WebSocketInboundStream, connection: ClientConnection, context: Context) async {
@@ -74,7 +51,7 @@ struct LiveSocketRoutes: Sendable {
             }
             identity = UserIdentity(userID: user.userID, username: user.username, verified: true)
         } catch {
-            return await drainAfterRefusal(inbound, connection, error)
+            return await checks.drainAfterRefusal(inbound, connection, error)
         }
         let authority = context.request.head.authority ?? "\(server.configuration.host):\(server.configuration.port)"
         let driver = await server.registry.connectHost(identity, connection: connection) { eventID in
@@ -114,10 +91,10 @@ struct LiveSocketRoutes: Sendable {
             }
             driver = found
         } catch {
-            return await drainAfterRefusal(inbound, connection, error)
+            return await checks.drainAfterRefusal(inbound, connection, error)
         }
         guard driver.submit(.join(connection.id, identity), connection: connection) else {
-            return await drainAfterRefusal(inbound, connection, ProtocolError(.eventEnded, "This event has ended."))
+            return await checks.drainAfterRefusal(inbound, connection, ProtocolError(.eventEnded, "This event has ended."))
         }
         await relay(inbound, connection, to: driver)
     }
@@ -144,7 +121,7 @@ struct LiveSocketRoutes: Sendable {
         server.metrics.connectionsChanged(endpoint: "active_streams", by: 1)
         defer { server.metrics.connectionsChanged(endpoint: "active_streams", by: -1) }
         guard !server.isDraining else {
-            return await drainAfterRefusal(inbound, connection, ProtocolError(.serverShuttingDown, "The server is shutting down."))
+            return await checks.drainAfterRefusal(inbound, connection, ProtocolError(.serverShuttingDown, "The server is shutting down."))
         }
         await server.directory.subscribe(connection)
         let loop = InboundLoop(connection: connection, configuration: server.configuration, metrics: server.metrics)
@@ -159,15 +136,6 @@ struct LiveSocketRoutes: Sendable {
                 return .keepReading
             })
         await server.directory.unsubscribe(connection.id)
-    }
-
-    /// Sends the refusal and keeps reading until the peer answers the close.
-    private func drainAfterRefusal(_ inbound: WebSocketInboundStream, _ connection: ClientConnection, _ error: any Error) async {
-        let protocolError = (error as? ProtocolError) ?? ProtocolError(.badRequest, "The request could not be served.")
-        refuse(connection, protocolError)
-        do {
-            for try await _ in inbound {}
-        } catch {}
     }
 }
 

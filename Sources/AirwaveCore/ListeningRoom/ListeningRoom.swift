@@ -1,0 +1,89 @@
+import AirwaveProtocol
+
+/// The state machine of one listening room (PROTOCOL.md section 3): queue and votes, current
+/// song, playback, chat, host-only actions and closing. Sans-IO like `LiveEvent`: inputs in,
+/// outputs polled, time as an input.
+public struct ListeningRoom: Sendable {
+    /// Everything that can happen to a room.
+    public enum Input: Sendable, Hashable {
+        case join(ConnectionID, RoomMember)
+        case leave(ConnectionID)
+        case command(ConnectionID, RoomCommand)
+    }
+
+    /// Who receives a message.
+    public enum Recipients: Sendable, Hashable {
+        case one(ConnectionID)
+        case all
+    }
+
+    /// What the driver must do, in order.
+    public enum Output: Sendable, Hashable {
+        case send(JSONValue, to: Recipients)
+        case close(ConnectionID, CloseCode)
+        /// Persist the room's state as it is now (the last one of a batch wins).
+        case persistState(RoomSnapshot)
+        case persistChat(RoomChatEntry)
+        /// `room_closed`: persist that the live state is gone.
+        case persistClosed
+        /// Do not perform the outputs that follow until the records so far are durable.
+        case awaitPersistence
+    }
+
+    public let roomID: String
+    /// Set for rooms created through the REST API: only this user's verified connections may
+    /// change the song or the playback, or close the room.
+    public let hostUserID: String?
+    public let chatHistoryLimit: Int
+    public internal(set) var state: RoomSnapshot
+    var members: [ConnectionID: RoomMember] = [:]
+    var outputs: [Output] = []
+    var outputIndex = 0
+
+    public init(roomID: String, hostUserID: String?, restored: RoomSnapshot = RoomSnapshot(), chatHistoryLimit: Int = 100) {
+        self.roomID = roomID
+        self.hostUserID = hostUserID
+        self.chatHistoryLimit = chatHistoryLimit
+        state = restored
+        // A guest votes once per connection, and every connection of a stored room is closed by
+        // the time it is loaded again; connection numbers restart with the process, so a guest's
+        // key would otherwise match a new, unrelated connection after a restart.
+        for index in state.queue.indices {
+            state.queue[index].voters = state.queue[index].voters.map {
+                $0.hasPrefix(RoomMember.guestVoterPrefix) ? RoomMember.closedGuestVoterPrefix + $0.dropFirst(RoomMember.guestVoterPrefix.count) : $0
+            }
+        }
+        state.sortQueue()
+    }
+
+    /// Connections in the room.
+    public var memberCount: Int { members.count }
+
+    public mutating func handle(_ input: Input, now: Timestamp) {
+        switch input {
+        case .join(let connection, let member):
+            members[connection] = member
+            emit(.send(roomStateMessage, to: .one(connection)))
+        case .leave(let connection):
+            members[connection] = nil
+        case .command(let connection, let command):
+            guard let member = members[connection] else { return }
+            handle(command, from: connection, member: member, now: now)
+        }
+    }
+
+    /// The next thing to do, or nil.
+    public mutating func pollOutput() -> Output? {
+        guard outputIndex < outputs.count else {
+            if !outputs.isEmpty {
+                outputs.removeAll(keepingCapacity: true)
+                outputIndex = 0
+            }
+            return nil
+        }
+        defer { outputIndex += 1 }
+        return outputs[outputIndex]
+    }
+
+    mutating func emit(_ output: Output) { outputs.append(output) }
+}

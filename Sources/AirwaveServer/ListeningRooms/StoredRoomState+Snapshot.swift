@@ -1,0 +1,36 @@
+import AirwaveCore
+import AirwaveProtocol
+import AirwaveStore
+
+extension StoredRoomState {
+    /// The store's form of a room's state (chat is stored row by row, not here).
+    init(_ snapshot: RoomSnapshot) {
+        self.init(
+            queue: snapshot.queue.map { StoredSong(songID: $0.songID, voters: $0.voters, timeAdded: $0.timeAdded.milliseconds) },
+            currentSong: snapshot.currentSong,
+            playback: snapshot.playback.map {
+                StoredPlayback(percentage: $0.percentage, paused: $0.paused, songProgress: $0.songProgress, songLength: $0.songLength,
+                               at: $0.at.milliseconds)
+            })
+    }
+}
+
+extension RoomSnapshot {
+    /// A room's state as the store kept it, with its recent chat.
+    init(_ stored: StoredRoomState, chat: [StoredRoomChat]) {
+        self.init(
+            queue: stored.queue.map { QueuedSong(songID: $0.songID, voters: $0.voters, timeAdded: Timestamp(milliseconds: $0.timeAdded)) },
+            currentSong: stored.currentSong,
+            playback: stored.playback.map {
+                Playback(percentage: $0.percentage, paused: $0.paused, songProgress: $0.songProgress, songLength: $0.songLength,
+                         at: Timestamp(milliseconds: $0.at))
+            },
+            chat: chat.map { RoomChatEntry(userID: $0.userID, name: $0.name, message: $0.message, sentAt: Timestamp(milliseconds: $0.sentAt)) })
+    }
+}
+
+extension StoredRoomChat {
+    init(roomID: String, _ entry: RoomChatEntry) {
+        self.init(id: nil, roomID: roomID, userID: entry.userID, name: entry.name, message: entry.message, sentAt: entry.sentAt.milliseconds)
+    }
+}

@@ -1,0 +1,24 @@
+/// Persistence for listening rooms (jukebox sessions): their owner, live state and chat.
+///
+/// Implementations must be safe to call from any task. ``SQLEventStore`` and
+/// ``SQLiteEventStore`` implement it beside ``EventStore``, in the same database; the schema
+/// comes from ``EventStore/migrate()``.
+public protocol RoomStore: Sendable {
+    /// Creates a room with a host; false if the id exists already (with or without a host).
+    func createRoom(id: String, hostUserID: String?, at: EpochMillis) async throws -> Bool
+
+    /// The room, or nil if it was never created or used.
+    func room(id: String) async throws -> StoredRoom?
+
+    /// Writes the records in order in one transaction. A `.state` or `.chat` for a room that
+    /// does not exist creates it without a host (rooms made by a plain connection).
+    ///
+    /// All or nothing: when this returns the records are committed; if any fails the whole
+    /// batch is rolled back and the error is thrown.
+    func writeRooms(_ records: [RoomRecord]) async throws
+
+    /// The last `limit` chat messages of the room since it was last closed, oldest first.
+    ///
+    /// A `limit` of zero or less returns no messages.
+    func roomChat(roomID: String, limit: Int) async throws -> [StoredRoomChat]
+}

@@ -1,0 +1,211 @@
+import Foundation
+import SQLKit
+
+extension SQLEventStore.Table {
+    /// One row per listening room, with its live state as JSON.
+    static let rooms = "rooms"
+    /// One row per chat message of a listening room.
+    static let roomChat = "room_chat"
+}
+
+extension SQLEventStore: RoomStore {
+    // MARK: - RoomStore
+
+    /// Creates a room with a host; false if the id exists already (with or without a host).
+    ///
+    /// The id must be 1–64 characters (a database CHECK); a longer one makes this throw.
+    public func createRoom(id: String, hostUserID: String?, at: EpochMillis) async throws -> Bool {
+        try await transaction { db in
+            let existing = try await db.select()
+                .column("room_id")
+                .from(Table.rooms)
+                .where("room_id", .equal, id)
+                .first()
+            guard existing == nil else { return false }
+            try await db.insert(into: Table.rooms)
+                .columns("room_id", "host_user_id", "created_at")
+                .values(id, hostUserID, at)
+                .run()
+            return true
+        }
+    }
+
+    /// The room, or nil if it was never created or used.
+    public func room(id: String) async throws -> StoredRoom? {
+        try await read { db in
+            guard let row = try await db.select()
+                .columns("room_id", "host_user_id", "created_at", "closed_at", "state_json")
+                .from(Table.rooms)
+                .where("room_id", .equal, id)
+                .first()
+            else { return nil }
+            let state = try row.optional("state_json", as: String.self).map(Self.decodeRoomState) ?? StoredRoomState()
+            return StoredRoom(
+                roomID: try row.decode(column: "room_id", as: String.self),
+                hostUserID: try row.optional("host_user_id", as: String.self),
+                createdAt: try row.decode(column: "created_at", as: EpochMillis.self),
+                state: state,
+                closedAt: try row.optional("closed_at", as: EpochMillis.self)
+            )
+        }
+    }
+
+    /// Writes the records in order in one transaction (all or nothing).
+    ///
+    /// A `.state` or `.chat` for a room that does not exist creates it without a host, created
+    /// at the record's time. Of several `.state` records of one room with no `.closed` of that
+    /// room between them, only the last one's state is written (the earlier ones still create
+    /// the room if needed, so its creation time is that of its first record). States are
+    /// encoded before the transaction starts, so a state that cannot be encoded (a NaN
+    /// percentage) fails the batch without touching the database.
+    public func writeRooms(_ records: [RoomRecord]) async throws {
+        guard !records.isEmpty else {
+            try await gate.checkOpen()
+            return
+        }
+        let steps = try Self.roomWriteSteps(for: records)
+        try await transaction { db in
+            var knownRooms = Set<String>()
+            for step in steps {
+                try await Self.apply(step, on: db, knownRooms: &knownRooms)
+            }
+        }
+    }
+
+    /// The last `limit` chat messages of the room since it was last closed, oldest first.
+    public func roomChat(roomID: String, limit: Int) async throws -> [StoredRoomChat] {
+        guard limit > 0 else {
+            try await gate.checkOpen()
+            return []
+        }
+        return try await read { db in
+            let rows = try await db.select()
+                .columns("id", "room_id", "user_id", "name", "message", "sent_at")
+                .from(Table.roomChat)
+                .where("room_id", .equal, roomID)
+                .where("cleared", .equal, false)
+                .orderBy("id", .descending)
+                .limit(limit)
+                .all()
+            return try rows.reversed().map { row in
+                StoredRoomChat(
+                    id: try row.decode(column: "id", as: Int64.self),
+                    roomID: try row.decode(column: "room_id", as: String.self),
+                    userID: try row.decode(column: "user_id", as: String.self),
+                    name: try row.decode(column: "name", as: String.self),
+                    message: try row.decode(column: "message", as: String.self),
+                    sentAt: try row.decode(column: "sent_at", as: EpochMillis.self)
+                )
+            }
+        }
+    }
+
+    // MARK: - Internals
+
+    /// One statement group of a ``writeRooms(_:)`` batch, after coalescing.
+    enum RoomWriteStep: Sendable {
+        /// Create the room without a host if it does not exist (a superseded `.state`).
+        case ensureRoom(roomID: String, at: EpochMillis)
+        /// Create the room if needed, then set its state to this JSON.
+        case state(roomID: String, json: String, at: EpochMillis)
+        /// Create the room if needed, then append the message.
+        case chat(StoredRoomChat)
+        /// Clear the room's state and chat and set its closing time.
+        case closed(roomID: String, at: EpochMillis)
+    }
+
+    /// Turns a batch into steps: a `.state` followed (later in the batch, with no `.closed` of
+    /// the same room in between) by another `.state` of its room only makes sure the room exists.
+    static func roomWriteSteps(for records: [RoomRecord]) throws -> [RoomWriteStep] {
+        var steps: [RoomWriteStep] = []
+        steps.reserveCapacity(records.count)
+        // Rooms whose state is written again later in the batch, with no close in between.
+        var stateFollows = Set<String>()
+        for record in records.reversed() {
+            switch record {
+            case let .state(roomID, state, at):
+                if stateFollows.contains(roomID) {
+                    steps.append(.ensureRoom(roomID: roomID, at: at))
+                } else {
+                    steps.append(.state(roomID: roomID, json: try encodeRoomState(state), at: at))
+                    stateFollows.insert(roomID)
+                }
+            case let .chat(message):
+                steps.append(.chat(message))
+            case let .closed(roomID, at):
+                steps.append(.closed(roomID: roomID, at: at))
+                stateFollows.remove(roomID)
+            }
+        }
+        steps.reverse()
+        return steps
+    }
+
+    /// Applies one step inside a transaction. `knownRooms` holds the rooms this transaction
+    /// already made sure exist (rooms are never deleted, so that stays true).
+    static func apply(_ step: RoomWriteStep, on db: any SQLDatabase, knownRooms: inout Set<String>) async throws {
+        switch step {
+        case let .ensureRoom(roomID, at):
+            try await ensureRoom(roomID, at: at, on: db, knownRooms: &knownRooms)
+
+        case let .state(roomID, json, at):
+            try await ensureRoom(roomID, at: at, on: db, knownRooms: &knownRooms)
+            try await db.update(Table.rooms)
+                .set("state_json", to: json)
+                .where("room_id", .equal, roomID)
+                .run()
+
+        case let .chat(message):
+            try await ensureRoom(message.roomID, at: message.sentAt, on: db, knownRooms: &knownRooms)
+            try await db.insert(into: Table.roomChat)
+                .columns("room_id", "user_id", "name", "message", "sent_at", "cleared")
+                .values(message.roomID, message.userID, message.name, message.message, message.sentAt, false)
+                .run()
+
+        case let .closed(roomID, at):
+            try await db.update(Table.rooms)
+                .set("state_json", to: SQLLiteral.null)
+                .set("closed_at", to: at)
+                .where("room_id", .equal, roomID)
+                .run()
+            try await db.update(Table.roomChat)
+                .set("cleared", to: true)
+                .where("room_id", .equal, roomID)
+                .where("cleared", .equal, false)
+                .run()
+        }
+    }
+
+    /// Inserts a room without a host unless it exists (or this transaction saw to it already).
+    ///
+    /// Only a clash on `room_id` is ignored; any other failure (such as the id-length CHECK)
+    /// is thrown and fails the batch.
+    static func ensureRoom(
+        _ roomID: String, at: EpochMillis, on db: any SQLDatabase, knownRooms: inout Set<String>
+    ) async throws {
+        guard !knownRooms.contains(roomID) else { return }
+        try await db.insert(into: Table.rooms)
+            .columns("room_id", "created_at")
+            .values(roomID, at)
+            .ignoringConflicts(with: "room_id")
+            .run()
+        knownRooms.insert(roomID)
+    }
+
+    /// The JSON stored in `rooms.state_json`.
+    static func encodeRoomState(_ state: StoredRoomState) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: try encoder.encode(state), as: UTF8.self)
+    }
+
+    /// Reads `rooms.state_json`; throws ``EventStoreError/invalidStoredValue(column:value:)``
+    /// for JSON it cannot understand.
+    static func decodeRoomState(_ json: String) throws -> StoredRoomState {
+        do {
+            return try JSONDecoder().decode(StoredRoomState.self, from: Data(json.utf8))
+        } catch {
+            throw EventStoreError.invalidStoredValue(column: "state_json", value: json)
+        }
+    }
+}

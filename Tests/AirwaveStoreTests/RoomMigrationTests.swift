@@ -1,0 +1,142 @@
+import Foundation
+import SQLKit
+import Testing
+@testable import AirwaveStore
+
+@Suite struct RoomMigrationTests {
+    /// A database left by the previous program (schema version 1, events only) is upgraded in
+    /// place at the next start, keeping its events, participants and chat.
+    @Test func versionOneDatabaseUpgradesToVersionTwoWithItsEventsIntact() async throws {
+        let dir = try TempDirectory()
+        defer { dir.remove() }
+        let path = dir.path("v1.sqlite")
+
+        // What version 1 of the program did: the versions table plus migration 1 only.
+        let old = try await SQLiteEventStore.open(path: path, logger: testLogger)
+        do {
+            let db = old.store.database
+            try await db.create(table: "airwave_schema_versions")
+                .column("version", type: .bigint, .primaryKey(autoIncrement: false))
+                .column("name", type: .text, .notNull)
+                .column("applied_at", type: .bigint, .notNull)
+                .run()
+            let first = try #require(SQLEventStore.migrations.first)
+            #expect(first.version == 1)
+            try await first.apply(db)
+            try await db.insert(into: "airwave_schema_versions")
+                .columns("version", "name", "applied_at")
+                .values(Int64(1), first.name, Int64(0))
+                .run()
+            #expect(try await old.schemaVersion() == 1)
+            try await old.write([
+                started("e1"),
+                .participantJoined(
+                    eventID: "e1", connectionID: 7, userID: "u", username: "U",
+                    role: .host, verified: true, at: 1_100),
+                chatRecord("e1", "from version 1"),
+                started("e2"),
+                .eventEnded(eventID: "e2", reason: "done", at: 3_000),
+            ])
+            let tables = try await db.raw("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'rooms'")
+                .all(decodingColumn: "name", as: String.self)
+            #expect(tables.isEmpty)
+            try await old.shutdown()
+        } catch {
+            try? await old.shutdown()
+            throw error
+        }
+
+        let new = try await SQLiteEventStore.open(path: path, logger: testLogger)
+        do {
+            try await new.migrate()
+            #expect(try await new.schemaVersion() == 2)
+            #expect(SQLEventStore.latestSchemaVersion == 2)
+            let versions = try await new.store.database.select()
+                .columns("version", "name")
+                .from("airwave_schema_versions")
+                .orderBy("version")
+                .all()
+            #expect(try versions.map { try $0.decode(column: "version", as: Int.self) } == [1, 2])
+            #expect(try versions.map { try $0.decode(column: "name", as: String.self) }
+                == ["events, participants and chat", "listening rooms and their chat"])
+
+            let e1 = try #require(try await new.event(id: "e1"))
+            #expect(e1.isLive && e1.hostUserID == "host-e1")
+            #expect(e1.participants.map(\.userID) == ["u"])
+            #expect(try await new.recentChat(eventID: "e1", limit: 10).map(\.message) == ["from version 1"])
+            #expect(try await new.event(id: "e2")?.endReason == "done")
+
+            // The new tables work, and migrating again changes nothing.
+            #expect(try await new.createRoom(id: "r1", hostUserID: "alice", at: 5))
+            try await new.writeRooms([
+                .state(roomID: "r1", StoredRoomState(currentSong: "s"), at: 6),
+                roomChatRecord("r1", "room chat", at: 7),
+            ])
+            try await new.migrate()
+            #expect(try await new.schemaVersion() == 2)
+            #expect(try await new.room(id: "r1")?.state.currentSong == "s")
+            #expect(try await new.roomChat(roomID: "r1", limit: 10).map(\.message) == ["room chat"])
+            #expect(try await new.recentChat(eventID: "e1", limit: 10).map(\.message) == ["from version 1"])
+            try await new.shutdown()
+        } catch {
+            try? await new.shutdown()
+            throw error
+        }
+    }
+
+    @Test func roomTablesHaveTheExpectedShape() async throws {
+        try await withStore { store, _ in
+            let db = store.store.database
+            let roomColumns = try await db.raw("SELECT name FROM pragma_table_info('rooms') ORDER BY cid")
+                .all(decodingColumn: "name", as: String.self)
+            #expect(roomColumns == ["room_id", "host_user_id", "created_at", "closed_at", "state_json"])
+            let chatColumns = try await db.raw("SELECT name FROM pragma_table_info('room_chat') ORDER BY cid")
+                .all(decodingColumn: "name", as: String.self)
+            #expect(chatColumns == ["id", "room_id", "user_id", "name", "message", "sent_at", "cleared"])
+            let indexColumns = try await db.raw(
+                "SELECT name FROM pragma_index_info('room_chat_room_id_id_idx') ORDER BY seqno"
+            ).all(decodingColumn: "name", as: String.self)
+            #expect(indexColumns == ["room_id", "id"])
+
+            // cleared defaults to false for rows inserted without it.
+            try await db.insert(into: "rooms").columns("room_id", "created_at").values("r", Int64(1)).run()
+            try await db.insert(into: "room_chat")
+                .columns("room_id", "user_id", "name", "message", "sent_at")
+                .values("r", "u", "N", "raw", Int64(2))
+                .run()
+            #expect(try await store.roomChat(roomID: "r", limit: 10).map(\.message) == ["raw"])
+        }
+    }
+
+    /// The JSON in `state_json` is a stored format: rows written by this version must stay
+    /// readable, so its keys are pinned here.
+    @Test func storedStateJSONFormatIsStable() async throws {
+        try await withStore { store, _ in
+            let db = store.store.database
+            let state = StoredRoomState(
+                queue: [StoredSong(songID: "s/1", voters: ["a"], timeAdded: 3)], currentSong: "c",
+                playback: StoredPlayback(percentage: 50, paused: false, songProgress: 10, songLength: 20, at: 4))
+            try await store.writeRooms([.state(roomID: "r", state, at: 1)])
+            let json = try await db.select().column("state_json").from("rooms").where("room_id", .equal, "r")
+                .first(decodingColumn: "state_json", as: String.self)
+            #expect(json == #"{"current_song":"c","playback":{"at":4,"paused":false,"percentage":50,"song_length":20,"song_progress":10},"queue":[{"song_id":"s/1","time_added":3,"voters":["a"]}]}"#)
+
+            // A hand-written row in that format reads back; fields left out are nil.
+            try await db.insert(into: "rooms")
+                .columns("room_id", "created_at", "state_json")
+                .values("hand", Int64(1), #"{"queue":[{"song_id":"x","voters":[],"time_added":9}],"playback":{"paused":true,"at":8}}"#)
+                .run()
+            #expect(try await store.room(id: "hand")?.state
+                == StoredRoomState(queue: [StoredSong(songID: "x", voters: [], timeAdded: 9)],
+                                   playback: StoredPlayback(paused: true, at: 8)))
+
+            // Unreadable JSON is reported as such.
+            try await db.insert(into: "rooms")
+                .columns("room_id", "created_at", "state_json")
+                .values("bad", Int64(1), "not json")
+                .run()
+            let error = await thrownError { _ = try await store.room(id: "bad") }
+            #expect(error as? EventStoreError == .invalidStoredValue(column: "state_json", value: "not json"))
+        }
+    }
+}
