@@ -36,6 +36,16 @@ enum FixtureLibrary {
     }
 }
 
+/// What both fixture runners read from a step the same way.
+enum FixtureStep {
+    /// The client's frame of a `from` step: `message` as JSON text, or `raw` as it is.
+    static func clientText(_ step: JSONValue, fixture: String, index: Int) throws -> String {
+        if let message = step["message"] { return message.jsonText }
+        if let raw = step["raw"]?.stringValue { return raw }
+        throw FixtureError("\(fixture): step \(index) needs message or raw")
+    }
+}
+
 struct FixtureError: Error, CustomStringConvertible {
     var description: String
     init(_ description: String) { self.description = description }
@@ -226,14 +236,7 @@ struct FixtureRunner {
                                             verified: user["verified"]?.boolValue ?? false)
                 event.handle(.join(ConnectionID(UInt64(c)), identity), now: now)
             } else if let c = step["from"]?.intValue {
-                let text: String
-                if let message = step["message"] {
-                    text = message.jsonText
-                } else if let raw = step["raw"]?.stringValue {
-                    text = raw
-                } else {
-                    throw FixtureError("\(name): step \(index) from \(c) needs message or raw")
-                }
+                let text = try FixtureStep.clientText(step, fixture: name, index: index)
                 label = "from \(c): \(text.prefix(120))"
                 do {
                     // Exactly what the transport does with a text frame.

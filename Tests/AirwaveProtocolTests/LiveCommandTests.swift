@@ -12,12 +12,7 @@ struct LiveCommandTests {
     }
 
     static func failure(_ text: String) -> ProtocolError? {
-        do {
-            _ = try decode(text)
-            return nil
-        } catch {
-            return error
-        }
+        decodingFailure(text) { bytes throws(ProtocolError) in try LiveCommand.decode(bytes) }
     }
 
     static func failure(_ json: JSONValue) -> ProtocolError? { failure(json.jsonText) }

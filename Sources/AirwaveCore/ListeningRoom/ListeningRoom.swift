@@ -37,8 +37,7 @@ public struct ListeningRoom: Sendable {
     public let chatHistoryLimit: Int
     public internal(set) var state: RoomSnapshot
     var members: [ConnectionID: RoomMember] = [:]
-    var outputs: [Output] = []
-    var outputIndex = 0
+    var outputs = OutputQueue<Output>()
 
     public init(roomID: String, hostUserID: String?, restored: RoomSnapshot = RoomSnapshot(), chatHistoryLimit: Int = 100) {
         self.roomID = roomID
@@ -73,17 +72,7 @@ public struct ListeningRoom: Sendable {
     }
 
     /// The next thing to do, or nil.
-    public mutating func pollOutput() -> Output? {
-        guard outputIndex < outputs.count else {
-            if !outputs.isEmpty {
-                outputs.removeAll(keepingCapacity: true)
-                outputIndex = 0
-            }
-            return nil
-        }
-        defer { outputIndex += 1 }
-        return outputs[outputIndex]
-    }
+    public mutating func pollOutput() -> Output? { outputs.poll() }
 
     mutating func emit(_ output: Output) { outputs.append(output) }
 }

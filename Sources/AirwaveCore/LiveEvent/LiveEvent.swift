@@ -56,8 +56,7 @@ public struct LiveEvent: Sendable {
     var screenPipeline: ScreenPipeline
     /// At most one media error a second per sender.
     var mediaErrorGates: [ConnectionID: IntervalGate] = [:]
-    var outputs: [Output] = []
-    var outputIndex = 0
+    var outputs = OutputQueue<Output>()
 
     /// The host's source id for audio.
     public static let hostSourceID: UInt32 = 1
@@ -98,17 +97,7 @@ public struct LiveEvent: Sendable {
     }
 
     /// The next thing to do, or nil when everything has been handed out.
-    public mutating func pollOutput() -> Output? {
-        guard outputIndex < outputs.count else {
-            if !outputs.isEmpty {
-                outputs.removeAll(keepingCapacity: true)
-                outputIndex = 0
-            }
-            return nil
-        }
-        defer { outputIndex += 1 }
-        return outputs[outputIndex]
-    }
+    public mutating func pollOutput() -> Output? { outputs.poll() }
 
     /// When the engine wants a `.tick`: grace and invite expiries, coalesced notices.
     public var nextWakeUp: Timestamp? {

@@ -36,8 +36,9 @@ struct RoomSocketRoutes: Sendable {
             if let user {
                 member = RoomMember(userID: user.userID, name: name ?? user.username, verified: true, connection: connection.id)
             } else {
-                // A guest is one connection: its id and its votes last as long as the socket.
-                let guestID = "guest-\(connection.id.rawValue)"
+                // A guest is one connection: its id and its votes last as long as the socket. The id
+                // is random so it never matches a guest of an earlier run in the stored chat.
+                let guestID = "guest-" + LiveEventRegistry.newEventID().prefix(10)
                 member = RoomMember(userID: guestID, name: name ?? guestID, verified: false, connection: connection.id)
             }
             driver = try await joinedDriver(roomID, member: member, connection: connection)

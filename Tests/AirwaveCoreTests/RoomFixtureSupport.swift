@@ -1,0 +1,251 @@
+import AirwaveCore
+import AirwaveProtocol
+import Foundation
+import Testing
+
+/// Loads the listening-room scenario fixtures of `Fixtures/rooms/` (format: `Fixtures/README.md`,
+/// "Listening-room scenarios") and replays them against `ListeningRoom`.
+enum RoomFixtureLibrary {
+    /// `Fixtures/rooms` next to `Fixtures/live`.
+    static let directory: URL? = FixtureLibrary.directory?.deletingLastPathComponent().appendingPathComponent("rooms")
+
+    /// Every `*.json` file of the folder, sorted.
+    static let names: [String] = {
+        guard let directory, let files = try? FileManager.default.contentsOfDirectory(atPath: directory.path) else { return [] }
+        return files.filter { $0.hasSuffix(".json") }.sorted()
+    }()
+
+    static func load(_ name: String) throws -> JSONValue {
+        guard let directory else { throw FixtureError("Fixtures/rooms not found above \(#filePath)") }
+        let data = try Data(contentsOf: directory.appendingPathComponent(name))
+        do {
+            return try JSONParser.parse(Array(data))
+        } catch {
+            throw FixtureError("\(name) is not valid JSON: \(error)")
+        }
+    }
+}
+
+/// The JSON form of `ListeningRoom` outputs and snapshots used by the room fixtures.
+enum RoomOutputJSON {
+    static func json(_ output: ListeningRoom.Output) -> JSONValue {
+        switch output {
+        case .send(let message, let recipients): ["send": message, "to": json(recipients)]
+        case .close(let connection, let code): ["close": OutputJSON.id(connection), "code": .int(code.rawValue)]
+        case .persistState(let snapshot): ["persist_state": json(snapshot)]
+        case .persistChat(let entry): ["persist_chat": json(entry)]
+        case .persistClosed: "persist_closed"
+        case .awaitPersistence: "await_persistence"
+        }
+    }
+
+    static func json(_ recipients: ListeningRoom.Recipients) -> JSONValue {
+        switch recipients {
+        case .one(let connection): [OutputJSON.id(connection)]
+        case .all: "all"
+        }
+    }
+
+    /// `{"queue": [{"song_id", "voters", "time_added"}], "current_song", "playback", "chat": count}`;
+    /// times as integer milliseconds. Chat entries are checked through `persist_chat` and
+    /// `room_state`, so a snapshot shows only how many it holds.
+    static func json(_ snapshot: RoomSnapshot) -> JSONValue {
+        [
+            "queue": .array(snapshot.queue.map {
+                ["song_id": .string($0.songID), "voters": .array($0.voters.map(JSONValue.string)), "time_added": .int($0.timeAdded.milliseconds)]
+            }),
+            "current_song": .string(snapshot.currentSong),
+            "playback": snapshot.playback.map(json) ?? .null,
+            "chat": .int(snapshot.chat.count),
+        ]
+    }
+
+    static func json(_ playback: Playback) -> JSONValue {
+        [
+            "percentage": playback.percentage.map(JSONValue.number) ?? .null, "paused": .bool(playback.paused),
+            "song_progress": playback.songProgress.map { .int($0) } ?? .null,
+            "song_length": playback.songLength.map { .int($0) } ?? .null, "at": .int(playback.at.milliseconds),
+        ]
+    }
+
+    static func json(_ entry: RoomChatEntry) -> JSONValue {
+        ["user_id": .string(entry.userID), "name": .string(entry.name), "message": .string(entry.message), "sent_at": .int(entry.sentAt.milliseconds)]
+    }
+
+    /// Whether the fixture's `ignore` list drops this output.
+    static func isIgnored(_ output: ListeningRoom.Output, by ignore: Set<String>) -> Bool {
+        switch output {
+        case .persistState: ignore.contains("persist_state")
+        case .persistChat: ignore.contains("persist_chat")
+        case .persistClosed: ignore.contains("persist_closed")
+        case .awaitPersistence: ignore.contains("await_persistence")
+        case .send(let message, _): message["type"]?.stringValue.map(ignore.contains) ?? false
+        case .close: false
+        }
+    }
+
+    /// A restored snapshot from its fixture form (`room.restored`): like `json(_ snapshot:)`, but
+    /// `chat` is a list of `{"user_id", "name", "message", "sent_at"}` entries.
+    static func snapshot(_ spec: JSONValue, name: String) throws -> RoomSnapshot {
+        func fail(_ what: String) -> FixtureError { FixtureError("\(name): room.restored: \(what)") }
+        var snapshot = RoomSnapshot()
+        for song in spec["queue"]?.arrayValue ?? [] {
+            guard let songID = song["song_id"]?.stringValue, let added = song["time_added"]?.intValue else {
+                throw fail("a queued song needs song_id and time_added")
+            }
+            let voters = try (song["voters"]?.arrayValue ?? []).map { voter in
+                guard let key = voter.stringValue else { throw fail("voters are strings") }
+                return key
+            }
+            snapshot.queue.append(QueuedSong(songID: songID, voters: voters, timeAdded: Timestamp(milliseconds: Int64(added))))
+        }
+        snapshot.currentSong = spec["current_song"]?.stringValue
+        if let playback = spec["playback"], playback != .null {
+            guard let at = playback["at"]?.intValue else { throw fail("playback needs at") }
+            snapshot.playback = Playback(percentage: playback["percentage"]?.numberValue, paused: playback["paused"]?.boolValue ?? false,
+                                         songProgress: playback["song_progress"]?.intValue.map(Int64.init),
+                                         songLength: playback["song_length"]?.intValue.map(Int64.init),
+                                         at: Timestamp(milliseconds: Int64(at)))
+        }
+        for entry in spec["chat"]?.arrayValue ?? [] {
+            guard let userID = entry["user_id"]?.stringValue, let message = entry["message"]?.stringValue,
+                let sentAt = entry["sent_at"]?.intValue
+            else { throw fail("a chat entry needs user_id, message and sent_at") }
+            snapshot.chat.append(RoomChatEntry(userID: userID, name: entry["name"]?.stringValue ?? userID, message: message,
+                                               sentAt: Timestamp(milliseconds: Int64(sentAt))))
+        }
+        return snapshot
+    }
+}
+
+/// Replays one room fixture, recording an issue for every step whose outputs differ, and
+/// checking on every step (ignored outputs included) that the room's rules on persistence hold.
+struct RoomFixtureRunner {
+    let name: String
+    let fixture: JSONValue
+    private(set) var room: ListeningRoom
+    let ignore: Set<String>
+
+    init(name: String, fixture: JSONValue) throws {
+        self.name = name
+        self.fixture = fixture
+        guard fixture["description"]?.stringValue?.isEmpty == false else { throw FixtureError("\(name): no description") }
+        guard let roomSpec = fixture["room"], let roomID = roomSpec["room_id"]?.stringValue else {
+            throw FixtureError("\(name): room needs room_id")
+        }
+        let host: String?
+        switch roomSpec["host_user_id"] {
+        case nil, .null?: host = nil
+        case .string(let id)?: host = id
+        default: throw FixtureError("\(name): room.host_user_id is a string or null")
+        }
+        let restored = try roomSpec["restored"].map { try RoomOutputJSON.snapshot($0, name: name) } ?? RoomSnapshot()
+        ignore = Set((fixture["ignore"]?.arrayValue ?? []).compactMap(\.stringValue))
+        room = ListeningRoom(roomID: roomID, hostUserID: host, restored: restored,
+                             chatHistoryLimit: roomSpec["chat_history_limit"]?.intValue ?? 100)
+    }
+
+    /// Every output of the step, none ignored.
+    mutating func drain() -> [ListeningRoom.Output] {
+        var outputs: [ListeningRoom.Output] = []
+        while let output = room.pollOutput() { outputs.append(output) }
+        return outputs
+    }
+
+    /// Runs every step; returns the number of mismatches.
+    @discardableResult
+    mutating func run(sourceLocation: SourceLocation = #_sourceLocation) throws -> Int {
+        var failures = 0
+        guard let steps = fixture["steps"]?.arrayValue, !steps.isEmpty else { throw FixtureError("\(name): no steps") }
+        for (index, step) in steps.enumerated() {
+            guard let at = step["at"]?.intValue else { throw FixtureError("\(name): step \(index) has no at") }
+            guard let expected = step["expect"]?.arrayValue else { throw FixtureError("\(name): step \(index) has no expect list") }
+            let now = Timestamp(milliseconds: Int64(at))
+            let before = room.state
+            var decodeError: JSONValue?
+            let label: String
+            if let c = step["join"]?.intValue {
+                guard let member = step["member"], let userID = member["user_id"]?.stringValue else {
+                    throw FixtureError("\(name): step \(index) join needs member.user_id")
+                }
+                label = "join \(c) as \(userID)"
+                let roomMember = RoomMember(userID: userID, name: member["name"]?.stringValue ?? userID,
+                                            verified: member["verified"]?.boolValue ?? false, connection: ConnectionID(UInt64(c)))
+                room.handle(.join(ConnectionID(UInt64(c)), roomMember), now: now)
+            } else if let c = step["leave"]?.intValue {
+                label = "leave \(c)"
+                room.handle(.leave(ConnectionID(UInt64(c))), now: now)
+            } else if let c = step["from"]?.intValue {
+                let text = try FixtureStep.clientText(step, fixture: name, index: index)
+                label = "from \(c): \(text.prefix(120))"
+                do {
+                    // Exactly what the transport does with a text frame.
+                    let command = try RoomCommand.decode(Array(text.utf8))
+                    room.handle(.command(ConnectionID(UInt64(c)), command), now: now)
+                } catch {
+                    decodeError = ["send": error.json, "to": [.int(c)]]
+                }
+            } else {
+                throw FixtureError("\(name): step \(index) has no input")
+            }
+            let where_ = "step \(index) (at \(at), \(label))"
+            let outputs = drain()
+            for problem in Self.ruleViolations(outputs, before: before, after: room.state) {
+                failures += 1
+                Issue.record(Comment(rawValue: "\(name) \(where_): \(problem)"), sourceLocation: sourceLocation)
+            }
+            var actual = decodeError.map { [$0] } ?? []
+            actual += outputs.filter { !RoomOutputJSON.isIgnored($0, by: ignore) }.map(RoomOutputJSON.json)
+            if actual != expected {
+                failures += 1
+                Issue.record(Comment(rawValue: FixtureRunner.mismatch(name, where_, expected, actual)), sourceLocation: sourceLocation)
+            }
+            if let count = step["member_count"]?.intValue, count != room.memberCount {
+                failures += 1
+                Issue.record(Comment(rawValue: "\(name) \(where_): member_count expected \(count), actual \(room.memberCount)"),
+                             sourceLocation: sourceLocation)
+            }
+        }
+        return failures
+    }
+
+    /// PROTOCOL.md 3 / docs/protocol.md "What is relayed": members see a change only once it is
+    /// stored. Checked on every step, whatever the fixture ignores:
+    /// - nothing is sent or closed while a persist record of the step is not yet awaited;
+    /// - a changed state is persisted: the last `persist_state` is the new state, or
+    ///   `persist_closed` left it empty, or only chat changed and a `persist_chat` is there.
+    static func ruleViolations(_ outputs: [ListeningRoom.Output], before: RoomSnapshot, after: RoomSnapshot) -> [String] {
+        var problems: [String] = []
+        var unawaited = false
+        for output in outputs {
+            switch output {
+            case .persistState, .persistChat, .persistClosed: unawaited = true
+            case .awaitPersistence: unawaited = false
+            case .send(let message, _):
+                if unawaited { problems.append("sent \(message.jsonText) before the records before it were awaited") }
+            case .close(let connection, _):
+                if unawaited { problems.append("closed \(connection) before the records before it were awaited") }
+            }
+        }
+        if unawaited { problems.append("a persist record is not followed by await_persistence") }
+        let lastState = outputs.reversed().lazy.compactMap { output -> RoomSnapshot? in
+            if case .persistState(let snapshot) = output { return snapshot }
+            return nil
+        }.first
+        let closed = outputs.contains(.persistClosed)
+        let chatPersisted = outputs.contains { if case .persistChat = $0 { true } else { false } }
+        if before != after {
+            var beforeWithoutChat = before
+            var afterWithoutChat = after
+            beforeWithoutChat.chat = []
+            afterWithoutChat.chat = []
+            let onlyChat = beforeWithoutChat == afterWithoutChat
+            if lastState == after || (closed && after == RoomSnapshot()) || (onlyChat && chatPersisted) {
+                // Stored.
+            } else {
+                problems.append("the state changed but the change was not persisted")
+            }
+        }
+        return problems
+    }
+}

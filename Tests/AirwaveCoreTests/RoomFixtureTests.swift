@@ -1,0 +1,102 @@
+import AirwaveCore
+import AirwaveProtocol
+import Testing
+
+@Suite("Listening-room fixtures")
+struct RoomFixtureTests {
+    @Test("Fixtures/rooms is found and not empty")
+    func fixturesFound() {
+        #expect(RoomFixtureLibrary.directory != nil)
+        #expect(RoomFixtureLibrary.names.count >= 15, "found: \(RoomFixtureLibrary.names)")
+    }
+
+    @Test("room scenario", arguments: RoomFixtureLibrary.names)
+    func scenario(_ name: String) throws {
+        var runner = try RoomFixtureRunner(name: name, fixture: try RoomFixtureLibrary.load(name))
+        try runner.run()
+    }
+}
+
+/// What the JSON scenarios cannot say well: the 100-message chat history, and the runner's own
+/// persistence checks.
+@Suite("ListeningRoom")
+struct ListeningRoomTests {
+    static func member(_ userID: String, verified: Bool, _ connection: UInt64) -> RoomMember {
+        RoomMember(userID: userID, name: userID, verified: verified, connection: ConnectionID(connection))
+    }
+
+    static func command(_ json: JSONValue) throws -> RoomCommand {
+        try RoomCommand.decode(Array(json.jsonText.utf8))
+    }
+
+    static func drain(_ room: inout ListeningRoom) -> [ListeningRoom.Output] {
+        var outputs: [ListeningRoom.Output] = []
+        while let output = room.pollOutput() { outputs.append(output) }
+        return outputs
+    }
+
+    static func sends(_ outputs: [ListeningRoom.Output]) -> [JSONValue] {
+        outputs.compactMap { if case .send(let message, _) = $0 { message } else { nil } }
+    }
+
+    @Test("chat_history in room_state holds the last 100 messages, oldest first; each is persisted before it is relayed")
+    func chatHistoryKeepsTheLast100() throws {
+        var room = ListeningRoom(roomID: "r1", hostUserID: nil)
+        room.handle(.join(ConnectionID(1), Self.member("u1", verified: true, 1)), now: Timestamp(milliseconds: 1))
+        _ = Self.drain(&room)
+        for i in 1...130 {
+            let now = Timestamp(milliseconds: Int64(1000 + i))
+            room.handle(.command(ConnectionID(1), try Self.command(["type": "chat_message", "message": .string("message \(i)")])), now: now)
+            let outputs = Self.drain(&room)
+            let entry = RoomChatEntry(userID: "u1", name: "u1", message: "message \(i)", sentAt: now)
+            let relayed: JSONValue = ["type": "chat_message", "message": .string("message \(i)"), "user_id": "u1", "name": "u1",
+                                      "sent_at": .string(now.iso8601)]
+            #expect(outputs == [.persistChat(entry), .awaitPersistence, .send(relayed, to: .all)])
+        }
+        #expect(room.state.chat.count == 100)
+        room.handle(.join(ConnectionID(2), Self.member("guest-2", verified: false, 2)), now: Timestamp(milliseconds: 5000))
+        let state = try #require(Self.sends(Self.drain(&room)).first)
+        #expect(state["type"] == "room_state")
+        let history = try #require(state["chat_history"]?.arrayValue)
+        #expect(history.count == 100)
+        #expect(history.first?["message"] == "message 31")
+        #expect(history.first?["sent_at"] == .string(Timestamp(milliseconds: 1031).iso8601))
+        #expect(history.last?["message"] == "message 130")
+        #expect(history.compactMap { $0["message"]?.stringValue } == (31...130).map { "message \($0)" })
+    }
+
+    @Test("a chat message does not persist the room state; the engine's default history limit is 100")
+    func chatPersistsOnlyTheEntry() throws {
+        var room = ListeningRoom(roomID: "r1", hostUserID: nil)
+        #expect(room.chatHistoryLimit == 100)
+        room.handle(.join(ConnectionID(1), Self.member("u1", verified: true, 1)), now: Timestamp(milliseconds: 1))
+        _ = Self.drain(&room)
+        room.handle(.command(ConnectionID(1), try Self.command(["type": "chat_message", "message": "hi"])), now: Timestamp(milliseconds: 2))
+        let outputs = Self.drain(&room)
+        #expect(!outputs.contains { if case .persistState = $0 { true } else { false } })
+    }
+
+    @Test("a command from a connection that is not a member does nothing")
+    func nonMemberIsIgnored() throws {
+        var room = ListeningRoom(roomID: "r1", hostUserID: nil)
+        room.handle(.command(ConnectionID(9), try Self.command(["type": "song_queued", "song_id": "s1"])), now: Timestamp(milliseconds: 1))
+        #expect(Self.drain(&room).isEmpty)
+        #expect(room.state == RoomSnapshot())
+    }
+
+    @Test("the runner's persistence rules catch a send before its await, an unpersisted change and a missing await")
+    func persistenceRules() {
+        let changed = RoomSnapshot(currentSong: "s1")
+        let message: JSONValue = ["type": "song_changed"]
+        #expect(RoomFixtureRunner.ruleViolations([.persistState(changed), .awaitPersistence, .send(message, to: .all)],
+                                                 before: RoomSnapshot(), after: changed).isEmpty)
+        #expect(RoomFixtureRunner.ruleViolations([.persistState(changed), .send(message, to: .all), .awaitPersistence],
+                                                 before: RoomSnapshot(), after: changed).count == 1)
+        #expect(RoomFixtureRunner.ruleViolations([.send(message, to: .all)], before: RoomSnapshot(), after: changed).count == 1)
+        #expect(RoomFixtureRunner.ruleViolations([.persistState(RoomSnapshot()), .awaitPersistence, .send(message, to: .all)],
+                                                 before: RoomSnapshot(), after: changed).count == 1)
+        #expect(RoomFixtureRunner.ruleViolations([.persistClosed], before: changed, after: RoomSnapshot()).count == 1)
+        #expect(RoomFixtureRunner.ruleViolations([.persistClosed, .close(ConnectionID(1), .normal), .awaitPersistence],
+                                                 before: changed, after: RoomSnapshot()).count == 1)
+    }
+}
