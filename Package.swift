@@ -7,6 +7,8 @@ let package = Package(
     products: [
         .executable(name: "airwave", targets: ["airwave"]),
         .executable(name: "airwave-core-bench", targets: ["airwave-core-bench"]),
+        .executable(name: "airwave-client", targets: ["airwave-client"]),
+        .executable(name: "airwave-bench", targets: ["airwave-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
@@ -38,9 +40,15 @@ let package = Package(
             pkgConfig: "opus",
             providers: [.apt(["libopus-dev"])]
         ),
+        .systemLibrary(
+            name: "COgg",
+            path: "Sources/COgg",
+            pkgConfig: "ogg",
+            providers: [.apt(["libogg-dev"])]
+        ),
         .target(
             name: "AirwaveMedia",
-            dependencies: ["COpus"]
+            dependencies: ["COpus", "COgg"]
         ),
         .target(
             name: "AirwaveStore",
@@ -80,6 +88,27 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
+        ),
+        .executableTarget(
+            name: "airwave-client",
+            dependencies: [
+                "AirwaveProtocol", "AirwaveMedia",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
+            ],
+            path: "tools/Client"
+        ),
+        .executableTarget(
+            name: "airwave-bench",
+            dependencies: [
+                "AirwaveProtocol", "AirwaveMedia",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+            ],
+            path: "tools/Bench"
         ),
         .executableTarget(
             name: "airwave-core-bench",

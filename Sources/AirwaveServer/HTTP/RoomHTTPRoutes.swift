@@ -46,7 +46,7 @@ struct RoomHTTPRoutes: Sendable {
                 roomID = id
             }
         }
-        guard try await server.store.createRoom(id: roomID, hostUserID: user.userID, at: Timestamp.now().milliseconds) else {
+        guard try await server.rooms.createHostRoom(roomID, hostUserID: user.userID, at: Timestamp.now()) else {
             return HTTPRoutes.error(ProtocolError(.roomExists, "Room \(roomID) exists already.", details: ["room_id": .string(roomID)]),
                                     status: .conflict)
         }
@@ -62,7 +62,11 @@ struct RoomHTTPRoutes: Sendable {
             return HTTPRoutes.error(ProtocolError(.badRequest, "roomId must be 1–64 characters of A–Z, a–z, 0–9, _ . @ -."), status: .badRequest)
         }
         guard let stored = try await server.store.room(id: roomID) else {
-            return HTTPRoutes.error(ProtocolError(.roomNotFound, "No room \(roomID)."), status: .notFound)
+            // Open in memory with nothing stored yet: nothing has changed since it was opened.
+            guard await server.rooms.isLoaded(roomID) else {
+                return HTTPRoutes.error(ProtocolError(.roomNotFound, "No room \(roomID)."), status: .notFound)
+            }
+            return HTTPRoutes.json(.object(ListeningRoom(roomID: roomID, hostUserID: nil).stateFields))
         }
         let chat = try await server.store.roomChat(roomID: roomID, limit: 100)
         let room = ListeningRoom(roomID: roomID, hostUserID: stored.hostUserID, restored: RoomSnapshot(stored.state, chat: chat))

@@ -1,0 +1,229 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Failures of the load generator's own set-up, printed as one line.
+struct BenchError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Lines a child process wrote to standard error, kept (the last 200) while a thread drains
+/// the pipe so that the child never blocks on a full pipe.
+final class StderrTail: @unchecked Sendable {
+    private let lock = NSLock()
+    private var lines: [String] = []
+    private var port: Int?
+    private var finished = false
+    let ready = DispatchSemaphore(value: 0)
+
+    func append(_ line: String) {
+        lock.lock(); defer { lock.unlock() }
+        lines.append(line)
+        if lines.count > 200 { lines.removeFirst(lines.count - 200) }
+        if port == nil, let range = line.range(of: "address=http://127.0.0.1:") {
+            let digits = line[range.upperBound...].prefix { $0.isNumber }
+            if let p = Int(digits) { port = p; ready.signal() }
+        }
+    }
+
+    func finish() {
+        lock.lock(); defer { lock.unlock() }
+        if !finished { finished = true; if port == nil { ready.signal() } }
+    }
+
+    var foundPort: Int? { lock.lock(); defer { lock.unlock() }; return port }
+    var text: String { lock.lock(); defer { lock.unlock() }; return lines.joined(separator: "\n") }
+}
+
+/// An `airwave serve` started by the load generator (`--server-binary`): port 0, a
+/// temporary data directory, the given HS256 secret. Stopped with SIGTERM (SIGKILL after 15 s).
+final class ManagedServer {
+    let process = Process()
+    let dataDir: URL
+    let tail = StderrTail()
+    private(set) var port = 0
+
+    init(binary: String, secret: String) throws {
+        dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("airwave-bench-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+        try FileManager.default.createDirectory(at: dataDir, withIntermediateDirectories: true)
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = ["serve", "--host", "127.0.0.1", "--port", "0", "--data-dir", dataDir.path, "--jwt-secret", secret]
+        var env = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("AIRWAVE_") }
+        env["AIRWAVE_LOG_LEVEL"] = "info"
+        process.environment = env
+        process.standardInput = FileHandle.nullDevice
+        process.standardOutput = FileHandle.nullDevice
+        let pipe = Pipe()
+        process.standardError = pipe
+        try process.run()
+        let handle = pipe.fileHandleForReading
+        let tail = self.tail
+        let reader = Thread {
+            var pending = Data()
+            while true {
+                let chunk = handle.availableData          // blocks; empty at EOF
+                if chunk.isEmpty { break }
+                pending.append(chunk)
+                while let nl = pending.firstIndex(of: 0x0A) {
+                    tail.append(String(decoding: pending[pending.startIndex..<nl], as: UTF8.self))
+                    pending.removeSubrange(pending.startIndex...nl)
+                }
+                if pending.count > 1 << 16 { pending.removeAll() }
+            }
+            tail.finish()
+        }
+        reader.start()
+        if tail.ready.wait(timeout: .now() + 60) == .timedOut || tail.foundPort == nil {
+            stop()
+            throw BenchError("the server did not report its address within 60 s; stderr:\n\(tail.text)")
+        }
+        port = tail.foundPort!
+    }
+
+    var pid: Int32 { process.processIdentifier }
+
+    /// SIGTERM, then wait (bounded) for exit; returns the exit status, or nil if it had to be killed.
+    @discardableResult
+    func stop() -> Int32? {
+        guard process.isRunning else { try? FileManager.default.removeItem(at: dataDir); return process.terminationStatus }
+        kill(process.processIdentifier, SIGTERM)
+        let deadline = Date().addingTimeInterval(15)
+        while process.isRunning && Date() < deadline { usleep(50_000) }
+        var status: Int32? = nil
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        } else {
+            status = process.terminationStatus
+        }
+        try? FileManager.default.removeItem(at: dataDir)
+        return status
+    }
+}
+
+/// CPU time and resident memory of a process, from `/proc/<pid>/stat` and `/proc/<pid>/status`.
+struct ProcSample: Sendable {
+    var cpuSeconds: Double
+    var rssKiB: Int
+    var threads: Int
+    var at: UInt64          // monotonic ns
+
+    static func read(pid: Int32) -> ProcSample? {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return nil }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        // After the command: state(0) ppid(1) … utime(11) stime(12) … num_threads(17)
+        guard fields.count > 17, let utime = Double(fields[11]), let stime = Double(fields[12]) else { return nil }
+        let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
+        var rss = 0
+        if let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) {
+            for line in status.split(separator: "\n") where line.hasPrefix("VmRSS:") {
+                rss = Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") ?? 0
+            }
+        }
+        return ProcSample(cpuSeconds: (utime + stime) / ticks, rssKiB: rss, threads: Int(fields[17]) ?? 0, at: monotonicNanos())
+    }
+
+    /// This process (the load generator itself), from getrusage.
+    static func selfCPUSeconds() -> Double {
+        var usage = rusage()
+        getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
+        return Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6
+            + Double(usage.ru_stime.tv_sec) + Double(usage.ru_stime.tv_usec) / 1e6
+    }
+}
+
+func monotonicNanos() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+}
+
+/// The few Prometheus series the load generator cross-checks, read with a tiny blocking HTTP/1.0
+/// client (127.0.0.1 only, 5 s timeouts).
+struct MetricsSample: Sendable, Codable {
+    var forwardedAudio: Double = 0
+    var framesInOpus: Double = 0
+    var framesDropped: Double = 0
+    var bytesOutAudio: Double = 0
+
+    /// Reads /metrics, trying up to `attempts` times (a saturated server may miss the 5 s timeout).
+    static func fetch(port: Int, attempts: Int = 1) -> MetricsSample? {
+        var body: String?
+        for _ in 0..<max(1, attempts) {
+            body = httpGet(port: port, path: "/metrics")
+            if body != nil { break }
+        }
+        guard let body else { return nil }
+        var sample = MetricsSample()
+        for line in body.split(separator: "\n") where !line.hasPrefix("#") {
+            guard let space = line.lastIndex(of: " "), let value = Double(line[line.index(after: space)...]) else { continue }
+            let name = line[..<space]
+            if name == "airwave_media_frames_forwarded_total{kind=\"audio\"}" { sample.forwardedAudio = value }
+            else if name == "airwave_media_frames_in_total{kind=\"opus\"}" { sample.framesInOpus = value }
+            else if name == "airwave_media_bytes_out_total{kind=\"audio\"}" { sample.bytesOutAudio = value }
+            else if name.hasPrefix("airwave_media_frames_dropped_total") { sample.framesDropped += value }
+        }
+        return sample
+    }
+
+    static func httpGet(port: Int, path: String) -> String? {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var timeout = timeval(tv_sec: 5, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = in_port_t(UInt16(port).bigEndian)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else { return nil }
+        let request = Array("GET \(path) HTTP/1.0\r\nHost: 127.0.0.1:\(port)\r\nConnection: close\r\n\r\n".utf8)
+        guard request.withUnsafeBytes({ send(fd, $0.baseAddress, $0.count, 0) }) == request.count else { return nil }
+        var response: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        for _ in 0..<10_000 {                                  // bounded: at most 640 MB
+            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n <= 0 { break }
+            response.append(contentsOf: buffer[0..<n])
+        }
+        let text = String(decoding: response, as: UTF8.self)
+        guard text.hasPrefix("HTTP/1.") && text.contains(" 200 "), let split = text.range(of: "\r\n\r\n") else { return nil }
+        return String(text[split.upperBound...])
+    }
+}
+
+/// Mints an HS256 token with `airwave token` (the bench has no JWT library of its own).
+func mintToken(binary: String, userID: String, secret: String) throws -> String {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: binary)
+    process.arguments = ["token", "--user-id", userID, "--ttl", "7200", "--jwt-secret", secret]
+    process.environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("AIRWAVE_") }
+    let out = Pipe()
+    process.standardOutput = out
+    process.standardError = FileHandle.nullDevice
+    try process.run()
+    let data = out.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    let token = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    guard process.terminationStatus == 0, !token.isEmpty else {
+        throw BenchError("`\(binary) token` failed (status \(process.terminationStatus))")
+    }
+    return token
+}
+
+/// Raises the soft limit of open files to the hard limit.
+func raiseFileLimit() -> Int {
+    var limit = rlimit()
+    getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+    limit.rlim_cur = limit.rlim_max
+    setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+    getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+    return Int(limit.rlim_cur)
+}
