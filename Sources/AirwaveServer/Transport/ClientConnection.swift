@@ -47,11 +47,11 @@ final class ClientConnection: Sendable {
     func send(_ wire: ByteBuffer) {
         if channel.eventLoop.inEventLoop {
             enqueue(wire, class: .control, now: .now())
-            channel.flush()
+            flushOnLoop()
         } else {
             channel.eventLoop.execute { [self] in
                 enqueue(wire, class: .control, now: .now())
-                channel.flush()
+                flushOnLoop()
             }
         }
     }
@@ -83,6 +83,11 @@ final class ClientConnection: Sendable {
         }
     }
 
+    /// Flushes what `enqueue` wrote. Call on the event loop.
+    func flushOnLoop() {
+        if let writer = writer.value { writer.flush() } else { channel.flush() }
+    }
+
     /// Writes what the queue holds while the socket takes it.
     fileprivate func drain() {
         guard let writer = writer.value else { return }
@@ -91,7 +96,7 @@ final class ClientConnection: Sendable {
             writer.write(wire)
             wrote = true
         }
-        if wrote { channel.flush() }
+        if wrote { writer.flush() }
     }
 
     /// Starts the close handshake with `code`; the channel is closed outright if the peer
@@ -144,6 +149,12 @@ final class RawFrameWriter: ChannelInboundHandler, RemovableChannelHandler {
 
     func write(_ wire: ByteBuffer) {
         context?.write(wrapOutboundOut(wire), promise: nil)
+    }
+
+    /// Flushes from here to the socket: the handlers above hold nothing to flush, so the
+    /// flush need not travel the whole pipeline.
+    func flush() {
+        context?.flush()
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {

@@ -39,7 +39,7 @@ struct ConnectionGroups {
         let now = Timestamp.now()
         connection.channel.eventLoop.execute {
             connection.enqueue(frame, class: itemClass, now: now)
-            connection.channel.flush()
+            connection.flushOnLoop()
         }
         return true
     }
@@ -63,7 +63,7 @@ struct ConnectionGroups {
             sent += members.count
             group.loop.execute {
                 for connection in members { connection.enqueue(frame, class: itemClass, now: now) }
-                for connection in members { connection.channel.flush() }
+                for connection in members { connection.flushOnLoop() }
             }
         }
         return sent
