@@ -115,7 +115,7 @@ class Proc:
 
     def __init__(self, args):
         if not (os.path.isfile(CLIENT_BIN) and os.access(CLIENT_BIN, os.X_OK)):
-            pytest.skip(f"airwave-client not found at {CLIENT_BIN} (set AIRWAVE_CLIENT_BIN)")
+            pytest.fail(f"airwave-client not found at {CLIENT_BIN} (set AIRWAVE_CLIENT_BIN; tools/test builds it)")
         self.lines: list[str] = []
         self.proc = subprocess.Popen([CLIENT_BIN, *args], env=base_env(), stdin=subprocess.DEVNULL,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace")
