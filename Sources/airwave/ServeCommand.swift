@@ -137,7 +137,7 @@ struct DevelopmentSecret {
     static func announce(_ secret: DevelopmentSecret, dataDirectory: String) {
         let note = """
             No --jwt-secret, --jwt-public-key or --jwks given: using the development secret in \(secret.path)\(secret.created ? " (new)" : "").
-            Mint a host token with:  airwave token --user-id host1 --username Host --data-dir \(dataDirectory)
+            Mint a host token with:  \(CommandLine.arguments.first ?? "airwave") token --user-id host1 --username Host --data-dir \(dataDirectory)
 
             """
         FileHandle.standardError.write(Data(note.utf8))
