@@ -1,6 +1,9 @@
 """PROTOCOL.md section 5: HTTP routes."""
 
+import asyncio
 import json
+import struct
+import time
 
 import pytest
 
@@ -168,3 +171,45 @@ def test_api_bad_event_id_400(server, path):
 def test_unknown_route_404(server):
     assert http_get(server, "/no/such/route")[0] == 404
     assert http_get(server, "/api/nothing")[0] == 404
+
+
+def _poll_metrics(srv, predicate, timeout=3.0):
+    """The metrics once `predicate` holds for them (gauges follow the events a moment later)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        parsed = metrics(srv)
+        if predicate(parsed) or time.monotonic() > deadline:
+            return parsed
+        time.sleep(0.05)
+
+
+def test_event_gauges_and_media_bytes(server):
+    async def main():
+        ws, link = await go_live(server)
+        event_id = link["event_id"]
+        label = f'event_id="{event_id}"'
+        members = [await join(server, event_id) for _ in range(2)]
+        await recv_until(ws, "participant_count", pred=lambda m: m["count"] == 2)
+        parsed = _poll_metrics(server, lambda p: metric_sum(p, "airwave_event_participants", label) == 2)
+        assert metric_sum(parsed, "airwave_event_participants", label) == 2
+        assert metric_sum(parsed, "airwave_events_live") >= 1
+        bytes_before = metric_sum(parsed, "airwave_media_bytes_out_total", 'kind="audio"')
+        # One real Opus packet (a 20 ms CELT silence frame) from the host reaches both listeners.
+        packet = bytes([0xF8, 0xFF, 0xFE])
+        frame = struct.pack(">BBBBIII", 1, 1, 0, 0, 0, 7, 960) + packet
+        await ws.send(frame)
+        for m in members:
+            got = await asyncio.wait_for(m.ws.recv(), 5)
+            while isinstance(got, str):
+                got = await asyncio.wait_for(m.ws.recv(), 5)
+            assert got[16:] == packet
+        parsed = _poll_metrics(server, lambda p: metric_sum(p, "airwave_media_bytes_out_total", 'kind="audio"') > bytes_before)
+        # Counted as sent on the wire: WebSocket header (2) + relay header (16) + payload, twice.
+        assert metric_sum(parsed, "airwave_media_bytes_out_total", 'kind="audio"') - bytes_before == 2 * (2 + 16 + len(packet))
+        await send(ws, {"type": "stream_ended"})
+        await recv_until(ws, "stream_ended")
+        parsed = _poll_metrics(server, lambda p: not any(n == "airwave_event_participants" and label in l for (n, l) in p))
+        assert not any(n == "airwave_event_participants" and label in l for (n, l) in parsed), "the ended event's series is gone"
+        await close_all(ws, *(m.ws for m in members))
+
+    run(main())
