@@ -121,7 +121,7 @@ let package = Package(
             dependencies: ["AirwaveCore", "AirwaveProtocol", .product(name: "NIOCore", package: "swift-nio")]
         ),
         .testTarget(name: "AirwaveStoreTests", dependencies: ["AirwaveStore"]),
-        .testTarget(name: "AirwaveMediaTests", dependencies: ["AirwaveMedia"]),
+        .testTarget(name: "AirwaveMediaTests", dependencies: ["AirwaveMedia", "AirwaveCore", "AirwaveProtocol"]),
         .testTarget(name: "AirwaveAuthTests", dependencies: ["AirwaveAuth"]),
         .testTarget(
             name: "AirwaveServerTests",

@@ -24,6 +24,10 @@ public enum ErrorCode: String, Sendable, Hashable, CaseIterable {
     case roomNotFound = "room_not_found"
     /// Extension (docs/protocol.md): the server is draining and accepts no new connections.
     case serverShuttingDown = "server_shutting_down"
+    /// Extension (docs/protocol.md): `recording_stop` while nothing is being recorded.
+    case notRecording = "not_recording"
+    /// Extension (docs/protocol.md): `GET /api/streams/{id}/recordings/{name}` for a file that does not exist (HTTP 404).
+    case recordingNotFound = "recording_not_found"
 
     /// The WebSocket close code that follows this error, or nil when the connection stays open.
     public var closeCode: CloseCode? {
@@ -39,7 +43,7 @@ public enum ErrorCode: String, Sendable, Hashable, CaseIterable {
         case .badRequest: .badRequest
         case .serverShuttingDown: .goingAway
         case .badMessage, .unknownType, .notAllowed, .noPendingInvite, .rateLimited, .cannotInvite, .alreadyVoted,
-            .notCohost, .roomExists, .roomNotFound:
+            .notCohost, .roomExists, .roomNotFound, .notRecording, .recordingNotFound:
             nil
         }
     }

@@ -60,7 +60,8 @@ public final class AirwaveServer: Sendable {
         }
         let store = try await openStore(configuration, logger: logger)
         let server = AirwaveServer(configuration: configuration, logger: logger, store: store, verifier: verifier)
-        await server.registry.attach(writer: server.writer, directory: server.directory, logger: logger)
+        await server.registry.attach(writer: server.writer, directory: server.directory, logger: logger,
+                                     recordingsDirectory: server.recordingsDirectory)
         await server.rooms.attach(writer: server.writer)
         return server
     }
@@ -101,6 +102,11 @@ public final class AirwaveServer: Sendable {
     }
 
     /// The error for a join to an event that is not live: ended, or never existed.
+    /// `<data-dir>/recordings`: one folder per event, one Ogg Opus file per recording.
+    var recordingsDirectory: String {
+        URL(fileURLWithPath: configuration.dataDirectory).appendingPathComponent("recordings").path
+    }
+
     func eventGone(_ eventID: String) async throws -> ProtocolError {
         if try await store.event(id: eventID) != nil {
             return ProtocolError(.eventEnded, "This event has ended.")
@@ -117,6 +123,7 @@ public final class AirwaveServer: Sendable {
         LiveSocketRoutes(server: self).register(on: router)
         RoomSocketRoutes(server: self).register(on: router)
         RoomHTTPRoutes(server: self).register(on: router)
+        RecordingHTTPRoutes(server: self).register(on: router)
         let app = Application(
             router: router,
             server: .http1WebSocketUpgrade(

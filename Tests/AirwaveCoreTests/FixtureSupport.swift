@@ -80,6 +80,19 @@ enum OutputJSON {
         case .forward(let frame, let recipients): ["forward": json(frame), "to": json(recipients)]
         case .encodePCM(let frame, let speaker): ["encode_pcm": json(frame), "speaker": id(speaker)]
         case .mediaDropped(let reason): ["media_dropped": .string(reason.rawValue)]
+        case .mix(let frame): ["mix": json(frame)]
+        case .mixPlan(let plan):
+            [
+                "mix_plan": [
+                    "subscribers": .array(plan.subscribers.sorted { $0.key < $1.key }.map { connection, minus in
+                        ["connection": id(connection), "minus": minus.map { .int($0) } ?? .null]
+                    }),
+                    "recording": plan.recording.map { .string($0) } ?? .null,
+                ],
+            ]
+        case .mixDropSource(let source): ["mix_drop_source": .int(source)]
+        case .recordingStart(let name): ["recording_start": .string(name)]
+        case .recordingStop: "recording_stop"
         }
     }
 
@@ -148,6 +161,10 @@ enum OutputJSON {
         case .forward: ignore.contains("forward")
         case .encodePCM: ignore.contains("encode_pcm")
         case .mediaDropped: ignore.contains("media_dropped")
+        case .mix: ignore.contains("mix")
+        case .mixPlan: ignore.contains("mix_plan")
+        case .mixDropSource: ignore.contains("mix_drop_source")
+        case .recordingStart, .recordingStop: false
         }
     }
 }
@@ -256,6 +273,20 @@ struct FixtureRunner {
                 let frame = try MediaFixtures.frame(step["frame"], name: name, step: index)
                 label = "encoded audio of \(c) seq \(frame.header.sequence)"
                 event.handle(.encodedAudio(speaker: ConnectionID(UInt64(c)), frame), now: now)
+            } else if let c = step["mix_subscribe"]?.intValue {
+                label = "mix_subscribe \(c)"
+                event.handle(.mixSubscription(ConnectionID(UInt64(c)), subscribed: true), now: now)
+            } else if let c = step["mix_unsubscribe"]?.intValue {
+                label = "mix_unsubscribe \(c)"
+                event.handle(.mixSubscription(ConnectionID(UInt64(c)), subscribed: false), now: now)
+            } else if let levels = step["levels"]?.objectValue {
+                label = "levels"
+                var measured: [UInt32: UInt8] = [:]
+                for (source, level) in levels {
+                    guard let id = UInt32(source), let value = level.intValue else { throw FixtureError("\(name): step \(index) bad levels") }
+                    measured[id] = UInt8(clamping: value)
+                }
+                event.handle(.measuredLevels(measured), now: now)
             } else if step["tick"]?.boolValue == true {
                 label = "tick"
                 event.handle(.tick, now: now)

@@ -65,7 +65,8 @@ enum MediaFixtures {
             payload = [UInt8](repeating: 0, count: spec["payload_size"]?.intValue ?? 0)
         }
         let header = MediaFrameHeader(kind: kind, flags: .init(rawValue: flags), sourceID: UInt32(spec["source_id"]?.intValue ?? 0),
-                                      sequence: UInt32(spec["sequence"]?.intValue ?? 0), timestamp: timestamp)
+                                      sequence: UInt32(spec["sequence"]?.intValue ?? 0), timestamp: timestamp,
+                                      audioLevel: spec["audio_level"]?.intValue.map { UInt8(clamping: $0) })
         return MediaFrame(header: header, payload: ByteBuffer(bytes: payload))
     }
 }

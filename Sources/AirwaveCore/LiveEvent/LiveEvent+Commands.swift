@@ -43,6 +43,10 @@ extension LiveEvent {
             if let hostConnection, keyframeGate.allow(now: now) {
                 emit(.send(LiveServerMessage.keyframeRequest(fromUserID: participant.user.userID), to: .one(hostConnection)))
             }
+        case (.recordingStart, .host(let hostConnection)):
+            startRecording(host: hostConnection, now: now)
+        case (.recordingStop, .host(let hostConnection)):
+            stopRecording(host: hostConnection, now: now)
         case (.keyframeRequest, .host):
             break  // the host is the one who makes keyframes
         case (.acceptCohost, .host), (.rejectCohost, .host):
@@ -60,6 +64,7 @@ extension LiveEvent {
         case .removeCohost: "Only the host can remove co-hosts."
         case .leaveCohost: "Only a co-host can step down."
         case .leave: "The host ends the event with stream_ended."
+        case .recordingStart, .recordingStop: "Only the host can record the event."
         default: "You may not do this."
         }
     }
@@ -151,6 +156,7 @@ extension LiveEvent {
     /// Takes the speaking role away: the notice goes out before anything else the speaker could send.
     mutating func demote(_ userID: String, removed: Bool, message: String, now: Timestamp) {
         let username = displayName(of: userID) ?? userID
+        if let source = speakers[userID]?.sourceID { silenceSource(source) }
         speakers[userID] = nil
         if let connection = connectionByUser[userID] {
             participants[connection]?.role = .listener
@@ -191,11 +197,13 @@ extension LiveEvent {
         }
         if targetID == host.userID {
             hostMuted = muted
+            if muted { silenceSource(Self.hostSourceID) }
         } else {
-            guard speakers[targetID] != nil else {
+            guard let speaker = speakers[targetID] else {
                 return sendError(ProtocolError(.notCohost, "\(targetID) is not a co-host.", details: ["user_id": .string(targetID)]), to: connection)
             }
             speakers[targetID]?.muted = muted
+            if muted { silenceSource(speaker.sourceID) }
         }
         emit(.send(LiveServerMessage.muted(muted, userID: targetID), to: .all))
         listThrottle.markChanged()

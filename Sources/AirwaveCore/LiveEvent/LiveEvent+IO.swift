@@ -17,6 +17,12 @@ extension LiveEvent {
         case encodedAudio(speaker: ConnectionID, MediaFrame)
         /// Time passed (a wake-up the engine asked for, or any other tick).
         case tick
+        /// The connection wants the event's mixed audio (`?audio=mixed`) instead of one stream
+        /// per speaker, or no longer does. The transport sends it right after the join.
+        case mixSubscription(ConnectionID, subscribed: Bool)
+        /// Levels the mixer measured in the decoded audio of each source, RFC 6464 style
+        /// (0 = 0 dBov … 127 = silence), for `active_speakers`.
+        case measuredLevels([UInt32: UInt8])
     }
 
     /// Who receives a notice.
@@ -45,6 +51,39 @@ extension LiveEvent {
         case encodePCM(MediaFrame, speaker: ConnectionID)
         /// A media frame went nowhere (for the counters).
         case mediaDropped(MediaDropReason)
+        /// Hand this speaker's Opus frame (source id set) to the event mixer.
+        case mix(MediaFrame)
+        /// Who receives which mixed output, and whether the mix is recorded; sent when it changes.
+        case mixPlan(MixPlan)
+        /// Drop this source from the mixer at once (its buffered audio too): it was muted,
+        /// demoted or left. Comes before the notice that says so.
+        case mixDropSource(UInt32)
+        /// Start writing the full mix to the recording file with this name.
+        case recordingStart(name: String)
+        /// Finish the recording file.
+        case recordingStop
+    }
+
+    /// Who receives the event's mixed audio (PROTOCOL.md 2.3 extension `?audio=mixed`).
+    public struct MixPlan: Sendable, Hashable {
+        /// Mixed subscribers: the source each must not hear (its own voice), or nil for the full mix.
+        public var subscribers: [ConnectionID: UInt32?] = [:]
+        /// The name of the recording running, if any (it takes the full mix).
+        public var recording: String?
+
+        public init(subscribers: [ConnectionID: UInt32?] = [:], recording: String? = nil) {
+            self.subscribers = subscribers
+            self.recording = recording
+        }
+
+        /// True when something needs the mixer.
+        public var isActive: Bool { !subscribers.isEmpty || recording != nil }
+    }
+
+    /// A recording in progress.
+    struct Recording: Sendable, Hashable {
+        var name: String
+        var startedAt: Timestamp
     }
 
     /// Who receives a media frame.

@@ -15,9 +15,14 @@ extension LiveEvent {
             guard !speaker.muted else { return emit(.mediaDropped(.muted)) }
             frame.header.sourceID = speaker.sourceID
             if frame.header.kind == .pcm {
+                if let level = frame.header.audioLevel {
+                    clientLevelSources.insert(speaker.sourceID)
+                    speakerLevels.update(source: speaker.sourceID, rfc6464: level, now: now)
+                }
                 emit(.encodePCM(frame, speaker: connection))
             } else {
-                emit(.forward(frame, to: .allExcept(connection, skipping: [])))
+                emit(.forward(frame, to: .allExcept(connection, skipping: separateAudioSkipping)))
+                audioAccepted(frame, now: now)
             }
         case .screen:
             guard case .host = sender else {
@@ -50,7 +55,9 @@ extension LiveEvent {
         frame.header.sourceID = speaker.sourceID
         frame.header.kind = .opus
         frame.header.flags.remove(.stereo)
-        emit(.forward(frame, to: .allExcept(connection, skipping: [])))
+        frame.header.audioLevel = nil
+        emit(.forward(frame, to: .allExcept(connection, skipping: separateAudioSkipping)))
+        if isMixing { emit(.mix(frame)) }
     }
 
     /// The source id and mute state of a sender allowed to publish audio, or nil.

@@ -63,6 +63,8 @@ extension LiveEvent {
 
     mutating func disconnected(_ connection: ConnectionID, now: Timestamp) {
         if connection == hostConnection {
+            mixSubscribers.remove(connection)
+            silenceSource(Self.hostSourceID)
             hostConnection = nil
             hostGraceEndsAt = now + configuration.hostGrace
             return
@@ -70,6 +72,7 @@ extension LiveEvent {
         guard let participant = participants[connection] else { return }
         if participant.role == .cohost {
             // The role waits for a reconnect; listeners learn at once that the speaker is gone.
+            if let source = speakers[participant.user.userID]?.sourceID { silenceSource(source) }
             speakers[participant.user.userID]?.lapsesAt = now + configuration.hostGrace
             emit(.send(LiveServerMessage.cohostEnded(removed: false, userID: participant.user.userID, username: participant.user.username,
                                                       message: "\(participant.user.username) disconnected"), to: .allExcept(connection)))
@@ -82,6 +85,7 @@ extension LiveEvent {
         let userID = participant.user.userID
         invites[userID] = nil
         if participant.role == .cohost {
+            if let source = speakers[userID]?.sourceID { silenceSource(source) }
             speakers[userID] = nil
             emit(.send(LiveServerMessage.cohostEnded(removed: false, userID: userID, username: participant.user.username,
                                                       message: "\(participant.user.username) left"), to: .all))
@@ -94,6 +98,7 @@ extension LiveEvent {
         guard let participant = participants.removeValue(forKey: connection) else { return }
         screenPipeline.leave(connection)
         mediaErrorGates[connection] = nil
+        mixSubscribers.remove(connection)
         if connectionByUser[participant.user.userID] == connection {
             connectionByUser[participant.user.userID] = nil
         }
@@ -106,6 +111,9 @@ extension LiveEvent {
 
     /// Ends the event for everyone: the notice, the record, then every connection closed with 1000.
     mutating func end(reason: String, message: String, now: Timestamp) {
+        // Ending the event ends its recording; the file is finished before anyone is closed.
+        stopRecording(host: nil, now: now)
+        mixSubscribers.removeAll()
         emit(.send(LiveServerMessage.streamEnded(eventID: eventID, message: message), to: .all))
         emit(.persist(.eventEnded(eventID: eventID, reason: reason, at: now)))
         for connection in connections {

@@ -49,5 +49,6 @@ extension LiveEvent {
         if countThrottle.fire(now: now) {
             emit(.send(LiveServerMessage.participantCount(participants.count), to: .all))
         }
+        flushActiveSpeakers(now: now)
     }
 }

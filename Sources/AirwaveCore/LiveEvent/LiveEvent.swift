@@ -57,6 +57,20 @@ public struct LiveEvent: Sendable {
     /// At most one media error a second per sender.
     var mediaErrorGates: [ConnectionID: IntervalGate] = [:]
     var outputs = OutputQueue<Output>()
+    /// Connections that asked for the mixed stream (`?audio=mixed`) instead of one stream per speaker.
+    var mixSubscribers: Set<ConnectionID> = []
+    /// The recording running now, if any.
+    var recording: Recording?
+    /// Recordings started so far; the next one is number `recordingCount + 1`.
+    var recordingCount = 0
+    /// The last mix plan handed to the driver.
+    var lastMixPlan = MixPlan()
+    /// Loudness per source for `active_speakers`.
+    var speakerLevels = ActiveSpeakerDetector()
+    /// Sources whose client sends levels in the frame header; the mixer's measurements are not used for them.
+    var clientLevelSources: Set<UInt32> = []
+    /// The time of the latest input (for `nextWakeUp`).
+    var lastNow: Timestamp
 
     /// The host's source id for audio.
     public static let hostSourceID: UInt32 = 1
@@ -66,6 +80,7 @@ public struct LiveEvent: Sendable {
         self.eventID = eventID
         self.host = host
         self.startedAt = now
+        self.lastNow = now
         self.configuration = configuration
         self.listThrottle = Throttle(interval: configuration.noticeInterval)
         self.countThrottle = Throttle(interval: configuration.noticeInterval)
@@ -79,6 +94,7 @@ public struct LiveEvent: Sendable {
         // Deadlines that passed before this input take effect first, even if no tick came in
         // between: a host back after the grace period finds the event ended, a co-host back
         // after it is a listener.
+        lastNow = now
         if !isEnded { expireTimers(now: now) }
         if isEnded {
             rejectAfterEnd(input)
@@ -92,8 +108,13 @@ public struct LiveEvent: Sendable {
         case .media(let connection, let frame): media(frame, from: connection, now: now)
         case .encodedAudio(let speaker, let frame): encodedAudio(frame, speaker: speaker)
         case .tick: expireTimers(now: now)
+        case .mixSubscription(let connection, let subscribed): setMixSubscription(connection, subscribed: subscribed)
+        case .measuredLevels(let levels): measuredLevels(levels, now: now)
         }
-        if !isEnded { flushNotices(now: now) }
+        if !isEnded {
+            flushNotices(now: now)
+            publishMixPlan()
+        }
     }
 
     /// The next thing to do, or nil when everything has been handed out.
@@ -108,6 +129,7 @@ public struct LiveEvent: Sendable {
         if let lapse = speakers.values.compactMap(\.lapsesAt).min() { candidates.append(lapse) }
         if let due = listThrottle.dueAt { candidates.append(due) }
         if let due = countThrottle.dueAt { candidates.append(due) }
+        if let due = speakerLevels.nextDue(now: lastNow) { candidates.append(due) }
         return candidates.min()
     }
 
@@ -143,7 +165,7 @@ public struct LiveEvent: Sendable {
         switch input {
         case .hostConnected(let connection, _), .join(let connection, _):
             refuse(connection, ProtocolError(.eventEnded, "This event has ended."))
-        case .command, .disconnected, .tick, .media, .encodedAudio:
+        case .command, .disconnected, .tick, .media, .encodedAudio, .mixSubscription, .measuredLevels:
             break
         }
     }

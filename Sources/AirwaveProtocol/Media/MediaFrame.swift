@@ -38,13 +38,18 @@ public struct MediaFrameHeader: Sendable, Hashable {
     public var sequence: UInt32
     /// 48 kHz for audio, 90 kHz for video.
     public var timestamp: UInt32
+    /// Extension (docs/protocol.md): the audio level a client measured, RFC 6464 style
+    /// (0 = 0 dBov … 127 = silence), carried in the reserved byte as `0x80 | level`; nil when
+    /// the byte is 0. Read on the way in only: the server always writes the byte as 0.
+    public var audioLevel: UInt8?
 
-    public init(kind: Kind, flags: Flags = [], sourceID: UInt32 = 0, sequence: UInt32, timestamp: UInt32) {
+    public init(kind: Kind, flags: Flags = [], sourceID: UInt32 = 0, sequence: UInt32, timestamp: UInt32, audioLevel: UInt8? = nil) {
         self.kind = kind
         self.flags = flags
         self.sourceID = sourceID
         self.sequence = sequence
         self.timestamp = timestamp
+        self.audioLevel = audioLevel
     }
 
     /// Why a binary frame is not a media frame.
@@ -84,8 +89,10 @@ public struct MediaFrameHeader: Sendable, Hashable {
         let sourceID = buffer.getInteger(at: start + 4, as: UInt32.self)!
         let sequence = buffer.getInteger(at: start + 8, as: UInt32.self)!
         let timestamp = buffer.getInteger(at: start + 12, as: UInt32.self)!
+        let reserved = buffer.getInteger(at: start + 3, as: UInt8.self)!
         buffer.moveReaderIndex(forwardBy: size)
-        return MediaFrameHeader(kind: kind, flags: flags, sourceID: sourceID, sequence: sequence, timestamp: timestamp)
+        return MediaFrameHeader(kind: kind, flags: flags, sourceID: sourceID, sequence: sequence, timestamp: timestamp,
+                                audioLevel: reserved & 0x80 != 0 ? reserved & 0x7F : nil)
     }
 
     /// Appends the 16 header bytes.

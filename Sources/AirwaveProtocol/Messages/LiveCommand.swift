@@ -14,6 +14,10 @@ public enum LiveCommand: Sendable, Hashable {
     case mute(userID: String?)
     case unmute(userID: String?)
     case keyframeRequest
+    /// Extension (docs/protocol.md): the host starts recording the event's mix.
+    case recordingStart
+    /// Extension (docs/protocol.md): the host stops the recording.
+    case recordingStop
 
     /// Which rate-limit bucket the message draws from.
     public var isChat: Bool {
@@ -64,6 +68,8 @@ public enum LiveCommand: Sendable, Hashable {
         case "mute": return .mute(userID: try fields.optionalID("user_id"))
         case "unmute": return .unmute(userID: try fields.optionalID("user_id"))
         case "keyframe_request": return .keyframeRequest
+        case "recording_start": return .recordingStart
+        case "recording_stop": return .recordingStop
         default:
             throw ProtocolError(.unknownType, "Unknown message type \(type.prefix(64)).", details: ["type": .string(String(type.prefix(64)))])
         }

@@ -160,6 +160,21 @@ public enum LiveServerMessage {
         ["type": "stream_ended", "event_id": .string(eventID), "message": .string(message)]
     }
 
+    /// `active_speakers`: `speakers` loudest first, `level` 0…127 (higher is louder).
+    public static func activeSpeakers(_ speakers: [(userID: String, level: Int)]) -> JSONValue {
+        ["type": "active_speakers", "speakers": .array(speakers.map { ["user_id": .string($0.userID), "level": .int($0.level)] })]
+    }
+
+    /// Extension (docs/protocol.md): a recording of the event's mix started; `recording` is its file name.
+    public static func recordingStarted(name: String, startedAt: Timestamp) -> JSONValue {
+        ["type": "recording_started", "recording": .string(name), "started_at": .string(startedAt.iso8601)]
+    }
+
+    /// Extension (docs/protocol.md): the recording stopped.
+    public static func recordingStopped(name: String, stoppedAt: Timestamp) -> JSONValue {
+        ["type": "recording_stopped", "recording": .string(name), "stopped_at": .string(stoppedAt.iso8601)]
+    }
+
     public static func muted(_ muted: Bool, userID: String) -> JSONValue {
         ["type": .string(muted ? "muted" : "unmuted"), "user_id": .string(userID)]
     }

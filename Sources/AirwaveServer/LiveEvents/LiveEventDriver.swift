@@ -9,8 +9,12 @@ import NIOCore
 /// performs the outputs (fan-out, closes, persistence, timers). Nothing else touches the engine.
 final class LiveEventDriver: Sendable {
     enum Message: Sendable {
-        case input(LiveEvent.Input, connection: ClientConnection?)
+        /// `mixed`: the connection asked for the mixed stream (`?audio=mixed`); the subscription is
+        /// fed to the engine right after its join, in the same step, so it never sees a separate stream.
+        case input(LiveEvent.Input, connection: ClientConnection?, mixed: Bool)
         case tick
+        /// 20 ms passed on the mix clock.
+        case mixTick
         case shutdown
     }
 
@@ -30,10 +34,10 @@ final class LiveEventDriver: Sendable {
 
     /// Queues an input; false once the event is over (the caller answers `event_ended` itself).
     @discardableResult
-    func submit(_ input: LiveEvent.Input, connection: ClientConnection? = nil) -> Bool {
+    func submit(_ input: LiveEvent.Input, connection: ClientConnection? = nil, mixed: Bool = false) -> Bool {
         isOver.withLockedValue { over in
             guard !over else { return false }
-            if case .enqueued = continuation.yield(.input(input, connection: connection)) { return true }
+            if case .enqueued = continuation.yield(.input(input, connection: connection, mixed: mixed)) { return true }
             return false
         }
     }
@@ -49,6 +53,8 @@ final class LiveEventDriver: Sendable {
         let directory: ActiveStreamsDirectory
         let metrics: ServerMetrics
         let logger: Logger
+        /// `<data-dir>/recordings`: each event records into its own folder below.
+        let recordingsDirectory: String
         /// Called once when the event is over.
         let onEnded: @Sendable (String) async -> Void
     }
@@ -56,21 +62,29 @@ final class LiveEventDriver: Sendable {
     /// Consumes inputs until the event ends or the server shuts down.
     func run(engine initial: LiveEvent, services: Services) async {
         var engine = initial
-        var state = RunState()
+        var state = RunState(mix: EventMix(
+            directory: URL(fileURLWithPath: services.recordingsDirectory).appendingPathComponent(eventID).path,
+            logger: services.logger))
         perform(&engine, &state, services)
         await services.directory.update(engine.summary)
         for await message in messages {
             let now = Timestamp.now()
             switch message {
-            case .input(let input, let connection):
+            case .input(let input, let connection, let mixed):
                 if let connection { state.members.insert(connection) }
                 engine.handle(input, now: now)
+                if mixed, let connection {
+                    engine.handle(.mixSubscription(connection.id, subscribed: true), now: now)
+                }
                 if case .disconnected(let id) = input {
                     state.members.remove(id)
                     state.encoders.remove(id)
                 }
             case .tick:
                 engine.handle(.tick, now: now)
+            case .mixTick:
+                let levels = state.mix.tick(metrics: services.metrics)
+                if !levels.isEmpty { engine.handle(.measuredLevels(levels), now: now) }
             case .shutdown:
                 shutdown(&engine, &state, services, now: now)
             }
@@ -79,6 +93,8 @@ final class LiveEventDriver: Sendable {
                 if !state.reportedEnd {
                     state.reportedEnd = true
                     state.timer?.cancel()
+                    state.mixTimer?.cancel()
+                    state.mix.stopRecording()
                     await services.directory.remove(eventID)
                     services.metrics.eventParticipants(eventID, count: nil)
                     await services.onEnded(eventID)
@@ -106,6 +122,30 @@ final class LiveEventDriver: Sendable {
         var reportedEnd = false
         var lastSummary: LiveServerMessage.StreamSummary?
         var encoders = SpeakerEncoders()
+        var mix: EventMix
+        /// Yields `.mixTick` every 20 ms while the mix runs.
+        var mixTimer: Task<Void, Never>?
+    }
+
+    /// Starts or stops the 20 ms mix clock to match whether the mix runs. Deadlines advance by
+    /// exactly 20 ms, so the mix keeps real time even when one sleep wakes late.
+    private func updateMixTimer(_ state: inout RunState) {
+        if state.mix.isActive, state.mixTimer == nil {
+            let continuation = self.continuation
+            state.mixTimer = Task {
+                let clock = ContinuousClock()
+                var deadline = clock.now
+                while !Task.isCancelled {
+                    deadline += .milliseconds(20)
+                    try? await clock.sleep(until: deadline)
+                    guard !Task.isCancelled else { return }
+                    continuation.yield(.mixTick)
+                }
+            }
+        } else if !state.mix.isActive, let timer = state.mixTimer {
+            timer.cancel()
+            state.mixTimer = nil
+        }
     }
 
     private func scheduleTimer(_ wakeUp: Timestamp?, _ state: inout RunState, now: Timestamp) {
@@ -187,6 +227,17 @@ final class LiveEventDriver: Sendable {
                 }
             case .mediaDropped(let reason):
                 services.metrics.mediaDropped(reason: reason.rawValue)
+            case .mix(let frame):
+                state.mix.push(frame)
+            case .mixPlan(let plan):
+                state.mix.apply(plan, members: state.members)
+                updateMixTimer(&state)
+            case .mixDropSource(let source):
+                state.mix.dropSource(source)
+            case .recordingStart(let name):
+                state.mix.startRecording(name: name)
+            case .recordingStop:
+                state.mix.stopRecording()
             }
         }
         services.writer.enqueue(records)
@@ -194,6 +245,8 @@ final class LiveEventDriver: Sendable {
 
     private func shutdown(_ engine: inout LiveEvent, _ state: inout RunState, _ services: Services, now: Timestamp) {
         guard !state.ended else { return }
+        state.mixTimer?.cancel()
+        state.mix.stopRecording()
         let frame = WebSocketWire.text(LiveServerMessage.serverShutdown)
         state.members.broadcast(frame)
         for connection in state.members.all {

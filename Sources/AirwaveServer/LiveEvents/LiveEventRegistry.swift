@@ -17,9 +17,9 @@ actor LiveEventRegistry {
         self.metrics = metrics
     }
 
-    func attach(writer: StoreWriter, directory: ActiveStreamsDirectory, logger: Logger) {
+    func attach(writer: StoreWriter, directory: ActiveStreamsDirectory, logger: Logger, recordingsDirectory: String) {
         services = LiveEventDriver.Services(
-            writer: writer, directory: directory, metrics: metrics, logger: logger,
+            writer: writer, directory: directory, metrics: metrics, logger: logger, recordingsDirectory: recordingsDirectory,
             onEnded: { [weak self] eventID in await self?.forget(eventID) })
     }
 
@@ -30,9 +30,11 @@ actor LiveEventRegistry {
     var liveCount: Int { drivers.count }
 
     /// Hands the host's connection to its live event (resume) or starts a new event.
-    func connectHost(_ host: UserIdentity, connection: ClientConnection, joinURL: @Sendable (String) -> String) -> LiveEventDriver {
+    func connectHost(
+        _ host: UserIdentity, connection: ClientConnection, mixed: Bool = false, joinURL: @Sendable (String) -> String
+    ) -> LiveEventDriver {
         if let eventID = eventByHost[host.userID], let driver = drivers[eventID],
-            driver.submit(.hostConnected(connection.id, joinURL: joinURL(eventID)), connection: connection)
+            driver.submit(.hostConnected(connection.id, joinURL: joinURL(eventID)), connection: connection, mixed: mixed)
         {
             return driver
         }
@@ -44,7 +46,7 @@ actor LiveEventRegistry {
         eventByHost[host.userID] = eventID
         metrics.eventsLive.record(drivers.count)
         services.logger.info("event started", metadata: ["event_id": "\(eventID)", "host": "\(host.userID)"])
-        driver.submit(.hostConnected(connection.id, joinURL: joinURL(eventID)), connection: connection)
+        driver.submit(.hostConnected(connection.id, joinURL: joinURL(eventID)), connection: connection, mixed: mixed)
         tasks[eventID] = Task { await driver.run(engine: engine, services: services) }
         return driver
     }

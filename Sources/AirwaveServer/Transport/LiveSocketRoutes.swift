@@ -54,7 +54,7 @@ struct LiveSocketRoutes: Sendable {
             return await checks.drainAfterRefusal(inbound, connection, error)
         }
         let authority = context.request.head.authority ?? "\(server.configuration.host):\(server.configuration.port)"
-        let driver = await server.registry.connectHost(identity, connection: connection) { eventID in
+        let driver = await server.registry.connectHost(identity, connection: connection, mixed: Self.wantsMixedAudio(context)) { eventID in
             "ws://\(authority)/ws/stream/live/join/event/\(eventID)/"
         }
         await relay(inbound, connection, to: driver)
@@ -93,10 +93,15 @@ struct LiveSocketRoutes: Sendable {
         } catch {
             return await checks.drainAfterRefusal(inbound, connection, error)
         }
-        guard driver.submit(.join(connection.id, identity), connection: connection) else {
+        guard driver.submit(.join(connection.id, identity), connection: connection, mixed: Self.wantsMixedAudio(context)) else {
             return await checks.drainAfterRefusal(inbound, connection, ProtocolError(.eventEnded, "This event has ended."))
         }
         await relay(inbound, connection, to: driver)
+    }
+
+    /// `?audio=mixed`: the connection gets the event's mix (source id 0) instead of one stream per speaker.
+    private static func wantsMixedAudio(_ context: Context) -> Bool {
+        context.request.uri.queryParameters.get("audio") == "mixed"
     }
 
     private func relay(_ inbound: WebSocketInboundStream, _ connection: ClientConnection, to driver: LiveEventDriver?) async {
@@ -156,6 +161,8 @@ extension LiveCommand {
         case .mute: "mute"
         case .unmute: "unmute"
         case .keyframeRequest: "keyframe_request"
+        case .recordingStart: "recording_start"
+        case .recordingStop: "recording_stop"
         }
     }
 }

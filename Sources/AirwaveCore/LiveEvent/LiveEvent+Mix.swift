@@ -1,0 +1,106 @@
+import AirwaveProtocol
+
+/// The event mix, active speakers and recording: the engine decides who subscribes to the mix,
+/// which speakers may be in it (the same gates as forwarding), when the recording runs and when
+/// `active_speakers` goes out. The driver owns the mixer itself (decoding, encoding, files).
+extension LiveEvent {
+    /// True while the mixer must run: someone listens to the mix or a recording runs.
+    var isMixing: Bool { !mixSubscribers.isEmpty || recording != nil }
+
+    /// The plan as the state stands: each subscriber's own source is left out of what it hears.
+    var mixPlan: MixPlan {
+        var plan = MixPlan(recording: recording?.name)
+        for connection in mixSubscribers {
+            guard let sender = sender(connection) else { continue }
+            plan.subscribers[connection] = audioSpeaker(sender)?.sourceID
+        }
+        return plan
+    }
+
+    mutating func setMixSubscription(_ connection: ConnectionID, subscribed: Bool) {
+        guard sender(connection) != nil else { return }
+        if subscribed {
+            mixSubscribers.insert(connection)
+        } else {
+            mixSubscribers.remove(connection)
+        }
+    }
+
+    /// Hands the driver the new plan when it changed (after every input).
+    mutating func publishMixPlan() {
+        let plan = mixPlan
+        guard plan != lastMixPlan else { return }
+        lastMixPlan = plan
+        emit(.mixPlan(plan))
+    }
+
+    /// Who gets a speaker's own stream: everyone but the sender and the mix subscribers.
+    var separateAudioSkipping: Set<ConnectionID> { mixSubscribers }
+
+    /// A speaker's accepted audio: its client level (if any) feeds `active_speakers`, and the
+    /// frame goes to the mixer while the mix runs.
+    mutating func audioAccepted(_ frame: MediaFrame, now: Timestamp) {
+        if let level = frame.header.audioLevel {
+            clientLevelSources.insert(frame.header.sourceID)
+            speakerLevels.update(source: frame.header.sourceID, rfc6464: level, now: now)
+        }
+        if isMixing, frame.header.kind == .opus { emit(.mix(frame)) }
+    }
+
+    /// Levels measured by the mixer; a source whose client sends levels keeps its own.
+    mutating func measuredLevels(_ levels: [UInt32: UInt8], now: Timestamp) {
+        for (source, level) in levels.sorted(by: { $0.key < $1.key }) where !clientLevelSources.contains(source) {
+            guard isAudible(source) else { continue }
+            speakerLevels.update(source: source, rfc6464: level, now: now)
+        }
+    }
+
+    /// True when the source belongs to a connected, unmuted speaker.
+    func isAudible(_ source: UInt32) -> Bool {
+        if source == Self.hostSourceID { return hostConnection != nil && !hostMuted }
+        return speakers.values.contains { $0.sourceID == source && !$0.muted && $0.lapsesAt == nil }
+    }
+
+    /// A speaker's audio stops (mute, demotion, leaving): out of the mix and the level list at
+    /// once, before the notice, so no mixed frame after the notice carries it.
+    mutating func silenceSource(_ source: UInt32) {
+        speakerLevels.remove(source: source)
+        clientLevelSources.remove(source)
+        if isMixing { emit(.mixDropSource(source)) }
+    }
+
+    /// The user id speaking as `source`, if any.
+    func userID(forSource source: UInt32) -> String? {
+        if source == Self.hostSourceID { return host.userID }
+        return speakers.first { $0.value.sourceID == source }?.key
+    }
+
+    /// `active_speakers` when the list changed and the interval allows.
+    mutating func flushActiveSpeakers(now: Timestamp) {
+        guard let list = speakerLevels.poll(now: now) else { return }
+        let speakers = list.compactMap { entry in userID(forSource: entry.source).map { (userID: $0, level: entry.level) } }
+        emit(.send(LiveServerMessage.activeSpeakers(speakers), to: .all))
+    }
+
+    mutating func startRecording(host connection: ConnectionID, now: Timestamp) {
+        if let recording {
+            // Already running: the host is told so, nothing restarts.
+            return emit(.send(LiveServerMessage.recordingStarted(name: recording.name, startedAt: recording.startedAt), to: .one(connection)))
+        }
+        recordingCount += 1
+        let started = Recording(name: "\(recordingCount).opus", startedAt: now)
+        recording = started
+        emit(.recordingStart(name: started.name))
+        emit(.send(LiveServerMessage.recordingStarted(name: started.name, startedAt: now), to: .all))
+    }
+
+    mutating func stopRecording(host connection: ConnectionID?, now: Timestamp) {
+        guard let running = recording else {
+            if let connection { sendError(ProtocolError(.notRecording, "Nothing is being recorded."), to: connection) }
+            return
+        }
+        recording = nil
+        emit(.recordingStop)
+        emit(.send(LiveServerMessage.recordingStopped(name: running.name, stoppedAt: now), to: .all))
+    }
+}

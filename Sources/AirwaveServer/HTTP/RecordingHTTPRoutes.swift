@@ -1,0 +1,109 @@
+import AirwaveAuth
+import AirwaveMedia
+import AirwaveProtocol
+import Foundation
+import Hummingbird
+
+/// `GET /api/streams/{id}/recordings` and `GET /api/streams/{id}/recordings/{name}`
+/// (docs/protocol.md extension): the event's recordings, for its host's Bearer token only.
+struct RecordingHTTPRoutes: Sendable {
+    let server: AirwaveServer
+
+    func register(on router: Router<AirwaveRequestContext>) {
+        router.get("api/streams/:eventId/recordings") { request, context in
+            try await self.list(request, context)
+        }
+        router.get("api/streams/:eventId/recordings/:name") { request, context in
+            try await self.download(request, context)
+        }
+    }
+
+    /// The event's folder when the request carries its host's token; else the error response.
+    private func authorize(_ request: Request, _ context: AirwaveRequestContext) async throws -> Result<(eventID: String, folder: URL), RecordingRefusal> {
+        guard let raw = context.parameters.get("eventId"), let eventID = raw.removingPercentEncoding, Identifier.isValid(eventID) else {
+            return .failure(.init(HTTPRoutes.error(ProtocolError(.badRequest, "eventId must be 1–64 characters of A–Z, a–z, 0–9, _ . @ -.",
+                                                                 details: ["parameter": "eventId"]), status: .badRequest)))
+        }
+        guard let authorization = request.headers[.authorization], authorization.lowercased().hasPrefix("bearer ") else {
+            server.metrics.authFailure(reason: "missing")
+            return .failure(.init(HTTPRoutes.error(ProtocolError(.unauthorized, "Recordings need the host's Bearer token.",
+                                                                 details: ["reason": "missing"]), status: .unauthorized)))
+        }
+        let user: VerifiedUser
+        do {
+            user = try await server.verifier.verify(String(authorization.dropFirst("bearer ".count)).trimmingWhitespace())
+        } catch {
+            server.metrics.authFailure(reason: error.reason)
+            return .failure(.init(HTTPRoutes.error(ProtocolError(.unauthorized, error.message, details: ["reason": .string(error.reason)]),
+                                                   status: .unauthorized)))
+        }
+        guard let event = try await server.store.event(id: eventID) else {
+            return .failure(.init(HTTPRoutes.error(ProtocolError(.eventNotFound, "No event \(eventID)."), status: .notFound)))
+        }
+        guard event.hostUserID == user.userID else {
+            return .failure(.init(HTTPRoutes.error(ProtocolError(.forbidden, "Only the event's host may read its recordings."),
+                                                   status: .forbidden)))
+        }
+        return .success((eventID, URL(fileURLWithPath: server.recordingsDirectory).appendingPathComponent(eventID)))
+    }
+
+    private func list(_ request: Request, _ context: AirwaveRequestContext) async throws -> Response {
+        let (eventID, folder): (String, URL)
+        switch try await authorize(request, context) {
+        case .success(let found): (eventID, folder) = found
+        case .failure(let refusal): return refusal.response
+        }
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? [])
+            .filter(Self.isRecordingName)
+            .sorted { (Int($0.dropLast(5)) ?? 0) < (Int($1.dropLast(5)) ?? 0) }
+        let items: [JSONValue] = names.map { name in
+            let path = folder.appendingPathComponent(name).path
+            let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
+            return [
+                "name": .string(name), "size": .int(size),
+                "duration_ms": Self.durationMilliseconds(path).map { .int($0) } ?? .null,
+                "url": .string("/api/streams/\(eventID)/recordings/\(name)"),
+            ]
+        }
+        return HTTPRoutes.json(["event_id": .string(eventID), "recordings": .array(items)])
+    }
+
+    private func download(_ request: Request, _ context: AirwaveRequestContext) async throws -> Response {
+        let folder: URL
+        switch try await authorize(request, context) {
+        case .success(let found): folder = found.folder
+        case .failure(let refusal): return refusal.response
+        }
+        guard let name = context.parameters.get("name"), Self.isRecordingName(name),
+            let data = FileManager.default.contents(atPath: folder.appendingPathComponent(name).path)
+        else {
+            return HTTPRoutes.error(ProtocolError(.recordingNotFound, "No such recording."), status: .notFound)
+        }
+        return Response(status: .ok, headers: [.contentType: "audio/ogg"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    /// Only names the server writes (`<n>.opus`): nothing else in or outside the folder is served.
+    static func isRecordingName(_ name: String) -> Bool {
+        name.hasSuffix(".opus") && name.count > 5 && name.count <= 25 && name.dropLast(5).allSatisfy(\.isASCIIDigit)
+    }
+
+    /// The playable length: the last granule position minus the pre-skip.
+    static func durationMilliseconds(_ path: String) -> Int? {
+        guard let reader = try? OggOpusReader(path: path) else { return nil }
+        var last: Int64 = Int64(reader.head.preSkip)
+        while let packet = try? reader.nextPacket() {
+            if let granule = packet.granulePosition { last = granule }
+        }
+        return Int(max(0, last - Int64(reader.head.preSkip)) / 48)
+    }
+}
+
+/// The response that refuses a recordings request.
+struct RecordingRefusal: Error {
+    let response: Response
+    init(_ response: Response) { self.response = response }
+}
+
+extension Character {
+    fileprivate var isASCIIDigit: Bool { ("0"..."9").contains(self) }
+}

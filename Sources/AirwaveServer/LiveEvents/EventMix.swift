@@ -1,0 +1,120 @@
+import AirwaveCore
+import AirwaveMedia
+import AirwaveProtocol
+import Foundation
+import Logging
+import NIOCore
+
+/// The driver's side of the event mix: the ``AudioMixer``, the connections of each mixed
+/// output (grouped by event loop, one buffer per packet for all of them) and the recording
+/// file. Owned by the event's driver task; the engine's `MixPlan` says who gets what.
+struct EventMix {
+    private(set) var mixer: AudioMixer?
+    private var plan = LiveEvent.MixPlan()
+    /// Recipients per output, rebuilt when the plan or the membership changes.
+    private var groups: [AudioMixer.Output: ConnectionGroups] = [:]
+    private var recorder: OggOpusWriter?
+    private var recordingPath: String?
+
+    /// Where this event's recordings go: `<data-dir>/recordings/<event_id>/`.
+    let directory: String
+    let logger: Logger
+
+    init(directory: String, logger: Logger) {
+        self.directory = directory
+        self.logger = logger
+    }
+
+    /// True while the mixer must tick (someone listens or a recording runs).
+    var isActive: Bool { plan.isActive }
+
+    /// Applies a new plan: the mixer's outputs follow it; the mixer goes away when nothing needs it.
+    mutating func apply(_ newPlan: LiveEvent.MixPlan, members: ConnectionGroups) {
+        plan = newPlan
+        var outputs = Set<AudioMixer.Output>()
+        if plan.recording != nil { outputs.insert(.full) }
+        for excluded in plan.subscribers.values { outputs.insert(excluded.map { .minus($0) } ?? .full) }
+        if outputs.isEmpty {
+            mixer = nil
+        } else {
+            let mixer = self.mixer ?? AudioMixer()
+            mixer.setOutputs(outputs)
+            self.mixer = mixer
+        }
+        regroup(members: members)
+    }
+
+    /// Rebuilds the recipient groups from the plan and the event's current connections.
+    mutating func regroup(members: ConnectionGroups) {
+        groups.removeAll()
+        for (connection, excluded) in plan.subscribers {
+            guard let member = members[connection] else { continue }
+            groups[excluded.map { .minus($0) } ?? .full, default: ConnectionGroups()].insert(member)
+        }
+    }
+
+    mutating func push(_ frame: MediaFrame) {
+        guard let mixer else { return }
+        let packet = frame.payload.withUnsafeReadableBytes { Array($0) }
+        mixer.push(source: frame.header.sourceID, packet: packet, timestamp: frame.header.timestamp)
+    }
+
+    func dropSource(_ source: UInt32) {
+        mixer?.removeSource(source)
+    }
+
+    /// Mixes one 20 ms tick: sends each output's packet to its subscribers (source id 0),
+    /// appends the full mix to the recording, and returns the measured levels (RFC 6464 values).
+    mutating func tick(metrics: ServerMetrics) -> [UInt32: UInt8] {
+        guard let mixer else { return [:] }
+        let result = mixer.tick()
+        for packet in result.packets {
+            if packet.output == .full, let recorder {
+                do {
+                    try recorder.write(packet.bytes, samplesPerChannel: AudioMixer.frameSamples)
+                } catch {
+                    logger.error("recording write failed", metadata: ["path": "\(recorder.path)", "error": "\(error)"])
+                    self.recorder = nil
+                }
+            }
+            guard let group = groups[packet.output] else { continue }
+            let frame = WebSocketWire.frame(MediaFrame(
+                header: MediaFrameHeader(kind: .opus, sourceID: 0, sequence: packet.sequence, timestamp: packet.timestamp),
+                payload: ByteBuffer(bytes: packet.bytes)))
+            let count = group.broadcast(frame, class: .audio)
+            metrics.mediaForwarded(kind: .opus, recipients: count, bytes: count * frame.readableBytes)
+        }
+        var levels: [UInt32: UInt8] = [:]
+        for (source, level) in result.levels { levels[source] = level.rfc6464Level }
+        return levels
+    }
+
+    /// Opens `<directory>/<name>` for the full mix.
+    mutating func startRecording(name: String) {
+        stopRecording()
+        let path = URL(fileURLWithPath: directory).appendingPathComponent(name).path
+        do {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            // Pages are written at least every 200 ms, so a crash loses at most that much.
+            recorder = try OggOpusWriter(path: path, tags: OpusTags(vendor: "airwave", comments: ["ENCODER=airwave event mix"]),
+                                         maximumPageDuration: 9_600)
+            recordingPath = path
+            logger.info("recording started", metadata: ["path": "\(path)"])
+        } catch {
+            logger.error("recording could not start", metadata: ["path": "\(path)", "error": "\(error)"])
+        }
+    }
+
+    /// Finishes the recording file (end-of-stream page).
+    mutating func stopRecording() {
+        guard let recorder else { return }
+        do {
+            try recorder.close()
+        } catch {
+            logger.error("recording could not be finished", metadata: ["path": "\(recorder.path)", "error": "\(error)"])
+        }
+        logger.info("recording stopped", metadata: ["path": "\(recorder.path)"])
+        self.recorder = nil
+        recordingPath = nil
+    }
+}
