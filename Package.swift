@@ -9,6 +9,7 @@ let package = Package(
         .executable(name: "airwave-core-bench", targets: ["airwave-core-bench"]),
         .executable(name: "airwave-client", targets: ["airwave-client"]),
         .executable(name: "airwave-bench", targets: ["airwave-bench"]),
+        .executable(name: "airwave-mix-bench", targets: ["airwave-mix-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
@@ -109,6 +110,11 @@ let package = Package(
                 .product(name: "NIOWebSocket", package: "swift-nio"),
             ],
             path: "tools/Bench"
+        ),
+        .executableTarget(
+            name: "airwave-mix-bench",
+            dependencies: ["AirwaveMedia"],
+            path: "tools/MixBench"
         ),
         .executableTarget(
             name: "airwave-core-bench",

@@ -205,8 +205,20 @@ public final class OggOpusWriter {
     }
 
     private func writePage(_ page: ogg_page) throws(OggOpusError) {
-        try writeAll(page.header, count: page.header_len)
-        try writeAll(page.body, count: page.body_len)
+        // Header and body in one write(2): a process killed mid-page leaves no half page behind.
+        var bytes = [UInt8]()
+        bytes.reserveCapacity(page.header_len + page.body_len)
+        if let header = page.header { bytes.append(contentsOf: UnsafeBufferPointer(start: header, count: page.header_len)) }
+        if let body = page.body { bytes.append(contentsOf: UnsafeBufferPointer(start: body, count: page.body_len)) }
+        var failure: OggOpusError?
+        bytes.withUnsafeMutableBufferPointer { buffer in
+            do throws(OggOpusError) {
+                try writeAll(buffer.baseAddress, count: buffer.count)
+            } catch {
+                failure = error
+            }
+        }
+        if let failure { throw failure }
         var mutablePage = page
         let granule = ogg_page_granulepos(&mutablePage)
         if granule >= 0 { lastPageGranule = granule }

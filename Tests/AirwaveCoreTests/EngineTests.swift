@@ -109,7 +109,9 @@ struct EngineTests {
                     default: break
                     }
                 case .close(let c, _): connected.remove(c)
-                case .persist, .awaitPersistence, .ended, .forward, .encodePCM, .mediaDropped: break
+                case .persist, .awaitPersistence, .ended, .forward, .encodePCM, .mediaDropped, .mix, .mixPlan, .mixDropSource,
+                    .recordingStart, .recordingStop:
+                    break
                 }
             }
         }

@@ -63,7 +63,7 @@ final class LiveEventDriver: Sendable {
     func run(engine initial: LiveEvent, services: Services) async {
         var engine = initial
         var state = RunState(mix: EventMix(
-            directory: URL(fileURLWithPath: services.recordingsDirectory).appendingPathComponent(eventID).path,
+            directory: services.recordingsDirectory + "/" + eventID,
             logger: services.logger))
         perform(&engine, &state, services)
         await services.directory.update(engine.summary)
