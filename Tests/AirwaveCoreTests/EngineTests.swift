@@ -109,7 +109,7 @@ struct EngineTests {
                     default: break
                     }
                 case .close(let c, _): connected.remove(c)
-                case .persist, .awaitPersistence, .ended, .forward, .encodePCM, .mediaDropped, .mix, .mixPlan, .mixDropSource,
+                case .persist, .awaitPersistence, .ended, .forward, .encodePCM, .mediaDropped, .mix, .mixSubscriber, .mixUnsubscriber, .mixDropSource,
                     .recordingStart, .recordingStop:
                     break
                 }

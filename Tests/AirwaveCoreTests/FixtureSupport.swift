@@ -81,15 +81,8 @@ enum OutputJSON {
         case .encodePCM(let frame, let speaker): ["encode_pcm": json(frame), "speaker": id(speaker)]
         case .mediaDropped(let reason): ["media_dropped": .string(reason.rawValue)]
         case .mix(let frame): ["mix": json(frame)]
-        case .mixPlan(let plan):
-            [
-                "mix_plan": [
-                    "subscribers": .array(plan.subscribers.sorted { $0.key < $1.key }.map { connection, minus in
-                        ["connection": id(connection), "minus": minus.map { .int($0) } ?? .null]
-                    }),
-                    "recording": plan.recording.map { .string($0) } ?? .null,
-                ],
-            ]
+        case .mixSubscriber(let connection, let minus): ["mix_subscriber": id(connection), "minus": minus.map { .int($0) } ?? .null]
+        case .mixUnsubscriber(let connection): ["mix_unsubscriber": id(connection)]
         case .mixDropSource(let source): ["mix_drop_source": .int(source)]
         case .recordingStart(let name): ["recording_start": .string(name)]
         case .recordingStop: "recording_stop"
@@ -162,7 +155,7 @@ enum OutputJSON {
         case .encodePCM: ignore.contains("encode_pcm")
         case .mediaDropped: ignore.contains("media_dropped")
         case .mix: ignore.contains("mix")
-        case .mixPlan: ignore.contains("mix_plan")
+        case .mixSubscriber, .mixUnsubscriber: ignore.contains("mix_subscriber")
         case .mixDropSource: ignore.contains("mix_drop_source")
         case .recordingStart, .recordingStop: false
         }

@@ -125,6 +125,7 @@ extension LiveEvent {
         participants[participant.connection]?.role = .cohost
         emit(.persist(.roleChanged(eventID: eventID, connection: participant.connection, role: .cohost, at: now)))
         emit(.send(LiveServerMessage.cohostJoined(userID: userID, username: participant.user.username, sourceID: sourceID), to: .all))
+        refreshMixAssignment(participant.connection)
         listThrottle.markChanged()
     }
 
@@ -163,6 +164,7 @@ extension LiveEvent {
             emit(.persist(.roleChanged(eventID: eventID, connection: connection, role: .listener, at: now)))
         }
         emit(.send(LiveServerMessage.cohostEnded(removed: removed, userID: userID, username: username, message: message), to: .all))
+        if let connection = connectionByUser[userID] { refreshMixAssignment(connection) }
         listThrottle.markChanged()
     }
 

@@ -53,8 +53,11 @@ extension LiveEvent {
         case mediaDropped(MediaDropReason)
         /// Hand this speaker's Opus frame (source id set) to the event mixer.
         case mix(MediaFrame)
-        /// Who receives which mixed output, and whether the mix is recorded; sent when it changes.
-        case mixPlan(MixPlan)
+        /// This connection now receives the mix without `minus` (its own source; nil: the full
+        /// mix). Sent when it subscribes and whenever its speaking role changes.
+        case mixSubscriber(ConnectionID, minus: UInt32?)
+        /// This connection no longer receives the mix (it unsubscribed or left).
+        case mixUnsubscriber(ConnectionID)
         /// Drop this source from the mixer at once (its buffered audio too): it was muted,
         /// demoted or left. Comes before the notice that says so.
         case mixDropSource(UInt32)
@@ -62,22 +65,6 @@ extension LiveEvent {
         case recordingStart(name: String)
         /// Finish the recording file.
         case recordingStop
-    }
-
-    /// Who receives the event's mixed audio (PROTOCOL.md 2.3 extension `?audio=mixed`).
-    public struct MixPlan: Sendable, Hashable {
-        /// Mixed subscribers: the source each must not hear (its own voice), or nil for the full mix.
-        public var subscribers: [ConnectionID: UInt32?] = [:]
-        /// The name of the recording running, if any (it takes the full mix).
-        public var recording: String?
-
-        public init(subscribers: [ConnectionID: UInt32?] = [:], recording: String? = nil) {
-            self.subscribers = subscribers
-            self.recording = recording
-        }
-
-        /// True when something needs the mixer.
-        public var isActive: Bool { !subscribers.isEmpty || recording != nil }
     }
 
     /// A recording in progress.

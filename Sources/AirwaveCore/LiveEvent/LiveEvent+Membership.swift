@@ -6,6 +6,7 @@ extension LiveEvent {
         hostStartedOnce = true
         if let old = hostConnection, old != connection {
             refuse(old, ProtocolError(.replaced, "A newer connection of the host took over this event."))
+            dropMixSubscription(old)
         }
         hostConnection = connection
         hostGraceEndsAt = nil
@@ -63,7 +64,7 @@ extension LiveEvent {
 
     mutating func disconnected(_ connection: ConnectionID, now: Timestamp) {
         if connection == hostConnection {
-            mixSubscribers.remove(connection)
+            dropMixSubscription(connection)
             silenceSource(Self.hostSourceID)
             hostConnection = nil
             hostGraceEndsAt = now + configuration.hostGrace
@@ -98,7 +99,7 @@ extension LiveEvent {
         guard let participant = participants.removeValue(forKey: connection) else { return }
         screenPipeline.leave(connection)
         mediaErrorGates[connection] = nil
-        mixSubscribers.remove(connection)
+        dropMixSubscription(connection)
         if connectionByUser[participant.user.userID] == connection {
             connectionByUser[participant.user.userID] = nil
         }
@@ -114,6 +115,7 @@ extension LiveEvent {
         // Ending the event ends its recording; the file is finished before anyone is closed.
         stopRecording(host: nil, now: now)
         mixSubscribers.removeAll()
+        mixAssignments.removeAll()
         emit(.send(LiveServerMessage.streamEnded(eventID: eventID, message: message), to: .all))
         emit(.persist(.eventEnded(eventID: eventID, reason: reason, at: now)))
         for connection in connections {

@@ -7,16 +7,6 @@ extension LiveEvent {
     /// True while the mixer must run: someone listens to the mix or a recording runs.
     var isMixing: Bool { !mixSubscribers.isEmpty || recording != nil }
 
-    /// The plan as the state stands: each subscriber's own source is left out of what it hears.
-    var mixPlan: MixPlan {
-        var plan = MixPlan(recording: recording?.name)
-        for connection in mixSubscribers {
-            guard let sender = sender(connection) else { continue }
-            plan.subscribers[connection] = audioSpeaker(sender)?.sourceID
-        }
-        return plan
-    }
-
     mutating func setMixSubscription(_ connection: ConnectionID, subscribed: Bool) {
         guard sender(connection) != nil else { return }
         if subscribed {
@@ -24,14 +14,30 @@ extension LiveEvent {
         } else {
             mixSubscribers.remove(connection)
         }
+        refreshMixAssignment(connection)
     }
 
-    /// Hands the driver the new plan when it changed (after every input).
-    mutating func publishMixPlan() {
-        let plan = mixPlan
-        guard plan != lastMixPlan else { return }
-        lastMixPlan = plan
-        emit(.mixPlan(plan))
+    /// Tells the driver what `connection` hears now, if that changed: the mix without its own
+    /// source while it speaks, the full mix otherwise, nothing once it unsubscribed or left.
+    /// Costs O(1) per change, so large mixed audiences cost nothing per join beyond their own.
+    mutating func refreshMixAssignment(_ connection: ConnectionID) {
+        let wanted: UInt32?? = mixSubscribers.contains(connection)
+            ? .some(sender(connection).flatMap(audioSpeaker)?.sourceID) : .none
+        let told = mixAssignments[connection]
+        guard wanted != told else { return }
+        if let wanted {
+            mixAssignments[connection] = wanted
+            emit(.mixSubscriber(connection, minus: wanted))
+        } else {
+            mixAssignments[connection] = nil
+            emit(.mixUnsubscriber(connection))
+        }
+    }
+
+    /// Forgets a connection's subscription (it left or was replaced).
+    mutating func dropMixSubscription(_ connection: ConnectionID) {
+        mixSubscribers.remove(connection)
+        refreshMixAssignment(connection)
     }
 
     /// Who gets a speaker's own stream: everyone but the sender and the mix subscribers.

@@ -63,8 +63,8 @@ public struct LiveEvent: Sendable {
     var recording: Recording?
     /// Recordings started so far; the next one is number `recordingCount + 1`.
     var recordingCount = 0
-    /// The last mix plan handed to the driver.
-    var lastMixPlan = MixPlan()
+    /// What each mixed subscriber was last told it hears (`mixSubscriber`): the source left out, or nil.
+    var mixAssignments: [ConnectionID: UInt32?] = [:]
     /// Loudness per source for `active_speakers`.
     var speakerLevels = ActiveSpeakerDetector()
     /// Sources whose client sends levels in the frame header; the mixer's measurements are not used for them.
@@ -111,10 +111,7 @@ public struct LiveEvent: Sendable {
         case .mixSubscription(let connection, let subscribed): setMixSubscription(connection, subscribed: subscribed)
         case .measuredLevels(let levels): measuredLevels(levels, now: now)
         }
-        if !isEnded {
-            flushNotices(now: now)
-            publishMixPlan()
-        }
+        if !isEnded { flushNotices(now: now) }
     }
 
     /// The next thing to do, or nil when everything has been handed out.

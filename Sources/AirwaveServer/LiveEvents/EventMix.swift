@@ -7,14 +7,14 @@ import NIOCore
 
 /// The driver's side of the event mix: the ``AudioMixer``, the connections of each mixed
 /// output (grouped by event loop, one buffer per packet for all of them) and the recording
-/// file. Owned by the event's driver task; the engine's `MixPlan` says who gets what.
+/// file. Owned by the event's driver task; the engine's `mixSubscriber` outputs say who gets what.
 struct EventMix {
     private(set) var mixer: AudioMixer?
-    private var plan = LiveEvent.MixPlan()
-    /// Recipients per output, rebuilt when the plan or the membership changes.
+    /// Each subscriber's output (the source it must not hear, or nil for the full mix).
+    private var subscribers: [ConnectionID: UInt32?] = [:]
+    /// Recipients per output, kept in step with `subscribers`.
     private var groups: [AudioMixer.Output: ConnectionGroups] = [:]
     private var recorder: OggOpusWriter?
-    private var recordingPath: String?
 
     /// Where this event's recordings go: `<data-dir>/recordings/<event_id>/`.
     let directory: String
@@ -26,30 +26,40 @@ struct EventMix {
     }
 
     /// True while the mixer must tick (someone listens or a recording runs).
-    var isActive: Bool { plan.isActive }
+    var isActive: Bool { !subscribers.isEmpty || recorder != nil }
 
-    /// Applies a new plan: the mixer's outputs follow it; the mixer goes away when nothing needs it.
-    mutating func apply(_ newPlan: LiveEvent.MixPlan, members: ConnectionGroups) {
-        plan = newPlan
-        var outputs = Set<AudioMixer.Output>()
-        if plan.recording != nil { outputs.insert(.full) }
-        for excluded in plan.subscribers.values { outputs.insert(excluded.map { .minus($0) } ?? .full) }
+    /// `connection` now hears the mix without `minus` (nil: the full mix).
+    mutating func subscribe(_ connection: ClientConnection, minus: UInt32?) {
+        unsubscribe(connection.id, updating: false)
+        subscribers[connection.id] = minus
+        groups[Self.output(minus), default: ConnectionGroups()].insert(connection)
+        updateOutputs()
+    }
+
+    /// `connection` no longer hears the mix.
+    mutating func unsubscribe(_ id: ConnectionID, updating: Bool = true) {
+        guard let minus = subscribers.removeValue(forKey: id) else { return }
+        let output = Self.output(minus)
+        groups[output]?.remove(id)
+        if groups[output]?.count == 0 { groups[output] = nil }
+        if updating { updateOutputs() }
+    }
+
+    private static func output(_ minus: UInt32?) -> AudioMixer.Output {
+        minus.map { .minus($0) } ?? .full
+    }
+
+    /// The mixer encodes exactly the outputs someone receives (the full mix also for a
+    /// recording) and goes away when nothing needs it.
+    private mutating func updateOutputs() {
+        var outputs = Set(groups.keys)
+        if recorder != nil { outputs.insert(.full) }
         if outputs.isEmpty {
             mixer = nil
         } else {
             let mixer = self.mixer ?? AudioMixer()
-            mixer.setOutputs(outputs)
+            if mixer.outputs != outputs { mixer.setOutputs(outputs) }
             self.mixer = mixer
-        }
-        regroup(members: members)
-    }
-
-    /// Rebuilds the recipient groups from the plan and the event's current connections.
-    mutating func regroup(members: ConnectionGroups) {
-        groups.removeAll()
-        for (connection, excluded) in plan.subscribers {
-            guard let member = members[connection] else { continue }
-            groups[excluded.map { .minus($0) } ?? .full, default: ConnectionGroups()].insert(member)
         }
     }
 
@@ -98,8 +108,8 @@ struct EventMix {
             // Pages are written at least every 200 ms, so a crash loses at most that much.
             recorder = try OggOpusWriter(path: path, tags: OpusTags(vendor: "airwave", comments: ["ENCODER=airwave event mix"]),
                                          maximumPageDuration: 9_600)
-            recordingPath = path
             logger.info("recording started", metadata: ["path": "\(path)"])
+            updateOutputs()
         } catch {
             logger.error("recording could not start", metadata: ["path": "\(path)", "error": "\(error)"])
         }
@@ -115,6 +125,6 @@ struct EventMix {
         }
         logger.info("recording stopped", metadata: ["path": "\(recorder.path)"])
         self.recorder = nil
-        recordingPath = nil
+        updateOutputs()
     }
 }

@@ -229,15 +229,20 @@ final class LiveEventDriver: Sendable {
                 services.metrics.mediaDropped(reason: reason.rawValue)
             case .mix(let frame):
                 state.mix.push(frame)
-            case .mixPlan(let plan):
-                state.mix.apply(plan, members: state.members)
+            case .mixSubscriber(let id, let minus):
+                if let connection = state.members[id] { state.mix.subscribe(connection, minus: minus) }
+                updateMixTimer(&state)
+            case .mixUnsubscriber(let id):
+                state.mix.unsubscribe(id)
                 updateMixTimer(&state)
             case .mixDropSource(let source):
                 state.mix.dropSource(source)
             case .recordingStart(let name):
                 state.mix.startRecording(name: name)
+                updateMixTimer(&state)
             case .recordingStop:
                 state.mix.stopRecording()
+                updateMixTimer(&state)
             }
         }
         services.writer.enqueue(records)
