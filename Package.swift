@@ -121,7 +121,10 @@ let package = Package(
             dependencies: ["AirwaveCore", "AirwaveProtocol"],
             path: "tools/CoreBench"
         ),
-        .testTarget(name: "AirwaveProtocolTests", dependencies: ["AirwaveProtocol"]),
+        .testTarget(
+            name: "AirwaveProtocolTests",
+            dependencies: ["AirwaveProtocol", .product(name: "NIOCore", package: "swift-nio")]
+        ),
         .testTarget(
             name: "AirwaveCoreTests",
             dependencies: ["AirwaveCore", "AirwaveProtocol", .product(name: "NIOCore", package: "swift-nio")]

@@ -46,6 +46,8 @@ struct LiveCommandTests {
         (#"{"type":"unmute"}"#, .unmute(userID: nil)),
         (#"{"type":"unmute","user_id":"u4"}"#, .unmute(userID: "u4")),
         (#"{"type":"keyframe_request"}"#, .keyframeRequest),
+        (#"{"type":"recording_start"}"#, .recordingStart),
+        (#"{"type":"recording_stop","extra":1}"#, .recordingStop),
     ])
     func everyType(_ text: String, _ expected: LiveCommand) throws {
         #expect(try Self.decode(text) == expected)

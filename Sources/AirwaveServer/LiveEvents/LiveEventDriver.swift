@@ -81,6 +81,7 @@ final class LiveEventDriver: Sendable {
                     state.encoders.remove(id)
                 }
             case .tick:
+                state.timerAt = nil  // the timer fired: the next wake-up needs a new one
                 engine.handle(.tick, now: now)
             case .mixTick:
                 let levels = state.mix.tick(metrics: services.metrics)
@@ -150,6 +151,9 @@ final class LiveEventDriver: Sendable {
 
     private func scheduleTimer(_ wakeUp: Timestamp?, _ state: inout RunState, now: Timestamp) {
         guard wakeUp != state.timerAt else { return }
+        // A wake-up that only moved later (a speaker's level keeps it fresh) keeps the pending
+        // timer: its tick comes early, costs a no-op and re-arms. No new task per audio packet.
+        if let current = state.timerAt, let wakeUp, current <= wakeUp { return }
         state.timer?.cancel()
         state.timerAt = wakeUp
         guard let wakeUp else { return }
