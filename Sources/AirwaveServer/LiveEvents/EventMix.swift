@@ -119,6 +119,8 @@ struct EventMix {
     mutating func stopRecording() {
         guard let recorder else { return }
         do {
+            // A recording stopped before its first tick still ends with an end-of-stream page.
+            if recorder.packetCount == 0 { try recorder.writeLoss(samplesPerChannel: AudioMixer.frameSamples) }
             try recorder.close()
         } catch {
             logger.error("recording could not be finished", metadata: ["path": "\(recorder.path)", "error": "\(error)"])
