@@ -224,25 +224,38 @@ struct MixerTests {
         }
     }
 
-    @Test("the full mix written as Ogg Opus: one packet per tick, granules from the pre-skip, end of stream")
+    @Test("the full mix recorded as Ogg Opus: one packet per tick, granules count decoded samples, end of stream")
     func recordingOfTheMix() throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("mix-\(UUID().uuidString).opus").path
         defer { try? FileManager.default.removeItem(atPath: path) }
         let mixer = AudioMixer()
         mixer.setOutputs([.full])
-        let writer = try OggOpusWriter(path: path, maximumPageDuration: 9_600)
+        let recorder = try MixRecorder(path: path)
         let (packets, _) = Self.run(mixer, sources: [1: try Self.tone440(), 2: try Self.tone660()])
-        for packet in try #require(packets[.full]) { try writer.write(packet.bytes, samplesPerChannel: 960) }
-        try writer.close()
+        for packet in try #require(packets[.full]) { try recorder.write(packet.bytes) }
+        try recorder.close()
         let (head, _, read) = try OggOpusReader.read(path: path)
-        #expect(head.preSkip == OpusHead.defaultPreSkip)
+        #expect(head.preSkip == MixRecorder.preSkip)
         #expect(read.count == 110)
         #expect(read.last?.isEndOfStream == true)
-        #expect(read.last?.granulePosition == Int64(OpusHead.defaultPreSkip + 110 * 960))
+        // Decoded samples up to the end, pre-skip included: playback is 110 × 960 − 312 samples.
+        #expect(read.last?.granulePosition == Int64(110 * 960))
         // Pages at least every 200 ms: a crash loses no more than that.
         let granules = read.compactMap(\.granulePosition)
         #expect(granules.count >= 11)
-        let samples = try Self.decode(try #require(packets[.full]))
-        #expect(samples.count == 110 * 960)
+        #expect(zip(granules, granules.dropFirst()).allSatisfy { $1 - $0 <= Int64(MixRecorder.pageDuration + 960) })
+        #expect(granules.allSatisfy { $0 % 960 == 0 })
+    }
+
+    @Test("a recording stopped before any packet still ends with an end-of-stream page")
+    func emptyRecording() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("mix-\(UUID().uuidString).opus").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let recorder = try MixRecorder(path: path)
+        try recorder.close()
+        let (_, _, read) = try OggOpusReader.read(path: path)
+        #expect(read.count == 1)
+        #expect(read.last?.isEndOfStream == true)
+        #expect(read.last?.granulePosition == 960)
     }
 }

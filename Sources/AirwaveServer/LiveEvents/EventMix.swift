@@ -14,7 +14,7 @@ struct EventMix {
     private var subscribers: [ConnectionID: UInt32?] = [:]
     /// Recipients per output, kept in step with `subscribers`.
     private var groups: [AudioMixer.Output: ConnectionGroups] = [:]
-    private var recorder: OggOpusWriter?
+    private var recorder: MixRecorder?
 
     /// Where this event's recordings go: `<data-dir>/recordings/<event_id>/`.
     let directory: String
@@ -81,7 +81,7 @@ struct EventMix {
         for packet in result.packets {
             if packet.output == .full, let recorder {
                 do {
-                    try recorder.write(packet.bytes, samplesPerChannel: AudioMixer.frameSamples)
+                    try recorder.write(packet.bytes)
                 } catch {
                     logger.error("recording write failed", metadata: ["path": "\(recorder.path)", "error": "\(error)"])
                     self.recorder = nil
@@ -106,8 +106,7 @@ struct EventMix {
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
             // Pages are written at least every 200 ms, so a crash loses at most that much.
-            recorder = try OggOpusWriter(path: path, tags: OpusTags(vendor: "airwave", comments: ["ENCODER=airwave event mix"]),
-                                         maximumPageDuration: 9_600)
+            recorder = try MixRecorder(path: path, comments: ["ENCODER=airwave event mix"])
             logger.info("recording started", metadata: ["path": "\(path)"])
             updateOutputs()
         } catch {
@@ -119,8 +118,6 @@ struct EventMix {
     mutating func stopRecording() {
         guard let recorder else { return }
         do {
-            // A recording stopped before its first tick still ends with an end-of-stream page.
-            if recorder.packetCount == 0 { try recorder.writeLoss(samplesPerChannel: AudioMixer.frameSamples) }
             try recorder.close()
         } catch {
             logger.error("recording could not be finished", metadata: ["path": "\(recorder.path)", "error": "\(error)"])
