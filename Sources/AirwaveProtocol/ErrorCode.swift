@@ -56,6 +56,10 @@ public struct CloseCode: RawRepresentable, Sendable, Hashable, CustomStringConve
 
     public static let normal = CloseCode(rawValue: 1000)
     public static let goingAway = CloseCode(rawValue: 1001)
+    /// RFC 6455 7.4.1: the peer broke the WebSocket protocol.
+    public static let protocolError = CloseCode(rawValue: 1002)
+    /// RFC 6455 7.4.1: a text message that is not UTF-8.
+    public static let invalidPayload = CloseCode(rawValue: 1007)
     public static let messageTooBig = CloseCode(rawValue: 1009)
     public static let replaced = CloseCode(rawValue: 4000)
     public static let badRequest = CloseCode(rawValue: 4400)

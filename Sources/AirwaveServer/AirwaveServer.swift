@@ -5,7 +5,8 @@ import AirwaveStore
 import AsyncHTTPClient
 import Foundation
 import Hummingbird
-import HummingbirdWebSocket
+import HummingbirdCore
+import NIOCore
 import Logging
 import NIOConcurrencyHelpers
 import ServiceLifecycle
@@ -92,13 +93,12 @@ public final class AirwaveServer: Sendable {
     /// True once shutdown has begun: no new connections are accepted.
     var isDraining: Bool { draining.withLockedValue { $0 } }
 
-    func makeConnection(_ context: WebSocketRouterContext<AirwaveRequestContext>, _ outbound: WebSocketOutboundWriter) -> ClientConnection {
+    func makeConnection(_ channel: any Channel) -> ClientConnection {
         let id = nextConnectionID.withLockedValue { next in
             next += 1
             return next
         }
-        return ClientConnection(id: ConnectionID(id), channel: context.requestContext.channel, outbound: outbound, metrics: metrics,
-                                queueLimit: configuration.sendQueueLimit)
+        return ClientConnection(id: ConnectionID(id), channel: channel, metrics: metrics, queueLimit: configuration.sendQueueLimit)
     }
 
     /// The error for a join to an event that is not live: ended, or never existed.
@@ -120,16 +120,11 @@ public final class AirwaveServer: Sendable {
     public func run(signals: [UnixSignal] = [.sigterm, .sigint], onListening: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
         let router = Router(context: AirwaveRequestContext.self)
         HTTPRoutes(server: self).register(on: router)
-        LiveSocketRoutes(server: self).register(on: router)
-        RoomSocketRoutes(server: self).register(on: router)
         RoomHTTPRoutes(server: self).register(on: router)
         RecordingHTTPRoutes(server: self).register(on: router)
         let app = Application(
             router: router,
-            server: .http1WebSocketUpgrade(
-                webSocketRouter: router,
-                configuration: .init(
-                    ws: .init(maxFrameSize: configuration.maxBinaryFrameSize, autoPing: .enabled(timePeriod: configuration.pingInterval)))),
+            server: HTTPServerBuilder { responder in AirwaveChildChannel(responder: responder, server: self) },
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "airwave"),
             onServerRunning: { channel in
                 await onListening(channel.localAddress?.port ?? 0)

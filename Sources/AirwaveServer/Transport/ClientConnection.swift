@@ -1,31 +1,31 @@
 import AirwaveCore
 import AirwaveProtocol
-import HummingbirdWebSocket
 import NIOConcurrencyHelpers
 import NIOCore
-import NIOWebSocket
 
 /// One client WebSocket as the relay sees it: writes go straight to the NIO channel on its
 /// event loop (no per-message task or actor hop), through the connection's bounded queue
-/// (PROTOCOL.md 6); closing goes through the WebSocket handler so the close handshake is done right.
+/// (PROTOCOL.md 6). Closing sends the close frame behind everything queued before it; the
+/// connection's `WebSocketSession` completes the handshake.
 final class ClientConnection: Sendable {
     let id: ConnectionID
     let channel: any Channel
-    private let outbound: WebSocketOutboundWriter
     private let metrics: ServerMetrics
     private let closeRequested = NIOLockedValueBox(false)
     /// Touched only on `channel.eventLoop`.
     private let queue: NIOLoopBoundBox<OutboundQueue<ByteBuffer>>
     /// The raw writer below NIO's WebSocket frame encoder; set on the event loop.
     private let writer: NIOLoopBoundBox<RawFrameWriter?>
+    /// Whether the close frame has been written: nothing may follow it (RFC 6455 5.5.1).
+    private let closeFrameSent: NIOLoopBoundBox<Bool>
 
-    init(id: ConnectionID, channel: any Channel, outbound: WebSocketOutboundWriter, metrics: ServerMetrics, queueLimit: Int) {
+    init(id: ConnectionID, channel: any Channel, metrics: ServerMetrics, queueLimit: Int) {
         self.id = id
         self.channel = channel
-        self.outbound = outbound
         self.metrics = metrics
         queue = NIOLoopBoundBox.makeBoxSendingValue(OutboundQueue(limit: queueLimit), eventLoop: channel.eventLoop)
         writer = NIOLoopBoundBox.makeBoxSendingValue(nil, eventLoop: channel.eventLoop)
+        closeFrameSent = NIOLoopBoundBox.makeBoxSendingValue(false, eventLoop: channel.eventLoop)
         // Every write of this connection happens on its loop after this (FIFO), so the writer is in place.
         channel.eventLoop.execute { [self] in
             // A fixed socket send buffer: the kernel would otherwise grow it to megabytes and hold
@@ -65,7 +65,7 @@ final class ClientConnection: Sendable {
     /// rules of `OutboundQueue`. Call on the event loop; the caller flushes.
     func enqueue(_ wire: ByteBuffer, class itemClass: OutboundQueue<ByteBuffer>.Class, now: Timestamp) {
         channel.eventLoop.preconditionInEventLoop()
-        guard let writer = writer.value else { return }  // the channel is gone
+        guard let writer = writer.value, !closeFrameSent.value else { return }  // the channel is gone or closing
         if isClosing, itemClass != .control { return }
         if queue.value.isEmpty, channel.isWritable {
             writer.write(wire)
@@ -100,30 +100,41 @@ final class ClientConnection: Sendable {
     }
 
     /// Starts the close handshake with `code`; the channel is closed outright if the peer
-    /// does not answer within `timeout`. Only the first call counts.
+    /// does not answer within `timeout`. Only the first call counts; call from any thread.
     func close(_ code: CloseCode, reason: String? = nil, timeout: Duration = .seconds(5)) {
         let first = closeRequested.withLockedValue { requested in
             defer { requested = true }
             return !requested
         }
         guard first else { return }
-        let outbound = self.outbound
         let channel = self.channel
-        // Queued behind every frame already written, so the error frame always precedes the close.
-        channel.eventLoop.execute {
-            Task {
-                try? await outbound.close(WebSocketErrorCode(codeNumber: Int(code.rawValue)), reason: reason)
-            }
+        // Queued behind every frame already sent, so an error frame always precedes the close.
+        channel.eventLoop.execute { [self] in
+            enqueue(WebSocketWire.close(code: code.rawValue, reason: reason), class: .control, now: .now())
+            closeFrameSent.value = true
+            flushOnLoop()
             channel.eventLoop.scheduleTask(in: .nanoseconds(Int64(timeout.milliseconds) * 1_000_000)) {
                 channel.close(promise: nil)
             }
         }
     }
 
-    /// Closes with `code` from the connection's own handler task, before it returns.
-    func closeNow(_ code: CloseCode, reason: String?) async {
+    /// Answers the peer's close frame with `code` and closes the socket once the answer is
+    /// written. Call on the event loop.
+    func answerClose(_ code: CloseCode) {
+        channel.eventLoop.preconditionInEventLoop()
         closeRequested.withLockedValue { $0 = true }
-        try? await outbound.close(WebSocketErrorCode(codeNumber: Int(code.rawValue)), reason: reason)
+        guard let writer = writer.value, !closeFrameSent.value else {
+            channel.close(promise: nil)
+            return
+        }
+        closeFrameSent.value = true
+        // Frames still queued are moot: the peer is leaving.
+        queue.value = OutboundQueue(limit: queue.value.limit, patience: queue.value.patience)
+        let channel = self.channel
+        writer.write(WebSocketWire.close(code: code.rawValue, reason: nil), flushed: true).whenComplete { _ in
+            channel.close(promise: nil)
+        }
     }
 
     /// Sends the error as the only frame and closes with its close code.
@@ -149,6 +160,12 @@ final class RawFrameWriter: ChannelInboundHandler, RemovableChannelHandler {
 
     func write(_ wire: ByteBuffer) {
         context?.write(wrapOutboundOut(wire), promise: nil)
+    }
+
+    /// Writes (and flushes) `wire`; the future completes once it is written or failed.
+    func write(_ wire: ByteBuffer, flushed: Bool) -> EventLoopFuture<Void> {
+        guard let context else { return connection.channel.eventLoop.makeSucceededVoidFuture() }
+        return flushed ? context.writeAndFlush(wrapOutboundOut(wire)) : context.write(wrapOutboundOut(wire))
     }
 
     /// Flushes from here to the socket: the handlers above hold nothing to flush, so the

@@ -2,36 +2,25 @@ import AirwaveAuth
 import AirwaveCore
 import AirwaveProtocol
 import Foundation
-import Hummingbird
-import HummingbirdWebSocket
 
-/// The listening-room socket, `/ws/session/{roomId}/` (PROTOCOL.md 3).
+/// Admission to the listening-room socket, `/ws/session/{roomId}/` (PROTOCOL.md 3).
 struct RoomSocketRoutes: Sendable {
     let server: AirwaveServer
 
-    func register(on router: Router<AirwaveRequestContext>) {
-        router.ws("ws/session/:roomId") { inbound, outbound, context in
-            await self.session(inbound: inbound, connection: server.makeConnection(context, outbound), context: context)
-        }
-    }
-
-    private func session(inbound: WebSocketInboundStream, connection: ClientConnection, context: WebSocketRouterContext<AirwaveRequestContext>) async {
-        server.metrics.connectionsChanged(endpoint: "session", by: 1)
-        defer { server.metrics.connectionsChanged(endpoint: "session", by: -1) }
-        let sockets = SocketChecks(server: server)
+    func session(_ request: WebSocketRequest, roomID rawRoomID: Substring, connection: ClientConnection) async -> Admission {
+        let checks = SocketChecks(server: server)
         let driver: ListeningRoomDriver
         do {
-            guard !server.isDraining else { throw ProtocolError(.serverShuttingDown, "The server is shutting down.") }
-            let roomID = try sockets.pathID("roomId", context)
-            let query = context.request.uri.queryParameters
+            try checks.ensureServing()
+            let roomID = try checks.pathID(rawRoomID, name: "roomId")
             var name: String?
-            if let raw = query.get("name"), !raw.isEmpty {
+            if let raw = request.query["name"], !raw.isEmpty {
                 guard let valid = DisplayName.validated(raw) else {
                     throw ProtocolError(.badRequest, "name must be 1–64 characters.", details: ["parameter": "name"])
                 }
                 name = valid
             }
-            let user = try await sockets.verifiedUser(context, pathUserID: nil)
+            let user = try await checks.verifiedUser(request, pathUserID: nil)
             let member: RoomMember
             if let user {
                 member = RoomMember(userID: user.userID, name: name ?? user.username, verified: true, connection: connection.id)
@@ -43,18 +32,19 @@ struct RoomSocketRoutes: Sendable {
             }
             driver = try await joinedDriver(roomID, member: member, connection: connection)
         } catch {
-            return await sockets.drainAfterRefusal(inbound, connection, error)
+            return checks.refusal(error)
         }
-        let loop = InboundLoop(connection: connection, configuration: server.configuration, metrics: server.metrics)
-        await loop.run(
-            inbound,
-            decode: { text throws(ProtocolError) in try RoomCommand.decode(text.utf8) },
-            isChat: \.isChat,
-            typeName: \.type,
-            deliver: { command in
-                driver.submit(.command(connection.id, command)) ? .keepReading : .stop
-            })
-        driver.submit(.leave(connection.id))
+        let server = self.server
+        return .admitted(
+            receiver: {
+                InboundRules(
+                    connection: connection, configuration: server.configuration, metrics: server.metrics,
+                    decode: { text throws(ProtocolError) in try RoomCommand.decode(text.utf8) },
+                    isChat: \.isChat,
+                    typeName: \.type,
+                    deliver: { command in driver.submit(.command(connection.id, command)) ? .keepReading : .stop })
+            },
+            departure: { driver.submit(.leave(connection.id)) })
     }
 
     /// Hands the member to the room's driver; a driver that just went idle is replaced.

@@ -1,21 +1,24 @@
 import AirwaveAuth
 import AirwaveProtocol
 import Foundation
-import HummingbirdWebSocket
 
-/// What every WebSocket endpoint checks before it admits a connection: path ids, the
-/// optional token, and how a refusal is sent (PROTOCOL.md section 1).
+/// The outcome of checking a WebSocket request before it joins anything.
+enum Admission: Sendable {
+    /// Admitted: the session's receiver is made on the connection's event loop; `departure`
+    /// runs once when the connection is gone.
+    case admitted(receiver: @Sendable () -> any InboundReceiver, departure: @Sendable () -> Void)
+    /// Refused with this error (sent as the only frame, then the close code of PROTOCOL.md 1).
+    case refused(ProtocolError)
+}
+
+/// What every WebSocket endpoint checks before it admits a connection: path ids and the
+/// optional token (PROTOCOL.md section 1).
 struct SocketChecks {
     let server: AirwaveServer
 
-    typealias Context = WebSocketRouterContext<AirwaveRequestContext>
-
-    /// A percent-decoded path parameter that must be a well-formed id (`bad_request` otherwise).
-    func pathID(_ parameter: String, _ context: Context, name: String? = nil) throws(ProtocolError) -> String {
-        let name = name ?? parameter
-        guard let raw = context.requestContext.parameters.get(parameter), let decoded = raw.removingPercentEncoding,
-            Identifier.isValid(decoded)
-        else {
+    /// A percent-decoded path segment that must be a well-formed id (`bad_request` otherwise).
+    func pathID(_ raw: Substring, name: String) throws(ProtocolError) -> String {
+        guard let decoded = raw.removingPercentEncoding, Identifier.isValid(decoded) else {
             throw ProtocolError(.badRequest, "\(name) must be 1–64 characters of A–Z, a–z, 0–9, _ . @ -.", details: ["parameter": .string(name)])
         }
         return decoded
@@ -23,8 +26,8 @@ struct SocketChecks {
 
     /// Verifies `?token=` (nil when there is none). A token that is present but invalid is
     /// `unauthorized`; one for another user than `pathUserID` (when given) is `forbidden`.
-    func verifiedUser(_ context: Context, pathUserID: String?) async throws(ProtocolError) -> VerifiedUser? {
-        guard let token = context.request.uri.queryParameters.get("token"), !token.isEmpty else { return nil }
+    func verifiedUser(_ request: WebSocketRequest, pathUserID: String?) async throws(ProtocolError) -> VerifiedUser? {
+        guard let token = request.query["token"], !token.isEmpty else { return nil }
         let user: VerifiedUser
         do {
             user = try await server.verifier.verify(token)
@@ -39,13 +42,15 @@ struct SocketChecks {
         return user
     }
 
-    /// Sends the refusal as the only frame, closes, and keeps reading until the peer answers the close.
-    func drainAfterRefusal(_ inbound: WebSocketInboundStream, _ connection: ClientConnection, _ error: any Error) async {
+    /// The refusal for an error thrown while checking.
+    func refusal(_ error: any Error) -> Admission {
         let protocolError = (error as? ProtocolError) ?? ProtocolError(.badRequest, "The request could not be served.")
         server.metrics.error(code: protocolError.code.rawValue)
-        connection.refuse(protocolError)
-        do {
-            for try await _ in inbound {}
-        } catch {}
+        return .refused(protocolError)
+    }
+
+    /// Refuses every new connection while the server drains.
+    func ensureServing() throws(ProtocolError) {
+        guard !server.isDraining else { throw ProtocolError(.serverShuttingDown, "The server is shutting down.") }
     }
 }

@@ -7,6 +7,9 @@ import NIOCore
 enum WebSocketWire {
     static let text: UInt8 = 0x1
     static let binary: UInt8 = 0x2
+    static let close: UInt8 = 0x8
+    static let ping: UInt8 = 0x9
+    static let pong: UInt8 = 0xA
 
     /// One final frame holding `payload`, built with a single copy of it.
     static func frame(opcode: UInt8, payload: ByteBuffer, allocator: ByteBufferAllocator = ByteBufferAllocator()) -> ByteBuffer {
@@ -23,6 +26,18 @@ enum WebSocketWire {
         media.header.write(into: &buffer)
         buffer.writeImmutableBuffer(media.payload)
         return buffer
+    }
+
+    /// A close frame with `code` and a reason cut to fit a control frame (RFC 6455 5.5: 125 bytes).
+    static func close(code: UInt16, reason: String?) -> ByteBuffer {
+        var payload = ByteBufferAllocator().buffer(capacity: 125)
+        payload.writeInteger(code)
+        if let reason {
+            var cut = Substring(reason)
+            while cut.utf8.count > 123 { cut = cut.dropLast() }
+            payload.writeString(String(cut))
+        }
+        return frame(opcode: close, payload: payload)
     }
 
     private static func writeHeader(opcode: UInt8, length: Int, into buffer: inout ByteBuffer) {

@@ -1,0 +1,220 @@
+import AirwaveCore
+import AirwaveProtocol
+import NIOCore
+import NIOWebSocket
+
+/// The last handler of an upgraded connection: answers the WebSocket protocol itself (pings,
+/// pongs, the close handshake, protocol errors) and hands text and binary messages to the
+/// endpoint's `InboundReceiver` once the connection is admitted. It runs on the connection's
+/// event loop and holds no task, so an idle listener costs only its channel and this object.
+final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = WebSocketFrame
+
+    /// What to run when an admitted connection goes away.
+    typealias Departure = @Sendable () -> Void
+
+    private enum State {
+        /// The endpoint is checking the request; messages wait here, in order.
+        case admitting(pending: [WebSocketFrame], channelGone: Bool)
+        case open(any InboundReceiver, Departure)
+        /// Refused or finished: only the close handshake is left.
+        case closing(Departure?)
+        case closed
+    }
+
+    private let connection: ClientConnection
+    private let metrics: ServerMetrics
+    private let pingInterval: TimeAmount
+    private var state: State = .admitting(pending: [], channelGone: false)
+    private var pingTask: RepeatedTask?
+    private var awaitingPong = false
+    /// Messages that may wait during admission before reading pauses.
+    private static let pendingLimit = 16
+
+    init(connection: ClientConnection, metrics: ServerMetrics, pingInterval: Duration) {
+        self.connection = connection
+        self.metrics = metrics
+        self.pingInterval = .nanoseconds(Int64(pingInterval.components.seconds) * 1_000_000_000
+            + pingInterval.components.attoseconds / 1_000_000_000)
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        pingTask = context.eventLoop.scheduleRepeatedTask(initialDelay: pingInterval, delay: pingInterval) { _ in
+            loopBound.value.pingTick()
+        }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        pingTask?.cancel()
+        pingTask = nil
+    }
+
+    /// The endpoint admitted the connection: `receiver` gets its messages, `departure` runs once it is gone.
+    func admitted(_ receiver: any InboundReceiver, departure: @escaping Departure) {
+        guard case .admitting(let pending, let channelGone) = state else { return }
+        guard !channelGone else {
+            state = .closed
+            departure()
+            return
+        }
+        state = .open(receiver, departure)
+        for frame in pending { deliver(frame) }
+        if pending.count >= Self.pendingLimit { connection.channel.setOption(ChannelOptions.autoRead, value: true).whenFailure { _ in } }
+    }
+
+    /// The endpoint refused the connection (the error frame and the close are on their way)
+    /// or stopped it before admitting.
+    func refused() {
+        guard case .admitting = state else { return }
+        state = .closing(nil)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = unwrapInboundIn(data)
+        // No extension is negotiated, so no reserved bit may be set (RFC 6455 5.2).
+        guard !frame.rsv1, !frame.rsv2, !frame.rsv3 else {
+            return failConnection(.protocolError, reason: "protocol error")
+        }
+        switch frame.opcode {
+        case .ping:
+            guard !connection.isClosing else { return }
+            connection.send(WebSocketWire.frame(opcode: WebSocketWire.pong, payload: frame.unmaskedData))
+        case .pong:
+            awaitingPong = false
+        case .connectionClose:
+            receivedClose(frame.unmaskedData)
+        case .text, .binary:
+            switch state {
+            case .admitting(var pending, let channelGone):
+                pending.append(frame)
+                state = .admitting(pending: pending, channelGone: channelGone)
+                if pending.count == Self.pendingLimit {
+                    context.channel.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in }
+                }
+            case .open:
+                deliver(frame)
+            case .closing, .closed:
+                break
+            }
+        default:
+            failConnection(.protocolError, reason: "unexpected frame")
+        }
+    }
+
+    private func deliver(_ frame: WebSocketFrame) {
+        guard case .open(let receiver, _) = state, !connection.isClosing else { return }
+        let now = Timestamp.now()
+        let verdict: InboundVerdict
+        if frame.opcode == .text {
+            var data = frame.unmaskedData
+            guard let text = try? data.readUTF8ValidatedString(length: data.readableBytes) else {
+                return failConnection(.invalidPayload, reason: "text is not UTF-8")
+            }
+            verdict = receiver.text(text, now: now)
+        } else {
+            verdict = receiver.binary(frame.unmaskedData, now: now)
+        }
+        switch verdict {
+        case .keepReading: break
+        case .stop: finish(.normal, reason: nil)
+        case .close(let code, let reason): finish(code, reason: reason)
+        }
+    }
+
+    /// The peer's close: answers it (unless this side closed first) and closes the socket.
+    private func receivedClose(_ payload: ByteBuffer) {
+        leave()
+        guard !connection.isClosing else {
+            connection.channel.close(promise: nil)
+            return
+        }
+        var payload = payload
+        let code = payload.readInteger(as: UInt16.self)
+        let oneByte = code == nil && payload.readableBytes == 1
+        let reasonValid = payload.readableBytes == 0 || (try? payload.readUTF8ValidatedString(length: payload.readableBytes)) != nil
+        let answer: CloseCode
+        if oneByte {
+            answer = .protocolError
+        } else if let code, !Self.isValidCloseCode(code) {
+            answer = .protocolError
+        } else if !reasonValid {
+            answer = .invalidPayload
+        } else {
+            answer = .normal
+        }
+        connection.answerClose(answer)
+    }
+
+    /// Close codes a peer may send (RFC 6455 7.4).
+    private static func isValidCloseCode(_ code: UInt16) -> Bool {
+        switch code {
+        case 1000...1003, 1007...1011, 3000...4999: true
+        default: false
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        metrics.error(code: "socket_error")
+        if let error = error as? NIOWebSocketFrameAggregator.Error, case .accumulatedFrameSizeIsTooLarge = error {
+            failConnection(.messageTooBig, reason: "message too big")
+        } else if error is NIOWebSocketFrameAggregator.Error {
+            failConnection(.protocolError, reason: "protocol error")
+        } else {
+            leave()
+            context.close(promise: nil)
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        pingTask?.cancel()
+        pingTask = nil
+        leave()
+        state = .closed
+        context.fireChannelInactive()
+    }
+
+    /// Closes after a protocol violation: no more messages are read.
+    private func failConnection(_ code: CloseCode, reason: String) {
+        metrics.error(code: "socket_error")
+        finish(code, reason: reason)
+    }
+
+    /// Starts the close handshake and stops delivering messages.
+    private func finish(_ code: CloseCode, reason: String?) {
+        leave()
+        connection.close(code, reason: reason)
+    }
+
+    /// Tells the endpoint once that the connection is gone.
+    private func leave() {
+        switch state {
+        case .admitting(_, _):
+            state = .admitting(pending: [], channelGone: true)
+        case .open(_, let departure):
+            state = .closing(nil)
+            departure()
+        case .closing(let departure?):
+            state = .closing(nil)
+            departure()
+        case .closing(nil), .closed:
+            break
+        }
+    }
+
+    /// Every ping interval: a peer that did not answer the last ping is gone (PROTOCOL.md 6 and
+    /// the documented deviation: dropped at the next ping), else ping again.
+    private func pingTick() {
+        guard !connection.isClosing else { return }
+        if awaitingPong {
+            metrics.error(code: "ping_timeout")
+            leave()
+            connection.close(.goingAway, reason: "Ping timeout", timeout: .seconds(1))
+            return
+        }
+        awaitingPong = true
+        var payload = ByteBufferAllocator().buffer(capacity: 8)
+        payload.writeInteger(UInt64.random(in: 0...UInt64.max))
+        connection.send(WebSocketWire.frame(opcode: WebSocketWire.ping, payload: payload))
+    }
+}
