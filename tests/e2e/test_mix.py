@@ -304,7 +304,8 @@ def test_recording_start_stop_list_download(server):
         await lis_tap.wait_text("recording_started", pred=lambda m: m["recording"] == "2.opus")
         await send(ws, {"type": "stream_ended"})
         k = await lis_tap.wait_text("recording_stopped", pred=lambda m: m["recording"] == "2.opus")
-        assert lis_tap.texts(k)[1]["type"] == "stream_ended"
+        e = await lis_tap.wait_text("stream_ended", start=k)
+        assert [t["type"] for t in lis_tap.texts(k, e + 1)] == ["recording_stopped", "stream_ended"]
         second = os.path.join(server.data_dir, "recordings", event_id, "2.opus")
         ffmpeg_samples(second)
         info = subprocess.run([OPUSINFO, second], capture_output=True, text=True, timeout=30)

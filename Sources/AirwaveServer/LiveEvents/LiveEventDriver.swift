@@ -84,7 +84,7 @@ final class LiveEventDriver: Sendable {
                 state.timerAt = nil  // the timer fired: the next wake-up needs a new one
                 engine.handle(.tick, now: now)
             case .mixTick:
-                let levels = state.mix.tick(metrics: services.metrics)
+                let levels = runDueMixTicks(&state, services)
                 if !levels.isEmpty { engine.handle(.measuredLevels(levels), now: now) }
             case .shutdown:
                 shutdown(&engine, &state, services, now: now)
@@ -126,12 +126,32 @@ final class LiveEventDriver: Sendable {
         var mix: EventMix
         /// Yields `.mixTick` every 20 ms while the mix runs.
         var mixTimer: Task<Void, Never>?
+        /// When the mix clock started, and how many 20 ms ticks have been mixed since.
+        var mixStart: ContinuousClock.Instant?
+        var mixTicksDone = 0
+    }
+
+    /// Mixes every tick that is due by the mix clock: normally one, more when the driver fell
+    /// behind (a busy machine), so the mix and a recording keep wall-clock time. A stall over
+    /// 1 s is skipped rather than mixed in a burst. Returns the last tick's levels.
+    private func runDueMixTicks(_ state: inout RunState, _ services: Services) -> [UInt32: UInt8] {
+        guard let start = state.mixStart else { return [:] }
+        let due = Int((ContinuousClock.now - start) / .milliseconds(20))
+        if due - state.mixTicksDone > 50 { state.mixTicksDone = due - 50 }
+        var levels: [UInt32: UInt8] = [:]
+        while state.mixTicksDone < due {
+            levels = state.mix.tick(metrics: services.metrics)
+            state.mixTicksDone += 1
+        }
+        return levels
     }
 
     /// Starts or stops the 20 ms mix clock to match whether the mix runs. Deadlines advance by
     /// exactly 20 ms, so the mix keeps real time even when one sleep wakes late.
     private func updateMixTimer(_ state: inout RunState) {
         if state.mix.isActive, state.mixTimer == nil {
+            state.mixStart = .now
+            state.mixTicksDone = 0
             let continuation = self.continuation
             state.mixTimer = Task {
                 let clock = ContinuousClock()
@@ -146,6 +166,7 @@ final class LiveEventDriver: Sendable {
         } else if !state.mix.isActive, let timer = state.mixTimer {
             timer.cancel()
             state.mixTimer = nil
+            state.mixStart = nil
         }
     }
 
@@ -245,6 +266,7 @@ final class LiveEventDriver: Sendable {
                 state.mix.startRecording(name: name)
                 updateMixTimer(&state)
             case .recordingStop:
+                _ = runDueMixTicks(&state, services)  // the file covers the time up to the stop
                 state.mix.stopRecording()
                 updateMixTimer(&state)
             }
