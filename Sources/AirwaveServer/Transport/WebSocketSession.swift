@@ -166,11 +166,22 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
+    /// Hummingbird allows half-closure, so a peer's FIN arrives as `inputClosed`, not as the
+    /// channel going inactive: a WebSocket peer that stopped sending is gone.
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? ChannelEvent, event == .inputClosed {
+            leave()
+            context.close(promise: nil)
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
     func channelInactive(context: ChannelHandlerContext) {
         pingTask?.cancel()
         pingTask = nil
         leave()
-        state = .closed
+        // An admission still running finds `channelGone` and runs the departure itself.
+        if case .admitting = state {} else { state = .closed }
         context.fireChannelInactive()
     }
 
