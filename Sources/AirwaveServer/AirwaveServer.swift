@@ -117,6 +117,7 @@ public final class AirwaveServer: Sendable {
         LiveSocketRoutes(server: self).register(on: router)
         RoomSocketRoutes(server: self).register(on: router)
         RoomHTTPRoutes(server: self).register(on: router)
+        WebClientRoutes(server: self).register(on: router)  // last: it serves what no route claims
         let app = Application(
             router: router,
             server: .http1WebSocketUpgrade(
