@@ -79,6 +79,14 @@ def test_host_listener_cohost_and_screen(server, launch, shot):
     wait_for_tone(listener, COHOST_HZ)
     wait_for_tone(host, COHOST_HZ)
     assert abs(peak(listener, 300, 550)["frequency"] - HOST_HZ) <= HOST_HZ * 0.02
+    # Chat goes both ways.
+    listener.fill("#chat-form input", "hello from Lena")
+    listener.click("#chat-form button")
+    host.wait_for_selector("#chat li:has-text('hello from Lena')")
+    host.fill("#chat-form input", "welcome, Cora is speaking now")
+    host.click("#chat-form button")
+    listener.wait_for_selector("#chat li:has-text('welcome, Cora')")
+    cohost.wait_for_selector("#chat li:has-text('welcome, Cora')")
     cohost_source = listener.evaluate(f"window.airwave.participants.sourceOf({cohost_id!r})")
     assert cohost_source and cohost_source != 1
     shot(listener, "listener")
