@@ -47,7 +47,11 @@ const conn = new Connection({
       stopMedia();
       if (ended) return;
       setStatus("bad", info.title);
-      showBanner("bad", info.title, info.detail, { label: "Go live again", run: () => location.reload() });
+      // Back to the setup card: a fresh token can be pasted and the event started again.
+      $("#go-live").disabled = false;
+      $("#setup").hidden = false;
+      $("#live").hidden = true;
+      showBanner("bad", info.title, info.detail);
     }
   },
 });

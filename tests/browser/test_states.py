@@ -15,6 +15,11 @@ def test_expired_host_token_is_explained(server, launch, shot):
     page.wait_for_selector("#banner:has-text('Token expired')")
     assert page.text_content("#status") == "Token expired"
     assert "airwave token" in page.text_content("#banner")
+    # A fresh token can be pasted and the page goes live without a reload.
+    page.fill("#token", awtest.token(host_id))
+    page.click("#go-live")
+    page.wait_for_function("window.airwave.eventId && document.querySelector('#status').textContent === 'live'")
+    assert page.locator("#banner").is_hidden()
     shot(page, "host-token-expired")
 
 
