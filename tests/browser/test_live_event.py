@@ -92,6 +92,14 @@ def test_host_listener_cohost_and_screen(server, launch, shot):
     shot(listener, "listener")
     shot(host, "host")
 
+    # The host mutes it: the server stops its audio; unmuted, it is back.
+    host.click(f'tr[data-user="{cohost_id}"] button[data-action="mute"]')
+    listener.wait_for_function(f"window.airwave.mix.levelAt({COHOST_HZ}) < -90")
+    cohost.wait_for_selector("#mute:has-text('Unmute')")
+    host.wait_for_selector(f'tr[data-user="{cohost_id}"] button[data-action="mute"]:has-text("Unmute")')
+    host.click(f'tr[data-user="{cohost_id}"] button[data-action="mute"]')
+    wait_for_tone(listener, COHOST_HZ)
+
     # The host removes it: its audio stops for everyone, its microphone is released.
     host.click(f'tr[data-user="{cohost_id}"] button[data-action="remove"]')
     cohost.wait_for_function("window.airwave.role === 'listener' && window.airwave.mic === null")
@@ -116,10 +124,16 @@ def test_host_listener_cohost_and_screen(server, launch, shot):
     late.wait_for_function("document.body.dataset.mode === 'audio'")
     assert late.locator("#screen-card").is_hidden()
 
+    # A listener leaves: the host's count goes down.
+    count = int(host.text_content("#count"))
+    late.click("#leave")
+    late.wait_for_selector("#banner:has-text('You left')")
+    host.wait_for_function(f"Number(document.querySelector('#count').textContent) === {count - 1}")
+
     # The host ends the event: every page says so; a new join gets the ended state (4410).
     host.on("dialog", lambda dialog: dialog.accept())
     host.click("#end")
-    for page in (listener, cohost, late):
+    for page in (listener, cohost):
         page.wait_for_selector("#banner:has-text('Event ended')")
     host.wait_for_selector("#banner:has-text('Event ended')")
     again = new_page(listener_browser, logs)
