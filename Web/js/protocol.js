@@ -85,7 +85,7 @@ export function describeClose(code, reason, lastError, { shuttingDown = false } 
       return {
         state: "unauthorized",
         title: expired ? "Token expired" : "Token refused",
-        detail: (expired ? "Your token has expired: mint a new one with `airwave token`." : "The server did not accept your token.") + said,
+        detail: expired ? "Your token has expired: mint a new one with `airwave token`." : `The server did not accept your token.${said}`,
         retry: false,
       };
     }

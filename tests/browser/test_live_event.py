@@ -61,6 +61,7 @@ def test_host_listener_cohost_and_screen(server, launch, shot):
     wait_for_tone(listener, HOST_HZ)
     heard = peak(listener, 300, 600)
     assert abs(heard["frequency"] - HOST_HZ) <= HOST_HZ * 0.02, heard
+    print(f"listener hears the host: {heard['frequency']:.1f} Hz at {heard['level']:.1f} dB")
 
     # A verified listener joins; the host invites it; it accepts in the modal.
     cohost_id = awtest.uid("cora")
@@ -78,6 +79,8 @@ def test_host_listener_cohost_and_screen(server, launch, shot):
     # Its microphone reaches the other listener (and the host), next to the host's tone.
     wait_for_tone(listener, COHOST_HZ)
     wait_for_tone(host, COHOST_HZ)
+    cohost_heard = peak(listener, 600, 720)
+    print(f"listener hears the co-host: {cohost_heard['frequency']:.1f} Hz at {cohost_heard['level']:.1f} dB")
     assert abs(peak(listener, 300, 550)["frequency"] - HOST_HZ) <= HOST_HZ * 0.02
     # Chat goes both ways.
     listener.fill("#chat-form input", "hello from Lena")
