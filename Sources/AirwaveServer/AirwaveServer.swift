@@ -116,6 +116,7 @@ public final class AirwaveServer: Sendable {
         let router = Router(context: AirwaveRequestContext.self)
         HTTPRoutes(server: self).register(on: router)
         RoomHTTPRoutes(server: self).register(on: router)
+        WebClientRoutes(server: self).register(on: router)  // last: it serves what no route claims
         let app = Application(
             router: router,
             server: HTTPServerBuilder { responder in AirwaveChildChannel(responder: responder, server: self) },
