@@ -117,7 +117,12 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
         }
         switch verdict {
         case .keepReading: break
-        case .stop: finish(.normal, reason: nil)
+        case .stop:
+            // The event or room is over and is closing its connections with its own code
+            // (1000 after `stream_ended`, 1001 after `server_shutdown`); close only if it does not.
+            leave()
+            let connection = self.connection
+            connection.channel.eventLoop.scheduleTask(in: .seconds(2)) { connection.close(.normal) }
         case .close(let code, let reason): finish(code, reason: reason)
         }
     }
