@@ -9,6 +9,7 @@ let package = Package(
         .executable(name: "airwave-core-bench", targets: ["airwave-core-bench"]),
         .executable(name: "airwave-client", targets: ["airwave-client"]),
         .executable(name: "airwave-bench", targets: ["airwave-bench"]),
+        .executable(name: "airwave-fuzz", targets: ["airwave-fuzz"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
@@ -49,6 +50,26 @@ let package = Package(
         .target(
             name: "AirwaveMedia",
             dependencies: ["COpus", "COgg"]
+        ),
+        .systemLibrary(
+            name: "CSRTP",
+            path: "Sources/CSRTP",
+            pkgConfig: "libsrtp2",
+            providers: [.apt(["libsrtp2-dev"])]
+        ),
+        .systemLibrary(
+            name: "COpenSSL",
+            path: "Sources/COpenSSL",
+            pkgConfig: "openssl",
+            providers: [.apt(["libssl-dev"])]
+        ),
+        .target(
+            name: "AirwaveWebRTC",
+            dependencies: ["CSRTP", "COpenSSL"]
+        ),
+        .target(
+            name: "AirwaveWebRTCFuzzing",
+            dependencies: ["AirwaveWebRTC"]
         ),
         .target(
             name: "AirwaveStore",
@@ -111,6 +132,11 @@ let package = Package(
             path: "tools/Bench"
         ),
         .executableTarget(
+            name: "airwave-fuzz",
+            dependencies: ["AirwaveWebRTCFuzzing", "AirwaveWebRTC"],
+            path: "tools/Fuzz"
+        ),
+        .executableTarget(
             name: "airwave-core-bench",
             dependencies: ["AirwaveCore", "AirwaveProtocol"],
             path: "tools/CoreBench"
@@ -123,6 +149,7 @@ let package = Package(
         .testTarget(name: "AirwaveStoreTests", dependencies: ["AirwaveStore"]),
         .testTarget(name: "AirwaveMediaTests", dependencies: ["AirwaveMedia"]),
         .testTarget(name: "AirwaveAuthTests", dependencies: ["AirwaveAuth"]),
+        .testTarget(name: "AirwaveWebRTCTests", dependencies: ["AirwaveWebRTC", "AirwaveWebRTCFuzzing"]),
         .testTarget(
             name: "AirwaveServerTests",
             dependencies: [
