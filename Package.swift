@@ -68,6 +68,14 @@ let package = Package(
             dependencies: ["CSRTP", "COpenSSL"]
         ),
         .target(
+            name: "AirwaveWebRTCUDP",
+            dependencies: [
+                "AirwaveWebRTC",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+        .target(
             name: "AirwaveWebRTCFuzzing",
             dependencies: ["AirwaveWebRTC"]
         ),
@@ -150,6 +158,14 @@ let package = Package(
         .testTarget(name: "AirwaveMediaTests", dependencies: ["AirwaveMedia"]),
         .testTarget(name: "AirwaveAuthTests", dependencies: ["AirwaveAuth"]),
         .testTarget(name: "AirwaveWebRTCTests", dependencies: ["AirwaveWebRTC", "AirwaveWebRTCFuzzing"]),
+        .testTarget(
+            name: "AirwaveWebRTCUDPTests",
+            dependencies: [
+                "AirwaveWebRTCUDP", "AirwaveWebRTC",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
         .testTarget(
             name: "AirwaveServerTests",
             dependencies: [

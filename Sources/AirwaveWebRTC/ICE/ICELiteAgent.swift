@@ -53,12 +53,12 @@ public struct ICELiteAgent: Sendable {
 
     public private(set) var state: State = .checking
     /// The nominated remote address media is sent to.
-    public private(set) var selected: SocketAddress?
+    public private(set) var selected: TransportAddress?
     private var selectedPriority: UInt32 = 0
     private var lastCheckOnSelected: ContinuousClock.Instant?
     private let createdAt: ContinuousClock.Instant
     /// Addresses that have sent a verified check (media from others is dropped).
-    public private(set) var validatedAddresses: Set<SocketAddress> = []
+    public private(set) var validatedAddresses: Set<TransportAddress> = []
 
     public init(localUfrag: String, localPassword: String, remoteUfrag: String,
                 configuration: Configuration = Configuration(), now: ContinuousClock.Instant) {
@@ -80,7 +80,7 @@ public struct ICELiteAgent: Sendable {
     }
 
     /// Handles a STUN datagram from `source`.
-    public mutating func handleSTUN(_ datagram: [UInt8], from source: SocketAddress,
+    public mutating func handleSTUN(_ datagram: [UInt8], from source: TransportAddress,
                                     now: ContinuousClock.Instant) -> Outcome {
         guard state != .expired, let message = try? STUNMessage.parse(datagram) else { return .ignore }
         // Responses and indications (keep-alive Binding indications) need no answer.
@@ -110,7 +110,7 @@ public struct ICELiteAgent: Sendable {
         return .respond(response: response.serialized(integrityPassword: localPassword, fingerprint: true))
     }
 
-    private mutating func nominate(_ source: SocketAddress, priority: UInt32, now: ContinuousClock.Instant) {
+    private mutating func nominate(_ source: TransportAddress, priority: UInt32, now: ContinuousClock.Instant) {
         if let selected, selected != source {
             let stale = lastCheckOnSelected.map { now - $0 >= configuration.switchAfter } ?? true
             guard priority >= selectedPriority || stale else { return }
@@ -122,7 +122,7 @@ public struct ICELiteAgent: Sendable {
     }
 
     /// Whether media from `source` may be accepted: only from addresses that passed a check.
-    public func accepts(mediaFrom source: SocketAddress) -> Bool {
+    public func accepts(mediaFrom source: TransportAddress) -> Bool {
         validatedAddresses.contains(source)
     }
 

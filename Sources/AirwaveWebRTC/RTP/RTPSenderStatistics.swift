@@ -32,8 +32,8 @@ public struct RTPSenderStatistics: Sendable {
     public mutating func senderReport(now: ContinuousClock.Instant, ntpTime: UInt64) -> RTCPPacket? {
         guard let lastSentAt else { return nil }
         let (seconds, attoseconds) = (now - lastSentAt).components
-        let elapsed = Double(seconds) + Double(attoseconds) / 1e18
-        let rtpTimestamp = lastTimestamp &+ UInt32(truncatingIfNeeded: Int64(elapsed * Double(clockRate)))
+        let microseconds = max(0, min(seconds, 1 << 31) * 1_000_000 + attoseconds / 1_000_000_000_000)
+        let rtpTimestamp = lastTimestamp &+ UInt32(truncatingIfNeeded: (microseconds * Int64(clockRate) + 500_000) / 1_000_000)
         lastReport = (UInt32(truncatingIfNeeded: ntpTime >> 16), now)
         return .senderReport(.init(ssrc: ssrc, ntpTimestamp: ntpTime, rtpTimestamp: rtpTimestamp,
                                    packetCount: packetCount, octetCount: octetCount))

@@ -79,10 +79,12 @@ public struct RTPStreamRewriter: Sendable {
         if rewritten.startsRun { packet[1] |= 0x80 }
     }
 
+    /// `duration` in clock ticks, rounded to the nearest (integer arithmetic, so 20 ms is
+    /// exactly 960 ticks at 48 kHz).
     private func ticks(_ duration: Duration) -> UInt32 {
         let (seconds, attoseconds) = duration.components
-        guard seconds >= 0 else { return 0 }
-        let total = Double(seconds) + Double(attoseconds) / 1e18
-        return UInt32(truncatingIfNeeded: Int64(total * Double(clockRate)))
+        guard seconds >= 0, seconds < 1 << 31 else { return 0 }
+        let microseconds = seconds * 1_000_000 + attoseconds / 1_000_000_000_000
+        return UInt32(truncatingIfNeeded: (microseconds * Int64(clockRate) + 500_000) / 1_000_000)
     }
 }

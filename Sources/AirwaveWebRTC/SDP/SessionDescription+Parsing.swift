@@ -13,12 +13,13 @@ extension SessionDescription {
         var media: [MediaDescription] = []
         var sawVersion = false
         var lineNumber = 0
-        for rawLine in text.split(separator: "\n", omittingEmptySubsequences: false) {
+        // Split on the bytes: Swift's Character treats "\r\n" as one, so splitting the String
+        // on "\n" would not separate CRLF lines.
+        for rawLine in text.utf8.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
             lineNumber += 1
-            var line = rawLine
-            if line.last == "\r" { line = line.dropLast() }
-            if line.isEmpty { continue }
-            let utf8 = Array(line.utf8)
+            var utf8 = Array(rawLine)
+            if utf8.last == UInt8(ascii: "\r") { utf8.removeLast() }
+            if utf8.isEmpty { continue }
             guard utf8.count >= 2, utf8[1] == UInt8(ascii: "="), (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(utf8[0])
             else { throw .malformedLine(lineNumber) }
             let type = utf8[0]

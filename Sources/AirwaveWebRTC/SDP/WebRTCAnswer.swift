@@ -15,7 +15,7 @@ public struct AnswerParameters: Sendable {
     /// The local certificate's fingerprint (`DTLSCertificate.fingerprint`).
     public var fingerprint: CertificateFingerprint
     /// Host candidates: every announced address with the shared UDP port.
-    public var candidates: [SocketAddress]
+    public var candidates: [TransportAddress]
     /// Whether a VP8 video track is offered to a listener (the event's screen codec is VP8).
     public var sendsVideo: Bool
     /// SSRCs the server sends with (listener role).
@@ -27,7 +27,7 @@ public struct AnswerParameters: Sendable {
     public var sessionID: UInt64
 
     public init(role: WebRTCPeerRole, iceUfrag: String, icePassword: String, fingerprint: CertificateFingerprint,
-                candidates: [SocketAddress], sendsVideo: Bool, audioSSRC: UInt32, videoSSRC: UInt32,
+                candidates: [TransportAddress], sendsVideo: Bool, audioSSRC: UInt32, videoSSRC: UInt32,
                 cname: String, sessionID: UInt64) {
         self.role = role
         self.iceUfrag = iceUfrag
@@ -202,7 +202,7 @@ extension SessionDescription {
     }
 }
 
-extension SocketAddress {
+extension TransportAddress {
     var isIPv6: Bool {
         if case .v6 = ip { return true }
         return false

@@ -38,7 +38,7 @@ public struct STUNAttribute: Equatable, Sendable {
         STUNAttribute(.software, value: Array(name.utf8))
     }
 
-    public static func xorMappedAddress(_ address: SocketAddress, transactionID: [UInt8]) -> STUNAttribute {
+    public static func xorMappedAddress(_ address: TransportAddress, transactionID: [UInt8]) -> STUNAttribute {
         STUNAttribute(.xorMappedAddress, value: address.xorEncoded(transactionID: transactionID))
     }
 

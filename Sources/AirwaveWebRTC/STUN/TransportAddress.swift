@@ -1,5 +1,6 @@
-/// An IP address and UDP port, as carried in STUN and SDP; independent of any socket API.
-public struct SocketAddress: Hashable, Sendable, CustomStringConvertible {
+/// An IP address and UDP port (an ICE "transport address"), as carried in STUN and SDP;
+/// independent of any socket API.
+public struct TransportAddress: Hashable, Sendable, CustomStringConvertible {
     public enum IP: Hashable, Sendable {
         /// Four bytes, network order.
         case v4(UInt8, UInt8, UInt8, UInt8)
@@ -128,7 +129,7 @@ public struct SocketAddress: Hashable, Sendable, CustomStringConvertible {
     }
 
     /// Decodes an XOR-MAPPED-ADDRESS value; `nil` if malformed.
-    static func xorDecoded(_ value: [UInt8], transactionID: [UInt8]) -> SocketAddress? {
+    static func xorDecoded(_ value: [UInt8], transactionID: [UInt8]) -> TransportAddress? {
         var reader = ByteReader(value)
         guard reader.readUInt8() != nil, let family = reader.readUInt8(), let xPort = reader.readUInt16() else { return nil }
         let cookie = STUNMessage.magicCookie
@@ -139,10 +140,10 @@ public struct SocketAddress: Hashable, Sendable, CustomStringConvertible {
         case 0x01:
             guard reader.remaining == 4, let raw = reader.readBytes(4) else { return nil }
             let b = raw.enumerated().map { $0.element ^ mask[$0.offset] }
-            return SocketAddress(ip: .v4(b[0], b[1], b[2], b[3]), port: port)
+            return TransportAddress(ip: .v4(b[0], b[1], b[2], b[3]), port: port)
         case 0x02:
             guard reader.remaining == 16, let raw = reader.readBytes(16), transactionID.count == 12 else { return nil }
-            return SocketAddress(ip: .v6(raw.enumerated().map { $0.element ^ mask[$0.offset] }), port: port)
+            return TransportAddress(ip: .v6(raw.enumerated().map { $0.element ^ mask[$0.offset] }), port: port)
         default:
             return nil
         }
@@ -151,7 +152,7 @@ public struct SocketAddress: Hashable, Sendable, CustomStringConvertible {
 
 extension STUNMessage {
     /// The decoded XOR-MAPPED-ADDRESS, if present and well-formed.
-    public var xorMappedAddress: SocketAddress? {
-        attribute(.xorMappedAddress).flatMap { SocketAddress.xorDecoded($0.value, transactionID: transactionID) }
+    public var xorMappedAddress: TransportAddress? {
+        attribute(.xorMappedAddress).flatMap { TransportAddress.xorDecoded($0.value, transactionID: transactionID) }
     }
 }
