@@ -86,17 +86,17 @@ public struct ICELiteAgent: Sendable {
         // Responses and indications (keep-alive Binding indications) need no answer.
         guard message.messageClass == .request else { return .ignore }
         guard message.method == STUNMessage.bindingMethod else {
-            return .reject(response: errorResponse(to: message, code: 400, reason: "Bad Request", signed: false))
+            return .reject(response: errorResponse(to: message, code: 400, reason: "Bad Request"))
         }
         guard let username = message.attribute(.username)?.stringValue,
               message.attribute(.messageIntegrity) != nil
         else {
-            return .reject(response: errorResponse(to: message, code: 400, reason: "Bad Request", signed: false))
+            return .reject(response: errorResponse(to: message, code: 400, reason: "Bad Request"))
         }
         guard username == expectedUsername,
               (try? STUNMessage.verifyMessageIntegrity(datagram, password: localPassword)) != nil
         else {
-            return .reject(response: errorResponse(to: message, code: 401, reason: "Unauthorized", signed: false))
+            return .reject(response: errorResponse(to: message, code: 401, reason: "Unauthorized"))
         }
         validatedAddresses.insert(source)
         let priority = message.attribute(.priority)?.uint32Value ?? 0
@@ -147,10 +147,12 @@ public struct ICELiteAgent: Sendable {
         }
     }
 
-    private func errorResponse(to request: STUNMessage, code: Int, reason: String, signed: Bool) -> [UInt8] {
+    /// An unsigned error response (the request could not be authenticated, so it is not
+    /// signed either), with FINGERPRINT.
+    private func errorResponse(to request: STUNMessage, code: Int, reason: String) -> [UInt8] {
         let response = STUNMessage(
             method: request.method, messageClass: .errorResponse, transactionID: request.transactionID,
             attributes: [.errorCode(code, reason: reason)])
-        return response.serialized(integrityPassword: signed ? localPassword : nil, fingerprint: true)
+        return response.serialized(fingerprint: true)
     }
 }

@@ -143,7 +143,7 @@ extension RTCPPacket {
             body.padToFourBytes()
         }
         var bytes: [UInt8] = [0x80 | count, packetType]
-        bytes.appendUInt16(UInt16(body.count / 4))
+        bytes.appendUInt16(UInt16(truncatingIfNeeded: body.count / 4))
         return bytes + body
     }
 

@@ -114,7 +114,7 @@ extension RTPPacket {
             var data = headerExtension.data
             data.padToFourBytes()
             bytes.appendUInt16(headerExtension.profile)
-            bytes.appendUInt16(UInt16(data.count / 4))
+            bytes.appendUInt16(UInt16(truncatingIfNeeded: data.count / 4))
             bytes += data
         }
         bytes += payload

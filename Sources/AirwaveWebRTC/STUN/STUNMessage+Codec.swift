@@ -85,25 +85,25 @@ extension STUNMessage {
         bytes += transactionID
         for attribute in attributes {
             bytes.appendUInt16(attribute.type)
-            bytes.appendUInt16(UInt16(attribute.value.count))
+            bytes.appendUInt16(UInt16(truncatingIfNeeded: attribute.value.count))
             bytes += attribute.value
             bytes.padToFourBytes()
         }
         if let integrityKey {
-            bytes.setUInt16(UInt16(bytes.count - 20 + 24), at: 2)
+            bytes.setUInt16(UInt16(truncatingIfNeeded: bytes.count - 20 + 24), at: 2)
             let mac = Crypto.hmacSHA1(key: integrityKey, data: bytes[...])
             bytes.appendUInt16(STUNAttributeType.messageIntegrity.rawValue)
             bytes.appendUInt16(20)
             bytes += mac
         }
         if fingerprint {
-            bytes.setUInt16(UInt16(bytes.count - 20 + 8), at: 2)
+            bytes.setUInt16(UInt16(truncatingIfNeeded: bytes.count - 20 + 8), at: 2)
             let crc = CRC32.checksum(bytes) ^ Self.fingerprintXor
             bytes.appendUInt16(STUNAttributeType.fingerprint.rawValue)
             bytes.appendUInt16(4)
             bytes.appendUInt32(crc)
         }
-        bytes.setUInt16(UInt16(bytes.count - 20), at: 2)
+        bytes.setUInt16(UInt16(truncatingIfNeeded: bytes.count - 20), at: 2)
         return bytes
     }
 

@@ -41,6 +41,7 @@ public struct TransportAddress: Hashable, Sendable, CustomStringConvertible {
         case let .v4(a, b, c, d):
             return "\(a).\(b).\(c).\(d)"
         case let .v6(bytes):
+            guard bytes.count == 16 else { return "::" }
             let groups = stride(from: 0, to: 16, by: 2).map { UInt16(bytes[$0]) << 8 | UInt16(bytes[$0 + 1]) }
             var bestStart = -1, bestLength = 0, runStart = -1
             for (index, group) in groups.enumerated() {
@@ -119,7 +120,9 @@ public struct TransportAddress: Hashable, Sendable, CustomStringConvertible {
             + transactionID
         switch ip {
         case .v4: value.append(0x01)
-        case .v6: value.append(0x02)
+        case let .v6(bytes):
+            guard bytes.count == 16 else { return [] }
+            value.append(0x02)
         }
         value.appendUInt16(port ^ UInt16(cookie >> 16))
         for (index, byte) in ipBytes.enumerated() {
