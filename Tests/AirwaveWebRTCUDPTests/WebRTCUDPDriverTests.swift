@@ -139,8 +139,8 @@ extension TransportAddress {
         let deadline = group.next().scheduleTask(in: .seconds(10)) { eventContinuation.finish() }
         defer { deadline.cancel() }
         var eventIterator = events.makeAsyncIterator()
-        while connected.count < 4, let (ufrag, event) = await eventIterator.next() {
-            if event == .connected { connected.insert(ufrag) }
+        while connected.count < 4, let item = await eventIterator.next() {
+            if item.1 == .connected { connected.insert(item.0) }
         }
         #expect(connected == ["srv0", "srv1", "srv2", "srv3"])
         #expect(try await driver.sessionCount() == 4)
