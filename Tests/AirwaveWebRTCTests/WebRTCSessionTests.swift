@@ -15,7 +15,7 @@ final class TestPeer {
     var srtp: SRTPSession?
     let start = ContinuousClock.Instant.now
 
-    init(fixture: String, role: WebRTCPeerRole) throws {
+    init(fixture: String, role: WebRTCPeerRole, setup: String = "actpass") throws {
         let context = try DTLSContext(commonName: "peer")
         self.context = context
         serverContext = try DTLSContext(commonName: "server")
@@ -26,6 +26,7 @@ final class TestPeer {
             }
             if line.hasPrefix("a=ice-ufrag:") { return "a=ice-ufrag:\(ufrag)" }
             if line.hasPrefix("a=ice-pwd:") { return "a=ice-pwd:\(password)" }
+            if line.hasPrefix("a=setup:") { return "a=setup:\(setup)" }
             return String(line)
         }
         let offer = try SessionDescription.parse(lines.joined(separator: "\r\n"))
@@ -50,9 +51,15 @@ final class TestPeer {
     /// produced.
     func connect() throws -> [WebRTCSession.Event] {
         var events = session.handle(datagram: check(nominate: true), from: address, now: start)
-        let dtls = try DTLSEndpoint(context: context, role: .client, remoteFingerprint: serverContext.fingerprint)
+        // The peer takes the DTLS role the session does not.
+        let role: DTLSRole = session.negotiated.dtlsRole == .server ? .client : .server
+        let dtls = try DTLSEndpoint(context: context, role: role, remoteFingerprint: serverContext.fingerprint)
         self.dtls = dtls
-        var toServer = dtls.start()
+        // A session that is the DTLS client sends its ClientHello as soon as ICE nominates.
+        var toServer = dtls.start() + events.flatMap { event -> [[UInt8]] in
+            guard case let .send(bytes, to) = event, to == address, PacketKind(datagram: bytes) == .dtls else { return [] }
+            return dtls.handleDatagram(bytes)
+        }
         while !toServer.isEmpty {
             let replies = toServer.flatMap { session.handle(datagram: $0, from: address, now: start) }
             events += replies
@@ -62,7 +69,7 @@ final class TestPeer {
             }
         }
         if case let .connected(keys) = dtls.state {
-            srtp = try SRTPSession(keyingMaterial: keys, role: .client)
+            srtp = try SRTPSession(keyingMaterial: keys, role: role)
         }
         return events
     }
@@ -96,6 +103,18 @@ final class TestPeer {
         try srtp.protectRTCP(&nack)
         let resent = peer.session.handle(datagram: nack, from: peer.address, now: peer.start + .milliseconds(40))
         #expect(resent == [.send(bytes, to: peer.address)])
+    }
+
+    @Test func anOfferThatIsPassiveMakesTheSessionTheDTLSClient() throws {
+        let peer = try TestPeer(fixture: "aiortc-whip-offer.sdp", role: .speaker, setup: "passive")
+        #expect(peer.session.negotiated.dtlsRole == .client)
+        let events = try peer.connect()
+        #expect(events.contains(.connected))
+        let srtp = try #require(peer.srtp)
+        var bytes = RTPPacket(payloadType: 96, sequenceNumber: 9, timestamp: 1, ssrc: 3, payload: [7]).serialized()
+        try srtp.protectRTP(&bytes)
+        #expect(peer.session.handle(datagram: bytes, from: peer.address, now: peer.start)
+            == [.audio(RTPPacket(payloadType: 96, sequenceNumber: 9, timestamp: 1, ssrc: 3, payload: [7]))])
     }
 
     @Test func pliAndFirBecomeThrottledKeyframeRequests() throws {
