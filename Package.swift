@@ -10,6 +10,7 @@ let package = Package(
         .executable(name: "airwave-client", targets: ["airwave-client"]),
         .executable(name: "airwave-bench", targets: ["airwave-bench"]),
         .executable(name: "airwave-mix-bench", targets: ["airwave-mix-bench"]),
+        .executable(name: "airwave-fuzz", targets: ["airwave-fuzz"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
@@ -52,6 +53,34 @@ let package = Package(
         .target(
             name: "AirwaveMedia",
             dependencies: ["COpus", "COgg"]
+        ),
+        .systemLibrary(
+            name: "CSRTP",
+            path: "Sources/CSRTP",
+            pkgConfig: "libsrtp2",
+            providers: [.apt(["libsrtp2-dev"])]
+        ),
+        .systemLibrary(
+            name: "COpenSSL",
+            path: "Sources/COpenSSL",
+            pkgConfig: "openssl",
+            providers: [.apt(["libssl-dev"])]
+        ),
+        .target(
+            name: "AirwaveWebRTC",
+            dependencies: ["CSRTP", "COpenSSL"]
+        ),
+        .target(
+            name: "AirwaveWebRTCUDP",
+            dependencies: [
+                "AirwaveWebRTC",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+        .target(
+            name: "AirwaveWebRTCFuzzing",
+            dependencies: ["AirwaveWebRTC"]
         ),
         .target(
             name: "AirwaveStore",
@@ -124,6 +153,11 @@ let package = Package(
             path: "tools/MixBench"
         ),
         .executableTarget(
+            name: "airwave-fuzz",
+            dependencies: ["AirwaveWebRTCFuzzing", "AirwaveWebRTC"],
+            path: "tools/Fuzz"
+        ),
+        .executableTarget(
             name: "airwave-core-bench",
             dependencies: ["AirwaveCore", "AirwaveProtocol"],
             path: "tools/CoreBench"
@@ -139,6 +173,15 @@ let package = Package(
         .testTarget(name: "AirwaveStoreTests", dependencies: ["AirwaveStore"]),
         .testTarget(name: "AirwaveMediaTests", dependencies: ["AirwaveMedia", "AirwaveCore", "AirwaveProtocol"]),
         .testTarget(name: "AirwaveAuthTests", dependencies: ["AirwaveAuth"]),
+        .testTarget(name: "AirwaveWebRTCTests", dependencies: ["AirwaveWebRTC", "AirwaveWebRTCFuzzing"]),
+        .testTarget(
+            name: "AirwaveWebRTCUDPTests",
+            dependencies: [
+                "AirwaveWebRTCUDP", "AirwaveWebRTC",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
         .testTarget(
             name: "AirwaveServerTests",
             dependencies: [

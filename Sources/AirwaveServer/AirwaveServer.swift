@@ -93,12 +93,13 @@ public final class AirwaveServer: Sendable {
     /// True once shutdown has begun: no new connections are accepted.
     var isDraining: Bool { draining.withLockedValue { $0 } }
 
-    func makeConnection(_ channel: any Channel) -> ClientConnection {
+    /// A connection on `channel`, its writer in place. Call on the channel's event loop.
+    func makeConnection(_ channel: any Channel) throws -> ClientConnection {
         let id = nextConnectionID.withLockedValue { next in
             next += 1
             return next
         }
-        return ClientConnection(id: ConnectionID(id), channel: channel, metrics: metrics, queueLimit: configuration.sendQueueLimit)
+        return try ClientConnection(id: ConnectionID(id), channel: channel, metrics: metrics, queueLimit: configuration.sendQueueLimit)
     }
 
     /// The error for a join to an event that is not live: ended, or never existed.
@@ -122,6 +123,7 @@ public final class AirwaveServer: Sendable {
         HTTPRoutes(server: self).register(on: router)
         RoomHTTPRoutes(server: self).register(on: router)
         RecordingHTTPRoutes(server: self).register(on: router)
+        WebClientRoutes(server: self).register(on: router)  // last: it serves what no route claims
         let app = Application(
             router: router,
             server: HTTPServerBuilder { responder in AirwaveChildChannel(responder: responder, server: self) },

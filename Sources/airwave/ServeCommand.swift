@@ -21,6 +21,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("user-lookup-url"), help: "URL with {user_id} that answers the user's name.") var userLookupURL: String?
     @Flag(name: .customLong("require-join-token"), help: "Refuse joins without a token.") var requireJoinToken = false
     @Option(name: .customLong("host-grace"), help: "Seconds a dropped host may take to come back (default 30).") var hostGrace: Int?
+    @Option(name: .customLong("web-dir"), help: "Folder of the browser client served at / (default: Web/ next to the binary or in the source tree; none turns it off).") var webDir: String?
     @Option(help: "JSON file of settings (flag names as keys).") var config: String?
 
     func run() async throws {
@@ -42,6 +43,7 @@ struct ServeCommand: AsyncParsableCommand {
         guard grace >= 0 else { throw ConfigurationError("--host-grace must be 0 or more seconds.") }
         configuration.liveEvent.hostGrace = .seconds(grace)
         try applyTuning(settings, to: &configuration)
+        configuration.webDirectory = try WebDirectory.resolve(settings.string("web-dir", webDir))
 
         let auth = configuration.auth
         if auth.hs256Secret == nil, auth.publicKeyPEMPath == nil, auth.jwks == nil {
@@ -61,10 +63,16 @@ struct ServeCommand: AsyncParsableCommand {
             throw ConfigurationError(error.description)
         }
         let listenHost = configuration.host
+        let webFolder = configuration.webDirectory
         do {
             try await server.run { port in
                 QuietStartLogHandler.serving.withLockedValue { $0 = true }
                 logger.info("serving", metadata: ["address": "http://\(listenHost):\(port)"])
+                if let web = webFolder {
+                    logger.info("web client", metadata: ["folder": "\(web)", "url": "http://\(listenHost):\(port)/"])
+                } else {
+                    logger.notice("no web client folder found: / answers 404 (set --web-dir)")
+                }
             }
         } catch let error as ServerStartError {
             throw ConfigurationError(error.description)

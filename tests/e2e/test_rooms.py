@@ -868,3 +868,34 @@ def test_room_metrics(start_server):
         assert sample("airwave_rooms_open") == 0, "rooms stay open after every member left"
         assert sample("airwave_connections_open", '{endpoint="session"}') == 0
     run(main())
+
+
+def test_shutdown_closes_busy_and_idle_members_with_1001(start_server):
+    """A member still sending when the server stops gets the same server_shutdown and 1001 as an idle one."""
+    srv = start_server()
+
+    async def main():
+        room = uid("room")
+        busy, idle = await enter(srv, room), await enter(srv, room)
+        stop = asyncio.Event()
+
+        async def chatter():
+            i = 0
+            while not stop.is_set():
+                try:
+                    await busy.ws.send(json.dumps({"type": "song_vote", "song_id": f"s{i}"}))
+                except Exception:
+                    return
+                i += 1
+                await asyncio.sleep(0.01)
+
+        task = asyncio.create_task(chatter())
+        await asyncio.sleep(0.2)
+        await asyncio.get_running_loop().run_in_executor(None, srv.terminate)
+        for m in (busy, idle):
+            frames, code = await drain_until_close(m.ws, timeout=10)
+            assert any(f.get("type") == "server_shutdown" for f in frames if isinstance(f, dict)), frames[-3:]
+            assert code == 1001, code
+        stop.set()
+        await task
+    run(main())

@@ -146,3 +146,23 @@ def test_a_continuation_without_a_start_closes_with_protocol_error(server):
         raw.close()
         await close_all(host)
     run(main())
+
+
+def test_a_peer_that_half_closes_is_gone(server):
+    async def main():
+        host, link = await go_live(server)
+        user = uid("fin")
+        raw = await RawSocket.open(server.port, join_path(link["event_id"], user))
+        await recv_until(host, "participant_joined", pred=lambda m: m["user_id"] == user)
+        raw.writer.write_eof()  # FIN without a close frame: the socket is only half closed
+        msg, _ = await recv_until(host, "participant_left", pred=lambda m: m["user_id"] == user)
+        assert msg["user_id"] == user
+        # The server closes its side too: the frames it sent before, then end of stream.
+        for _ in range(20):
+            if await raw.recv() is None:
+                break
+        else:
+            raise AssertionError("the server kept the half-closed socket open")
+        raw.close()
+        await close_all(host)
+    run(main())

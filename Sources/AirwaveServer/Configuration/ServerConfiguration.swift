@@ -35,6 +35,8 @@ public struct ServerConfiguration: Sendable {
     public var drainTimeout: Duration = .seconds(5)
     /// At most one `active_streams` update per this interval.
     public var directoryInterval: Duration = .seconds(1)
+    /// Folder of the browser client served at `/`; nil serves none (`/` answers 404).
+    public var webDirectory: String?
 
     public init() {}
 }

@@ -88,7 +88,7 @@ extension AirwaveServer {
     /// Puts an upgraded connection's handlers in place and starts its admission. Runs on the
     /// channel's event loop, after NIO added the WebSocket frame decoder and encoder.
     func openSession(_ request: WebSocketRequest, on channel: any Channel) throws {
-        let connection = makeConnection(channel)
+        let connection = try makeConnection(channel)
         let session = WebSocketSession(connection: connection, metrics: metrics, pingInterval: configuration.pingInterval)
         try channel.pipeline.syncOperations.addHandlers([
             NIOWebSocketFrameAggregator(

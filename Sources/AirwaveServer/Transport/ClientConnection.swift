@@ -1,7 +1,7 @@
 import AirwaveCore
 import AirwaveProtocol
-import NIOConcurrencyHelpers
 import NIOCore
+import Synchronization
 
 /// One client WebSocket as the relay sees it: writes go straight to the NIO channel on its
 /// event loop (no per-message task or actor hop), through the connection's bounded queue
@@ -10,48 +10,36 @@ import NIOCore
 final class ClientConnection: Sendable {
     let id: ConnectionID
     let channel: any Channel
-    private let metrics: ServerMetrics
-    private let closeRequested = NIOLockedValueBox(false)
-    /// Touched only on `channel.eventLoop`.
-    private let queue: NIOLoopBoundBox<OutboundQueue<ByteBuffer>>
-    /// The raw writer below NIO's WebSocket frame encoder; set on the event loop.
-    private let writer: NIOLoopBoundBox<RawFrameWriter?>
-    /// Whether the close frame has been written: nothing may follow it (RFC 6455 5.5.1).
-    private let closeFrameSent: NIOLoopBoundBox<Bool>
+    private let closeRequested = Atomic<Bool>(false)
+    /// The raw writer below NIO's WebSocket frame encoder; it owns the queue. Loop-bound.
+    private let writer: NIOLoopBound<RawFrameWriter>
 
-    init(id: ConnectionID, channel: any Channel, metrics: ServerMetrics, queueLimit: Int) {
+    /// Makes the connection and puts its writer first in the pipeline. Call on the channel's event loop.
+    init(id: ConnectionID, channel: any Channel, metrics: ServerMetrics, queueLimit: Int) throws {
         self.id = id
         self.channel = channel
-        self.metrics = metrics
-        queue = NIOLoopBoundBox.makeBoxSendingValue(OutboundQueue(limit: queueLimit), eventLoop: channel.eventLoop)
-        writer = NIOLoopBoundBox.makeBoxSendingValue(nil, eventLoop: channel.eventLoop)
-        closeFrameSent = NIOLoopBoundBox.makeBoxSendingValue(false, eventLoop: channel.eventLoop)
-        // Every write of this connection happens on its loop after this (FIFO), so the writer is in place.
-        channel.eventLoop.execute { [self] in
-            // A fixed socket send buffer: the kernel would otherwise grow it to megabytes and hold
-            // a stuck listener's backlog there, beyond the reach of the queue's drop rules.
-            _ = try? channel.syncOptions?.setOption(.socketOption(.so_sndbuf), value: Self.socketSendBuffer)
-            let handler = RawFrameWriter(connection: self)
-            guard (try? channel.pipeline.syncOperations.addHandler(handler, position: .first)) != nil else { return }
-            writer.value = handler
-        }
+        // A fixed socket send buffer: the kernel would otherwise grow it to megabytes and hold
+        // a stuck listener's backlog there, beyond the reach of the queue's drop rules.
+        try channel.syncOptions?.setOption(.socketOption(.so_sndbuf), value: Self.socketSendBuffer)
+        let handler = RawFrameWriter(metrics: metrics, queueLimit: queueLimit)
+        writer = NIOLoopBound(handler, eventLoop: channel.eventLoop)
+        handler.connection = self
+        try channel.pipeline.syncOperations.addHandler(handler, position: .first)
     }
 
     /// Bytes the kernel may hold for this socket (beyond NIO's own 64 KiB high watermark).
     static let socketSendBuffer: SocketOptionValue = 64 * 1024
 
     /// Whether a close has been asked for (no further frames are meant for it).
-    var isClosing: Bool { closeRequested.withLockedValue { $0 } }
+    var isClosing: Bool { closeRequested.load(ordering: .relaxed) }
 
     /// Sends one control frame (never dropped), from any thread.
     func send(_ wire: ByteBuffer) {
         if channel.eventLoop.inEventLoop {
-            enqueue(wire, class: .control, now: .now())
-            flushOnLoop()
+            deliver(wire, class: .control, now: .now())
         } else {
             channel.eventLoop.execute { [self] in
-                enqueue(wire, class: .control, now: .now())
-                flushOnLoop()
+                deliver(wire, class: .control, now: .now())
             }
         }
     }
@@ -61,58 +49,22 @@ final class ClientConnection: Sendable {
         send(WebSocketWire.text(message))
     }
 
-    /// Writes a wire frame now if the socket takes it and nothing waits, else queues it by the
-    /// rules of `OutboundQueue`. Call on the event loop; the caller flushes.
-    func enqueue(_ wire: ByteBuffer, class itemClass: OutboundQueue<ByteBuffer>.Class, now: Timestamp) {
-        channel.eventLoop.preconditionInEventLoop()
-        guard let writer = writer.value, !closeFrameSent.value else { return }  // the channel is gone or closing
+    /// Writes a wire frame now and flushes it if the socket takes it and nothing waits, else
+    /// queues it by the rules of `OutboundQueue`. Call on the event loop.
+    func deliver(_ wire: ByteBuffer, class itemClass: OutboundQueue<ByteBuffer>.Class, now: Timestamp) {
         if isClosing, itemClass != .control { return }
-        if queue.value.isEmpty, channel.isWritable {
-            writer.write(wire)
-            return
-        }
-        let result = queue.value.push(wire, class: itemClass, size: wire.readableBytes, now: now)
-        if result.droppedAudio > 0 { metrics.mediaDropped(reason: "slow_listener", count: result.droppedAudio) }
-        if result.droppedScreen > 0 { metrics.mediaDropped(reason: "slow_listener", count: result.droppedScreen) }
-        if queue.value.isTooSlow(now: now), !isClosing {
-            metrics.error(code: ErrorCode.tooSlow.rawValue)
-            // The connection is being dropped: what waits no longer matters, the error goes ahead.
-            queue.value = OutboundQueue(limit: queue.value.limit, patience: queue.value.patience)
-            writer.write(WebSocketWire.text(ProtocolError(.tooSlow, "The connection could not keep up.").json))
-            close(.tooSlow, reason: ErrorCode.tooSlow.rawValue)
-        }
-    }
-
-    /// Flushes what `enqueue` wrote. Call on the event loop.
-    func flushOnLoop() {
-        if let writer = writer.value { writer.flush() } else { channel.flush() }
-    }
-
-    /// Writes what the queue holds while the socket takes it.
-    fileprivate func drain() {
-        guard let writer = writer.value else { return }
-        var wrote = false
-        while channel.isWritable, let (wire, _) = queue.value.pop() {
-            writer.write(wire)
-            wrote = true
-        }
-        if wrote { writer.flush() }
+        writer.value.deliver(wire, class: itemClass, now: now)
     }
 
     /// Starts the close handshake with `code`; the channel is closed outright if the peer
     /// does not answer within `timeout`. Only the first call counts; call from any thread.
     func close(_ code: CloseCode, reason: String? = nil, timeout: Duration = .seconds(5)) {
-        let first = closeRequested.withLockedValue { requested in
-            defer { requested = true }
-            return !requested
-        }
-        guard first else { return }
+        guard !closeRequested.exchange(true, ordering: .relaxed) else { return }
         let channel = self.channel
         // Queued behind every frame already sent, so an error frame always precedes the close.
         channel.eventLoop.execute { [self] in
-            enqueue(WebSocketWire.close(code: code.rawValue, reason: reason), class: .control, now: .now())
-            closeFrameSent.value = true
-            flushOnLoop()
+            writer.value.deliver(WebSocketWire.close(code: code.rawValue, reason: reason), class: .control, now: .now())
+            writer.value.closeFrameSent = true
             channel.eventLoop.scheduleTask(in: .nanoseconds(Int64(timeout.milliseconds) * 1_000_000)) {
                 channel.close(promise: nil)
             }
@@ -122,19 +74,8 @@ final class ClientConnection: Sendable {
     /// Answers the peer's close frame with `code` and closes the socket once the answer is
     /// written. Call on the event loop.
     func answerClose(_ code: CloseCode) {
-        channel.eventLoop.preconditionInEventLoop()
-        closeRequested.withLockedValue { $0 = true }
-        guard let writer = writer.value, !closeFrameSent.value else {
-            channel.close(promise: nil)
-            return
-        }
-        closeFrameSent.value = true
-        // Frames still queued are moot: the peer is leaving.
-        queue.value = OutboundQueue(limit: queue.value.limit, patience: queue.value.patience)
-        let channel = self.channel
-        writer.write(WebSocketWire.close(code: code.rawValue, reason: nil), flushed: true).whenComplete { _ in
-            channel.close(promise: nil)
-        }
+        closeRequested.store(true, ordering: .relaxed)
+        writer.value.answerClose(code)
     }
 
     /// Sends the error as the only frame and closes with its close code.
@@ -142,41 +83,85 @@ final class ClientConnection: Sendable {
         send(error.json)
         close(error.code.closeCode ?? .normal, reason: error.code.rawValue)
     }
+
 }
 
-/// Sits first in the pipeline: writes pre-built WebSocket frames straight towards the socket
-/// (below NIO's frame encoder, so one buffer serves every recipient) and drains the
-/// connection's queue when the socket can take more again.
+/// Sits first in the pipeline and owns the connection's send queue: writes pre-built WebSocket
+/// frames straight towards the socket (below NIO's frame encoder, so one buffer serves every
+/// recipient) and drains the queue when the socket can take more again. Everything here runs
+/// on the connection's event loop, so a fan-out touches this object and the channel only.
 final class RawFrameWriter: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = NIOAny
     typealias OutboundOut = ByteBuffer
-    private let connection: ClientConnection
+    /// Set right after init; weak, as the connection holds this handler.
+    fileprivate weak var connection: ClientConnection?
+    private let metrics: ServerMetrics
     private var context: ChannelHandlerContext?
+    private var queue: OutboundQueue<ByteBuffer>
+    /// The channel's writability as last reported, kept here to spare a fan-out a look at the channel.
+    private var writable = true
+    /// Whether the close frame has been written or queued: nothing may follow it (RFC 6455 5.5.1).
+    fileprivate var closeFrameSent = false
 
-    init(connection: ClientConnection) { self.connection = connection }
+    init(metrics: ServerMetrics, queueLimit: Int) {
+        self.metrics = metrics
+        queue = OutboundQueue(limit: queueLimit)
+    }
 
-    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        writable = context.channel.isWritable
+    }
+
     func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
 
-    func write(_ wire: ByteBuffer) {
-        context?.write(wrapOutboundOut(wire), promise: nil)
+    /// Writes and flushes `wire` when the socket takes it and nothing waits, else queues it.
+    fileprivate func deliver(_ wire: ByteBuffer, class itemClass: OutboundQueue<ByteBuffer>.Class, now: Timestamp) {
+        guard let context, !closeFrameSent else { return }  // the channel is gone or closing
+        if writable, queue.isEmpty {
+            context.writeAndFlush(wrapOutboundOut(wire), promise: nil)
+            return
+        }
+        let result = queue.push(wire, class: itemClass, size: wire.readableBytes, now: now)
+        if result.droppedAudio > 0 { metrics.mediaDropped(reason: "slow_listener", count: result.droppedAudio) }
+        if result.droppedScreen > 0 { metrics.mediaDropped(reason: "slow_listener", count: result.droppedScreen) }
+        if queue.isTooSlow(now: now), let connection, !connection.isClosing {
+            metrics.error(code: ErrorCode.tooSlow.rawValue)
+            // The connection is being dropped: what waits no longer matters, the error goes ahead.
+            queue = OutboundQueue(limit: queue.limit, patience: queue.patience)
+            context.writeAndFlush(wrapOutboundOut(WebSocketWire.text(ProtocolError(.tooSlow, "The connection could not keep up.").json)), promise: nil)
+            connection.close(.tooSlow, reason: ErrorCode.tooSlow.rawValue)
+        }
     }
 
-    /// Writes (and flushes) `wire`; the future completes once it is written or failed.
-    func write(_ wire: ByteBuffer, flushed: Bool) -> EventLoopFuture<Void> {
-        guard let context else { return connection.channel.eventLoop.makeSucceededVoidFuture() }
-        return flushed ? context.writeAndFlush(wrapOutboundOut(wire)) : context.write(wrapOutboundOut(wire))
-    }
-
-    /// Flushes from here to the socket: the handlers above hold nothing to flush, so the
-    /// flush need not travel the whole pipeline.
-    func flush() {
-        context?.flush()
+    fileprivate func answerClose(_ code: CloseCode) {
+        guard let context, !closeFrameSent else {
+            context?.close(promise: nil)
+            return
+        }
+        closeFrameSent = true
+        // Frames still queued are moot: the peer is leaving.
+        queue = OutboundQueue(limit: queue.limit, patience: queue.patience)
+        let channel = context.channel
+        context.writeAndFlush(wrapOutboundOut(WebSocketWire.close(code: code.rawValue, reason: nil))).whenComplete { _ in
+            channel.close(promise: nil)
+        }
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable { connection.drain() }
+        writable = context.channel.isWritable
+        if writable { drain(context) }
         context.fireChannelWritabilityChanged()
+    }
+
+    /// Writes what the queue holds while the socket takes it.
+    private func drain(_ context: ChannelHandlerContext) {
+        var wrote = false
+        while context.channel.isWritable, let (wire, _) = queue.pop() {
+            context.write(wrapOutboundOut(wire), promise: nil)
+            wrote = true
+        }
+        if wrote { context.flush() }
     }
 }
 

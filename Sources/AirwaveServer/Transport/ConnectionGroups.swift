@@ -38,8 +38,7 @@ struct ConnectionGroups {
         guard let connection = self[id] else { return false }
         let now = Timestamp.now()
         connection.channel.eventLoop.execute {
-            connection.enqueue(frame, class: itemClass, now: now)
-            connection.flushOnLoop()
+            connection.deliver(frame, class: itemClass, now: now)
         }
         return true
     }
@@ -48,8 +47,8 @@ struct ConnectionGroups {
         groups.values.flatMap { $0.members.values }
     }
 
-    /// Writes the wire frame to every member except `excluded`; flushes once per connection after all
-    /// writes of the pass. Returns how many connections it went to.
+    /// Writes (and flushes) the wire frame to every member except `excluded`, touching each
+    /// connection once. Returns how many connections it went to.
     @discardableResult
     func broadcast(
         _ frame: ByteBuffer, class itemClass: OutboundQueue<ByteBuffer>.Class = .control,
@@ -62,8 +61,7 @@ struct ConnectionGroups {
             guard !members.isEmpty else { continue }
             sent += members.count
             group.loop.execute {
-                for connection in members { connection.enqueue(frame, class: itemClass, now: now) }
-                for connection in members { connection.flushOnLoop() }
+                for connection in members { connection.deliver(frame, class: itemClass, now: now) }
             }
         }
         return sent

@@ -117,7 +117,12 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
         }
         switch verdict {
         case .keepReading: break
-        case .stop: finish(.normal, reason: nil)
+        case .stop:
+            // The event or room is over and is closing its connections with its own code
+            // (1000 after `stream_ended`, 1001 after `server_shutdown`); close only if it does not.
+            leave()
+            let connection = self.connection
+            connection.channel.eventLoop.scheduleTask(in: .seconds(2)) { connection.close(.normal) }
         case .close(let code, let reason): finish(code, reason: reason)
         }
     }
@@ -166,11 +171,22 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
+    /// Hummingbird allows half-closure, so a peer's FIN arrives as `inputClosed`, not as the
+    /// channel going inactive: a WebSocket peer that stopped sending is gone.
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? ChannelEvent, event == .inputClosed {
+            leave()
+            context.close(promise: nil)
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
     func channelInactive(context: ChannelHandlerContext) {
         pingTask?.cancel()
         pingTask = nil
         leave()
-        state = .closed
+        // An admission still running finds `channelGone` and runs the departure itself.
+        if case .admitting = state {} else { state = .closed }
         context.fireChannelInactive()
     }
 

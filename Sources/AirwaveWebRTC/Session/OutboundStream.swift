@@ -1,0 +1,19 @@
+/// One stream the server sends to a listener (the mix, or the screen): header rewriting, the
+/// NACK history and the sender-report statistics, all keyed to one output SSRC.
+struct OutboundStream: Sendable {
+    let payloadType: UInt8
+    var rewriter: RTPStreamRewriter
+    var history: RTPRetransmissionHistory
+    var statistics: RTPSenderStatistics
+
+    init(ssrc: UInt32, payloadType: UInt8, clockRate: UInt32) {
+        let random = Crypto.randomBytes(6)
+        self.payloadType = payloadType
+        rewriter = RTPStreamRewriter(
+            outputSSRC: ssrc, clockRate: clockRate,
+            initialSequence: UInt16(random[0]) << 8 | UInt16(random[1]),
+            initialTimestamp: random[2...].reduce(0) { $0 << 8 | UInt32($1) })
+        history = RTPRetransmissionHistory()
+        statistics = RTPSenderStatistics(ssrc: ssrc, clockRate: clockRate)
+    }
+}

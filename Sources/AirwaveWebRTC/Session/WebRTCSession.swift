@@ -1,0 +1,281 @@
+/// One WHEP listener's or WHIP speaker's WebRTC session, sans-IO: ICE-lite, DTLS-SRTP and RTP
+/// on top of the answered SDP. The owner feeds it datagrams from the shared UDP port, timer
+/// ticks and media to send; it returns `Event`s (datagrams to send, received audio, keyframe
+/// requests, closure). Time is an input; the one exception is OpenSSL's DTLS retransmission
+/// timer, whose remaining time `nextTimer` includes.
+///
+/// Confined to one owner (the driver's event loop); not thread-safe.
+public final class WebRTCSession {
+    public enum Event: Equatable, Sendable {
+        /// A datagram to send.
+        case send([UInt8], to: TransportAddress)
+        /// ICE nominated an address and DTLS finished: media can flow.
+        case connected
+        /// Audio from a WHIP speaker, decrypted, with the negotiated Opus payload type.
+        case audio(RTPPacket)
+        /// A listener asked for a keyframe (PLI or FIR), at most once per
+        /// `keyframeRequestInterval`.
+        case keyframeRequest
+        case closed(CloseReason)
+    }
+
+    public enum CloseReason: Equatable, Sendable {
+        /// No verified connectivity check for the consent timeout (or never).
+        case consentExpired
+        case dtlsFailed(DTLSError)
+        /// The peer sent close_notify.
+        case dtlsClosed
+    }
+
+    public let role: WebRTCPeerRole
+    public let negotiated: NegotiatedSession
+    public let localUfrag: String
+    public let localPassword: String
+    public var keyframeRequestInterval: Duration = .milliseconds(1000)
+    /// How often sender reports go out while media flows.
+    public var senderReportInterval: Duration = .seconds(1)
+
+    public private(set) var isConnected = false
+    public private(set) var isClosed = false
+    private var ice: ICELiteAgent
+    private let dtls: DTLSEndpoint
+    private var srtp: SRTPSession?
+    private var audio: OutboundStream?
+    private var video: OutboundStream?
+    private var videoPacketizer = VP8Packetizer()
+    private let localSSRC: UInt32
+    private var lastKeyframeRequest: ContinuousClock.Instant?
+    private var nextSenderReport: ContinuousClock.Instant?
+
+    /// `localUfrag` and `localPassword` must be the ones in the answer (`AnswerParameters`).
+    public init(negotiated: NegotiatedSession, role: WebRTCPeerRole, localUfrag: String, localPassword: String,
+                audioSSRC: UInt32, videoSSRC: UInt32, dtlsContext: DTLSContext,
+                iceConfiguration: ICELiteAgent.Configuration = .init(), now: ContinuousClock.Instant) throws(DTLSError) {
+        self.role = role
+        self.negotiated = negotiated
+        self.localUfrag = localUfrag
+        self.localPassword = localPassword
+        self.localSSRC = audioSSRC
+        ice = ICELiteAgent(localUfrag: localUfrag, localPassword: localPassword, remoteUfrag: negotiated.remoteUfrag,
+                           configuration: iceConfiguration, now: now)
+        dtls = try DTLSEndpoint(context: dtlsContext, role: negotiated.dtlsRole,
+                                remoteFingerprint: negotiated.remoteFingerprint)
+        if role == .listener, let media = negotiated.audio {
+            audio = OutboundStream(ssrc: audioSSRC, payloadType: media.payloadType, clockRate: 48000)
+        }
+        if role == .listener, let media = negotiated.video {
+            video = OutboundStream(ssrc: videoSSRC, payloadType: media.payloadType, clockRate: 90000)
+        }
+    }
+
+    /// The address media goes to, once ICE has nominated one.
+    public var remoteAddress: TransportAddress? { ice.selected }
+
+    /// Whether `address` passed a connectivity check: the driver routes its non-STUN datagrams
+    /// here from then on.
+    public func accepts(_ address: TransportAddress) -> Bool { ice.accepts(mediaFrom: address) }
+
+    /// Handles a datagram from `source` that the driver routed to this session.
+    public func handle(datagram: [UInt8], from source: TransportAddress, now: ContinuousClock.Instant) -> [Event] {
+        guard !isClosed else { return [] }
+        var events: [Event] = []
+        switch PacketKind(datagram: datagram) {
+        case .stun:
+            let wasSelected = ice.selected
+            switch ice.handleSTUN(datagram, from: source, now: now) {
+            case let .respond(response), let .reject(response):
+                events.append(.send(response, to: source))
+            case .ignore:
+                break
+            }
+            if wasSelected == nil, let selected = ice.selected, dtls.role == .client {
+                events += dtls.start().map { .send($0, to: selected) }
+            }
+        case .dtls:
+            guard ice.accepts(mediaFrom: source) else { return [] }
+            events += dtls.handleDatagram(datagram).map { .send($0, to: source) }
+            events += checkDTLS(now: now)
+        case .rtp:
+            guard ice.accepts(mediaFrom: source), let srtp, role == .speaker else { return [] }
+            var packet = datagram
+            guard (try? srtp.unprotectRTP(&packet)) != nil, let rtp = try? RTPPacket.parse(packet),
+                  rtp.payloadType == negotiated.audio?.payloadType
+            else { return [] }
+            events.append(.audio(rtp))
+        case .rtcp:
+            guard ice.accepts(mediaFrom: source), let srtp else { return [] }
+            var packet = datagram
+            guard (try? srtp.unprotectRTCP(&packet)) != nil, let rtcp = try? RTCPPacket.parseCompound(packet) else {
+                return []
+            }
+            events += handle(rtcp, now: now)
+        case .unknown:
+            break
+        }
+        return events
+    }
+
+    private func checkDTLS(now: ContinuousClock.Instant) -> [Event] {
+        switch dtls.state {
+        case .handshaking:
+            return []
+        case let .connected(keys):
+            guard srtp == nil else { return [] }
+            do {
+                srtp = try SRTPSession(keyingMaterial: keys, role: dtls.role)
+            } catch {
+                return close(.dtlsFailed(.noSRTPProfile))
+            }
+            isConnected = true
+            nextSenderReport = now + senderReportInterval
+            return [.connected]
+        case let .failed(error):
+            return close(.dtlsFailed(error))
+        case .closed:
+            return close(.dtlsClosed)
+        }
+    }
+
+    private func handle(_ packets: [RTCPPacket], now: ContinuousClock.Instant) -> [Event] {
+        var events: [Event] = []
+        for packet in packets {
+            switch packet {
+            case let .nack(_, mediaSSRC, lost):
+                events += retransmit(mediaSSRC: mediaSSRC, lost: lost, now: now)
+            case let .pli(_, mediaSSRC) where mediaSSRC == video?.statistics.ssrc:
+                events += keyframeRequest(now: now)
+            case let .fir(_, entries) where entries.contains(where: { $0.ssrc == video?.statistics.ssrc }):
+                events += keyframeRequest(now: now)
+            case let .receiverReport(report):
+                for block in report.reports {
+                    audio?.statistics.handle(block, now: now)
+                    video?.statistics.handle(block, now: now)
+                }
+            case let .senderReport(report):
+                for block in report.reports {
+                    audio?.statistics.handle(block, now: now)
+                    video?.statistics.handle(block, now: now)
+                }
+            default:
+                continue
+            }
+        }
+        return events
+    }
+
+    private func keyframeRequest(now: ContinuousClock.Instant) -> [Event] {
+        if let last = lastKeyframeRequest, now - last < keyframeRequestInterval { return [] }
+        lastKeyframeRequest = now
+        return [.keyframeRequest]
+    }
+
+    private func retransmit(mediaSSRC: UInt32, lost: [UInt16], now: ContinuousClock.Instant) -> [Event] {
+        guard let srtp, let destination = ice.selected else { return [] }
+        let history: RTPRetransmissionHistory
+        if mediaSSRC == audio?.statistics.ssrc, let audio {
+            history = audio.history
+        } else if mediaSSRC == video?.statistics.ssrc, let video {
+            history = video.history
+        } else {
+            return []
+        }
+        return lost.prefix(64).compactMap { sequence in
+            guard var packet = history.packet(sequenceNumber: sequence, now: now),
+                  (try? srtp.protectRTP(&packet)) != nil
+            else { return nil }
+            return .send(packet, to: destination)
+        }
+    }
+
+    /// Sends one Opus packet of the mix to a listener. The source's SSRC, sequence number and
+    /// timestamp are rewritten onto the listener's continuous stream.
+    public func sendAudio(payload: [UInt8], sourceSSRC: UInt32, sequenceNumber: UInt16, timestamp: UInt32,
+                          now: ContinuousClock.Instant) -> [Event] {
+        guard isConnected, !isClosed, var stream = audio else { return [] }
+        defer { audio = stream }
+        return send(payload: payload, marker: false, stream: &stream, sourceSSRC: sourceSSRC,
+                    sequenceNumber: sequenceNumber, timestamp: timestamp, now: now)
+    }
+
+    /// Sends one VP8 frame of the screen to a listener (RFC 7741 packetization, marker on the
+    /// last packet). `timestamp` is the frame's 90 kHz time.
+    public func sendVideo(frame: [UInt8], timestamp: UInt32, now: ContinuousClock.Instant) -> [Event] {
+        guard isConnected, !isClosed, var stream = video else { return [] }
+        defer { video = stream }
+        var events: [Event] = []
+        let payloads = videoPacketizer.packetize(frame: frame)
+        for (index, payload) in payloads.enumerated() {
+            // The screen is one source: its sequence is the packet count, rewritten like audio.
+            let sequence = UInt16(truncatingIfNeeded: stream.statistics.packetCount)
+            events += send(payload: payload, marker: index == payloads.count - 1, stream: &stream, sourceSSRC: 0,
+                           sequenceNumber: sequence, timestamp: timestamp, now: now)
+        }
+        return events
+    }
+
+    private func send(payload: [UInt8], marker: Bool, stream: inout OutboundStream, sourceSSRC: UInt32,
+                      sequenceNumber: UInt16, timestamp: UInt32, now: ContinuousClock.Instant) -> [Event] {
+        guard let srtp, let destination = ice.selected,
+              let rewritten = stream.rewriter.rewrite(sourceSSRC: sourceSSRC, sequenceNumber: sequenceNumber,
+                                                      timestamp: timestamp, now: now)
+        else { return [] }
+        let header = RTPPacket(marker: marker || (rewritten.startsRun && stream.rewriter.clockRate == 48000),
+                               payloadType: stream.payloadType, sequenceNumber: rewritten.sequenceNumber,
+                               timestamp: rewritten.timestamp, ssrc: rewritten.ssrc, payload: payload)
+        var packet = header.serialized(reservingCapacity: SRTPSession.trailerCapacity)
+        stream.history.store(packet, sequenceNumber: rewritten.sequenceNumber, now: now)
+        stream.statistics.recordSent(timestamp: rewritten.timestamp, payloadBytes: payload.count, now: now)
+        guard (try? srtp.protectRTP(&packet)) != nil else { return [] }
+        return [.send(packet, to: destination)]
+    }
+
+    /// When `handleTimer` should next run: consent, DTLS retransmission, sender reports.
+    public func nextTimer(now: ContinuousClock.Instant) -> ContinuousClock.Instant? {
+        guard !isClosed else { return nil }
+        let candidates = [ice.nextTimer, dtls.timeout.map { now + $0 }, nextSenderReport].compactMap { $0 }
+        return candidates.min()
+    }
+
+    /// Advances time. `ntpTime` is the wall clock at `now`, for sender reports.
+    public func handleTimer(now: ContinuousClock.Instant, ntpTime: UInt64) -> [Event] {
+        guard !isClosed else { return [] }
+        ice.handleTimer(now: now)
+        if ice.state == .expired { return close(.consentExpired) }
+        var events: [Event] = []
+        if let destination = ice.selected ?? ice.validatedAddresses.first, dtls.timeout.map({ $0 <= .zero }) == true {
+            events += dtls.handleTimeout().map { .send($0, to: destination) }
+            events += checkDTLS(now: now)
+        }
+        if let due = nextSenderReport, now >= due, let srtp, let destination = ice.selected {
+            nextSenderReport = now + senderReportInterval
+            var reports: [RTCPPacket] = []
+            if let report = audio?.statistics.senderReport(now: now, ntpTime: ntpTime) { reports.append(report) }
+            if let report = video?.statistics.senderReport(now: now, ntpTime: ntpTime) { reports.append(report) }
+            if role == .speaker {
+                // Keeps RTCP flowing from the server side; per-stream reception statistics
+                // (loss, jitter) are not tracked for speakers yet.
+                reports.append(.receiverReport(.init(ssrc: localSSRC, reports: [])))
+            }
+            if !reports.isEmpty {
+                var packet = RTCPPacket.serializeCompound(reports)
+                if (try? srtp.protectRTCP(&packet)) != nil { events.append(.send(packet, to: destination)) }
+            }
+        }
+        return events
+    }
+
+    /// Ends the session: close_notify to the peer if DTLS is up.
+    public func close() -> [Event] {
+        guard !isClosed else { return [] }
+        let destination = ice.selected
+        let alert = dtls.close()
+        isClosed = true
+        guard let destination else { return [] }
+        return alert.map { .send($0, to: destination) }
+    }
+
+    private func close(_ reason: CloseReason) -> [Event] {
+        isClosed = true
+        return [.closed(reason)]
+    }
+}

@@ -1,0 +1,252 @@
+import AirwaveWebRTC
+import NIOCore
+import NIOPosix
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Settings of the WebRTC UDP port.
+public struct WebRTCUDPConfiguration: Sendable {
+    /// Address to bind, e.g. `0.0.0.0`.
+    public var host: String
+    /// UDP port for every session; 0 picks a free one.
+    public var port: Int
+    /// Most sessions at once; further ones are refused.
+    public var maximumSessions: Int
+    /// How often session timers (consent, DTLS retransmission, sender reports) are checked.
+    public var timerInterval: TimeAmount
+    /// Datagrams read per system call (recvmmsg).
+    public var readBatchSize: Int
+
+    public init(host: String = "0.0.0.0", port: Int = 0, maximumSessions: Int = 10_000,
+                timerInterval: TimeAmount = .milliseconds(100), readBatchSize: Int = 32) {
+        self.host = host
+        self.port = port
+        self.maximumSessions = maximumSessions
+        self.timerInterval = timerInterval
+        self.readBatchSize = readBatchSize
+    }
+}
+
+/// Why the driver refused a request.
+public enum WebRTCUDPError: Error, Equatable, Sendable {
+    case tooManySessions
+    case duplicateUfrag
+}
+
+/// The thin I/O layer under `WebRTCSession`: one UDP socket for all sessions. Datagrams are
+/// routed by RFC 7983 kind: STUN by the local ufrag in USERNAME, everything else by the remote
+/// address a check has verified. Session events other than `send` go to `onEvent`; datagrams
+/// are written without flushing and flushed once per read batch, timer pass or fan-out, so NIO
+/// hands many of them to the kernel in one `sendmmsg`.
+///
+/// All session state lives on the channel's event loop; the public methods hop there.
+public final class WebRTCUDPDriver: Sendable {
+    public typealias EventHandler = @Sendable (_ ufrag: String, _ event: WebRTCSession.Event) -> Void
+
+    public let channel: any Channel
+    private let handler: WebRTCUDPHandler
+
+    private init(channel: any Channel, handler: WebRTCUDPHandler) {
+        self.channel = channel
+        self.handler = handler
+    }
+
+    /// Binds the UDP socket and starts the session timer.
+    public static func start(configuration: WebRTCUDPConfiguration, group: any EventLoopGroup,
+                             onEvent: @escaping EventHandler) async throws -> WebRTCUDPDriver {
+        let handler = WebRTCUDPHandler(maximumSessions: configuration.maximumSessions, onEvent: onEvent)
+        let channel = try await DatagramBootstrap(group: group)
+            .channelOption(.socketOption(.so_reuseaddr), value: 1)
+            .channelOption(.datagramVectorReadMessageCount, value: configuration.readBatchSize)
+            .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 2048 * configuration.readBatchSize))
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(handler)
+                }
+            }
+            .bind(host: configuration.host, port: configuration.port)
+            .get()
+        let interval = configuration.timerInterval
+        channel.eventLoop.execute {
+            handler.timer = channel.eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
+                handler.runTimers()
+            }
+        }
+        return WebRTCUDPDriver(channel: channel, handler: handler)
+    }
+
+    /// The bound port.
+    public var port: Int { channel.localAddress?.port ?? 0 }
+
+    /// Adds a session made on the event loop by `make` (WebRTCSession is not Sendable).
+    public func addSession(_ make: @escaping @Sendable () throws -> WebRTCSession) async throws {
+        let handler = self.handler
+        try await channel.eventLoop.submit {
+            try handler.add(try make())
+        }.get()
+    }
+
+    /// Closes a session (close_notify to the peer) and forgets it.
+    public func removeSession(ufrag: String) async throws {
+        let handler = self.handler
+        try await channel.eventLoop.submit { handler.remove(ufrag: ufrag) }.get()
+    }
+
+    /// Number of sessions.
+    public func sessionCount() async throws -> Int {
+        let handler = self.handler
+        return try await channel.eventLoop.submit { handler.sessions.count }.get()
+    }
+
+    /// Sends one Opus packet to each listed listener session; one flush for all.
+    public func sendAudio(to ufrags: [String], payload: [UInt8], sourceSSRC: UInt32, sequenceNumber: UInt16,
+                          timestamp: UInt32) {
+        let handler = self.handler
+        channel.eventLoop.execute {
+            let now = ContinuousClock.now
+            for ufrag in ufrags {
+                guard let session = handler.sessions[ufrag] else { continue }
+                handler.dispatch(session.sendAudio(payload: payload, sourceSSRC: sourceSSRC, sequenceNumber: sequenceNumber,
+                                                   timestamp: timestamp, now: now), ufrag: ufrag)
+            }
+            handler.flush()
+        }
+    }
+
+    /// Sends one VP8 frame to each listed listener session; one flush for all.
+    public func sendVideo(to ufrags: [String], frame: [UInt8], timestamp: UInt32) {
+        let handler = self.handler
+        channel.eventLoop.execute {
+            let now = ContinuousClock.now
+            for ufrag in ufrags {
+                guard let session = handler.sessions[ufrag] else { continue }
+                handler.dispatch(session.sendVideo(frame: frame, timestamp: timestamp, now: now), ufrag: ufrag)
+            }
+            handler.flush()
+        }
+    }
+
+    /// Closes every session and the socket.
+    public func shutdown() async throws {
+        let handler = self.handler
+        try await channel.eventLoop.submit {
+            handler.timer?.cancel()
+            for ufrag in Array(handler.sessions.keys) { handler.remove(ufrag: ufrag) }
+        }.get()
+        try await channel.close()
+    }
+}
+
+/// The channel handler that owns the sessions. Only touched on the channel's event loop.
+final class WebRTCUDPHandler: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = AddressedEnvelope<ByteBuffer>
+    typealias OutboundOut = AddressedEnvelope<ByteBuffer>
+
+    let maximumSessions: Int
+    let onEvent: WebRTCUDPDriver.EventHandler
+    var sessions: [String: WebRTCSession] = [:]
+    /// Verified remote addresses → session ufrag.
+    var routes: [TransportAddress: String] = [:]
+    var timer: RepeatedTask?
+    private var context: ChannelHandlerContext?
+    private var pendingFlush = false
+
+    init(maximumSessions: Int, onEvent: @escaping WebRTCUDPDriver.EventHandler) {
+        self.maximumSessions = maximumSessions
+        self.onEvent = onEvent
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    func add(_ session: WebRTCSession) throws {
+        guard sessions.count < maximumSessions else { throw WebRTCUDPError.tooManySessions }
+        guard sessions[session.localUfrag] == nil else { throw WebRTCUDPError.duplicateUfrag }
+        sessions[session.localUfrag] = session
+    }
+
+    func remove(ufrag: String) {
+        guard let session = sessions.removeValue(forKey: ufrag) else { return }
+        dispatch(session.close(), ufrag: ufrag)
+        routes = routes.filter { $0.value != ufrag }
+        flush()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let envelope = unwrapInboundIn(data)
+        guard let source = TransportAddress(envelope.remoteAddress) else { return }
+        let datagram = Array(envelope.data.readableBytesView)
+        let ufrag: String?
+        if PacketKind(datagram: datagram) == .stun {
+            ufrag = (try? STUNMessage.parse(datagram))?.attribute(.username)?.stringValue
+                .flatMap(ICELiteAgent.localUfrag(fromUsername:)).map(String.init)
+        } else {
+            ufrag = routes[source]
+        }
+        guard let ufrag, let session = sessions[ufrag] else { return }
+        let events = session.handle(datagram: datagram, from: source, now: .now)
+        if routes[source] == nil, session.accepts(source) { routes[source] = ufrag }
+        dispatch(events, ufrag: ufrag)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        flush()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // ICMP errors (a listener went away) surface here; the session's consent timer ends it.
+    }
+
+    func runTimers() {
+        let now = ContinuousClock.now
+        let ntp = Self.ntpNow()
+        for (ufrag, session) in sessions {
+            guard let due = session.nextTimer(now: now), due <= now else { continue }
+            dispatch(session.handleTimer(now: now, ntpTime: ntp), ufrag: ufrag)
+        }
+        flush()
+    }
+
+    func dispatch(_ events: [WebRTCSession.Event], ufrag: String) {
+        for event in events {
+            switch event {
+            case let .send(bytes, destination):
+                write(bytes, to: destination)
+            case .closed:
+                sessions.removeValue(forKey: ufrag)
+                routes = routes.filter { $0.value != ufrag }
+                onEvent(ufrag, event)
+            default:
+                onEvent(ufrag, event)
+            }
+        }
+    }
+
+    private func write(_ bytes: [UInt8], to destination: TransportAddress) {
+        guard let context, let address = try? NIOCore.SocketAddress(destination) else { return }
+        let buffer = context.channel.allocator.buffer(bytes: bytes)
+        context.write(wrapOutboundOut(AddressedEnvelope(remoteAddress: address, data: buffer)), promise: nil)
+        pendingFlush = true
+    }
+
+    func flush() {
+        guard pendingFlush, let context else { return }
+        pendingFlush = false
+        context.flush()
+    }
+
+    static func ntpNow() -> UInt64 {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        return RTPSenderStatistics.ntpTime(unixSeconds: Int64(now.tv_sec), nanoseconds: Int64(now.tv_nsec))
+    }
+}

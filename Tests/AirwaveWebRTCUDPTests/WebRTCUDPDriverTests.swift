@@ -1,0 +1,188 @@
+import AirwaveWebRTC
+import AirwaveWebRTCUDP
+import Foundation
+import NIOCore
+import NIOPosix
+import Testing
+
+/// Collects the datagrams a client socket receives.
+final class DatagramCollector: ChannelInboundHandler, Sendable {
+    typealias InboundIn = AddressedEnvelope<ByteBuffer>
+    let continuation: AsyncStream<[UInt8]>.Continuation
+
+    init(_ continuation: AsyncStream<[UInt8]>.Continuation) {
+        self.continuation = continuation
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        continuation.yield(Array(unwrapInboundIn(data).data.readableBytesView))
+    }
+}
+
+struct Timeout: Error {}
+
+/// A WHEP listener on a real UDP socket: ICE check, DTLS handshake, SRTP, against the driver.
+final class UDPListener: @unchecked Sendable {
+    let channel: any Channel
+    var datagrams: AsyncStream<[UInt8]>.AsyncIterator
+    let continuation: AsyncStream<[UInt8]>.Continuation
+    let server: NIOCore.SocketAddress
+    let context: DTLSContext
+    let ufrag: String
+    var srtp: SRTPSession?
+
+    init(group: any EventLoopGroup, serverPort: Int, ufrag: String) async throws {
+        let (stream, continuation) = AsyncStream<[UInt8]>.makeStream()
+        channel = try await DatagramBootstrap(group: group)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(DatagramCollector(continuation))
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        datagrams = stream.makeAsyncIterator()
+        self.continuation = continuation
+        server = try NIOCore.SocketAddress(ipAddress: "127.0.0.1", port: serverPort)
+        context = try DTLSContext(commonName: "listener")
+        self.ufrag = ufrag
+    }
+
+    func send(_ bytes: [UInt8]) async throws {
+        let buffer = channel.allocator.buffer(bytes: bytes)
+        try await channel.writeAndFlush(AddressedEnvelope(remoteAddress: server, data: buffer))
+    }
+
+    /// The next datagram; the stream ends (and this throws) if none comes within 5 s.
+    func next() async throws -> [UInt8] {
+        let continuation = self.continuation
+        let deadline = channel.eventLoop.scheduleTask(in: .seconds(5)) { continuation.finish() }
+        defer { deadline.cancel() }
+        var iterator = datagrams
+        let datagram = await iterator.next()
+        datagrams = iterator
+        guard let datagram else { throw Timeout() }
+        return datagram
+    }
+
+    /// The offer a browser would send, with this listener's credentials and certificate.
+    func negotiate(serverContext: DTLSContext, serverPort: Int, serverUfrag: String) throws -> NegotiatedSession {
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("Fixtures/webrtc/chromium-whep-offer.sdp")
+        let text = try String(contentsOf: url, encoding: .utf8)
+        let lines = text.split(separator: "\r\n").map { line -> String in
+            if line.hasPrefix("a=fingerprint:") { return "a=fingerprint:\(context.fingerprint.attributeValue)" }
+            if line.hasPrefix("a=ice-ufrag:") { return "a=ice-ufrag:\(ufrag)" }
+            if line.hasPrefix("a=ice-pwd:") { return "a=ice-pwd:listenerpassword0123456" }
+            return String(line)
+        }
+        let parameters = AnswerParameters(
+            role: .listener, iceUfrag: serverUfrag, icePassword: "serverpassword0123456789",
+            fingerprint: serverContext.fingerprint,
+            candidates: [TransportAddress(host: "127.0.0.1", port: UInt16(serverPort))!], sendsVideo: false,
+            audioSSRC: 1111, videoSSRC: 2222, cname: "airwave", sessionID: 1)
+        return try SessionDescription.parse(lines.joined(separator: "\r\n")).answer(parameters)
+    }
+
+    /// Nominating check, then the DTLS handshake over the socket.
+    func connect(serverUfrag: String, serverContext: DTLSContext) async throws {
+        let check = STUNMessage(
+            messageClass: .request, transactionID: Array(repeating: 3, count: 12),
+            attributes: [.username("\(serverUfrag):\(ufrag)"), STUNAttribute(.useCandidate, value: []),
+                         STUNAttribute(.priority, value: [0, 0, 1, 0])])
+        try await send(check.serialized(integrityPassword: "serverpassword0123456789", fingerprint: true))
+        let response = try STUNMessage.parse(try await next())
+        #expect(response.messageClass == .successResponse)
+        #expect(response.xorMappedAddress == TransportAddress(channel.localAddress!))
+
+        let dtls = try DTLSEndpoint(context: context, role: .client, remoteFingerprint: serverContext.fingerprint)
+        for datagram in dtls.start() { try await send(datagram) }
+        while dtls.state == .handshaking {
+            for datagram in dtls.handleDatagram(try await next()) { try await send(datagram) }
+        }
+        guard case let .connected(keys) = dtls.state else {
+            Issue.record("DTLS: \(dtls.state)")
+            return
+        }
+        srtp = try SRTPSession(keyingMaterial: keys, role: .client)
+    }
+}
+
+extension TransportAddress {
+    init?(_ address: NIOCore.SocketAddress) {
+        guard let ip = address.ipAddress, let port = address.port else { return nil }
+        self.init(host: ip, port: UInt16(port))
+    }
+}
+
+@Suite struct WebRTCUDPDriverTests {
+    @Test func listenersConnectOverUDPAndGetTheFanOut() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let (events, eventContinuation) = AsyncStream<(String, WebRTCSession.Event)>.makeStream()
+        let driver = try await WebRTCUDPDriver.start(
+            configuration: WebRTCUDPConfiguration(host: "127.0.0.1", port: 0), group: group,
+            onEvent: { eventContinuation.yield(($0, $1)) })
+        let serverContext = try DTLSContext()
+        var listeners: [UDPListener] = []
+        for index in 0..<4 {
+            let listener = try await UDPListener(group: group, serverPort: driver.port, ufrag: "l\(index)")
+            let serverUfrag = "srv\(index)"
+            let negotiated = try listener.negotiate(serverContext: serverContext, serverPort: driver.port, serverUfrag: serverUfrag)
+            try await driver.addSession {
+                try WebRTCSession(negotiated: negotiated, role: .listener, localUfrag: serverUfrag,
+                                  localPassword: "serverpassword0123456789", audioSSRC: 1111, videoSSRC: 2222,
+                                  dtlsContext: serverContext, now: .now)
+            }
+            try await listener.connect(serverUfrag: serverUfrag, serverContext: serverContext)
+            listeners.append(listener)
+        }
+        var connected: Set<String> = []
+        let deadline = group.next().scheduleTask(in: .seconds(10)) { eventContinuation.finish() }
+        defer { deadline.cancel() }
+        var eventIterator = events.makeAsyncIterator()
+        while connected.count < 4, let item = await eventIterator.next() {
+            if item.1 == .connected { connected.insert(item.0) }
+        }
+        #expect(connected == ["srv0", "srv1", "srv2", "srv3"])
+        #expect(try await driver.sessionCount() == 4)
+
+        driver.sendAudio(to: ["srv0", "srv1", "srv2", "srv3"], payload: [0xFC, 9, 9], sourceSSRC: 5,
+                         sequenceNumber: 100, timestamp: 4800)
+        for listener in listeners {
+            var packet = try await listener.next()
+            while PacketKind(datagram: packet) != .rtp { packet = try await listener.next() }
+            try #require(listener.srtp).unprotectRTP(&packet)
+            let rtp = try RTPPacket.parse(packet)
+            #expect(rtp.payload == [0xFC, 9, 9])
+            #expect(rtp.ssrc == 1111)
+            #expect(rtp.payloadType == 111)
+        }
+
+        try await driver.removeSession(ufrag: "srv0")
+        #expect(try await driver.sessionCount() == 3)
+        try await driver.shutdown()
+        for listener in listeners { try await listener.channel.close() }
+        try await group.shutdownGracefully()
+    }
+
+    @Test func theSessionLimitIsEnforced() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let driver = try await WebRTCUDPDriver.start(
+            configuration: WebRTCUDPConfiguration(host: "127.0.0.1", port: 0, maximumSessions: 1), group: group,
+            onEvent: { _, _ in })
+        let serverContext = try DTLSContext()
+        let listener = try await UDPListener(group: group, serverPort: driver.port, ufrag: "l")
+        let negotiated = try listener.negotiate(serverContext: serverContext, serverPort: driver.port, serverUfrag: "a")
+        func make(_ ufrag: String) -> @Sendable () throws -> WebRTCSession {
+            {
+                try WebRTCSession(negotiated: negotiated, role: .listener, localUfrag: ufrag,
+                                  localPassword: "serverpassword0123456789", audioSSRC: 1, videoSSRC: 2,
+                                  dtlsContext: serverContext, now: .now)
+            }
+        }
+        try await driver.addSession(make("a"))
+        await #expect(throws: WebRTCUDPError.tooManySessions) { try await driver.addSession(make("b")) }
+        try await driver.shutdown()
+        try await listener.channel.close()
+        try await group.shutdownGracefully()
+    }
+}
