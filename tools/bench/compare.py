@@ -5,7 +5,7 @@ Airwave and against a minimal Django Channels + daphne relay of the same URLs an
 every number to one results folder (results.json, results.csv, results.md) plus a markdown
 table on standard output.
 
-    python3 tools/bench/compare.py                               # 1 speaker, N = 100 … 10000
+    python3 tools/bench/compare.py                               # 1 speaker, N = 10 … 10000
     python3 tools/bench/compare.py --speakers 1 4 --listeners 100 1000 2000 --duration 10
     python3 tools/bench/compare.py --idle 10000 --plot docs/performance-compare.png
 
@@ -171,7 +171,8 @@ class DjangoRelay:
 
 def run_bench(bench: str, system, listeners: int, speakers: int, opts, idle: bool = False) -> tuple[dict | None, str]:
     """One airwave-bench run against a freshly started system: (report, error)."""
-    timeout = 90 + 3 * listeners / opts.connect_rate + opts.duration + opts.idle_settle
+    # Generous: a busy server may accept far fewer than --connect-rate joins a second.
+    timeout = 150 + listeners / 40 + opts.duration + opts.idle_settle
     try:
         system.start()
     except Exception as error:  # noqa: BLE001 — reported as this run's failure
@@ -349,7 +350,9 @@ def write_csv(path: str, runs: list[dict]) -> None:
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--listeners", type=int, nargs="+", default=[100, 1000, 2000, 5000, 10000])
+    # 10, 30 and 300 as well: the Django relay misses the target below 100 listeners on the
+    # 2-core box, and a capacity ratio needs a passing N for both systems.
+    parser.add_argument("--listeners", type=int, nargs="+", default=[10, 30, 100, 300, 1000, 2000, 5000, 10000])
     parser.add_argument("--speakers", type=int, nargs="+", default=[1], help="a series per value (1…64)")
     parser.add_argument("--duration", type=float, default=10, help="seconds of speaking per run")
     parser.add_argument("--rate", type=int, default=50, help="frames/s per speaker")
