@@ -445,7 +445,7 @@ def main(argv=None) -> int:
         f.write(table)
     if opts.plot:
         subprocess.run([python, os.path.join(HERE, "plot.py"), os.path.join(out_dir, "results.json"), "--out", opts.plot],
-                       check=True, timeout=300)
+                       check=True, timeout=300, stdout=subprocess.DEVNULL)
         log(f"plot: {opts.plot}")
     log(f"results: {out_dir}/results.json, results.csv, results.md")
     print(table)
