@@ -1,9 +1,10 @@
 """The load generator's own correctness (issue 5): run `airwave-bench` briefly against a real
 server it starts itself and check that what it reports agrees with itself and with the
-server's /metrics.
+server's /metrics; its idle mode and its options for servers that are not Airwave.
 
-The bench binary comes from AIRWAVE_BENCH_BIN (default /work/main/.build/debug/airwave-bench),
-the server from AIRWAVE_BIN (as in conftest.py).
+The bench binary comes from AIRWAVE_BENCH_BIN (default: `airwave-bench` next to AIRWAVE_BIN),
+the server from AIRWAVE_BIN (as in conftest.py). The comparison harness and the Django relay
+are tested in test_bench_compare.py.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ import time
 
 import pytest
 
-from conftest import base_env, wait_for_binary
+from conftest import AIRWAVE_BIN, base_env, wait_for_binary
 
-AIRWAVE_BENCH_BIN = os.environ.get("AIRWAVE_BENCH_BIN", "/work/main/.build/debug/airwave-bench")
+AIRWAVE_BENCH_BIN = os.environ.get("AIRWAVE_BENCH_BIN", os.path.join(os.path.dirname(AIRWAVE_BIN), "airwave-bench"))
 FIXTURE = os.path.join(os.path.dirname(__file__), "..", "..", "Fixtures", "media", "speech.opus-packets")
 
 LISTENERS = 50
@@ -125,3 +126,37 @@ def test_bad_arguments_exit_nonzero():
     proc = subprocess.run([bench_binary(), "--listeners", "5"], capture_output=True, text=True, timeout=30)
     assert proc.returncode != 0
     assert "--server-binary" in proc.stderr
+
+
+def test_idle_mode_measures_memory_without_media():
+    proc = run_bench("--listeners", "20", "--speakers", "1", "--idle", "--settle", "0.5", "--json")
+    assert proc.returncode == 0, f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+    report = json.loads(proc.stdout)
+    assert report["config"]["idle"] is True
+    assert report["connect"]["listeners_connected"] == 20
+    assert report["frames"]["sent_total"] == 0 and report["frames"]["listeners_received"] == 0
+    assert report["latency_listeners"]["samples"] == 0
+    server = report["server"]
+    assert server["rss_kib_joined"] > server["rss_kib_idle"] > 0
+    assert server["rss_kib_per_listener"] == round((server["rss_kib_joined"] - server["rss_kib_idle"]) / 20, 3)
+    # Nothing was spoken, so the server forwarded nothing.
+    assert server["metrics_available"] and server["forwarded_audio_delta"] == 0
+    assert report["errors"] == []
+
+
+def test_no_metrics_skips_the_cross_check():
+    proc = run_bench("--listeners", "5", "--speakers", "1", "--duration", "1", "--no-metrics", "--json")
+    assert proc.returncode == 0, f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+    report = json.loads(proc.stdout)
+    assert report["config"]["metrics_read"] is False
+    assert report["server"]["metrics_available"] is False
+    assert report["errors"] == []
+    assert report["frames"]["delivery_ratio"] >= 0.99
+
+
+def test_no_tokens_is_refused_by_airwave():
+    # Airwave checks the host's token, so without minting the host cannot go live: the bench
+    # says so and exits non-zero (the Django relay, which ignores tokens, is the other case).
+    proc = run_bench("--listeners", "1", "--speakers", "1", "--duration", "1", "--no-tokens")
+    assert proc.returncode != 0
+    assert "host could not go live" in proc.stderr, proc.stderr

@@ -12,11 +12,14 @@ struct BenchCommand: ParsableCommand {
         abstract: "Load generator for Airwave live events (SwiftNIO; 127.0.0.1 only).",
         discussion: """
             Either starts `airwave serve` itself (--server-binary) or uses a running server
-            (--url ws://127.0.0.1:PORT --server-pid PID --jwt-secret S). One speaker goes live;
+            (--url ws://127.0.0.1:PORT --server-pid PID --jwt-secret S). A server that is not
+            Airwave (the Django Channels relay of tools/bench/django_relay) needs --no-metrics,
+            and --no-tokens when it does not check tokens. One speaker goes live;
             with --speakers S > 1, S-1 verified listeners are invited and accept to co-host.
             Every speaker sends the fixture's Opus packets at --rate frames/s for --duration s
             while N listeners count frames and measure latency (same-process monotonic clock,
-            keyed by the frames' sequence numbers).
+            keyed by the frames' sequence numbers). With --idle nobody speaks: the listeners
+            join, wait --settle s, and the report gives the server's RSS per idle listener.
             """)
 
     @Option(help: "Start this `airwave` binary on a free port (and stop it at the end).")
@@ -51,6 +54,12 @@ struct BenchCommand: ParsableCommand {
     var drain: Double = 5
     @Option(help: "Opus packet records to send (Fixtures/media/speech.opus-packets).")
     var fixture: String?
+    @Flag(help: "Do not read the server's /metrics (a server that is not Airwave has none).")
+    var noMetrics = false
+    @Flag(help: "Do not mint tokens: send ?token=unchecked (a server that does not check tokens).")
+    var noTokens = false
+    @Flag(help: "Join the listeners and measure memory only: nobody speaks.")
+    var idle = false
     @Flag(help: "Print every number as JSON.")
     var json = false
 
@@ -130,7 +139,12 @@ struct BenchCommand: ParsableCommand {
         }
         let fixturePath = try locateFixture()
         let packets = try loadPackets(fixturePath)
-        let minter = try locateTokenBinary()
+        let minter: String? = try noTokens ? nil : locateTokenBinary()
+        let secret = jwtSecret
+        let token: (String) throws -> String = { userID in
+            guard let minter else { return "unchecked" }
+            return try mintToken(binary: minter, userID: userID, secret: secret)
+        }
 
         // The server.
         var managed: ManagedServer?
@@ -150,7 +164,7 @@ struct BenchCommand: ParsableCommand {
                 if status != 0 { FileHandle.standardError.write(Data("airwave-bench: server exit status \(status.map(String.init) ?? "killed")\n".utf8)) }
             }
         }
-        guard let idle = ProcSample.read(pid: pid) else { throw BenchError("cannot read /proc/\(pid)") }
+        guard let idleSample = ProcSample.read(pid: pid) else { throw BenchError("cannot read /proc/\(pid)") }
 
         let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
         defer { try? group.syncShutdownGracefully() }
@@ -166,7 +180,7 @@ struct BenchCommand: ParsableCommand {
         // Host goes live.
         let hostID = "bench-host-\(tag)"
         let host = Session(role: .speaker(0), userID: hostID, loopState: loops[0], table: table)
-        let hostToken = try mintToken(binary: minter, userID: hostID, secret: jwtSecret)
+        let hostToken = try token(hostID)
         openSession(host, port: port, path: "/ws/stream/start/live/\(hostID)/?token=\(hostToken)", timeout: timeout)
         let link: ControlMessage
         do { link = try host.ready.futureResult.wait() } catch { throw BenchError("host could not go live: \(error)") }
@@ -178,8 +192,8 @@ struct BenchCommand: ParsableCommand {
             let userID = "bench-cohost-\(tag)-\(k)"
             let session = Session(role: .speaker(k), userID: userID, loopState: loops[k % loops.count], table: table)
             session.autoAcceptInvite = true
-            let token = try mintToken(binary: minter, userID: userID, secret: jwtSecret)
-            openSession(session, port: port, path: "/ws/stream/live/join/event/\(eventID)/\(userID)/?token=\(token)", timeout: timeout)
+            let cohostToken = try token(userID)
+            openSession(session, port: port, path: "/ws/stream/live/join/event/\(eventID)/\(userID)/?token=\(cohostToken)", timeout: timeout)
             do { _ = try session.ready.futureResult.wait() } catch { throw BenchError("co-host \(k) could not join: \(error)") }
             let joined = host.waitFor(timeout: timeout) { $0.type == "cohost_joined" && $0.userID == userID }
             host.sendText(#"{"type":"invite_cohost","user_id":"\#(userID)"}"#)
@@ -194,11 +208,12 @@ struct BenchCommand: ParsableCommand {
         if settle > 0 { usleepNanos(UInt64(settle * 1e9)) }
 
         // Measurement window.
-        let metrics0 = MetricsSample.fetch(port: port, attempts: 3)
+        let metrics0 = noMetrics ? nil : MetricsSample.fetch(port: port, attempts: 3)
         guard let joinedSample = ProcSample.read(pid: pid) else { throw BenchError("server process \(pid) is gone") }
         let selfCPU0 = ProcSample.selfCPUSeconds()
         let start = NIODeadline.now() + .milliseconds(100)
-        let pacers = speakerSessions.enumerated().map { index, session in
+        // Idle: nobody speaks, so nothing is expected and the drain below ends at once.
+        let pacers: [SpeakerPacer] = idle ? [] : speakerSessions.enumerated().map { index, session in
             SpeakerPacer(session: session, speakerIndex: index, packets: packets, total: framesPerSpeaker, rate: rate, start: start)
         }
         for pacer in pacers { pacer.begin() }
@@ -208,7 +223,8 @@ struct BenchCommand: ParsableCommand {
             pacer.done.futureResult.whenComplete { _ in box.signal() }
             if box.wait(timeout: deadline) == .timedOut { errors.append("speaker \(pacer.speakerIndex) did not finish in time"); pacer.cancel() }
         }
-        let sentPerSpeaker = pacers.map { pacer in (try? pacer.session.loopState.loop.submit { pacer.sent }.wait()) ?? 0 }
+        let sentPerSpeaker = idle ? speakerSessions.map { _ in 0 }
+            : pacers.map { pacer in (try? pacer.session.loopState.loop.submit { pacer.sent }.wait()) ?? 0 }
         let bytesSent = pacers.map { pacer in (try? pacer.session.loopState.loop.submit { pacer.bytesSent }.wait()) ?? 0 }.reduce(0, +)
         let lateTicks = pacers.map { pacer in (try? pacer.session.loopState.loop.submit { pacer.lateTicks }.wait()) ?? 0 }.reduce(0, +)
         let sentTotal = sentPerSpeaker.reduce(0, +)
@@ -228,7 +244,7 @@ struct BenchCommand: ParsableCommand {
         }
         guard let endSample = ProcSample.read(pid: pid) else { throw BenchError("server process \(pid) is gone") }
         let selfCPU1 = ProcSample.selfCPUSeconds()
-        let metrics1 = MetricsSample.fetch(port: port, attempts: 3)
+        let metrics1 = noMetrics ? nil : MetricsSample.fetch(port: port, attempts: 3)
 
         // Collect, loop by loop.
         var listenerLatency = LatencyHistogram(), speakerLatency = LatencyHistogram()
@@ -286,12 +302,13 @@ struct BenchCommand: ParsableCommand {
             forwardedDelta = m1.forwardedAudio - m0.forwardedAudio
             inDelta = m1.framesInOpus - m0.framesInOpus
             droppedDelta = m1.framesDropped - m0.framesDropped
-        } else {
+        } else if !noMetrics {
             errors.append("/metrics could not be read")
         }
         let connectionsInEvent = connected.count + speakers
         let report = BenchReport(
-            config: .init(listeners: listeners, speakers: speakers, rate: rate, duration_s: duration, connect_rate: connectRate,
+            config: .init(listeners: listeners, speakers: speakers, rate: rate, duration_s: idle ? 0 : duration, idle: idle,
+                          metrics_read: !noMetrics, tokens_minted: !noTokens, connect_rate: connectRate,
                           concurrency: concurrency, event_loops: loops.count,
                           server: serverBinary ?? url!, server_pid: pid, fixture: fixturePath, fixture_packets: packets.count),
             connect: .init(listeners_connected: connected.count, listeners_failed: listeners - connected.count, failures: failures,
@@ -316,8 +333,8 @@ struct BenchCommand: ParsableCommand {
             server: .init(cpu_seconds: round3(cpu), window_s: round3(window),
                           cpu_seconds_per_second: window > 0 ? round3(cpu / window) : 0,
                           cpu_us_per_delivered_frame: delivered > 0 ? round3(cpu * 1e6 / Double(delivered)) : 0,
-                          rss_kib_idle: idle.rssKiB, rss_kib_joined: joinedSample.rssKiB, rss_kib_end: endSample.rssKiB,
-                          rss_kib_per_listener: connected.isEmpty ? 0 : round3(Double(joinedSample.rssKiB - idle.rssKiB) / Double(connected.count)),
+                          rss_kib_idle: idleSample.rssKiB, rss_kib_joined: joinedSample.rssKiB, rss_kib_end: endSample.rssKiB,
+                          rss_kib_per_listener: connected.isEmpty ? 0 : round3(Double(joinedSample.rssKiB - idleSample.rssKiB) / Double(connected.count)),
                           threads: endSample.threads,
                           metrics_available: metrics0 != nil && metrics1 != nil,
                           forwarded_audio_delta: forwardedDelta, frames_in_opus_delta: inDelta, frames_dropped_delta: droppedDelta,

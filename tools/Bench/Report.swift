@@ -29,6 +29,10 @@ struct BenchReport: Codable, Sendable {
         var speakers: Int
         var rate: Int
         var duration_s: Double
+        /// Nobody spoke (--idle): only the connect and memory numbers mean anything.
+        var idle: Bool
+        var metrics_read: Bool
+        var tokens_minted: Bool
         var connect_rate: Int
         var concurrency: Int
         var event_loops: Int
@@ -111,7 +115,11 @@ struct BenchReport: Codable, Sendable {
         func f(_ v: Double, _ digits: Int = 2) -> String { String(format: "%.\(digits)f", v) }
         var rows: [(String, String)] = []
         rows.append(("server", "\(config.server) (pid \(config.server_pid))"))
-        rows.append(("load", "\(config.listeners) listeners, \(config.speakers) speaker(s) × \(config.rate) frames/s for \(f(config.duration_s, 1)) s; \(config.event_loops) event loops"))
+        if config.idle {
+            rows.append(("load", "\(config.listeners) idle listeners, \(config.speakers) speaker(s) silent; \(config.event_loops) event loops"))
+        } else {
+            rows.append(("load", "\(config.listeners) listeners, \(config.speakers) speaker(s) × \(config.rate) frames/s for \(f(config.duration_s, 1)) s; \(config.event_loops) event loops"))
+        }
         rows.append(("connected", "\(connect.listeners_connected) ok, \(connect.listeners_failed) failed in \(f(connect.wall_s)) s (\(f(connect.per_second, 0))/s)"))
         rows.append(("connect time", "p50 \(f(connect.connect_ms_p50)) ms, p99 \(f(connect.connect_ms_p99)) ms, max \(f(connect.connect_ms_max)) ms"))
         rows.append(("frames sent", "\(frames.sent_total) (\(frames.sent_per_speaker.map(String.init).joined(separator: " + ")))"))
@@ -130,7 +138,7 @@ struct BenchReport: Codable, Sendable {
         if server.metrics_available {
             rows.append(("server /metrics", "forwarded audio Δ \(Int(server.forwarded_audio_delta)) (expected \(server.forwarded_expected), received \(frames.received_total)), in Δ \(Int(server.frames_in_opus_delta)), dropped Δ \(Int(server.frames_dropped_delta))"))
         } else {
-            rows.append(("server /metrics", "unavailable"))
+            rows.append(("server /metrics", config.metrics_read ? "unavailable" : "not read (--no-metrics)"))
         }
         rows.append(("generator CPU", "\(f(generator.cpu_seconds)) s (\(f(generator.cpu_seconds_per_second, 3)) s/s)"))
         for e in errors { rows.append(("error", e)) }
