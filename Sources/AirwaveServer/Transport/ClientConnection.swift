@@ -93,8 +93,10 @@ final class ClientConnection: Sendable {
 final class RawFrameWriter: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = NIOAny
     typealias OutboundOut = ByteBuffer
-    /// Set right after init; weak, as the connection holds this handler.
-    fileprivate weak var connection: ClientConnection?
+    /// Set right after init and cleared when the handler leaves the pipeline, which breaks the
+    /// cycle with the connection. Not `weak`: a weak reference would move every retain of the
+    /// connection (one per fan-out write) to the slow side-table path.
+    fileprivate var connection: ClientConnection?
     private let metrics: ServerMetrics
     private var context: ChannelHandlerContext?
     private var queue: OutboundQueue<ByteBuffer>
@@ -113,7 +115,10 @@ final class RawFrameWriter: ChannelInboundHandler, RemovableChannelHandler {
         writable = context.channel.isWritable
     }
 
-    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+        connection = nil
+    }
 
     /// Writes and flushes `wire` when the socket takes it and nothing waits, else queues it.
     fileprivate func deliver(_ wire: ByteBuffer, class itemClass: OutboundQueue<ByteBuffer>.Class, now: Timestamp) {
