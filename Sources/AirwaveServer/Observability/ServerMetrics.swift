@@ -64,6 +64,9 @@ final class ServerMetrics: Sendable {
     func messageIn(type: String) { counter("airwave_messages_in_total", "type", type).increment() }
     func messageOut(type: String, count: Int) { counter("airwave_messages_out_total", "type", type).increment(by: Int64(count)) }
     func error(code: String) { counter("airwave_errors_total", "code", code).increment() }
+    /// A message dropped unread because its sender was over a rate limit
+    /// (`airwave_messages_dropped_total{reason="over_limit"}`).
+    func droppedWhileOverLimit() { counter("airwave_messages_dropped_total", "reason", "over_limit").increment() }
     func authFailure(reason: String) { counter("airwave_auth_failures_total", "reason", reason).increment() }
 
     /// Per-frame counters, made once: the media path must not build labels per frame.

@@ -5,6 +5,8 @@ import NIOCore
 /// What the session does after one client message.
 enum InboundVerdict {
     case keepReading
+    /// The message was dropped by a rate limit: the sender is over its budget.
+    case overLimit
     /// The endpoint is gone (the event ended): close normally.
     case stop
     /// Close with this code (an oversized text frame).
@@ -67,7 +69,7 @@ final class InboundRules<Message>: InboundReceiver {
             decoded = try decode(text)
         } catch {
             // Malformed messages spend control tokens too, so a flood of them is bounded.
-            guard controlBucket.take(now: now) else { return .keepReading }
+            guard controlBucket.take(now: now) else { return .overLimit }
             metrics.error(code: error.code.rawValue)
             connection.send(error.json)
             return .keepReading
@@ -79,7 +81,7 @@ final class InboundRules<Message>: InboundReceiver {
                 connection.send(ProtocolError(.rateLimited, "Too many messages; this one was dropped.",
                                               details: ["type": .string(typeName(decoded))]).json)
             }
-            return .keepReading
+            return .overLimit
         }
         metrics.messageIn(type: typeName(decoded))
         return deliver(decoded)
@@ -106,7 +108,7 @@ final class InboundRules<Message>: InboundReceiver {
         metrics.mediaIn(kind: frame.header.kind)
         guard mediaBucket.take(now: now) else {
             metrics.mediaDropped(reason: "rate_limited")
-            return .keepReading
+            return .overLimit
         }
         return deliverMedia(frame)
     }

@@ -104,6 +104,11 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
 
     private func deliver(_ frame: WebSocketFrame) {
         guard case .open(let receiver, _) = state, !connection.isClosing else { return }
+        // Read together with the message that broke the limit: dropped unparsed, like it.
+        guard !readingPaused else {
+            metrics.droppedWhileOverLimit()
+            return
+        }
         let now = Timestamp.now()
         let verdict: InboundVerdict
         if frame.opcode == .text {
@@ -117,6 +122,7 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
         }
         switch verdict {
         case .keepReading: break
+        case .overLimit: pauseReading()
         case .stop:
             // The event or room is over and is closing its connections with its own code
             // (1000 after `stream_ended`, 1001 after `server_shutdown`); close only if it does not.
@@ -200,6 +206,26 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
     private func finish(_ code: CloseCode, reason: String?) {
         leave()
         connection.close(code, reason: reason)
+    }
+
+    /// How long a connection over its rate limit is not read from.
+    static let overLimitPause: TimeAmount = .milliseconds(100)
+    private var readingPaused = false
+
+    /// A sender over its rate limit is not read from for a moment: what it sends meanwhile waits
+    /// in its own socket (TCP pushes back on it) instead of costing this event loop, which other
+    /// connections share, the work of parsing messages that would only be dropped. Messages
+    /// already read in the same batch are dropped without being parsed.
+    private func pauseReading() {
+        guard !readingPaused, case .open = state else { return }
+        readingPaused = true
+        let channel = connection.channel
+        channel.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in }
+        let loopBound = NIOLoopBound(self, eventLoop: channel.eventLoop)
+        channel.eventLoop.scheduleTask(in: Self.overLimitPause) {
+            loopBound.value.readingPaused = false
+            channel.setOption(ChannelOptions.autoRead, value: true).whenFailure { _ in }
+        }
     }
 
     /// Tells the endpoint once that the connection is gone.
