@@ -59,8 +59,9 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
             return
         }
         state = .open(receiver, departure)
-        for frame in pending { deliver(frame) }
+        // Reading resumes first, so that a rate-limit pause taken by the waiting messages stands.
         if pending.count >= Self.pendingLimit { connection.channel.setOption(ChannelOptions.autoRead, value: true).whenFailure { _ in } }
+        for frame in pending { deliver(frame) }
     }
 
     /// The endpoint refused the connection (the error frame and the close are on their way)
