@@ -65,7 +65,7 @@ final class ClientConnection: Sendable {
         channel.eventLoop.execute { [self] in
             writer.value.deliver(WebSocketWire.close(code: code.rawValue, reason: reason), class: .control, now: .now())
             writer.value.closeFrameSent = true
-            channel.eventLoop.scheduleTask(in: .nanoseconds(Int64(timeout.milliseconds) * 1_000_000)) {
+            channel.eventLoop.scheduleTask(in: TimeAmount(timeout)) {
                 channel.close(promise: nil)
             }
         }

@@ -14,18 +14,19 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
     typealias Departure = @Sendable () -> Void
 
     private enum State {
-        /// The endpoint is checking the request; messages wait here, in order.
-        case admitting(pending: [WebSocketFrame], channelGone: Bool)
+        /// The endpoint is checking the request; messages wait here, in order. `left`: the
+        /// connection went (or is closing) meanwhile, so the admission must run the departure.
+        case admitting(pending: [WebSocketFrame], left: Bool)
         case open(any InboundReceiver, Departure)
         /// Refused or finished: only the close handshake is left.
-        case closing(Departure?)
+        case closing
         case closed
     }
 
     private let connection: ClientConnection
     private let metrics: ServerMetrics
     private let pingInterval: TimeAmount
-    private var state: State = .admitting(pending: [], channelGone: false)
+    private var state: State = .admitting(pending: [], left: false)
     private var pingTask: RepeatedTask?
     private var awaitingPong = false
     /// Messages that may wait during admission before reading pauses.
@@ -34,8 +35,7 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
     init(connection: ClientConnection, metrics: ServerMetrics, pingInterval: Duration) {
         self.connection = connection
         self.metrics = metrics
-        self.pingInterval = .nanoseconds(Int64(pingInterval.components.seconds) * 1_000_000_000
-            + pingInterval.components.attoseconds / 1_000_000_000)
+        self.pingInterval = TimeAmount(pingInterval)
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -52,8 +52,8 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
 
     /// The endpoint admitted the connection: `receiver` gets its messages, `departure` runs once it is gone.
     func admitted(_ receiver: any InboundReceiver, departure: @escaping Departure) {
-        guard case .admitting(let pending, let channelGone) = state else { return }
-        guard !channelGone else {
+        guard case .admitting(let pending, let left) = state else { return }
+        guard !left else {
             state = .closed
             departure()
             return
@@ -68,7 +68,7 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
     /// or stopped it before admitting.
     func refused() {
         guard case .admitting = state else { return }
-        state = .closing(nil)
+        state = .closing
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -87,9 +87,9 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
             receivedClose(frame.unmaskedData)
         case .text, .binary:
             switch state {
-            case .admitting(var pending, let channelGone):
+            case .admitting(var pending, let left):
                 pending.append(frame)
-                state = .admitting(pending: pending, channelGone: channelGone)
+                state = .admitting(pending: pending, left: left)
                 if pending.count == Self.pendingLimit {
                     context.channel.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in }
                 }
@@ -167,12 +167,12 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        metrics.error(code: "socket_error")
         if let error = error as? NIOWebSocketFrameAggregator.Error, case .accumulatedFrameSizeIsTooLarge = error {
             failConnection(.messageTooBig, reason: "message too big")
         } else if error is NIOWebSocketFrameAggregator.Error {
             failConnection(.protocolError, reason: "protocol error")
         } else {
+            metrics.error(code: "socket_error")
             leave()
             context.close(promise: nil)
         }
@@ -192,7 +192,7 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
         pingTask?.cancel()
         pingTask = nil
         leave()
-        // An admission still running finds `channelGone` and runs the departure itself.
+        // An admission still running finds `left` and runs the departure itself.
         if case .admitting = state {} else { state = .closed }
         context.fireChannelInactive()
     }
@@ -232,15 +232,13 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
     /// Tells the endpoint once that the connection is gone.
     private func leave() {
         switch state {
-        case .admitting(_, _):
-            state = .admitting(pending: [], channelGone: true)
+        case .admitting:
+            // The admission's result will find this and run the departure itself.
+            state = .admitting(pending: [], left: true)
         case .open(_, let departure):
-            state = .closing(nil)
+            state = .closing
             departure()
-        case .closing(let departure?):
-            state = .closing(nil)
-            departure()
-        case .closing(nil), .closed:
+        case .closing, .closed:
             break
         }
     }
