@@ -60,7 +60,6 @@ public final class WebRTCUDPDriver: Sendable {
                              onEvent: @escaping EventHandler) async throws -> WebRTCUDPDriver {
         let handler = WebRTCUDPHandler(maximumSessions: configuration.maximumSessions, onEvent: onEvent)
         let channel = try await DatagramBootstrap(group: group)
-            .channelOption(.socketOption(.so_reuseaddr), value: 1)
             .channelOption(.datagramVectorReadMessageCount, value: configuration.readBatchSize)
             .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 2048 * configuration.readBatchSize))
             .channelInitializer { channel in
