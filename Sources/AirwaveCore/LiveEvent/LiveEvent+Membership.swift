@@ -49,7 +49,6 @@ extension LiveEvent {
         joinCounter += 1
         participants[connection] = Participant(connection: connection, user: user, role: role, joinSequence: joinCounter)
         connectionByUser[user.userID] = connection
-        if role == .cohost { speakingRoleChanged(user.userID) }
         emit(.persist(.participantJoined(eventID: eventID, connection: connection, user: user, role: role, at: now)))
         emit(.send(streamState, to: .one(connection)))
         emit(.send(LiveServerMessage.chatHistory(chat), to: .one(connection)))
@@ -58,6 +57,7 @@ extension LiveEvent {
         }
         if role == .cohost, let sourceID = speakers[user.userID]?.sourceID {
             emit(.send(LiveServerMessage.cohostJoined(userID: user.userID, username: user.username, sourceID: sourceID), to: .all))
+            speakingRoleChanged(user.userID)
         }
         if mode == .screen { catchUpOnScreen(connection, now: now) }
         membershipChanged()
