@@ -46,6 +46,10 @@ final class LiveEventDriver: Sendable {
         }
     }
 
+    /// True once the event is over, even while the registry still lists it (it forgets the
+    /// driver only after the end has been reported).
+    var hasEnded: Bool { isOver.withLockedValue { $0 } }
+
     /// Queues an input about a WebRTC peer; false once the event is over.
     @discardableResult
     func submit(_ input: LiveEvent.Input, peer: WebRTCPeer) -> Bool {
