@@ -356,7 +356,12 @@ final class LiveEventDriver: Sendable {
             services.writer.enqueue([.participantLeft(eventID: eventID, connectionID: connection.id.rawValue, at: now.milliseconds)])
         }
         state.members = ConnectionGroups()
-        for peer in state.peers.values { services.webRTC?.close(peer) }
+        for peer in state.peers.values {
+            services.webRTC?.close(peer)
+            if peer.kind == .whep {
+                services.writer.enqueue([.participantLeft(eventID: eventID, connectionID: peer.id.rawValue, at: now.milliseconds)])
+            }
+        }
         state.peers.removeAll()
         services.writer.enqueue([.eventEnded(eventID: eventID, reason: "server_shutdown", at: now.milliseconds)])
         state.ended = true
