@@ -66,6 +66,10 @@ public final class WebRTCUDPDriver: Sendable {
             // One socket carries every session: a fan-out burst to thousands of listeners must fit.
             .channelOption(.socketOption(.so_sndbuf), value: configuration.socketBufferSize)
             .channelOption(.socketOption(.so_rcvbuf), value: configuration.socketBufferSize)
+            // A fan-out is written whole and then flushed once: NIO's default 64 KiB water mark
+            // would call the channel unwritable after about 600 listeners' packets.
+            .channelOption(.writeBufferWaterMark, value: .init(low: configuration.socketBufferSize / 2,
+                                                               high: configuration.socketBufferSize))
             .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 2048 * configuration.readBatchSize))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
@@ -245,6 +249,11 @@ final class WebRTCUDPHandler: ChannelInboundHandler, @unchecked Sendable {
         guard let context, let address = socketAddress(destination, ufrag: ufrag) else { return }
         // UDP has no backpressure to wait for: while the kernel buffer is full, media is dropped
         // here rather than queued without bound (listeners recover with NACK and keyframes).
+        if !context.channel.isWritable, pendingFlush {
+            // Hand what is queued to the kernel before giving up on this datagram.
+            pendingFlush = false
+            context.flush()
+        }
         guard context.channel.isWritable else {
             droppedDatagrams &+= 1
             return

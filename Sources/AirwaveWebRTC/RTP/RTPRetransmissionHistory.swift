@@ -1,17 +1,21 @@
 /// The last packets sent on one stream, by sequence number, for answering NACKs (RFC 4585
 /// §6.2.1). A fixed ring: an entry is overwritten `capacity` packets later, and one older than
 /// `maximumAge` is not resent (the listener's jitter buffer has moved on).
+///
+/// It keeps the packet's header fields and a reference to its payload, not a copy of its
+/// bytes: the mix's payload is one array shared by every listener's history, and a resent
+/// packet is serialized and protected again anyway.
 public struct RTPRetransmissionHistory: Sendable {
     private struct Entry: Sendable {
-        var sequenceNumber: UInt16
         var sentAt: ContinuousClock.Instant
-        var packet: [UInt8]
+        var packet: RTPPacket
     }
 
     public let capacity: Int
     public let maximumAge: Duration
     private var entries: [Entry?]
 
+    /// `capacity` should cover `maximumAge` at the stream's packet rate (audio: 50 a second).
     public init(capacity: Int = 512, maximumAge: Duration = .milliseconds(1000)) {
         precondition(capacity > 0 && capacity <= 65536)
         self.capacity = capacity
@@ -20,13 +24,13 @@ public struct RTPRetransmissionHistory: Sendable {
     }
 
     /// Remembers a sent (plain, not yet protected) RTP packet.
-    public mutating func store(_ packet: [UInt8], sequenceNumber: UInt16, now: ContinuousClock.Instant) {
-        entries[Int(sequenceNumber) % capacity] = Entry(sequenceNumber: sequenceNumber, sentAt: now, packet: packet)
+    public mutating func store(_ packet: RTPPacket, now: ContinuousClock.Instant) {
+        entries[Int(packet.sequenceNumber) % capacity] = Entry(sentAt: now, packet: packet)
     }
 
     /// The packet with this sequence number, if still held and recent enough.
-    public func packet(sequenceNumber: UInt16, now: ContinuousClock.Instant) -> [UInt8]? {
-        guard let entry = entries[Int(sequenceNumber) % capacity], entry.sequenceNumber == sequenceNumber,
+    public func packet(sequenceNumber: UInt16, now: ContinuousClock.Instant) -> RTPPacket? {
+        guard let entry = entries[Int(sequenceNumber) % capacity], entry.packet.sequenceNumber == sequenceNumber,
               now - entry.sentAt <= maximumAge
         else { return nil }
         return entry.packet

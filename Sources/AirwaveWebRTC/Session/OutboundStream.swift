@@ -6,14 +6,15 @@ struct OutboundStream: Sendable {
     var history: RTPRetransmissionHistory
     var statistics: RTPSenderStatistics
 
-    init(ssrc: UInt32, payloadType: UInt8, clockRate: UInt32) {
+    /// `historyCapacity` covers the history's 1 s at the stream's packet rate.
+    init(ssrc: UInt32, payloadType: UInt8, clockRate: UInt32, historyCapacity: Int) {
         let random = Crypto.randomBytes(6)
         self.payloadType = payloadType
         rewriter = RTPStreamRewriter(
             outputSSRC: ssrc, clockRate: clockRate,
             initialSequence: UInt16(random[0]) << 8 | UInt16(random[1]),
             initialTimestamp: random[2...].reduce(0) { $0 << 8 | UInt32($1) })
-        history = RTPRetransmissionHistory()
+        history = RTPRetransmissionHistory(capacity: historyCapacity)
         statistics = RTPSenderStatistics(ssrc: ssrc, clockRate: clockRate)
     }
 }

@@ -61,10 +61,11 @@ public final class WebRTCSession {
         dtls = try DTLSEndpoint(context: dtlsContext, role: negotiated.dtlsRole,
                                 remoteFingerprint: negotiated.remoteFingerprint)
         if role == .listener, let media = negotiated.audio {
-            audio = OutboundStream(ssrc: audioSSRC, payloadType: media.payloadType, clockRate: 48000)
+            // 50 packets a second of 20 ms audio: 128 cover the 1 s a NACK is answered for.
+            audio = OutboundStream(ssrc: audioSSRC, payloadType: media.payloadType, clockRate: 48000, historyCapacity: 128)
         }
         if role == .listener, let media = negotiated.video {
-            video = OutboundStream(ssrc: videoSSRC, payloadType: media.payloadType, clockRate: 90000)
+            video = OutboundStream(ssrc: videoSSRC, payloadType: media.payloadType, clockRate: 90000, historyCapacity: 512)
         }
     }
 
@@ -180,9 +181,9 @@ public final class WebRTCSession {
             return []
         }
         return lost.prefix(64).compactMap { sequence in
-            guard var packet = history.packet(sequenceNumber: sequence, now: now),
-                  (try? srtp.protectRTP(&packet)) != nil
-            else { return nil }
+            guard let stored = history.packet(sequenceNumber: sequence, now: now) else { return nil }
+            var packet = stored.serialized(reservingCapacity: SRTPSession.trailerCapacity)
+            guard (try? srtp.protectRTP(&packet)) != nil else { return nil }
             return .send(packet, to: destination)
         }
     }
@@ -225,8 +226,8 @@ public final class WebRTCSession {
         let header = RTPPacket(marker: marker || (rewritten.startsRun && stream.rewriter.clockRate == 48000),
                                payloadType: stream.payloadType, sequenceNumber: rewritten.sequenceNumber,
                                timestamp: rewritten.timestamp, ssrc: rewritten.ssrc, payload: payload)
+        stream.history.store(header, now: now)
         var packet = header.serialized(reservingCapacity: SRTPSession.trailerCapacity)
-        stream.history.store(packet, sequenceNumber: rewritten.sequenceNumber, now: now)
         stream.statistics.recordSent(timestamp: rewritten.timestamp, payloadBytes: payload.count, now: now)
         guard (try? srtp.protectRTP(&packet)) != nil else { return [] }
         return [.send(packet, to: destination)]
