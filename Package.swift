@@ -102,6 +102,7 @@ let package = Package(
             name: "AirwaveServer",
             dependencies: [
                 "AirwaveProtocol", "AirwaveCore", "AirwaveStore", "AirwaveAuth", "AirwaveMedia",
+                "AirwaveWebRTC", "AirwaveWebRTCUDP",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),

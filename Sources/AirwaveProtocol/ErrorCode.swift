@@ -28,6 +28,10 @@ public enum ErrorCode: String, Sendable, Hashable, CaseIterable {
     case notRecording = "not_recording"
     /// Extension (docs/protocol.md): `GET /api/streams/{id}/recordings/{name}` for a file that does not exist (HTTP 404).
     case recordingNotFound = "recording_not_found"
+    /// Extension (docs/protocol.md): WebRTC is off or at its session limit (HTTP 503).
+    case serverBusy = "server_busy"
+    /// Extension (docs/protocol.md): `DELETE` of a WHEP/WHIP session that does not exist (HTTP 404).
+    case sessionNotFound = "session_not_found"
 
     /// The WebSocket close code that follows this error, or nil when the connection stays open.
     public var closeCode: CloseCode? {
@@ -43,7 +47,7 @@ public enum ErrorCode: String, Sendable, Hashable, CaseIterable {
         case .badRequest: .badRequest
         case .serverShuttingDown: .goingAway
         case .badMessage, .unknownType, .notAllowed, .noPendingInvite, .rateLimited, .cannotInvite, .alreadyVoted,
-            .notCohost, .roomExists, .roomNotFound, .notRecording, .recordingNotFound:
+            .notCohost, .roomExists, .roomNotFound, .notRecording, .recordingNotFound, .serverBusy, .sessionNotFound:
             nil
         }
     }

@@ -30,16 +30,20 @@ public final class AirwaveServer: Sendable {
     let rooms: ListeningRoomRegistry
     let directory: ActiveStreamsDirectory
     let writer: StoreWriter
+    /// WHEP and WHIP over the WebRTC UDP port; nil when turned off.
+    let webRTC: WebRTCGateway?
     private let draining = NIOLockedValueBox(false)
     private let nextConnectionID = NIOLockedValueBox<UInt64>(0)
     private let serviceGroup = NIOLockedValueBox<ServiceGroup?>(nil)
 
-    private init(configuration: ServerConfiguration, logger: Logger, store: any EventStore & RoomStore, verifier: TokenVerifier) {
+    private init(configuration: ServerConfiguration, logger: Logger, store: any EventStore & RoomStore, verifier: TokenVerifier,
+                 metrics: ServerMetrics, webRTC: WebRTCGateway?) {
         self.configuration = configuration
         self.logger = logger
         self.store = store
         self.verifier = verifier
-        metrics = ServerMetrics()
+        self.metrics = metrics
+        self.webRTC = webRTC
         registry = LiveEventRegistry(configuration: configuration.liveEvent, metrics: metrics)
         rooms = ListeningRoomRegistry(store: store, metrics: metrics)
         directory = ActiveStreamsDirectory(interval: configuration.directoryInterval)
@@ -60,9 +64,21 @@ public final class AirwaveServer: Sendable {
             throw ServerStartError("\(error)")
         }
         let store = try await openStore(configuration, logger: logger)
-        let server = AirwaveServer(configuration: configuration, logger: logger, store: store, verifier: verifier)
+        let metrics = ServerMetrics()
+        var webRTC: WebRTCGateway?
+        if configuration.webRTC.enabled {
+            do {
+                webRTC = try await WebRTCGateway.start(settings: configuration.webRTC, httpHost: configuration.host, httpPort: configuration.port,
+                                                       mediaRate: configuration.mediaRate, metrics: metrics, logger: logger)
+            } catch {
+                try? await store.shutdown()
+                throw error
+            }
+        }
+        let server = AirwaveServer(configuration: configuration, logger: logger, store: store, verifier: verifier,
+                                   metrics: metrics, webRTC: webRTC)
         await server.registry.attach(writer: server.writer, directory: server.directory, logger: logger,
-                                     recordingsDirectory: server.recordingsDirectory)
+                                     recordingsDirectory: server.recordingsDirectory, webRTC: webRTC)
         await server.rooms.attach(writer: server.writer)
         return server
     }
@@ -95,11 +111,15 @@ public final class AirwaveServer: Sendable {
 
     /// A connection on `channel`, its writer in place. Call on the channel's event loop.
     func makeConnection(_ channel: any Channel) throws -> ClientConnection {
-        let id = nextConnectionID.withLockedValue { next in
+        try ClientConnection(id: newConnectionID(), channel: channel, metrics: metrics, queueLimit: configuration.sendQueueLimit)
+    }
+
+    /// A connection id no other connection of this process has (WebSocket or WebRTC).
+    func newConnectionID() -> ConnectionID {
+        ConnectionID(nextConnectionID.withLockedValue { next in
             next += 1
             return next
-        }
-        return try ClientConnection(id: ConnectionID(id), channel: channel, metrics: metrics, queueLimit: configuration.sendQueueLimit)
+        })
     }
 
     /// The error for a join to an event that is not live: ended, or never existed.
@@ -123,6 +143,7 @@ public final class AirwaveServer: Sendable {
         HTTPRoutes(server: self).register(on: router)
         RoomHTTPRoutes(server: self).register(on: router)
         RecordingHTTPRoutes(server: self).register(on: router)
+        WebRTCHTTPRoutes(server: self).register(on: router)
         WebClientRoutes(server: self).register(on: router)  // last: it serves what no route claims
         let app = Application(
             router: router,
@@ -185,6 +206,7 @@ struct RelayService: Service {
             server.beginDraining()
             server.logger.info("shutting down: telling every connection")
             await server.registry.shutdownAll()
+            await server.webRTC?.shutdown()
             await server.rooms.shutdownAll()
             await server.directory.shutdown()
             server.writer.finish()

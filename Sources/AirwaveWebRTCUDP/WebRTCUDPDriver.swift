@@ -20,6 +20,8 @@ public struct WebRTCUDPConfiguration: Sendable {
     public var timerInterval: TimeAmount
     /// Datagrams read per system call (recvmmsg).
     public var readBatchSize: Int
+    /// Kernel send and receive buffer of the socket (the kernel may cap it at `wmem_max`).
+    public var socketBufferSize: Int = 4 * 1024 * 1024
 
     public init(host: String = "0.0.0.0", port: Int = 0, maximumSessions: Int = 10_000,
                 timerInterval: TimeAmount = .milliseconds(100), readBatchSize: Int = 32) {
@@ -60,8 +62,10 @@ public final class WebRTCUDPDriver: Sendable {
                              onEvent: @escaping EventHandler) async throws -> WebRTCUDPDriver {
         let handler = WebRTCUDPHandler(maximumSessions: configuration.maximumSessions, onEvent: onEvent)
         let channel = try await DatagramBootstrap(group: group)
-            .channelOption(.socketOption(.so_reuseaddr), value: 1)
             .channelOption(.datagramVectorReadMessageCount, value: configuration.readBatchSize)
+            // One socket carries every session: a fan-out burst to thousands of listeners must fit.
+            .channelOption(.socketOption(.so_sndbuf), value: configuration.socketBufferSize)
+            .channelOption(.socketOption(.so_rcvbuf), value: configuration.socketBufferSize)
             .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 2048 * configuration.readBatchSize))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
@@ -154,6 +158,8 @@ final class WebRTCUDPHandler: ChannelInboundHandler, @unchecked Sendable {
     var timer: RepeatedTask?
     private var context: ChannelHandlerContext?
     private var pendingFlush = false
+    /// Datagrams not written because the socket was not writable.
+    var droppedDatagrams = 0
 
     init(maximumSessions: Int, onEvent: @escaping WebRTCUDPDriver.EventHandler) {
         self.maximumSessions = maximumSessions
@@ -233,6 +239,12 @@ final class WebRTCUDPHandler: ChannelInboundHandler, @unchecked Sendable {
 
     private func write(_ bytes: [UInt8], to destination: TransportAddress) {
         guard let context, let address = try? NIOCore.SocketAddress(destination) else { return }
+        // UDP has no backpressure to wait for: while the kernel buffer is full, media is dropped
+        // here rather than queued without bound (listeners recover with NACK and keyframes).
+        guard context.channel.isWritable else {
+            droppedDatagrams &+= 1
+            return
+        }
         let buffer = context.channel.allocator.buffer(bytes: bytes)
         context.write(wrapOutboundOut(AddressedEnvelope(remoteAddress: address, data: buffer)), promise: nil)
         pendingFlush = true

@@ -22,6 +22,10 @@ struct ServeCommand: AsyncParsableCommand {
     @Flag(name: .customLong("require-join-token"), help: "Refuse joins without a token.") var requireJoinToken = false
     @Option(name: .customLong("host-grace"), help: "Seconds a dropped host may take to come back (default 30).") var hostGrace: Int?
     @Option(name: .customLong("web-dir"), help: "Folder of the browser client served at / (default: Web/ next to the binary or in the source tree; none turns it off).") var webDir: String?
+    @Option(name: .customLong("webrtc-port"), help: "UDP port of every WHEP/WHIP session (default: the --port number; 0 picks a free one).") var webRTCPort: Int?
+    @Option(name: .customLong("webrtc-announce"), help: "Comma-separated IP addresses the WebRTC answers announce (NAT, containers; default: the --host address, or every interface's for 0.0.0.0).") var webRTCAnnounce: String?
+    @Option(name: .customLong("webrtc-max-sessions"), help: "Most WebRTC sessions at once (default 10000).") var webRTCMaxSessions: Int?
+    @Flag(name: .customLong("disable-webrtc"), help: "No UDP port; /whep and /whip answer 503.") var disableWebRTC = false
     @Option(help: "JSON file of settings (flag names as keys).") var config: String?
 
     func run() async throws {
@@ -44,6 +48,19 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.liveEvent.hostGrace = .seconds(grace)
         try applyTuning(settings, to: &configuration)
         configuration.webDirectory = try WebDirectory.resolve(settings.string("web-dir", webDir))
+        configuration.webRTC.enabled = try !settings.bool("disable-webrtc", disableWebRTC)
+        if let port = settings.string("webrtc-port", webRTCPort.map(String.init)) {
+            guard let number = Int(port), (0...65535).contains(number) else {
+                throw ConfigurationError("--webrtc-port must be between 0 and 65535, not \(port).")
+            }
+            configuration.webRTC.port = number
+        } else if configuration.port == 0 {
+            configuration.webRTC.port = 0
+        }
+        configuration.webRTC.announcedAddresses = (settings.string("webrtc-announce", webRTCAnnounce) ?? "")
+            .split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        configuration.webRTC.maximumSessions = try settings.int("webrtc-max-sessions", webRTCMaxSessions, default: 10_000)
+        guard configuration.webRTC.maximumSessions > 0 else { throw ConfigurationError("--webrtc-max-sessions must be a positive integer.") }
 
         let auth = configuration.auth
         if auth.hs256Secret == nil, auth.publicKeyPEMPath == nil, auth.jwks == nil {

@@ -245,6 +245,19 @@ struct FixtureRunner {
                 let identity = UserIdentity(userID: userID, username: user["username"]?.stringValue ?? userID,
                                             verified: user["verified"]?.boolValue ?? false)
                 event.handle(.join(ConnectionID(UInt64(c)), identity), now: now)
+            } else if let c = step["media_listener"]?.intValue ?? step["publisher"]?.intValue {
+                guard let user = step["user"], let userID = user["user_id"]?.stringValue else {
+                    throw FixtureError("\(name): step \(index) media_listener/publisher needs user.user_id")
+                }
+                let identity = UserIdentity(userID: userID, username: user["username"]?.stringValue ?? userID,
+                                            verified: user["verified"]?.boolValue ?? false)
+                if step["publisher"] != nil {
+                    label = "publisher \(c) for \(userID)"
+                    event.handle(.publisherConnected(ConnectionID(UInt64(c)), identity), now: now)
+                } else {
+                    label = "media listener \(c) as \(userID)"
+                    event.handle(.mediaListenerJoined(ConnectionID(UInt64(c)), identity), now: now)
+                }
             } else if let c = step["from"]?.intValue {
                 let text = try FixtureStep.clientText(step, fixture: name, index: index)
                 label = "from \(c): \(text.prefix(120))"

@@ -126,6 +126,7 @@ extension LiveEvent {
         emit(.persist(.roleChanged(eventID: eventID, connection: participant.connection, role: .cohost, at: now)))
         emit(.send(LiveServerMessage.cohostJoined(userID: userID, username: participant.user.username, sourceID: sourceID), to: .all))
         refreshMixAssignment(participant.connection)
+        speakingRoleChanged(userID)
         listThrottle.markChanged()
     }
 
@@ -165,6 +166,7 @@ extension LiveEvent {
         }
         emit(.send(LiveServerMessage.cohostEnded(removed: removed, userID: userID, username: username, message: message), to: .all))
         if let connection = connectionByUser[userID] { refreshMixAssignment(connection) }
+        speakingRoleChanged(userID)
         listThrottle.markChanged()
     }
 

@@ -23,6 +23,13 @@ extension LiveEvent {
         /// Levels the mixer measured in the decoded audio of each source, RFC 6464 style
         /// (0 = 0 dBov … 127 = silence), for `active_speakers`.
         case measuredLevels([UInt32: UInt8])
+        /// A media-only listener connected (WHEP): it counts as a listener, hears the mix
+        /// (without its user's own voice) and sees the screen, but has no control channel.
+        case mediaListenerJoined(ConnectionID, UserIdentity)
+        /// A media-only publisher connected (WHIP) for a verified user: accepted while that user
+        /// is the host or a current co-host; its `media` is that user's voice. Closed when the
+        /// user's speaking role ends.
+        case publisherConnected(ConnectionID, UserIdentity)
     }
 
     /// Who receives a notice.

@@ -5,6 +5,7 @@ extension LiveEvent {
     /// publishes screen and only in screen mode, muted speakers are not forwarded, and nobody
     /// receives their own media.
     mutating func media(_ frame: MediaFrame, from connection: ConnectionID, now: Timestamp) {
+        if let userID = publishers[connection] { return publishedMedia(frame, from: connection, userID: userID, now: now) }
         guard let sender = sender(connection) else { return }
         var frame = frame
         switch frame.header.kind {

@@ -57,12 +57,14 @@ extension LiveEvent {
         }
         if role == .cohost, let sourceID = speakers[user.userID]?.sourceID {
             emit(.send(LiveServerMessage.cohostJoined(userID: user.userID, username: user.username, sourceID: sourceID), to: .all))
+            speakingRoleChanged(user.userID)
         }
         if mode == .screen { catchUpOnScreen(connection, now: now) }
         membershipChanged()
     }
 
     mutating func disconnected(_ connection: ConnectionID, now: Timestamp) {
+        if disconnectPublisher(connection) { return }
         if connection == hostConnection {
             dropMixSubscription(connection)
             silenceSource(Self.hostSourceID)
@@ -77,6 +79,7 @@ extension LiveEvent {
             speakers[participant.user.userID]?.lapsesAt = now + configuration.hostGrace
             emit(.send(LiveServerMessage.cohostEnded(removed: false, userID: participant.user.userID, username: participant.user.username,
                                                       message: "\(participant.user.username) disconnected"), to: .allExcept(connection)))
+            speakingRoleChanged(participant.user.userID)
         }
         removeParticipant(connection, now: now, announce: true)
     }
@@ -90,6 +93,7 @@ extension LiveEvent {
             speakers[userID] = nil
             emit(.send(LiveServerMessage.cohostEnded(removed: false, userID: userID, username: participant.user.username,
                                                       message: "\(participant.user.username) left"), to: .all))
+            speakingRoleChanged(userID)
         }
         emit(.close(participant.connection, .normal))
         removeParticipant(participant.connection, now: now, announce: true)
@@ -99,6 +103,10 @@ extension LiveEvent {
         guard let participant = participants.removeValue(forKey: connection) else { return }
         screenPipeline.leave(connection)
         mediaErrorGates[connection] = nil
+        if participant.mediaOnly {
+            mediaListeners[participant.user.userID]?.remove(connection)
+            if mediaListeners[participant.user.userID]?.isEmpty == true { mediaListeners[participant.user.userID] = nil }
+        }
         dropMixSubscription(connection)
         if connectionByUser[participant.user.userID] == connection {
             connectionByUser[participant.user.userID] = nil
@@ -126,6 +134,8 @@ extension LiveEvent {
         }
         participants.removeAll()
         connectionByUser.removeAll()
+        mediaListeners.removeAll()
+        publishers.removeAll()
         hostConnection = nil
         hostGraceEndsAt = nil
         invites.removeAll()
@@ -144,6 +154,7 @@ extension LiveEvent {
         for (userID, speaker) in speakers {
             if let lapse = speaker.lapsesAt, lapse <= now {
                 speakers[userID] = nil
+                speakingRoleChanged(userID)
             }
         }
     }

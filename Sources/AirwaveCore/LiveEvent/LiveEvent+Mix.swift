@@ -21,8 +21,7 @@ extension LiveEvent {
     /// source while it speaks, the full mix otherwise, nothing once it unsubscribed or left.
     /// Costs O(1) per change, so large mixed audiences cost nothing per join beyond their own.
     mutating func refreshMixAssignment(_ connection: ConnectionID) {
-        let wanted: UInt32?? = mixSubscribers.contains(connection)
-            ? .some(sender(connection).flatMap(audioSpeaker)?.sourceID) : .none
+        let wanted: UInt32?? = mixSubscribers.contains(connection) ? .some(ownSource(of: connection)) : .none
         let told = mixAssignments[connection]
         guard wanted != told else { return }
         if let wanted {

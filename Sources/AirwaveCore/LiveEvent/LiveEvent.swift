@@ -14,6 +14,9 @@ public struct LiveEvent: Sendable {
         var role: Role
         /// Join order, for "the most recent listeners" of a truncated list.
         var joinSequence: UInt64
+        /// A listener without a control channel (WHEP): it hears the mix and sees the screen,
+        /// and never replaces nor is replaced by the user's WebSocket connection.
+        var mediaOnly = false
     }
 
     /// A speaking role held by a user (not a connection): it survives a reconnect within the grace period.
@@ -69,6 +72,10 @@ public struct LiveEvent: Sendable {
     var speakerLevels = ActiveSpeakerDetector()
     /// Sources whose client sends levels in the frame header; the mixer's measurements are not used for them.
     var clientLevelSources: Set<UInt32> = []
+    /// Media-only listeners (WHEP) by user id: they hear the mix without that user's own voice.
+    var mediaListeners: [String: Set<ConnectionID>] = [:]
+    /// Publishers (WHIP): media-only connections that speak for a user (the host or a co-host).
+    var publishers: [ConnectionID: String] = [:]
     /// The time of the latest input (for `nextWakeUp`).
     var lastNow: Timestamp
 
@@ -110,6 +117,8 @@ public struct LiveEvent: Sendable {
         case .tick: expireTimers(now: now)
         case .mixSubscription(let connection, let subscribed): setMixSubscription(connection, subscribed: subscribed)
         case .measuredLevels(let levels): measuredLevels(levels, now: now)
+        case .mediaListenerJoined(let connection, let user): joinMediaOnly(connection, user: user, now: now)
+        case .publisherConnected(let connection, let user): connectPublisher(connection, user: user)
         }
         if !isEnded { flushNotices(now: now) }
     }
@@ -139,9 +148,9 @@ public struct LiveEvent: Sendable {
               participantCount: participants.count, startedAt: startedAt)
     }
 
-    /// Every connection the event holds now, host first.
+    /// Every connection the event holds now, host first, publishers last.
     public var connections: [ConnectionID] {
-        (hostConnection.map { [$0] } ?? []) + participants.keys.sorted()
+        (hostConnection.map { [$0] } ?? []) + participants.keys.sorted() + publishers.keys.sorted()
     }
 
     mutating func emit(_ output: Output) {
@@ -160,7 +169,8 @@ public struct LiveEvent: Sendable {
 
     private mutating func rejectAfterEnd(_ input: Input) {
         switch input {
-        case .hostConnected(let connection, _), .join(let connection, _):
+        case .hostConnected(let connection, _), .join(let connection, _), .mediaListenerJoined(let connection, _),
+             .publisherConnected(let connection, _):
             refuse(connection, ProtocolError(.eventEnded, "This event has ended."))
         case .command, .disconnected, .tick, .media, .encodedAudio, .mixSubscription, .measuredLevels:
             break

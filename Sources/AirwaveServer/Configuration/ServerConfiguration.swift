@@ -37,6 +37,8 @@ public struct ServerConfiguration: Sendable {
     public var directoryInterval: Duration = .seconds(1)
     /// Folder of the browser client served at `/`; nil serves none (`/` answers 404).
     public var webDirectory: String?
+    /// WHEP listeners and WHIP publishers over UDP.
+    public var webRTC = WebRTCSettings()
 
     public init() {}
 }

@@ -14,6 +14,10 @@ struct EventMix {
     private var subscribers: [ConnectionID: UInt32?] = [:]
     /// Recipients per output, kept in step with `subscribers`.
     private var groups: [AudioMixer.Output: ConnectionGroups] = [:]
+    /// WebRTC listeners per output (their sessions' ufrags), kept in step with `subscribers`.
+    private var peerGroups: [AudioMixer.Output: [ConnectionID: String]] = [:]
+    /// `peerGroups` as arrays, made once per change rather than once per packet.
+    private var peerRecipients: [AudioMixer.Output: [String]] = [:]
     private var recorder: MixRecorder?
 
     /// Where this event's recordings go: `<data-dir>/recordings/<event_id>/`.
@@ -36,12 +40,26 @@ struct EventMix {
         updateOutputs()
     }
 
+    /// A WebRTC listener now hears the mix without `minus` (nil: the full mix).
+    mutating func subscribe(_ peer: WebRTCPeer, minus: UInt32?) {
+        unsubscribe(peer.id, updating: false)
+        subscribers[peer.id] = minus
+        let output = Self.output(minus)
+        peerGroups[output, default: [:]][peer.id] = peer.ufrag
+        peerRecipients[output] = peerGroups[output].map { Array($0.values) }
+        updateOutputs()
+    }
+
     /// `connection` no longer hears the mix.
     mutating func unsubscribe(_ id: ConnectionID, updating: Bool = true) {
         guard let minus = subscribers.removeValue(forKey: id) else { return }
         let output = Self.output(minus)
         groups[output]?.remove(id)
         if groups[output]?.count == 0 { groups[output] = nil }
+        if peerGroups[output]?.removeValue(forKey: id) != nil {
+            if peerGroups[output]?.isEmpty == true { peerGroups[output] = nil }
+            peerRecipients[output] = peerGroups[output].map { Array($0.values) }
+        }
         if updating { updateOutputs() }
     }
 
@@ -52,7 +70,7 @@ struct EventMix {
     /// The mixer encodes exactly the outputs someone receives (the full mix also for a
     /// recording) and goes away when nothing needs it.
     private mutating func updateOutputs() {
-        var outputs = Set(groups.keys)
+        var outputs = Set(groups.keys).union(peerGroups.keys)
         if recorder != nil { outputs.insert(.full) }
         if outputs.isEmpty {
             mixer = nil
@@ -75,7 +93,7 @@ struct EventMix {
 
     /// Mixes one 20 ms tick: sends each output's packet to its subscribers (source id 0),
     /// appends the full mix to the recording, and returns the measured levels (RFC 6464 values).
-    mutating func tick(metrics: ServerMetrics) -> [UInt32: UInt8] {
+    mutating func tick(metrics: ServerMetrics, webRTC: WebRTCGateway?) -> [UInt32: UInt8] {
         guard let mixer else { return [:] }
         let result = mixer.tick()
         for packet in result.packets {
@@ -87,6 +105,11 @@ struct EventMix {
                     self.recorder = nil
                 }
             }
+            if let webRTC, let ufrags = peerRecipients[packet.output] {
+                webRTC.sendAudio(to: ufrags, payload: packet.bytes, stream: Self.streamID(packet.output),
+                                 sequence: packet.sequence, timestamp: packet.timestamp)
+                metrics.mediaForwarded(kind: .opus, recipients: ufrags.count, bytes: ufrags.count * packet.bytes.count)
+            }
             guard let group = groups[packet.output] else { continue }
             let frame = WebSocketWire.frame(MediaFrame(
                 header: MediaFrameHeader(kind: .opus, sourceID: 0, sequence: packet.sequence, timestamp: packet.timestamp),
@@ -97,6 +120,14 @@ struct EventMix {
         var levels: [UInt32: UInt8] = [:]
         for (source, level) in result.levels { levels[source] = level.rfc6464Level }
         return levels
+    }
+
+    /// Names a mix output for RTP rewriting: a listener moved to another output starts a new run.
+    private static func streamID(_ output: AudioMixer.Output) -> UInt32 {
+        switch output {
+        case .full: 0
+        case .minus(let source): 0x8000_0000 | source
+        }
     }
 
     /// Opens `<directory>/<name>` for the full mix.

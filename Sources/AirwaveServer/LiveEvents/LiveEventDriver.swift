@@ -12,6 +12,10 @@ final class LiveEventDriver: Sendable {
         /// `mixed`: the connection asked for the mixed stream (`?audio=mixed`); the subscription is
         /// fed to the engine right after its join, in the same step, so it never sees a separate stream.
         case input(LiveEvent.Input, connection: ClientConnection?, mixed: Bool)
+        /// An input about a WebRTC peer (a WHEP listener joining), which the driver keeps for its outputs.
+        case peerInput(LiveEvent.Input, peer: WebRTCPeer)
+        /// A WHIP publisher asks to speak for its user; `reply` says whether the event accepted it.
+        case publisher(WebRTCPeer, reply: @Sendable (Bool) -> Void)
         case tick
         /// 20 ms passed on the mix clock.
         case mixTick
@@ -42,6 +46,29 @@ final class LiveEventDriver: Sendable {
         }
     }
 
+    /// Queues an input about a WebRTC peer; false once the event is over.
+    @discardableResult
+    func submit(_ input: LiveEvent.Input, peer: WebRTCPeer) -> Bool {
+        isOver.withLockedValue { over in
+            guard !over else { return false }
+            if case .enqueued = continuation.yield(.peerInput(input, peer: peer)) { return true }
+            return false
+        }
+    }
+
+    /// Whether the event accepts `peer` as a publisher of its user's voice (the host or a
+    /// current co-host); the engine then holds it until the user's role ends.
+    func admitPublisher(_ peer: WebRTCPeer) async -> Bool {
+        await withCheckedContinuation { (answer: CheckedContinuation<Bool, Never>) in
+            let queued = isOver.withLockedValue { over -> Bool in
+                guard !over else { return false }
+                if case .enqueued = continuation.yield(.publisher(peer, reply: { answer.resume(returning: $0) })) { return true }
+                return false
+            }
+            if !queued { answer.resume(returning: false) }
+        }
+    }
+
     /// Tells every connection the server is going away and stops the event.
     func shutdown() {
         continuation.yield(.shutdown)
@@ -57,6 +84,8 @@ final class LiveEventDriver: Sendable {
         let recordingsDirectory: String
         /// Called once when the event is over.
         let onEnded: @Sendable (String) async -> Void
+        /// The WebRTC transport, if it runs.
+        let webRTC: WebRTCGateway?
     }
 
     /// Consumes inputs until the event ends or the server shuts down.
@@ -78,8 +107,16 @@ final class LiveEventDriver: Sendable {
                 }
                 if case .disconnected(let id) = input {
                     state.members.remove(id)
+                    state.peers[id] = nil
                     state.encoders.remove(id)
                 }
+            case .peerInput(let input, let peer):
+                state.peers[peer.id] = peer
+                engine.handle(input, now: now)
+            case .publisher(let peer, let reply):
+                state.peers[peer.id] = peer
+                engine.handle(.publisherConnected(peer.id, peer.user), now: now)
+                reply(engine.isPublisher(peer.id))
             case .tick:
                 state.timerAt = nil  // the timer fired: the next wake-up needs a new one
                 engine.handle(.tick, now: now)
@@ -117,6 +154,8 @@ final class LiveEventDriver: Sendable {
 
     private struct RunState {
         var members = ConnectionGroups()
+        /// WebRTC peers of the event (WHEP listeners, WHIP publishers), by connection id.
+        var peers: [ConnectionID: WebRTCPeer] = [:]
         var timer: Task<Void, Never>?
         var timerAt: Timestamp?
         var ended = false
@@ -140,7 +179,7 @@ final class LiveEventDriver: Sendable {
         if due - state.mixTicksDone > 50 { state.mixTicksDone = due - 50 }
         var levels: [UInt32: UInt8] = [:]
         while state.mixTicksDone < due {
-            levels = state.mix.tick(metrics: services.metrics)
+            levels = state.mix.tick(metrics: services.metrics, webRTC: services.webRTC)
             state.mixTicksDone += 1
         }
         return levels
@@ -217,7 +256,11 @@ final class LiveEventDriver: Sendable {
                 services.metrics.messageOut(type: message["type"]?.stringValue ?? "unknown", count: count)
                 if message["type"] == "error", let code = message["code"]?.stringValue { services.metrics.error(code: code) }
             case .close(let id, let code):
-                state.members.remove(id)?.close(code)
+                if let connection = state.members.remove(id) {
+                    connection.close(code)
+                } else if let peer = state.peers.removeValue(forKey: id) {
+                    services.webRTC?.close(peer)
+                }
             case .persist(let record):
                 records.append(StoreRecord(record))
             case .awaitPersistence:
@@ -246,6 +289,7 @@ final class LiveEventDriver: Sendable {
                     count = state.members.broadcast(frame, class: itemClass, except: sender, skipping: skipping)
                 }
                 services.metrics.mediaForwarded(kind: media.header.kind, recipients: count, bytes: count * frame.readableBytes)
+                if media.header.kind == .screen, !state.peers.isEmpty { forwardScreen(media, to: recipients, engine, state, services) }
             case .encodePCM(let pcm, let speaker):
                 for packet in state.encoders.encode(pcm, speaker: speaker) {
                     engine.handle(.encodedAudio(speaker: speaker, packet), now: Timestamp.now())
@@ -255,7 +299,11 @@ final class LiveEventDriver: Sendable {
             case .mix(let frame):
                 state.mix.push(frame)
             case .mixSubscriber(let id, let minus):
-                if let connection = state.members[id] { state.mix.subscribe(connection, minus: minus) }
+                if let connection = state.members[id] {
+                    state.mix.subscribe(connection, minus: minus)
+                } else if let peer = state.peers[id] {
+                    state.mix.subscribe(peer, minus: minus)
+                }
                 updateMixTimer(&state)
             case .mixUnsubscriber(let id):
                 state.mix.unsubscribe(id)
@@ -274,6 +322,25 @@ final class LiveEventDriver: Sendable {
         services.writer.enqueue(records)
     }
 
+    /// Screen frames for WebRTC listeners: VP8 only, config frames left out (VP8 has none in
+    /// band), to the same recipients the engine chose (so each starts with a keyframe).
+    private func forwardScreen(_ media: MediaFrame, to recipients: LiveEvent.MediaRecipients, _ engine: LiveEvent,
+                               _ state: RunState, _ services: Services) {
+        guard let webRTC = services.webRTC, !media.header.flags.contains(.config),
+              engine.screen?.codec?.lowercased() == "vp8"
+        else { return }
+        let ufrags = state.peers.values.filter { peer in
+            guard peer.receivesVideo else { return false }
+            switch recipients {
+            case .one(let id): return peer.id == id
+            case .allExcept(let sender, let skipping): return peer.id != sender && !skipping.contains(peer.id)
+            }
+        }.map(\.ufrag)
+        guard !ufrags.isEmpty else { return }
+        webRTC.sendVideo(to: ufrags, frame: media.payload.withUnsafeReadableBytes { Array($0) }, timestamp: media.header.timestamp)
+        services.metrics.mediaForwarded(kind: .screen, recipients: ufrags.count, bytes: ufrags.count * media.payload.readableBytes)
+    }
+
     private func shutdown(_ engine: inout LiveEvent, _ state: inout RunState, _ services: Services, now: Timestamp) {
         guard !state.ended else { return }
         state.mixTimer?.cancel()
@@ -285,6 +352,8 @@ final class LiveEventDriver: Sendable {
             services.writer.enqueue([.participantLeft(eventID: eventID, connectionID: connection.id.rawValue, at: now.milliseconds)])
         }
         state.members = ConnectionGroups()
+        for peer in state.peers.values { services.webRTC?.close(peer) }
+        state.peers.removeAll()
         services.writer.enqueue([.eventEnded(eventID: eventID, reason: "server_shutdown", at: now.milliseconds)])
         state.ended = true
         isOver.withLockedValue { $0 = true }

@@ -17,10 +17,11 @@ actor LiveEventRegistry {
         self.metrics = metrics
     }
 
-    func attach(writer: StoreWriter, directory: ActiveStreamsDirectory, logger: Logger, recordingsDirectory: String) {
+    func attach(writer: StoreWriter, directory: ActiveStreamsDirectory, logger: Logger, recordingsDirectory: String,
+                webRTC: WebRTCGateway?) {
         services = LiveEventDriver.Services(
             writer: writer, directory: directory, metrics: metrics, logger: logger, recordingsDirectory: recordingsDirectory,
-            onEnded: { [weak self] eventID in await self?.forget(eventID) })
+            onEnded: { [weak self] eventID in await self?.forget(eventID) }, webRTC: webRTC)
     }
 
     /// The live event's driver, if the event is live.

@@ -1,0 +1,87 @@
+import AirwaveProtocol
+
+/// Media-only connections: WHEP listeners and WHIP publishers. They carry media but no control
+/// messages (chat, invites and mode changes stay on the user's WebSocket), so the engine ties
+/// them to a user: a listener hears the mix without its user's voice, a publisher speaks with
+/// its user's source id behind the same gates, and loses its connection with the user's role.
+extension LiveEvent {
+    /// A WHEP listener: a listener like any other for counts, lists and the screen, subscribed
+    /// to the mix from the start.
+    mutating func joinMediaOnly(_ connection: ConnectionID, user: UserIdentity, now: Timestamp) {
+        guard participants[connection] == nil, publishers[connection] == nil else { return }
+        joinCounter += 1
+        participants[connection] = Participant(connection: connection, user: user, role: .listener,
+                                               joinSequence: joinCounter, mediaOnly: true)
+        mediaListeners[user.userID, default: []].insert(connection)
+        emit(.persist(.participantJoined(eventID: eventID, connection: connection, user: user, role: .listener, at: now)))
+        if participants.count <= configuration.individualNoticeLimit {
+            emit(.send(LiveServerMessage.participantJoined(userID: user.userID, username: user.username), to: .all))
+        }
+        mixSubscribers.insert(connection)
+        refreshMixAssignment(connection)
+        if mode == .screen { catchUpOnScreen(connection, now: now) }
+        membershipChanged()
+    }
+
+    /// A WHIP publisher: accepted for the host and for current co-hosts, refused otherwise.
+    mutating func connectPublisher(_ connection: ConnectionID, user: UserIdentity) {
+        guard user.verified, publishingSpeaker(user.userID) != nil else {
+            return refuse(connection, ProtocolError(.notAllowed, "Only the host and co-hosts may publish audio."))
+        }
+        publishers[connection] = user.userID
+    }
+
+    /// True while `connection` is an accepted publisher (the WHIP endpoint answers 201 then).
+    public func isPublisher(_ connection: ConnectionID) -> Bool {
+        publishers[connection] != nil
+    }
+
+    /// The source id and mute state `userID` speaks with now: the host, or a co-host whose
+    /// WebSocket is connected (while it is away the role waits, and so does its audio).
+    func publishingSpeaker(_ userID: String) -> (sourceID: UInt32, muted: Bool)? {
+        if userID == host.userID { return (Self.hostSourceID, hostMuted) }
+        guard let speaker = speakers[userID], speaker.lapsesAt == nil else { return nil }
+        return (speaker.sourceID, speaker.muted)
+    }
+
+    /// A publisher's audio, behind the same gates as WebSocket audio of its user. Nobody hears
+    /// themselves: the user's own WebSocket and media-only listeners are left out too.
+    mutating func publishedMedia(_ frame: MediaFrame, from connection: ConnectionID, userID: String, now: Timestamp) {
+        guard frame.header.kind == .opus, let speaker = publishingSpeaker(userID) else {
+            return emit(.mediaDropped(.gate))
+        }
+        guard !speaker.muted else { return emit(.mediaDropped(.muted)) }
+        var frame = frame
+        frame.header.sourceID = speaker.sourceID
+        var skipping = separateAudioSkipping
+        if let own = userID == host.userID ? hostConnection : connectionByUser[userID] { skipping.insert(own) }
+        emit(.forward(frame, to: .allExcept(connection, skipping: skipping)))
+        audioAccepted(frame, now: now)
+    }
+
+    /// The source a connection's mix leaves out: its own voice, whichever connection carries it.
+    func ownSource(of connection: ConnectionID) -> UInt32? {
+        if let participant = participants[connection], participant.mediaOnly {
+            return publishingSpeaker(participant.user.userID)?.sourceID
+        }
+        return sender(connection).flatMap(audioSpeaker)?.sourceID
+    }
+
+    /// The user's speaking role changed: its media-only listeners' mix follows, and when the
+    /// role is gone its publishers are closed (their audio is already refused by the gate).
+    mutating func speakingRoleChanged(_ userID: String) {
+        for connection in (mediaListeners[userID] ?? []).sorted() {
+            refreshMixAssignment(connection)
+        }
+        guard userID != host.userID, speakers[userID] == nil else { return }
+        for (connection, owner) in publishers.sorted(by: { $0.key < $1.key }) where owner == userID {
+            publishers[connection] = nil
+            emit(.close(connection, .normal))
+        }
+    }
+
+    /// Forgets a publisher that hung up; true if it was one.
+    mutating func disconnectPublisher(_ connection: ConnectionID) -> Bool {
+        publishers.removeValue(forKey: connection) != nil
+    }
+}

@@ -1,0 +1,255 @@
+import AirwaveCore
+import AirwaveMedia
+import AirwaveProtocol
+import AirwaveWebRTC
+import AirwaveWebRTCUDP
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+
+/// The WebRTC transport beside the WebSocket one: the UDP port shared by every session
+/// (``WebRTCUDPDriver``), the DTLS certificate made at start, and the table of WHEP and WHIP
+/// sessions with the event each belongs to. What a session reports (connected, audio, keyframe
+/// requests, closed) becomes an input of its event's driver; what the event sends goes out
+/// through `sendAudio`/`sendVideo`, one batch of datagrams per packet.
+final class WebRTCGateway: Sendable {
+    /// A session and the event it belongs to.
+    private struct Entry: Sendable {
+        let peer: WebRTCPeer
+        let driver: LiveEventDriver
+        /// WHIP audio packets the publisher may send (the WebSocket media rate).
+        var media: TokenBucket
+    }
+
+    private struct Table: Sendable {
+        var bySession: [String: Entry] = [:]
+        var sessionByUfrag: [String: String] = [:]
+
+        mutating func remove(_ sessionID: String) -> Entry? {
+            guard let entry = bySession.removeValue(forKey: sessionID) else { return nil }
+            sessionByUfrag[entry.peer.ufrag] = nil
+            return entry
+        }
+    }
+
+    /// Why an offer got no session (the route's HTTP answer).
+    enum OpenError: Error {
+        case badOffer(String)
+        /// The event refused the peer (a WHIP user who is not the host or a co-host, an event that ended).
+        case refused
+        case busy
+    }
+
+    let dtls: DTLSContext
+    /// Host candidates of every answer: each announced address with the UDP port.
+    let candidates: [TransportAddress]
+    let port: Int
+    private let udp: WebRTCUDPDriver
+    private let table = NIOLockedValueBox(Table())
+    private let mediaRate: RateLimit
+    private let metrics: ServerMetrics
+    private let logger: Logger
+
+    private init(udp: WebRTCUDPDriver, dtls: DTLSContext, candidates: [TransportAddress], mediaRate: RateLimit,
+                 metrics: ServerMetrics, logger: Logger) {
+        self.udp = udp
+        self.dtls = dtls
+        self.candidates = candidates
+        self.port = udp.port
+        self.mediaRate = mediaRate
+        self.metrics = metrics
+        self.logger = logger
+    }
+
+    /// Makes the certificate and binds the UDP port; a port in use is a start error.
+    static func start(settings: WebRTCSettings, httpHost: String, httpPort: Int, mediaRate: RateLimit,
+                      metrics: ServerMetrics, logger: Logger) async throws(ServerStartError) -> WebRTCGateway {
+        let bindHost = httpHost == "localhost" ? "127.0.0.1" : httpHost
+        let port = settings.port ?? httpPort
+        guard (0...65535).contains(port) else {
+            throw ServerStartError("--webrtc-port must be between 0 and 65535, not \(port).")
+        }
+        let dtls: DTLSContext
+        do {
+            dtls = try DTLSContext()
+        } catch {
+            throw ServerStartError("Cannot make the WebRTC DTLS certificate: \(error).")
+        }
+        // The UDP driver reports to the gateway, which needs the driver: the relay breaks the knot.
+        let relay = NIOLockedValueBox<WebRTCGateway?>(nil)
+        let udp: WebRTCUDPDriver
+        do {
+            udp = try await WebRTCUDPDriver.start(
+                configuration: .init(host: bindHost, port: port, maximumSessions: settings.maximumSessions),
+                group: MultiThreadedEventLoopGroup.singleton,
+                onEvent: { ufrag, event in relay.withLockedValue { $0 }?.handle(ufrag: ufrag, event: event) })
+        } catch {
+            let reason = "\(error)".contains("in use") || "\(error)".contains("errno: 98") ? "is already in use" : "cannot be bound (\(error))"
+            throw ServerStartError("UDP port \(port) on \(bindHost) for WebRTC \(reason); --webrtc-port picks another, --disable-webrtc turns WebRTC off.")
+        }
+        let addresses = try announcedAddresses(settings.announcedAddresses, bindHost: bindHost)
+        let candidates = addresses.compactMap { TransportAddress(host: $0, port: UInt16(udp.port)) }
+        let gateway = WebRTCGateway(udp: udp, dtls: dtls, candidates: candidates, mediaRate: mediaRate, metrics: metrics, logger: logger)
+        relay.withLockedValue { $0 = gateway }
+        logger.info("webrtc", metadata: ["udp_port": "\(udp.port)", "announced": "\(addresses.joined(separator: ","))"])
+        return gateway
+    }
+
+    /// The addresses the answers announce: the configured ones, else the bound address, else
+    /// (bound to every interface) each interface's IPv4 address, loopback last.
+    static func announcedAddresses(_ configured: [String], bindHost: String) throws(ServerStartError) -> [String] {
+        if !configured.isEmpty {
+            for address in configured where TransportAddress(host: address, port: 0) == nil {
+                throw ServerStartError("--webrtc-announce takes IP addresses, not \(address).")
+            }
+            return configured
+        }
+        if bindHost != "0.0.0.0", bindHost != "::", TransportAddress(host: bindHost, port: 0) != nil { return [bindHost] }
+        let interfaces = (try? System.enumerateDevices()) ?? []
+        var found: [String] = []
+        for device in interfaces {
+            guard case .v4 = device.address, let ip = device.address?.ipAddress, !found.contains(ip) else { continue }
+            found.append(ip)
+        }
+        let outside = found.filter { !$0.hasPrefix("127.") }
+        return outside + ["127.0.0.1"]
+    }
+
+    /// Answers `offer`, lets the event `admit` the peer, and starts its session. The peer's `id`
+    /// is its connection id in the event.
+    func open(offer: SessionDescription, kind: WebRTCPeer.Kind, id: ConnectionID, user: UserIdentity, driver: LiveEventDriver,
+              admit: @Sendable (WebRTCPeer) async -> Bool) async throws(OpenError) -> (peer: WebRTCPeer, answer: String) {
+        var random = SystemRandomNumberGenerator()
+        let ufrag = Self.token(8, using: &random)
+        let password = Self.token(24, using: &random)
+        let sessionID = Self.token(16, using: &random)
+        let audioSSRC = UInt32.random(in: 1...UInt32.max, using: &random)
+        let videoSSRC = UInt32.random(in: 1...UInt32.max, using: &random)
+        let negotiated: NegotiatedSession
+        do {
+            negotiated = try offer.answer(AnswerParameters(
+                role: kind == .whep ? .listener : .speaker, iceUfrag: ufrag, icePassword: password,
+                fingerprint: dtls.fingerprint, candidates: candidates, sendsVideo: kind == .whep,
+                audioSSRC: audioSSRC, videoSSRC: videoSSRC, cname: "airwave-\(sessionID)", sessionID: UInt64.random(in: 1...UInt64(Int64.max), using: &random)))
+        } catch {
+            throw .badOffer(Self.describe(error, kind: kind))
+        }
+        let peer = WebRTCPeer(id: id, kind: kind, user: user, sessionID: sessionID, ufrag: ufrag,
+                              receivesVideo: negotiated.video != nil)
+        guard await admit(peer) else { throw .refused }
+        table.withLockedValue { table in
+            table.bySession[sessionID] = Entry(peer: peer, driver: driver,
+                                               media: TokenBucket(rate: mediaRate.perSecond, burst: mediaRate.burst))
+            table.sessionByUfrag[ufrag] = sessionID
+        }
+        let dtls = self.dtls
+        do {
+            try await udp.addSession {
+                try WebRTCSession(negotiated: negotiated, role: kind == .whep ? .listener : .speaker, localUfrag: ufrag,
+                                  localPassword: password, audioSSRC: audioSSRC, videoSSRC: videoSSRC, dtlsContext: dtls, now: .now)
+            }
+        } catch {
+            _ = table.withLockedValue { $0.remove(sessionID) }
+            logger.warning("webrtc session refused", metadata: ["error": "\(error)"])
+            if kind == .whip { driver.submit(.disconnected(id)) }  // the event admitted it already
+            throw .busy
+        }
+        metrics.connectionsChanged(endpoint: kind.rawValue, by: 1)
+        return (peer, negotiated.answer)
+    }
+
+    /// `DELETE` of a session's `Location`: ends it and tells its event. False if unknown.
+    func hangUp(eventID: String, sessionID: String, kind: WebRTCPeer.Kind) -> Bool {
+        let entry = table.withLockedValue { table -> Entry? in
+            guard let entry = table.bySession[sessionID], entry.peer.kind == kind, entry.driver.eventID == eventID else { return nil }
+            return table.remove(sessionID)
+        }
+        guard let entry else { return false }
+        end(entry.peer)
+        entry.driver.submit(.disconnected(entry.peer.id))
+        return true
+    }
+
+    /// The event closed this peer (role ended, event over, replaced): ends the session.
+    func close(_ peer: WebRTCPeer) {
+        guard table.withLockedValue({ $0.remove(peer.sessionID) }) != nil else { return }
+        end(peer)
+    }
+
+    private func end(_ peer: WebRTCPeer) {
+        metrics.connectionsChanged(endpoint: peer.kind.rawValue, by: -1)
+        let udp = self.udp
+        Task { try? await udp.removeSession(ufrag: peer.ufrag) }  // close_notify to the peer
+    }
+
+    /// One mixed Opus packet to these listeners. `stream` names the mix output, so a listener
+    /// moved to another output (it became a speaker) starts a new run of its RTP stream.
+    func sendAudio(to ufrags: [String], payload: [UInt8], stream: UInt32, sequence: UInt32, timestamp: UInt32) {
+        udp.sendAudio(to: ufrags, payload: payload, sourceSSRC: stream, sequenceNumber: UInt16(truncatingIfNeeded: sequence),
+                      timestamp: timestamp)
+    }
+
+    /// One VP8 frame to these listeners.
+    func sendVideo(to ufrags: [String], frame: [UInt8], timestamp: UInt32) {
+        udp.sendVideo(to: ufrags, frame: frame, timestamp: timestamp)
+    }
+
+    /// Closes every session and the port.
+    func shutdown() async {
+        try? await udp.shutdown()
+    }
+
+    /// A session's report, on the UDP event loop.
+    private func handle(ufrag: String, event: WebRTCSession.Event) {
+        guard let entry = table.withLockedValue({ table in table.sessionByUfrag[ufrag].flatMap { table.bySession[$0] } }) else {
+            return
+        }
+        let peer = entry.peer
+        switch event {
+        case .connected:
+            logger.debug("webrtc connected", metadata: ["kind": "\(peer.kind.rawValue)", "session": "\(peer.sessionID)"])
+            // A listener counts from the moment media can reach it.
+            if peer.kind == .whep, !entry.driver.submit(.mediaListenerJoined(peer.id, peer.user), peer: peer) {
+                close(peer)
+            }
+        case .audio(let packet):
+            guard peer.kind == .whip else { return }
+            let allowed = table.withLockedValue { $0.bySession[peer.sessionID]?.media.take(now: .now()) ?? false }
+            guard allowed else { return metrics.mediaDropped(reason: "over_limit") }
+            guard OpusPacket.info(packet.payload) != nil else { return metrics.mediaDropped(reason: "bad_opus") }
+            metrics.mediaIn(kind: .opus)
+            let header = MediaFrameHeader(kind: .opus, flags: packet.marker ? .marker : [], sequence: UInt32(packet.sequenceNumber),
+                                          timestamp: packet.timestamp)
+            entry.driver.submit(.media(peer.id, MediaFrame(header: header, payload: ByteBuffer(bytes: packet.payload))))
+        case .keyframeRequest:
+            if peer.kind == .whep { entry.driver.submit(.command(peer.id, .keyframeRequest)) }
+        case .closed(let reason):
+            guard table.withLockedValue({ $0.remove(peer.sessionID) }) != nil else { return }
+            metrics.connectionsChanged(endpoint: peer.kind.rawValue, by: -1)
+            logger.info("webrtc session ended", metadata: ["kind": "\(peer.kind.rawValue)", "session": "\(peer.sessionID)",
+                                                           "reason": "\(reason)"])
+            entry.driver.submit(.disconnected(peer.id))
+        case .send:
+            break  // the UDP driver writes datagrams itself
+        }
+    }
+
+    private static func describe(_ error: AnswerError, kind: WebRTCPeer.Kind) -> String {
+        switch error {
+        case .missingICECredentials: "The offer has no a=ice-ufrag/a=ice-pwd."
+        case .missingFingerprint: "The offer has no a=fingerprint."
+        case .unsupportedSetup(let setup): "The offer's a=setup:\(setup) is not actpass, active or passive."
+        case .noUsableAudio:
+            kind == .whep ? "The offer needs an audio section that receives Opus (48000/2)."
+                : "The offer needs an audio section that sends Opus (48000/2)."
+        case .rtcpMuxRequired: "The offer must use a=rtcp-mux."
+        }
+    }
+
+    /// Random `[a-z0-9]` text (ICE ufrag and password, session ids).
+    private static func token(_ length: Int, using random: inout SystemRandomNumberGenerator) -> String {
+        let alphabet = Array("abcdefghijklmnopqrstuvwxyz0123456789")
+        return String((0..<length).map { _ in alphabet.randomElement(using: &random)! })
+    }
+}
