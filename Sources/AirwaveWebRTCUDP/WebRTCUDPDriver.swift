@@ -160,6 +160,8 @@ final class WebRTCUDPHandler: ChannelInboundHandler, @unchecked Sendable {
     private var pendingFlush = false
     /// Datagrams not written because the socket was not writable.
     var droppedDatagrams = 0
+    /// Each session's last destination as a NIO address.
+    private var destinations: [String: (transport: TransportAddress, socket: NIOCore.SocketAddress)] = [:]
 
     init(maximumSessions: Int, onEvent: @escaping WebRTCUDPDriver.EventHandler) {
         self.maximumSessions = maximumSessions
@@ -184,6 +186,7 @@ final class WebRTCUDPHandler: ChannelInboundHandler, @unchecked Sendable {
         guard let session = sessions.removeValue(forKey: ufrag) else { return }
         dispatch(session.close(), ufrag: ufrag)
         routes = routes.filter { $0.value != ufrag }
+        destinations[ufrag] = nil
         flush()
     }
 
@@ -226,10 +229,11 @@ final class WebRTCUDPHandler: ChannelInboundHandler, @unchecked Sendable {
         for event in events {
             switch event {
             case let .send(bytes, destination):
-                write(bytes, to: destination)
+                write(bytes, to: destination, ufrag: ufrag)
             case .closed:
                 sessions.removeValue(forKey: ufrag)
                 routes = routes.filter { $0.value != ufrag }
+                destinations[ufrag] = nil
                 onEvent(ufrag, event)
             default:
                 onEvent(ufrag, event)
@@ -237,8 +241,8 @@ final class WebRTCUDPHandler: ChannelInboundHandler, @unchecked Sendable {
         }
     }
 
-    private func write(_ bytes: [UInt8], to destination: TransportAddress) {
-        guard let context, let address = try? NIOCore.SocketAddress(destination) else { return }
+    private func write(_ bytes: [UInt8], to destination: TransportAddress, ufrag: String) {
+        guard let context, let address = socketAddress(destination, ufrag: ufrag) else { return }
         // UDP has no backpressure to wait for: while the kernel buffer is full, media is dropped
         // here rather than queued without bound (listeners recover with NACK and keyframes).
         guard context.channel.isWritable else {
@@ -248,6 +252,14 @@ final class WebRTCUDPHandler: ChannelInboundHandler, @unchecked Sendable {
         let buffer = context.channel.allocator.buffer(bytes: bytes)
         context.write(wrapOutboundOut(AddressedEnvelope(remoteAddress: address, data: buffer)), promise: nil)
         pendingFlush = true
+    }
+
+    /// The NIO address of a session's destination, made once: building it parses text.
+    private func socketAddress(_ destination: TransportAddress, ufrag: String) -> NIOCore.SocketAddress? {
+        if let cached = destinations[ufrag], cached.transport == destination { return cached.socket }
+        guard let socket = try? NIOCore.SocketAddress(destination) else { return nil }
+        if sessions[ufrag] != nil { destinations[ufrag] = (destination, socket) }
+        return socket
     }
 
     func flush() {

@@ -20,6 +20,8 @@ final class WebRTCGateway: Sendable {
         let driver: LiveEventDriver
         /// WHIP audio packets the publisher may send (the WebSocket media rate).
         var media: TokenBucket
+        /// The publisher's RTP sequence numbers as the 32-bit ones of media frames.
+        var sequence = RTPSequenceExtender()
     }
 
     private struct Table: Sendable {
@@ -215,11 +217,14 @@ final class WebRTCGateway: Sendable {
             }
         case .audio(let packet):
             guard peer.kind == .whip else { return }
-            let allowed = table.withLockedValue { $0.bySession[peer.sessionID]?.media.take(now: .now()) ?? false }
-            guard allowed else { return metrics.mediaDropped(reason: "over_limit") }
+            let sequence = table.withLockedValue { table -> UInt32? in
+                guard table.bySession[peer.sessionID]?.media.take(now: .now()) == true else { return nil }
+                return table.bySession[peer.sessionID]?.sequence.extend(packet.sequenceNumber)
+            }
+            guard let sequence else { return metrics.mediaDropped(reason: "over_limit") }
             guard OpusPacket.info(packet.payload) != nil else { return metrics.mediaDropped(reason: "bad_opus") }
             metrics.mediaIn(kind: .opus)
-            let header = MediaFrameHeader(kind: .opus, flags: packet.marker ? .marker : [], sequence: UInt32(packet.sequenceNumber),
+            let header = MediaFrameHeader(kind: .opus, flags: packet.marker ? .marker : [], sequence: sequence,
                                           timestamp: packet.timestamp)
             entry.driver.submit(.media(peer.id, MediaFrame(header: header, payload: ByteBuffer(bytes: packet.payload))))
         case .keyframeRequest:

@@ -95,7 +95,7 @@ public final class SRTPSession {
             return Int32(bitPattern: srtp_err_status_bad_param.rawValue)
         }
         var length = Int32(packet.count)
-        if grow { packet += [UInt8](repeating: 0, count: Self.trailerCapacity) }
+        if grow { packet.append(contentsOf: repeatElement(0, count: Self.trailerCapacity)) }
         let status = packet.withUnsafeMutableBytes { body($0.baseAddress!, &length) }
         guard status == srtp_err_status_ok else {
             if grow { packet.removeLast(Self.trailerCapacity) }

@@ -192,6 +192,8 @@ public final class WebRTCSession {
     public func sendAudio(payload: [UInt8], sourceSSRC: UInt32, sequenceNumber: UInt16, timestamp: UInt32,
                           now: ContinuousClock.Instant) -> [Event] {
         guard isConnected, !isClosed, var stream = audio else { return [] }
+        // Moved out, not copied: the history would otherwise be copied whole on every packet.
+        audio = nil
         defer { audio = stream }
         return send(payload: payload, marker: false, stream: &stream, sourceSSRC: sourceSSRC,
                     sequenceNumber: sequenceNumber, timestamp: timestamp, now: now)
@@ -201,6 +203,7 @@ public final class WebRTCSession {
     /// last packet). `timestamp` is the frame's 90 kHz time.
     public func sendVideo(frame: [UInt8], timestamp: UInt32, now: ContinuousClock.Instant) -> [Event] {
         guard isConnected, !isClosed, var stream = video else { return [] }
+        video = nil
         defer { video = stream }
         var events: [Event] = []
         let payloads = videoPacketizer.packetize(frame: frame)
