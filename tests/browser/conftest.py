@@ -167,6 +167,7 @@ def launch(playwright, media_dir):
             "--use-fake-device-for-media-stream",      # fake camera/screen pictures
             "--autoplay-policy=no-user-gesture-required",
             "--auto-select-desktop-capture-source=Entire screen",
+            "--allow-loopback-in-peer-connection",     # WebRTC candidates on 127.0.0.1 (the only address here)
         ]
         if tone_hz is not None:
             path = os.path.join(media_dir, f"tone-{tone_hz}.wav")

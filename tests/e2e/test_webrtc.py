@@ -220,6 +220,23 @@ def test_whip_host_audio_reaches_listeners_under_the_host_source_id(server):
 
 
 # ---------------------------------------------------------------------------- 3. demoted WHIP co-host
+async def publish_whip_cohost(server, ev, b, c_tap, sid, frames):
+    """B publishes 660 Hz over WHIP; returns the speaker and where C's tap stood before, once C
+    has `frames` frames of B's source."""
+    speaker = wp.WhipSpeaker(660)
+    c_start = len(c_tap)
+    try:
+        resp = await speaker.negotiate(server.port, f"/whip/{q(ev)}", token=token(b.user_id))
+        check_answer(resp, f"/whip/{ev}/")
+        await speaker.connected(10)
+        await c_tap.wait_count(is_media(lambda f: f.source == sid), frames, timeout=10, start=c_start,
+                               what="WHIP co-host frames")
+    except BaseException:
+        await speaker.close()
+        raise
+    return speaker, c_start
+
+
 @pytest.mark.parametrize("how", ["remove_cohost", "cohost_leave"])
 def test_whip_cohost_is_cut_when_its_role_ends_and_closed(server, how):
     """The host demotes B (`cohost_removed`), or B steps down over its WebSocket (`cohost_left`):
@@ -229,15 +246,9 @@ def test_whip_cohost_is_cut_when_its_role_ends_and_closed(server, how):
 
     async def main():
         ws, host_tap, ev, b, b_tap, c_tap, _, sid = await cohost_event(server)
-        speaker = wp.WhipSpeaker(660)
+        speaker = None
         try:
-            c_start = len(c_tap)
-            resp = await speaker.negotiate(server.port, f"/whip/{q(ev)}", token=token(b.user_id))
-            check_answer(resp, f"/whip/{ev}/")
-            await speaker.connected(10)
-            await c_tap.wait_count(is_media(lambda f: f.source == sid), 25, timeout=10, start=c_start,
-                                   what="WHIP co-host frames")
-
+            speaker, c_start = await publish_whip_cohost(server, ev, b, c_tap, sid, 25)
             if how == "remove_cohost":
                 await send(ws, {"type": "remove_cohost", "participant_id": b.user_id, "username": b.user_id})
             else:
@@ -261,7 +272,8 @@ def test_whip_cohost_is_cut_when_its_role_ends_and_closed(server, how):
                 assert after == [], (f"{tap.name}: {len(after)} frames of the WHIP co-host after {notice} "
                                      f"(seqs {[f.seq for f in after[:10]]})")
         finally:
-            await speaker.close()
+            if speaker:
+                await speaker.close()
             await stop_taps(host_tap, b_tap, c_tap)
             await close_all(ws, b.ws, c_tap.ws)
     run(main(), 45)
@@ -272,14 +284,9 @@ def test_muted_whip_cohost_is_silent_until_unmuted_and_stays_connected(server):
     listener's socket, and the WHIP session is not closed by a mute."""
     async def main():
         ws, host_tap, ev, b, b_tap, c_tap, _, sid = await cohost_event(server)
-        speaker = wp.WhipSpeaker(660)
+        speaker = None
         try:
-            c_start = len(c_tap)
-            resp = await speaker.negotiate(server.port, f"/whip/{q(ev)}", token=token(b.user_id))
-            check_answer(resp, f"/whip/{ev}/")
-            await speaker.connected(10)
-            await c_tap.wait_count(is_media(lambda f: f.source == sid), 10, timeout=10, start=c_start,
-                                   what="WHIP co-host frames")
+            speaker, c_start = await publish_whip_cohost(server, ev, b, c_tap, sid, 10)
             await send(ws, {"type": "mute", "user_id": b.user_id})
             muted = await c_tap.wait_text("muted", start=c_start, pred=lambda x: x["user_id"] == b.user_id)
             sent_at_mute = speaker.track.frames_sent
@@ -294,7 +301,8 @@ def test_muted_whip_cohost_is_silent_until_unmuted_and_stays_connected(server):
             assert during == [], f"{len(during)} WHIP frames between muted and unmuted"
             assert speaker.pc.connectionState == "connected", speaker.states
         finally:
-            await speaker.close()
+            if speaker:
+                await speaker.close()
             await stop_taps(host_tap, b_tap, c_tap)
             await close_all(ws, b.ws, c_tap.ws)
     run(main(), 45)

@@ -14,13 +14,26 @@ extension LiveEvent {
                                                joinSequence: joinCounter, mediaOnly: true)
         mediaListeners[user.userID, default: []].insert(connection)
         emit(.persist(.participantJoined(eventID: eventID, connection: connection, user: user, role: .listener, at: now)))
-        if participants.count <= configuration.individualNoticeLimit {
+        if isShadowed(user) {
+            shadowedMediaListeners += 1
+        } else if participantCount <= configuration.individualNoticeLimit {
             emit(.send(LiveServerMessage.participantJoined(userID: user.userID, username: user.username), to: .all))
         }
         mixSubscribers.insert(connection)
         refreshMixAssignment(connection)
         if mode == .screen { catchUpOnScreen(connection, now: now) }
         membershipChanged()
+    }
+
+    /// True when a media-only listener of `user` is the same person as a connection already in
+    /// the event (the host, or the user's WebSocket): it is then not listed or counted again.
+    func isShadowed(_ user: UserIdentity) -> Bool {
+        user.verified && (user.userID == host.userID || connectionByUser[user.userID] != nil)
+    }
+
+    /// Verified media-only listeners of `userID` (those its WebSocket connection shadows).
+    func verifiedMediaListeners(of userID: String) -> Int {
+        (mediaListeners[userID] ?? []).count { participants[$0]?.user.verified == true }
     }
 
     /// A WHIP publisher: accepted for the host and for current co-hosts, refused otherwise.

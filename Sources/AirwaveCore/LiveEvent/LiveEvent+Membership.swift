@@ -16,7 +16,7 @@ extension LiveEvent {
             emit(.send(streamState, to: .one(connection)))
             emit(.send(LiveServerMessage.chatHistory(chat), to: .one(connection)))
             emit(.send(participantList, to: .one(connection)))
-            emit(.send(LiveServerMessage.participantCount(participants.count), to: .one(connection)))
+            emit(.send(LiveServerMessage.participantCount(participantCount), to: .one(connection)))
             if mode == .screen, !screenPipeline.awaitingKeyframe.isEmpty {
                 // Viewers who joined while the host was away still wait for a keyframe.
                 requestKeyframe(now: now)
@@ -49,10 +49,11 @@ extension LiveEvent {
         joinCounter += 1
         participants[connection] = Participant(connection: connection, user: user, role: role, joinSequence: joinCounter)
         connectionByUser[user.userID] = connection
+        shadowedMediaListeners += verifiedMediaListeners(of: user.userID)
         emit(.persist(.participantJoined(eventID: eventID, connection: connection, user: user, role: role, at: now)))
         emit(.send(streamState, to: .one(connection)))
         emit(.send(LiveServerMessage.chatHistory(chat), to: .one(connection)))
-        if participants.count <= configuration.individualNoticeLimit {
+        if participantCount <= configuration.individualNoticeLimit {
             emit(.send(LiveServerMessage.participantJoined(userID: user.userID, username: user.username), to: .all))
         }
         if role == .cohost, let sourceID = speakers[user.userID]?.sourceID {
@@ -103,16 +104,23 @@ extension LiveEvent {
         guard let participant = participants.removeValue(forKey: connection) else { return }
         screenPipeline.leave(connection)
         mediaErrorGates[connection] = nil
+        var announce = announce
         if participant.mediaOnly {
+            if isShadowed(participant.user) {
+                shadowedMediaListeners -= 1
+                announce = false
+            }
             mediaListeners[participant.user.userID]?.remove(connection)
             if mediaListeners[participant.user.userID]?.isEmpty == true { mediaListeners[participant.user.userID] = nil }
         }
         dropMixSubscription(connection)
         if connectionByUser[participant.user.userID] == connection {
             connectionByUser[participant.user.userID] = nil
+            // The user's own media-only listeners now stand for it.
+            shadowedMediaListeners -= verifiedMediaListeners(of: participant.user.userID)
         }
         emit(.persist(.participantLeft(eventID: eventID, connection: connection, at: now)))
-        if announce, participants.count < configuration.individualNoticeLimit {
+        if announce, participantCount < configuration.individualNoticeLimit {
             emit(.send(LiveServerMessage.participantLeft(userID: participant.user.userID, username: participant.user.username), to: .all))
         }
         membershipChanged()
@@ -135,6 +143,7 @@ extension LiveEvent {
         participants.removeAll()
         connectionByUser.removeAll()
         mediaListeners.removeAll()
+        shadowedMediaListeners = 0
         publishers.removeAll()
         hostConnection = nil
         hostGraceEndsAt = nil

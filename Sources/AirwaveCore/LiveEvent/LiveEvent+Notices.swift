@@ -14,7 +14,7 @@ extension LiveEvent {
                                                           verified: true, sourceID: Self.hostSourceID, muted: hostMuted)]
         let ordered = participants.values.sorted { $0.joinSequence < $1.joinSequence }
         var listeners: [Participant] = []
-        for participant in ordered {
+        for participant in ordered where !(participant.mediaOnly && isShadowed(participant.user)) {
             if participant.role == .cohost {
                 let speaker = speakers[participant.user.userID]
                 entries.append(entry(participant, sourceID: speaker?.sourceID, muted: speaker?.muted ?? false))
@@ -26,7 +26,7 @@ extension LiveEvent {
         for participant in listeners.suffix(configuration.listListenerLimit) {
             entries.append(entry(participant, sourceID: nil, muted: false))
         }
-        return LiveServerMessage.participantList(entries, truncatedTotal: truncated ? participants.count + 1 : nil)
+        return LiveServerMessage.participantList(entries, truncatedTotal: truncated ? participantCount + 1 : nil)
     }
 
     private func entry(_ participant: Participant, sourceID: UInt32?, muted: Bool) -> LiveServerMessage.ParticipantEntry {
@@ -41,13 +41,13 @@ extension LiveEvent {
 
     /// Sends the coalesced list and count when their window allows; otherwise `nextWakeUp` covers them.
     mutating func flushNotices(now: Timestamp) {
-        listThrottle.interval = configuration.noticeInterval * max(1, (participants.count + 1) / max(1, configuration.listIntervalStep))
+        listThrottle.interval = configuration.noticeInterval * max(1, (participantCount + 1) / max(1, configuration.listIntervalStep))
         if listThrottle.fire(now: now) {
             emit(.send(participantList, to: .all))
         }
         // Sent even when the number is unchanged: a joiner (or a replacing connection) must get one.
         if countThrottle.fire(now: now) {
-            emit(.send(LiveServerMessage.participantCount(participants.count), to: .all))
+            emit(.send(LiveServerMessage.participantCount(participantCount), to: .all))
         }
         flushActiveSpeakers(now: now)
     }

@@ -74,6 +74,9 @@ public struct LiveEvent: Sendable {
     var clientLevelSources: Set<UInt32> = []
     /// Media-only listeners (WHEP) by user id: they hear the mix without that user's own voice.
     var mediaListeners: [String: Set<ConnectionID>] = [:]
+    /// Verified media-only listeners whose user is present otherwise (the host, or a WebSocket
+    /// connection of the same user): one person, so they are neither listed nor counted.
+    var shadowedMediaListeners = 0
     /// Publishers (WHIP): media-only connections that speak for a user (the host or a co-host).
     var publishers: [ConnectionID: String] = [:]
     /// The time of the latest input (for `nextWakeUp`).
@@ -140,12 +143,12 @@ public struct LiveEvent: Sendable {
     }
 
     /// Listeners and co-hosts connected now, host excluded (`participant_count`).
-    public var participantCount: Int { participants.count }
+    public var participantCount: Int { participants.count - shadowedMediaListeners }
 
     /// This event's line in the active-streams directory.
     public var summary: LiveServerMessage.StreamSummary {
         .init(eventID: eventID, hostUserID: host.userID, hostUsername: host.username, mode: mode.rawValue,
-              participantCount: participants.count, startedAt: startedAt)
+              participantCount: participantCount, startedAt: startedAt)
     }
 
     /// Every connection the event holds now, host first, publishers last.

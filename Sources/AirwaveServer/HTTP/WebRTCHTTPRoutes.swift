@@ -76,19 +76,20 @@ struct WebRTCHTTPRoutes: Sendable {
             let gone = try await server.eventGone(eventID)
             return refuse(gone, gone.code == .eventEnded ? .gone : .notFound)
         }
+        let ended = ProtocolError(.eventEnded, "This event has ended.")
+        guard !driver.hasEnded else { return refuse(ended, .gone) }
         let opened: (peer: WebRTCPeer, answer: String)
         do {
             opened = try await gateway.open(offer: offer, kind: kind, id: server.newConnectionID(), user: user, driver: driver) { peer in
-                kind == .whip ? await driver.admitPublisher(peer) : true
+                // A WHEP listener joins when it connects; an event that ends before is refused then.
+                kind == .whip ? await driver.admitPublisher(peer) : !driver.hasEnded
             }
         } catch {
             switch error {
             case .badOffer(let message):
                 return refuse(ProtocolError(.badRequest, message), .badRequest)
             case .refused:
-                if await server.registry.driver(for: eventID) == nil {
-                    return refuse(ProtocolError(.eventEnded, "This event has ended."), .gone)
-                }
+                if driver.hasEnded { return refuse(ended, .gone) }
                 return refuse(ProtocolError(.notAllowed, "Only the host and current co-hosts of this event may publish."), .forbidden)
             case .busy:
                 return refuse(ProtocolError(.serverBusy, "The server has no room for another WebRTC session."), .serviceUnavailable)

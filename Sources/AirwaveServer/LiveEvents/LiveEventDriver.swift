@@ -46,6 +46,10 @@ final class LiveEventDriver: Sendable {
         }
     }
 
+    /// True once the event is over, even while the registry still lists it (it forgets the
+    /// driver only after the end has been reported).
+    var hasEnded: Bool { isOver.withLockedValue { $0 } }
+
     /// Queues an input about a WebRTC peer; false once the event is over.
     @discardableResult
     func submit(_ input: LiveEvent.Input, peer: WebRTCPeer) -> Bool {
@@ -352,7 +356,12 @@ final class LiveEventDriver: Sendable {
             services.writer.enqueue([.participantLeft(eventID: eventID, connectionID: connection.id.rawValue, at: now.milliseconds)])
         }
         state.members = ConnectionGroups()
-        for peer in state.peers.values { services.webRTC?.close(peer) }
+        for peer in state.peers.values {
+            services.webRTC?.close(peer)
+            if peer.kind == .whep {
+                services.writer.enqueue([.participantLeft(eventID: eventID, connectionID: peer.id.rawValue, at: now.milliseconds)])
+            }
+        }
         state.peers.removeAll()
         services.writer.enqueue([.eventEnded(eventID: eventID, reason: "server_shutdown", at: now.milliseconds)])
         state.ended = true

@@ -139,11 +139,17 @@ final class WebRTCGateway: Sendable {
         }
         let peer = WebRTCPeer(id: id, kind: kind, user: user, sessionID: sessionID, ufrag: ufrag,
                               receivesVideo: negotiated.video != nil)
-        guard await admit(peer) else { throw .refused }
+        // In the table before the event admits it, so that a close from the event in between
+        // (the user's role ended) finds it.
         table.withLockedValue { table in
             table.bySession[sessionID] = Entry(peer: peer, driver: driver,
                                                media: TokenBucket(rate: mediaRate.perSecond, burst: mediaRate.burst))
             table.sessionByUfrag[ufrag] = sessionID
+        }
+        metrics.connectionsChanged(endpoint: kind.rawValue, by: 1)
+        guard await admit(peer) else {
+            forget(peer)
+            throw .refused
         }
         let dtls = self.dtls
         do {
@@ -152,12 +158,16 @@ final class WebRTCGateway: Sendable {
                                   localPassword: password, audioSSRC: audioSSRC, videoSSRC: videoSSRC, dtlsContext: dtls, now: .now)
             }
         } catch {
-            _ = table.withLockedValue { $0.remove(sessionID) }
+            forget(peer)
             logger.warning("webrtc session refused", metadata: ["error": "\(error)"])
             if kind == .whip { driver.submit(.disconnected(id)) }  // the event admitted it already
             throw .busy
         }
-        metrics.connectionsChanged(endpoint: kind.rawValue, by: 1)
+        guard table.withLockedValue({ $0.bySession[sessionID] != nil }) else {
+            // The event closed it while the session was being made: it must not live on.
+            try? await udp.removeSession(ufrag: ufrag)
+            throw .refused
+        }
         return (peer, negotiated.answer)
     }
 
@@ -177,6 +187,12 @@ final class WebRTCGateway: Sendable {
     func close(_ peer: WebRTCPeer) {
         guard table.withLockedValue({ $0.remove(peer.sessionID) }) != nil else { return }
         end(peer)
+    }
+
+    /// Drops a session that was never handed out.
+    private func forget(_ peer: WebRTCPeer) {
+        guard table.withLockedValue({ $0.remove(peer.sessionID) }) != nil else { return }
+        metrics.connectionsChanged(endpoint: peer.kind.rawValue, by: -1)
     }
 
     private func end(_ peer: WebRTCPeer) {
