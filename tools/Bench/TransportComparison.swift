@@ -15,6 +15,8 @@ struct PhaseResult: Codable, Sendable {
         var rtcp_packets: Int
         var decrypted: Int
         var decrypt_failures: Int
+        /// libsrtp status codes of the failures.
+        var decrypt_failure_codes: [String: Int]
         var wrong_payload_type: Int
         var checks_sent: Int
         var checks_answered: Int
@@ -34,6 +36,9 @@ struct PhaseResult: Codable, Sendable {
     /// Connected listeners × window × 50 packets/s (the mix's rate).
     var packets_expected: Double
     var delivery_ratio: Double
+    /// delivered / (delivered + gaps): loss seen in the listeners' sequence numbers, independent
+    /// of when in a 20 ms tick the window's ends fell.
+    var delivery_ratio_by_sequence: Double
     /// Sequence numbers skipped in the window (lost), and packets out of order.
     var gaps: Int
     var reordered: Int
@@ -95,11 +100,11 @@ struct ComparisonReport: Codable, Sendable {
             + "\(config.event_loops) generator event loops; WHEP consent every \(f(config.whep_consent_interval_s, 1)) s, "
             + "decrypt every \(config.whep_decrypt_every == 0 ? "none" : String(config.whep_decrypt_every))"]
         out.append("")
-        out.append("| phase | connected | delivered | delivery | gaps | server CPU (s/s) | µs CPU per delivered packet | µs above baseline | RSS before → joined (MiB) | KiB per listener | generator CPU (s/s) | join (s) |")
-        out.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
+        out.append("| phase | connected | delivered | delivery (vs 50/s) | delivery (sequence) | gaps | server CPU (s/s) | µs CPU per delivered packet | µs above baseline | RSS before → joined (MiB) | KiB per listener | generator CPU (s/s) | join (s) |")
+        out.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         for p in phases {
             let above = p.server_cpu_us_per_packet_above_baseline.map { f($0) } ?? "—"
-            out.append("| \(p.description) | \(p.listeners_connected)/\(p.listeners_requested) | \(p.packets_delivered) | \(f(p.delivery_ratio * 100, 2)) % | \(p.gaps) | \(f(p.server_cpu_s_per_s, 3)) | \(f(p.server_cpu_us_per_packet)) | \(above) | \(f(Double(p.server_rss_kib_before) / 1024, 1)) → \(f(Double(p.server_rss_kib_joined) / 1024, 1)) | \(f(p.server_rss_kib_per_listener, 1)) | \(f(p.generator_cpu_s_per_s, 3)) | \(f(p.join_s)) |")
+            out.append("| \(p.description) | \(p.listeners_connected)/\(p.listeners_requested) | \(p.packets_delivered) | \(f(p.delivery_ratio * 100, 2)) % | \(f(p.delivery_ratio_by_sequence * 100, 2)) % | \(p.gaps) | \(f(p.server_cpu_s_per_s, 3)) | \(f(p.server_cpu_us_per_packet)) | \(above) | \(f(Double(p.server_rss_kib_before) / 1024, 1)) → \(f(Double(p.server_rss_kib_joined) / 1024, 1)) | \(f(p.server_rss_kib_per_listener, 1)) | \(f(p.generator_cpu_s_per_s, 3)) | \(f(p.join_s)) |")
         }
         out.append("")
         if let ratio = whep_over_ws_cpu_per_packet {
@@ -110,7 +115,7 @@ struct ComparisonReport: Codable, Sendable {
         for p in phases {
             if !p.failures.isEmpty { out.append("\(p.phase) failures: \(p.failures.sorted { $0.key < $1.key }.map { "\($0.key) ×\($0.value)" }.joined(separator: ", "))") }
             if let w = p.whep {
-                out.append("\(p.phase): RTCP \(w.rtcp_packets), decrypted \(w.decrypted) (failed \(w.decrypt_failures)), wrong PT \(w.wrong_payload_type), checks \(w.checks_answered)/\(w.checks_sent) answered, closed by server \(w.closed_by_server); connect p50 \(f(p.connect_ms_p50)) ms p99 \(f(p.connect_ms_p99)) ms; teardown \(p.teardown.sorted { $0.key < $1.key }.map { "\($0.key) ×\($0.value)" }.joined(separator: ", "))")
+                out.append("\(p.phase): RTCP \(w.rtcp_packets), decrypted \(w.decrypted) (failed \(w.decrypt_failures)\(w.decrypt_failure_codes.isEmpty ? "" : ", libsrtp status " + w.decrypt_failure_codes.sorted { $0.key < $1.key }.map { "\($0.key) ×\($0.value)" }.joined(separator: ", "))), wrong PT \(w.wrong_payload_type), checks \(w.checks_answered)/\(w.checks_sent) answered, closed by server \(w.closed_by_server); connect p50 \(f(p.connect_ms_p50)) ms p99 \(f(p.connect_ms_p99)) ms; teardown \(p.teardown.sorted { $0.key < $1.key }.map { "\($0.key) ×\($0.value)" }.joined(separator: ", "))")
             }
             if let forwarded = p.forwarded_audio_delta {
                 out.append("\(p.phase): server forwarded audio Δ \(Int(forwarded)) (/metrics), host sent \(p.host_frames_sent_in_window) in the window")
@@ -332,6 +337,7 @@ extension BenchCommand {
         }
         let detail = PhaseResult.WHEPDetail(
             rtcp_packets: last.rtcpPackets, decrypted: last.decrypted, decrypt_failures: last.decryptFailures,
+            decrypt_failure_codes: Dictionary(uniqueKeysWithValues: last.decryptFailureCodes.map { (String($0.key), $0.value) }),
             wrong_payload_type: last.wrongPayloadType, checks_sent: last.checksSent, checks_answered: last.checksAnswered,
             closed_by_server: last.closedByServer)
         let teardown = WHEPFleet.close(members, port: port, concurrency: workers)
@@ -382,13 +388,15 @@ extension BenchCommand {
         let cpu = window.end.proc.cpuSeconds - window.start.proc.cpuSeconds
         let delivered = window.end.delivered - window.start.delivered
         let expected = Double(connected) * seconds * Self.mixPacketsPerSecond
+        let gaps = window.end.gaps - window.start.gaps
         return PhaseResult(
             phase: name, description: description, listeners_requested: requested, listeners_connected: connected,
             failures: failures, join_s: round3(joinSeconds),
             connect_ms_p50: Double(connect.percentile(0.5)) / 1000, connect_ms_p99: Double(connect.percentile(0.99)) / 1000,
             window_s: round3(seconds), packets_delivered: delivered, packets_expected: round3(expected),
             delivery_ratio: expected > 0 ? Double(delivered) / expected : 0,
-            gaps: window.end.gaps - window.start.gaps, reordered: window.end.reordered - window.start.reordered,
+            delivery_ratio_by_sequence: delivered + gaps > 0 ? Double(delivered) / Double(delivered + gaps) : 0,
+            gaps: gaps, reordered: window.end.reordered - window.start.reordered,
             listeners_closed_early: window.end.closed,
             packets_per_second: seconds > 0 ? round3(Double(delivered) / seconds) : 0,
             server_cpu_s: round3(cpu), server_cpu_s_per_s: seconds > 0 ? round3(cpu / seconds) : 0,

@@ -45,6 +45,8 @@ public struct WHEPCounters: Sendable, Equatable {
     /// Sampled packets that were unprotected, and those that failed to.
     public var decrypted = 0
     public var decryptFailures = 0
+    /// libsrtp status of the failed unprotects, by code (9: replay, 10: replay too old, 7: auth).
+    public var decryptFailureCodes: [Int32: Int] = [:]
     /// STUN Binding requests sent and success responses received.
     public var checksSent = 0
     public var checksAnswered = 0
@@ -63,6 +65,7 @@ public struct WHEPCounters: Sendable, Equatable {
         wrongPayloadType += other.wrongPayloadType
         decrypted += other.decrypted
         decryptFailures += other.decryptFailures
+        decryptFailureCodes.merge(other.decryptFailureCodes, uniquingKeysWith: +)
         checksSent += other.checksSent
         checksAnswered += other.checksAnswered
         closedByServer += other.closedByServer
@@ -327,6 +330,7 @@ public final class WHEPListener: @unchecked Sendable {
                     totals.decrypted += 1
                 } catch {
                     totals.decryptFailures += 1
+                    if case let .unprotect(code) = error { totals.decryptFailureCodes[code, default: 0] += 1 }
                 }
             }
         }
