@@ -154,6 +154,28 @@ struct InProcessServer {
         try await group.shutdownGracefully()
     }
 
+    @Test func aSampledListenerDecryptsItsFirstPacket() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let server = try await InProcessServer(group: group)
+        let listener = try await WHEPListener.bind(
+            on: group.next(), context: try DTLSContext(commonName: "bench"),
+            configuration: WHEPListenerConfiguration(decryptEvery: 50), ufrag: "sampled").get()
+        let answerText = try await server.accept(offer: listener.offer().sdp, serverUfrag: "srv")
+        try await listener.start(answer: try WHEPAnswer(sdp: answerText)).get()
+        var iterator = server.events.makeAsyncIterator()
+        while let (_, event) = await iterator.next(), event != .connected {}
+        for n in 0..<3 {
+            server.driver.sendAudio(to: ["srv"], payload: [0xFC, 1], sourceSSRC: 9, sequenceNumber: UInt16(n), timestamp: UInt32(n * 960))
+        }
+        // The first packet fixes libsrtp's rollover counter; the next sample is the 51st.
+        let counters = try await listener.wait { $0.rtpPackets >= 3 }.get()
+        #expect(counters.decrypted == 1)
+        #expect(counters.decryptFailures == 0)
+        try await server.driver.shutdown()
+        try await listener.close().get()
+        try await group.shutdownGracefully()
+    }
+
     @Test func anUnansweredListenerTimesOut() async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let clientContext = try DTLSContext(commonName: "bench")

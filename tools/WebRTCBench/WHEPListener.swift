@@ -120,7 +120,10 @@ public final class WHEPListener: @unchecked Sendable {
     private var connected: EventLoopPromise<Void>?
     private var totals = WHEPCounters()
     private var lastSequence: UInt16?
-    private var sinceDecrypt = 0
+    /// RTP packets since the last decrypted one. The first packet is always decrypted: libsrtp
+    /// infers the rollover counter from the first packet it unprotects, so starting on a later
+    /// one that comes after a sequence-number wrap would put every sample out of step.
+    private var sinceDecrypt = Int.max - 1
     private var waiters: [(condition: (WHEPCounters) -> Bool, promise: EventLoopPromise<WHEPCounters>)] = []
 
     /// Nanoseconds from `start` to connected (0 until then).
@@ -321,7 +324,7 @@ public final class WHEPListener: @unchecked Sendable {
             }
         }
         if configuration.decryptEvery > 0, let srtp {
-            sinceDecrypt += 1
+            sinceDecrypt &+= 1
             if sinceDecrypt >= configuration.decryptEvery {
                 sinceDecrypt = 0
                 var packet = Array(buffer.readableBytesView)
