@@ -100,11 +100,11 @@ struct ComparisonReport: Codable, Sendable {
             + "\(config.event_loops) generator event loops; WHEP consent every \(f(config.whep_consent_interval_s, 1)) s, "
             + "decrypt every \(config.whep_decrypt_every == 0 ? "none" : String(config.whep_decrypt_every))"]
         out.append("")
-        out.append("| phase | connected | delivered | delivery (vs 50/s) | delivery (sequence) | gaps | server CPU (s/s) | µs CPU per delivered packet | µs above baseline | RSS before → joined (MiB) | KiB per listener | generator CPU (s/s) | join (s) |")
+        out.append("| phase | connected | delivered | delivery (vs 50/s) | delivery (sequence) | gaps | server CPU (s/s) | µs CPU per delivered packet | µs above baseline | RSS before → joined → end (MiB) | KiB per listener (joined) | generator CPU (s/s) | join (s) |")
         out.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         for p in phases {
             let above = p.server_cpu_us_per_packet_above_baseline.map { f($0) } ?? "—"
-            out.append("| \(p.description) | \(p.listeners_connected)/\(p.listeners_requested) | \(p.packets_delivered) | \(f(p.delivery_ratio * 100, 2)) % | \(f(p.delivery_ratio_by_sequence * 100, 2)) % | \(p.gaps) | \(f(p.server_cpu_s_per_s, 3)) | \(f(p.server_cpu_us_per_packet)) | \(above) | \(f(Double(p.server_rss_kib_before) / 1024, 1)) → \(f(Double(p.server_rss_kib_joined) / 1024, 1)) | \(f(p.server_rss_kib_per_listener, 1)) | \(f(p.generator_cpu_s_per_s, 3)) | \(f(p.join_s)) |")
+            out.append("| \(p.description) | \(p.listeners_connected)/\(p.listeners_requested) | \(p.packets_delivered) | \(f(p.delivery_ratio * 100, 2)) % | \(f(p.delivery_ratio_by_sequence * 100, 2)) % | \(p.gaps) | \(f(p.server_cpu_s_per_s, 3)) | \(f(p.server_cpu_us_per_packet)) | \(above) | \(f(Double(p.server_rss_kib_before) / 1024, 1)) → \(f(Double(p.server_rss_kib_joined) / 1024, 1)) → \(f(Double(p.server_rss_kib_end) / 1024, 1)) | \(f(p.server_rss_kib_per_listener, 1)) | \(f(p.generator_cpu_s_per_s, 3)) | \(f(p.join_s)) |")
         }
         out.append("")
         if let ratio = whep_over_ws_cpu_per_packet {
