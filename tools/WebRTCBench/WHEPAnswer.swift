@@ -4,8 +4,10 @@ import AirwaveWebRTC
 /// certificate fingerprint, the DTLS role left to the listener, and the address to send checks
 /// to (the first host candidate of the wanted address family).
 public struct WHEPAnswer: Sendable, Equatable {
+    /// The server's ICE credentials: checks go as `serverUfrag:listenerUfrag`, signed with the password.
     public var serverUfrag: String
     public var serverPassword: String
+    /// The server certificate's fingerprint, checked after the DTLS handshake.
     public var serverFingerprint: CertificateFingerprint
     /// The listener's DTLS role: the server answering `a=setup:passive` makes it the client.
     public var dtlsRole: DTLSRole
@@ -16,6 +18,7 @@ public struct WHEPAnswer: Sendable, Equatable {
     /// The accepted audio section's Opus payload type.
     public var audioPayloadType: UInt8
 
+    /// An answer from its parts (tests; `init(sdp:)` parses one).
     public init(serverUfrag: String, serverPassword: String, serverFingerprint: CertificateFingerprint,
                 dtlsRole: DTLSRole, serverAddress: TransportAddress, iceLite: Bool, audioPayloadType: UInt8) {
         self.serverUfrag = serverUfrag

@@ -19,6 +19,7 @@ public struct WHEPListenerConfiguration: Sendable {
     /// The offer's media direction.
     public var direction: WHEPOffer.Direction
 
+    /// The defaults are what `airwave-bench` uses unless told otherwise.
     public init(consentInterval: TimeAmount = .seconds(2), checkRetryInterval: TimeAmount = .milliseconds(100),
                 connectTimeout: TimeAmount = .seconds(15), decryptEvery: Int = 50,
                 direction: WHEPOffer.Direction = .recvonly) {
@@ -53,6 +54,7 @@ public struct WHEPCounters: Sendable, Equatable {
     /// Listeners whose server sent DTLS close_notify.
     public var closedByServer = 0
 
+    /// All zero.
     public init() {}
 
     /// Adds another listener's counters.
@@ -75,6 +77,7 @@ public struct WHEPCounters: Sendable, Equatable {
 /// Why a listener did not connect.
 public struct WHEPListenerError: Error, Sendable, CustomStringConvertible, Equatable {
     public let description: String
+    /// An error with this reason.
     public init(_ description: String) { self.description = description }
 }
 
@@ -87,6 +90,7 @@ public struct WHEPListenerError: Error, Sendable, CustomStringConvertible, Equat
 /// Created with `bind`; everything mutable is confined to `eventLoop`. The public methods may
 /// be called from any thread.
 public final class WHEPListener: @unchecked Sendable {
+    /// Where the listener is: offered (`idle`), ICE, DTLS, receiving, or stopped.
     public enum State: Sendable, Equatable {
         case idle
         case checking
@@ -96,8 +100,10 @@ public final class WHEPListener: @unchecked Sendable {
         case closed
     }
 
+    /// This listener's ICE credentials, as offered.
     public let localUfrag: String
     public let localPassword: String
+    /// The loop its socket and all its state live on.
     public let eventLoop: any EventLoop
     public let configuration: WHEPListenerConfiguration
     /// The listener's bound UDP address (127.0.0.1:port).

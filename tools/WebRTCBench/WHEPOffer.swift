@@ -11,14 +11,18 @@ public struct WHEPOffer: Sendable, Equatable {
         case recvonly, sendrecv
     }
 
+    /// The listener's ICE credentials (`a=ice-ufrag`, `a=ice-pwd`).
     public var ufrag: String
     public var password: String
+    /// The listener's certificate (`a=fingerprint`), which the server checks after DTLS.
     public var fingerprint: CertificateFingerprint
     /// The listener's own UDP address (its only candidate).
     public var candidate: TransportAddress
+    /// The `o=` session id.
     public var sessionID: UInt64
     public var direction: Direction
 
+    /// An offer; `sdp` is its text.
     public init(ufrag: String, password: String, fingerprint: CertificateFingerprint, candidate: TransportAddress,
                 sessionID: UInt64, direction: Direction = .recvonly) {
         self.ufrag = ufrag
