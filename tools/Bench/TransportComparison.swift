@@ -27,6 +27,9 @@ struct PhaseResult: Codable, Sendable {
     var description: String
     var listeners_requested: Int
     var listeners_connected: Int
+    /// Connected listeners that received at least one packet in the window (a WHEP session the
+    /// server ended without close_notify, e.g. consent expiry, still counts as connected).
+    var listeners_receiving: Int
     var failures: [String: Int]
     var join_s: Double
     var connect_ms_p50: Double
@@ -100,11 +103,11 @@ struct ComparisonReport: Codable, Sendable {
             + "\(config.event_loops) generator event loops; WHEP consent every \(f(config.whep_consent_interval_s, 1)) s, "
             + "decrypt every \(config.whep_decrypt_every == 0 ? "none" : String(config.whep_decrypt_every))"]
         out.append("")
-        out.append("| phase | connected | delivered | delivery (vs 50/s) | delivery (sequence) | gaps | server CPU (s/s) | µs CPU per delivered packet | µs above baseline | RSS before → joined → end (MiB) | KiB per listener (joined) | generator CPU (s/s) | join (s) |")
-        out.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+        out.append("| phase | connected | receiving | delivered | delivery (vs 50/s) | delivery (sequence) | gaps | server CPU (s/s) | µs CPU per delivered packet | µs above baseline | RSS before → joined → end (MiB) | KiB per listener (joined) | generator CPU (s/s) | join (s) |")
+        out.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         for p in phases {
             let above = p.server_cpu_us_per_packet_above_baseline.map { f($0) } ?? "—"
-            out.append("| \(p.description) | \(p.listeners_connected)/\(p.listeners_requested) | \(p.packets_delivered) | \(f(p.delivery_ratio * 100, 2)) % | \(f(p.delivery_ratio_by_sequence * 100, 2)) % | \(p.gaps) | \(f(p.server_cpu_s_per_s, 3)) | \(f(p.server_cpu_us_per_packet)) | \(above) | \(f(Double(p.server_rss_kib_before) / 1024, 1)) → \(f(Double(p.server_rss_kib_joined) / 1024, 1)) → \(f(Double(p.server_rss_kib_end) / 1024, 1)) | \(f(p.server_rss_kib_per_listener, 1)) | \(f(p.generator_cpu_s_per_s, 3)) | \(f(p.join_s)) |")
+            out.append("| \(p.description) | \(p.listeners_connected)/\(p.listeners_requested) | \(p.listeners_receiving) | \(p.packets_delivered) | \(f(p.delivery_ratio * 100, 2)) % | \(f(p.delivery_ratio_by_sequence * 100, 2)) % | \(p.gaps) | \(f(p.server_cpu_s_per_s, 3)) | \(f(p.server_cpu_us_per_packet)) | \(above) | \(f(Double(p.server_rss_kib_before) / 1024, 1)) → \(f(Double(p.server_rss_kib_joined) / 1024, 1)) → \(f(Double(p.server_rss_kib_end) / 1024, 1)) | \(f(p.server_rss_kib_per_listener, 1)) | \(f(p.generator_cpu_s_per_s, 3)) | \(f(p.join_s)) |")
         }
         out.append("")
         if let ratio = whep_over_ws_cpu_per_packet {
@@ -135,6 +138,14 @@ private struct WindowEnd {
     var reordered: Int
     var closed: Int
     var hostSent: Int
+    /// Each listener's packets so far, in a fixed order.
+    var perListener: [Int]
+}
+
+/// What the listeners of a phase have counted so far.
+private struct Tally {
+    var delivered = 0, gaps = 0, reordered = 0, closed = 0
+    var perListener: [Int] = []
 }
 
 extension BenchCommand {
@@ -277,18 +288,23 @@ extension BenchCommand {
         fleet.mixed = true
         let opened = fleet.open(count: count)
         let sessions = opened.sessions
-        func snapshot() -> (delivered: Int, gaps: Int, reordered: Int, closed: Int) {
-            var total = (delivered: 0, gaps: 0, reordered: 0, closed: 0)
+        func snapshot() -> Tally {
+            var total = Tally()
             for loop in loops {
                 let mine = sessions.filter { $0.loopState === loop }
-                let part = try? loop.loop.submit { () -> (Int, Int, Int, Int) in
-                    var sum = (0, 0, 0, 0)
+                let part = try? loop.loop.submit { () -> Tally in
+                    var sum = Tally()
                     for s in mine where readyOK(s) {
-                        sum.0 += s.framesReceived; sum.1 += s.gaps; sum.2 += s.reordered; sum.3 += s.closed ? 1 : 0
+                        sum.delivered += s.framesReceived; sum.gaps += s.gaps; sum.reordered += s.reordered
+                        sum.closed += s.closed ? 1 : 0
+                        sum.perListener.append(s.framesReceived)
                     }
                     return sum
                 }.wait()
-                if let part { total.delivered += part.0; total.gaps += part.1; total.reordered += part.2; total.closed += part.3 }
+                if let part {
+                    total.delivered += part.delivered; total.gaps += part.gaps; total.reordered += part.reordered
+                    total.closed += part.closed; total.perListener += part.perListener
+                }
             }
             return total
         }
@@ -300,10 +316,7 @@ extension BenchCommand {
             if state.2 { connected += 1; connectHistogram.record(micros: state.0 / 1000) }
             else { failures[shortReason(state.1 ?? "unknown"), default: 0] += 1 }
         }
-        let window = try measureWindow(seconds: seconds, pid: pid, port: port, hostSent: hostSent) {
-            let s = snapshot()
-            return (s.delivered, s.gaps, s.reordered, s.closed)
-        }
+        let window = try measureWindow(seconds: seconds, pid: pid, port: port, hostSent: hostSent, count: snapshot)
 
         // Hang up: close every socket (bounded), and forget the sessions.
         for loop in loops {
@@ -332,8 +345,10 @@ extension BenchCommand {
         let members = opened.members
         var last = WHEPCounters()
         let window = try measureWindow(seconds: seconds, pid: pid, port: port, hostSent: hostSent) {
-            last = WHEPFleet.counters(members, loops: loops)
-            return (last.rtpPackets, last.gaps, last.reordered, last.closedByServer)
+            let (total, packets) = WHEPFleet.counters(members, loops: loops)
+            last = total
+            return Tally(delivered: total.rtpPackets, gaps: total.gaps, reordered: total.reordered,
+                         closed: total.closedByServer, perListener: packets)
         }
         let detail = PhaseResult.WHEPDetail(
             rtcp_packets: last.rtcpPackets, decrypted: last.decrypted, decrypt_failures: last.decryptFailures,
@@ -356,19 +371,20 @@ extension BenchCommand {
     /// Waits --settle s, then counts for `seconds`: the listeners' totals (`count`) and the
     /// server's /proc numbers at both ends, /metrics just outside them.
     private func measureWindow(seconds: Double, pid: Int32, port: Int, hostSent: () -> Int,
-                               count: () -> (Int, Int, Int, Int)) throws -> Window {
+                               count: () -> Tally) throws -> Window {
         if settle > 0 { usleepNanos(UInt64(settle * 1e9)) }
         guard let joined = ProcSample.read(pid: pid) else { throw BenchError("server process \(pid) is gone") }
         let metrics0 = noMetrics ? nil : MetricsSample.fetch(port: port, attempts: 3)
         func end(countFirst: Bool) throws -> WindowEnd {
-            var counted = (0, 0, 0, 0)
+            var counted = Tally()
             if countFirst { counted = count() }
             guard let proc = ProcSample.read(pid: pid) else { throw BenchError("server process \(pid) is gone") }
             let selfCPU = ProcSample.selfCPUSeconds()
             let sent = hostSent()
             if !countFirst { counted = count() }
-            return WindowEnd(proc: proc, selfCPU: selfCPU, delivered: counted.0, gaps: counted.1, reordered: counted.2,
-                             closed: counted.3, hostSent: sent)
+            return WindowEnd(proc: proc, selfCPU: selfCPU, delivered: counted.delivered, gaps: counted.gaps,
+                             reordered: counted.reordered, closed: counted.closed, hostSent: sent,
+                             perListener: counted.perListener)
         }
         // Counters are read just inside the /proc samples at both ends, so the window's CPU
         // covers every packet counted.
@@ -391,6 +407,7 @@ extension BenchCommand {
         let gaps = window.end.gaps - window.start.gaps
         return PhaseResult(
             phase: name, description: description, listeners_requested: requested, listeners_connected: connected,
+            listeners_receiving: zip(window.start.perListener, window.end.perListener).count { $1 > $0 },
             failures: failures, join_s: round3(joinSeconds),
             connect_ms_p50: Double(connect.percentile(0.5)) / 1000, connect_ms_p99: Double(connect.percentile(0.99)) / 1000,
             window_s: round3(seconds), packets_delivered: delivered, packets_expected: round3(expected),

@@ -126,19 +126,27 @@ struct WHEPFleet {
         return state.outcome(wallSeconds: 0).failures
     }
 
-    /// The members' counters summed, one task per event loop (so the snapshot is short).
-    static func counters(_ members: [WHEPMember], loops: [EventLoop]) -> WHEPCounters {
+    /// The members' counters summed, and each member's RTP packets (in a fixed order), one task
+    /// per event loop (so the snapshot is short).
+    static func counters(_ members: [WHEPMember], loops: [EventLoop]) -> (total: WHEPCounters, packets: [Int]) {
         var total = WHEPCounters()
+        var packets: [Int] = []
         for (loopIndex, loop) in loops.enumerated() {
             let mine = members.filter { $0.loopIndex == loopIndex }.map(\.listener)
-            let part = try? loop.submit { () -> WHEPCounters in
+            let part = try? loop.submit { () -> (WHEPCounters, [Int]) in
                 var sum = WHEPCounters()
-                for listener in mine { sum.add(listener.countersOnLoop()) }
-                return sum
+                var each: [Int] = []
+                for listener in mine {
+                    let counters = listener.countersOnLoop()
+                    sum.add(counters)
+                    each.append(counters.rtpPackets)
+                }
+                return (sum, each)
             }.wait()
-            if let part { total.add(part) }
+            if let part { total.add(part.0); packets += part.1 }
+            else { packets += Array(repeating: 0, count: mine.count) }
         }
-        return total
+        return (total, packets)
     }
 }
 
