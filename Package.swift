@@ -145,8 +145,18 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),
+                "AirwaveWHEPClient", "AirwaveWebRTC",
             ],
             path: "tools/Bench"
+        ),
+        .target(
+            name: "AirwaveWHEPClient",
+            dependencies: [
+                "AirwaveWebRTC",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            path: "tools/WebRTCBench"
         ),
         .executableTarget(
             name: "airwave-mix-bench",
@@ -179,6 +189,14 @@ let package = Package(
             name: "AirwaveWebRTCUDPTests",
             dependencies: [
                 "AirwaveWebRTCUDP", "AirwaveWebRTC",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(
+            name: "AirwaveWHEPClientTests",
+            dependencies: [
+                "AirwaveWHEPClient", "AirwaveWebRTC", "AirwaveWebRTCUDP",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]

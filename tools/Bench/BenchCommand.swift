@@ -20,6 +20,15 @@ struct BenchCommand: ParsableCommand {
             while N listeners count frames and measure latency (same-process monotonic clock,
             keyed by the frames' sequence numbers). With --idle nobody speaks: the listeners
             join, wait --settle s, and the report gives the server's RSS per idle listener.
+
+            With --compare-whep the host speaks throughout and the same server is measured in
+            phases (--phases ws,whep): first --baseline s with one mixed WebSocket listener
+            (the mix's own cost), then --listeners WebSocket listeners joined with
+            ?audio=mixed, then as many WHEP listeners (POST /whep/{eventId}, ICE, DTLS, SRTP on
+            one UDP socket each; consent checks every --whep-consent-interval s). Each phase
+            joins, waits --settle s, measures --duration s and hangs up; the report gives the
+            server's CPU per delivered packet of the mix (50 packets/s per listener), delivery,
+            RSS, and WHEP / WebSocket.
             """)
 
     @Option(help: "Start this `airwave` binary on a free port (and stop it at the end).")
@@ -62,6 +71,18 @@ struct BenchCommand: ParsableCommand {
     var idle = false
     @Flag(help: "Print every number as JSON.")
     var json = false
+    @Flag(help: ArgumentHelp(
+        "Compare transports for the event's mix in one run: WebSocket listeners with ?audio=mixed, then as many WHEP (WebRTC) listeners.",
+        discussion: "Each phase joins --listeners listeners, waits --settle s, measures for --duration s, and hangs them up."))
+    var compareWhep = false
+    @Option(help: "With --compare-whep: the phases, in order (ws, whep).")
+    var phases: String = "ws,whep"
+    @Option(help: "With --compare-whep: seconds measured with a single mixed WebSocket listener first (the mix's own cost); 0 skips it.")
+    var baseline: Double = 5
+    @Option(help: "WHEP listeners: seconds between consent-freshness STUN checks.")
+    var whepConsentInterval: Double = 2
+    @Option(help: "WHEP listeners: SRTP-decrypt every n-th packet (1: all, 0: none); all are counted.")
+    var whepDecryptEvery: Int = 50
 
     func validate() throws {
         guard (serverBinary == nil) != (url == nil) else { throw ValidationError("give exactly one of --server-binary and --url") }
@@ -76,11 +97,20 @@ struct BenchCommand: ParsableCommand {
             throw ValidationError("--connect-timeout 0…300, --settle 0…60, --drain 0…60")
         }
         if url != nil && serverPid == nil { throw ValidationError("--url needs --server-pid") }
+        if compareWhep {
+            guard speakers == 1, !idle, !noTokens else { throw ValidationError("--compare-whep takes one speaker, no --idle, no --no-tokens") }
+            guard !comparisonPhases.isEmpty, phases.split(separator: ",").count == comparisonPhases.count else {
+                throw ValidationError("--phases must list ws and/or whep, e.g. ws,whep")
+            }
+            guard baseline >= 0 && baseline <= 600 else { throw ValidationError("--baseline must be 0…600") }
+            guard whepConsentInterval >= 0.05 && whepConsentInterval <= 25 else { throw ValidationError("--whep-consent-interval must be 0.05…25") }
+            guard whepDecryptEvery >= 0 else { throw ValidationError("--whep-decrypt-every must be ≥ 0") }
+        }
     }
 
     func run() throws {
         do {
-            try runBench()
+            if compareWhep { try runComparison() } else { try runBench() }
         } catch let error as BenchError {
             FileHandle.standardError.write(Data("airwave-bench: \(error.description)\n".utf8))
             throw ExitCode(1)
@@ -89,7 +119,7 @@ struct BenchCommand: ParsableCommand {
 
     // MARK: -
 
-    private func locateFixture() throws -> String {
+    func locateFixture() throws -> String {
         if let fixture { return fixture }
         var candidates: [URL] = []
         let exe = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
@@ -103,7 +133,7 @@ struct BenchCommand: ParsableCommand {
         return found.path
     }
 
-    private func locateTokenBinary() throws -> String {
+    func locateTokenBinary() throws -> String {
         if let tokenBinary { return tokenBinary }
         if let serverBinary { return serverBinary }
         let sibling = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
@@ -112,7 +142,7 @@ struct BenchCommand: ParsableCommand {
         return sibling
     }
 
-    private func loadPackets(_ path: String) throws -> [ByteBuffer] {
+    func loadPackets(_ path: String) throws -> [ByteBuffer] {
         guard let data = FileManager.default.contents(atPath: path) else { throw BenchError("cannot read \(path)") }
         let packets: [[UInt8]]
         do { packets = try MediaRecordFile.readPackets([UInt8](data)) } catch { throw BenchError("\(path): \(error)") }
@@ -123,7 +153,7 @@ struct BenchCommand: ParsableCommand {
         return packets.map { ByteBuffer(bytes: $0) }
     }
 
-    private func parsePort(_ url: String) throws -> Int {
+    func parsePort(_ url: String) throws -> Int {
         guard let components = URLComponents(string: url), components.scheme == "ws",
               let host = components.host, host == "127.0.0.1" || host == "localhost", let port = components.port else {
             throw BenchError("--url must be ws://127.0.0.1:PORT (loopback only)")

@@ -16,6 +16,11 @@ struct ListenerFleet {
     let concurrency: Int
     let timeout: TimeAmount
     let runTag: String
+    /// Appended to the join path, e.g. `?audio=mixed`.
+    var query: String = ""
+    /// Listeners of the mix: counted and checked for gaps, but their frames carry the mix's own
+    /// sequence numbers, so no latency is matched against the speakers' send times.
+    var mixed: Bool = false
 
     struct Outcome {
         var sessions: [Session]
@@ -38,9 +43,10 @@ struct ListenerFleet {
             let loopState = loops[i % loops.count]
             let userID = "bl-\(runTag)-\(i)"
             let session = Session(role: .listener, userID: userID, loopState: loopState, table: table)
+            session.countsOnly = mixed
             session.ready.futureResult.whenComplete { _ in gate.signal() }
             sessions.append(session)
-            openSession(session, port: port, path: "/ws/stream/live/join/event/\(eventID)/\(userID)/", timeout: timeout)
+            openSession(session, port: port, path: "/ws/stream/live/join/event/\(eventID)/\(userID)/\(query)", timeout: timeout)
         }
         // Wait for the handshakes still in flight (each is bounded by its own timeout).
         for _ in 0..<concurrency { _ = gate.wait(timeout: .now() + timeoutSeconds + 5) }

@@ -103,6 +103,9 @@ final class Session: @unchecked Sendable {
     /// The server-assigned source id seen for each speaker index (first one wins), for checks.
     var sourceIDs: [UInt32?]
     var sourceMismatches = 0
+    /// A listener of the event's mix (`?audio=mixed`): frames are counted and their sequence
+    /// checked, but not matched to send times (the mix numbers its own packets).
+    var countsOnly = false
 
     // Speakers: control messages and waiters.
     var history: [ControlMessage] = []
@@ -140,6 +143,7 @@ final class Session: @unchecked Sendable {
             if let known = sourceIDs[speaker] { if known != header.sourceID { sourceMismatches += 1 } }
             else { sourceIDs[speaker] = header.sourceID }
         }
+        if countsOnly { return }
         let sent = table.sendTime(sequence: header.sequence)
         if sent == 0 || now < sent { unmatched += 1; return }
         let micros = (now - sent) / 1000
