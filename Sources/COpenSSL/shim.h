@@ -15,6 +15,7 @@
 #include <openssl/srtp.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <string.h>
 
 /// A fresh ECDSA P-256 key pair, or NULL.
 static inline EVP_PKEY *airwave_ec_p256_generate(void) {
@@ -54,6 +55,53 @@ static inline size_t airwave_bio_pending(BIO *bio) {
 /// that has nothing yet does.
 static inline void airwave_bio_set_retry_on_empty(BIO *bio) {
     BIO_set_mem_eof_return(bio, -1);
+}
+
+/// SRTP key derivation (RFC 3711 section 4.3.1, AES-CM PRF, key derivation rate 0): `length`
+/// bytes (at most 32) of the session key, salt or authentication key named by `label`.
+/// `salt14` is the master salt in 14 bytes (a 12-byte AEAD salt padded with two zeros, as
+/// libsrtp does). Returns 1 on success.
+static inline int airwave_srtp_kdf(const unsigned char *master_key, const unsigned char *salt14, unsigned char label,
+                                   unsigned char *out, int length) {
+    if (length <= 0 || length > 32) return 0;
+    unsigned char iv[16] = {0};
+    unsigned char zeros[32] = {0};
+    memcpy(iv, salt14, 14);
+    iv[7] ^= label;
+    EVP_CIPHER_CTX *context = EVP_CIPHER_CTX_new();
+    if (context == NULL) return 0;
+    int written = 0;
+    int ok = EVP_EncryptInit_ex(context, EVP_aes_128_ctr(), NULL, master_key, iv) == 1
+        && EVP_EncryptUpdate(context, out, &written, zeros, length) == 1 && written == length;
+    EVP_CIPHER_CTX_free(context);
+    return ok;
+}
+
+/// An AES-128-GCM encryption context with a 12-byte IV, keyed once for a whole session.
+static inline EVP_CIPHER_CTX *airwave_aes128gcm_context(const unsigned char *key) {
+    EVP_CIPHER_CTX *context = EVP_CIPHER_CTX_new();
+    if (context == NULL) return NULL;
+    if (EVP_EncryptInit_ex(context, EVP_aes_128_gcm(), NULL, NULL, NULL) != 1
+        || EVP_CIPHER_CTX_ctrl(context, EVP_CTRL_AEAD_SET_IVLEN, 12, NULL) != 1
+        || EVP_EncryptInit_ex(context, NULL, NULL, key, NULL) != 1) {
+        EVP_CIPHER_CTX_free(context);
+        return NULL;
+    }
+    return context;
+}
+
+/// SRTP AEAD_AES_128_GCM protection of one RTP packet in place (RFC 7714 section 8): the
+/// header is authenticated, the payload encrypted, and the 16-byte tag written after it (the
+/// buffer must have room). Returns 1 on success.
+static inline int airwave_srtp_gcm_protect(EVP_CIPHER_CTX *context, const unsigned char *iv, unsigned char *packet,
+                                           int header_length, int payload_length) {
+    int written = 0;
+    unsigned char *payload = packet + header_length;
+    if (EVP_EncryptInit_ex(context, NULL, NULL, NULL, iv) != 1) return 0;
+    if (EVP_EncryptUpdate(context, NULL, &written, packet, header_length) != 1) return 0;
+    if (payload_length > 0 && EVP_EncryptUpdate(context, payload, &written, payload, payload_length) != 1) return 0;
+    if (EVP_EncryptFinal_ex(context, payload + payload_length, &written) != 1) return 0;
+    return EVP_CIPHER_CTX_ctrl(context, EVP_CTRL_AEAD_GET_TAG, 16, payload + payload_length) == 1;
 }
 
 #endif

@@ -18,13 +18,22 @@ public final class SRTPSession {
     public let profile: SRTPProfile
     private let outbound: srtp_t
     private let inbound: srtp_t
+    /// RTP this side sends under AEAD_AES_128_GCM, on OpenSSL (see `SRTPGCMSender`).
+    private let gcmSender: SRTPGCMSender?
     /// Room libsrtp may append (authentication tag, MKI) when protecting.
     static let trailerCapacity = 148
 
     /// `role` is this side's DTLS role: it picks which exported key is sent with.
-    public init(keyingMaterial: SRTPKeyingMaterial, role: DTLSRole, replayWindow: UInt = 1024) throws(SRTPError) {
+    public convenience init(keyingMaterial: SRTPKeyingMaterial, role: DTLSRole, replayWindow: UInt = 1024) throws(SRTPError) {
+        try self.init(keyingMaterial: keyingMaterial, role: role, replayWindow: replayWindow, openSSLForGCM: true)
+    }
+
+    /// `openSSLForGCM: false` keeps libsrtp for everything (the tests compare the two).
+    init(keyingMaterial: SRTPKeyingMaterial, role: DTLSRole, replayWindow: UInt = 1024, openSSLForGCM: Bool) throws(SRTPError) {
         guard srtpLibraryStatus == 0 else { throw .initialization(srtpLibraryStatus) }
         profile = keyingMaterial.profile
+        gcmSender = openSSLForGCM && profile == .aeadAES128GCM
+            ? SRTPGCMSender(masterKeyAndSalt: keyingMaterial.sendingKey(for: role)) : nil
         outbound = try Self.makeContext(
             profile: keyingMaterial.profile, key: keyingMaterial.sendingKey(for: role),
             direction: ssrc_any_outbound, window: replayWindow)
@@ -71,6 +80,12 @@ public final class SRTPSession {
 
     /// Encrypts and authenticates an RTP packet in place.
     public func protectRTP(_ packet: inout [UInt8]) throws(SRTPError) {
+        if let gcmSender {
+            guard packet.count <= 65536, gcmSender.protect(&packet) else {
+                throw .protect(Int32(bitPattern: srtp_err_status_bad_param.rawValue))
+            }
+            return
+        }
         if let code = transform(&packet, grow: true, { srtp_protect(outbound, $0, $1) }) { throw .protect(code) }
     }
 
