@@ -154,6 +154,47 @@ struct InProcessServer {
         try await group.shutdownGracefully()
     }
 
+    /// A fan-out whose datagrams add up to more than NIO's default 64 KiB write-buffer mark is
+    /// delivered whole: it once lost everything past the mark (64 of 100 listeners here).
+    @Test func aFanOutLargerThanTheWriteBufferMarkReachesEveryListener() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        let server = try await InProcessServer(group: group)
+        let clientContext = try DTLSContext(commonName: "bench")
+        let configuration = WHEPListenerConfiguration(consentInterval: .seconds(2), connectTimeout: .seconds(20), decryptEvery: 1)
+        var listeners: [WHEPListener] = []
+        var ufrags: [String] = []
+        for index in 0..<100 {
+            let listener = try await WHEPListener.bind(on: group.next(), context: clientContext,
+                                                       configuration: configuration, ufrag: "wide\(index)").get()
+            let answerText = try await server.accept(offer: listener.offer().sdp, serverUfrag: "srvwide\(index)")
+            try await listener.start(answer: try WHEPAnswer(sdp: answerText)).get()
+            listeners.append(listener)
+            ufrags.append("srvwide\(index)")
+        }
+        var connected = 0
+        var iterator = server.events.makeAsyncIterator()
+        while connected < 100, let (_, event) = await iterator.next() {
+            if event == .connected { connected += 1 }
+        }
+        let packets = 3
+        for n in 0..<packets {
+            server.driver.sendAudio(to: ufrags, payload: [0xFC] + [UInt8](repeating: UInt8(n), count: 999), sourceSSRC: 9,
+                                    sequenceNumber: UInt16(n), timestamp: UInt32(n * 960))
+        }
+        // Bounded: past the deadline the listeners are closed, which fails their waits.
+        let waiting = listeners
+        let deadline = group.next().scheduleTask(in: .seconds(10)) { for listener in waiting { _ = listener.close() } }
+        for listener in listeners {
+            let counters = try await listener.wait { $0.rtpPackets >= packets }.get()
+            #expect(counters.rtpPackets == packets)
+            #expect(counters.decryptFailures == 0)
+        }
+        deadline.cancel()
+        try await server.driver.shutdown()
+        for listener in listeners { try await listener.close().get() }
+        try await group.shutdownGracefully()
+    }
+
     @Test func aSampledListenerDecryptsItsFirstPacket() async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let server = try await InProcessServer(group: group)
