@@ -23,7 +23,6 @@ struct WebRTCGatewayTests {
     @Test func aUDPPortInUseIsAStartErrorThatSaysSo() async throws {
         let taken = try await DatagramBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .bind(host: "127.0.0.1", port: 0).get()
-        defer { try? taken.close().wait() }
         let port = try #require(taken.localAddress?.port)
         var configuration = ServerConfiguration()
         configuration.port = 0
@@ -38,5 +37,6 @@ struct WebRTCGatewayTests {
             #expect(error.description.contains("UDP port \(port)"))
             #expect(error.description.contains("in use"))
         }
+        try await taken.close()
     }
 }
