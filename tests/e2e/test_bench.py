@@ -160,3 +160,26 @@ def test_no_tokens_is_refused_by_airwave():
     proc = run_bench("--listeners", "1", "--speakers", "1", "--duration", "1", "--no-tokens")
     assert proc.returncode != 0
     assert "host could not go live" in proc.stderr, proc.stderr
+
+
+def test_compare_whep_measures_both_transports_in_one_run():
+    # A small run of the WHEP comparison (docs/performance.md): the mix reaches 10 WebSocket
+    # listeners and then 10 WHEP listeners (ICE, DTLS, SRTP over 127.0.0.1) from one server.
+    cmd = [bench_binary(), "--server-binary", wait_for_binary(), "--fixture", os.path.abspath(FIXTURE), "--compare-whep",
+           "--listeners", "10", "--duration", "2", "--baseline", "1", "--settle", "1", "--json"]
+    proc = subprocess.run(cmd, env=base_env(), capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+    report = json.loads(proc.stdout)
+    phases = {p["phase"]: p for p in report["phases"]}
+    assert set(phases) == {"baseline", "ws", "whep"}, list(phases)
+    for name in ("ws", "whep"):
+        phase = phases[name]
+        assert phase["listeners_connected"] == 10 and phase["listeners_receiving"] == 10, phase
+        assert phase["delivery_ratio_by_sequence"] >= 0.99 and phase["gaps"] == 0, phase
+        assert phase["server_cpu_us_per_packet"] > 0, phase
+    whep = phases["whep"]["whep"]
+    assert whep["decrypt_failures"] == 0 and whep["wrong_payload_type"] == 0, whep
+    assert whep["checks_answered"] > 0
+    assert phases["whep"]["teardown"].get("200") == 10, phases["whep"]["teardown"]
+    assert report["whep_over_ws_cpu_per_packet"] > 0
+    assert report["errors"] == []
