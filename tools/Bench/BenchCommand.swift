@@ -153,6 +153,22 @@ struct BenchCommand: ParsableCommand {
         return packets.map { ByteBuffer(bytes: $0) }
     }
 
+    /// The server under test: started from `--server-binary` (returned, to be stopped), or the
+    /// running one of `--url` and `--server-pid`.
+    func targetServer() throws -> (port: Int, pid: Int32, managed: ManagedServer?) {
+        if let serverBinary {
+            let server = try ManagedServer(binary: serverBinary, secret: jwtSecret)
+            return (server.port, server.pid, server)
+        }
+        return (try parsePort(url!), serverPid!, nil)
+    }
+
+    /// Stops a server the bench started, saying so if it did not exit cleanly.
+    static func stop(_ server: ManagedServer) {
+        let status = server.stop()
+        if status != 0 { FileHandle.standardError.write(Data("airwave-bench: server exit status \(status.map(String.init) ?? "killed")\n".utf8)) }
+    }
+
     func parsePort(_ url: String) throws -> Int {
         guard let components = URLComponents(string: url), components.scheme == "ws",
               let host = components.host, host == "127.0.0.1" || host == "localhost", let port = components.port else {
@@ -177,23 +193,8 @@ struct BenchCommand: ParsableCommand {
         }
 
         // The server.
-        var managed: ManagedServer?
-        let port: Int, pid: Int32
-        if let serverBinary {
-            let server = try ManagedServer(binary: serverBinary, secret: jwtSecret)
-            managed = server
-            port = server.port
-            pid = server.pid
-        } else {
-            port = try parsePort(url!)
-            pid = serverPid!
-        }
-        defer {
-            if let managed {
-                let status = managed.stop()
-                if status != 0 { FileHandle.standardError.write(Data("airwave-bench: server exit status \(status.map(String.init) ?? "killed")\n".utf8)) }
-            }
-        }
+        let (port, pid, managed) = try targetServer()
+        defer { managed.map(Self.stop) }
         guard let idleSample = ProcSample.read(pid: pid) else { throw BenchError("cannot read /proc/\(pid)") }
 
         let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)

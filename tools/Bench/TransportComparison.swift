@@ -166,23 +166,8 @@ extension BenchCommand {
         let packets = try loadPackets(fixturePath)
         let minter = try locateTokenBinary()
 
-        var managed: ManagedServer?
-        let port: Int, pid: Int32
-        if let serverBinary {
-            let server = try ManagedServer(binary: serverBinary, secret: jwtSecret)
-            managed = server
-            port = server.port
-            pid = server.pid
-        } else {
-            port = try parsePort(url!)
-            pid = serverPid!
-        }
-        defer {
-            if let managed {
-                let status = managed.stop()
-                if status != 0 { FileHandle.standardError.write(Data("airwave-bench: server exit status \(status.map(String.init) ?? "killed")\n".utf8)) }
-            }
-        }
+        let (port, pid, managed) = try targetServer()
+        defer { managed.map(Self.stop) }
         guard ProcSample.read(pid: pid) != nil else { throw BenchError("cannot read /proc/\(pid)") }
 
         let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
