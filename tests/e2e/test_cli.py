@@ -114,6 +114,22 @@ def test_port_in_use_exit_2_one_line(tmp_path):
         sock.close()
 
 
+def test_webrtc_settings_errors_exit_2_one_line(tmp_path):
+    data = str(tmp_path)
+    base = ["serve", "--port", "0", "--data-dir", data, "--jwt-secret", SECRET]
+    assert_one_line_error(run_cli(base + ["--webrtc-port", "70000"], timeout=30), "--webrtc-port")
+    assert_one_line_error(run_cli(base + ["--webrtc-announce", "example.com"], timeout=30), "--webrtc-announce")
+    assert_one_line_error(run_cli(base + ["--webrtc-max-sessions", "0"], timeout=30), "--webrtc-max-sessions")
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp.bind(("127.0.0.1", 0))
+    try:
+        port = udp.getsockname()[1]
+        p = run_cli(base + ["--webrtc-port", str(port)], timeout=30)
+        assert_one_line_error(p, f"UDP port {port}", "in use")
+    finally:
+        udp.close()
+
+
 # ---------------------------------------------------------------------------- environment variables
 def free_port():
     s = socket.socket()

@@ -362,6 +362,30 @@ def test_whep_sessions_beyond_the_limit_get_503(start_server):
     run(main(), 30)
 
 
+def test_webrtc_settings_announce_and_disable(start_server):
+    """--webrtc-announce puts that address into the answer's candidates (NAT, containers);
+    --disable-webrtc binds no UDP port and the routes answer 503."""
+    announced = start_server("--webrtc-announce", "203.0.113.9", env={"AIRWAVE_NOTICE_INTERVAL_MS": "200"})
+    disabled = start_server("--disable-webrtc", env={"AIRWAVE_NOTICE_INTERVAL_MS": "200"})
+
+    async def main():
+        ws, link = await go_live(announced, uid("host"), "Host")
+        resp = await wp.post_offer(announced.port, f"/whep/{q(link['event_id'])}", await wp.make_offer("whep"))
+        assert resp.status == 201, resp
+        candidates = re.findall(r"a=candidate:\S+ 1 udp \d+ (\S+) \d+ typ host", resp.body.decode())
+        assert candidates and set(candidates) == {"203.0.113.9"}, candidates
+        await close_all(ws)
+
+        ws, link = await go_live(disabled, uid("host"), "Host")
+        for route in ("whep", "whip"):
+            resp = await wp.post_offer(disabled.port, f"/{route}/{q(link['event_id'])}", await wp.make_offer(route),
+                                       token=token(uid("someone")) if route == "whip" else None)
+            problem = error_problem(resp, 503, "server_busy")
+            assert problem is None, f"{route} with --disable-webrtc: {problem}"
+        await close_all(ws)
+    run(main(), 30)
+
+
 # ---------------------------------------------------------------------------- 4. HTTP errors
 def test_whep_whip_http_errors(server):
     async def main():
