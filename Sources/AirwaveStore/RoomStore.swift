@@ -7,6 +7,17 @@ public protocol RoomStore: Sendable {
     /// Creates a room with a host; false if the id exists already (with or without a host).
     func createRoom(id: String, hostUserID: String?, at: EpochMillis) async throws -> Bool
 
+    /// Creates a room with a host unless the id exists, or the host owns `hostRoomLimit` rooms
+    /// already (counted in the same transaction as the insert).
+    func createRoom(id: String, hostUserID: String, at: EpochMillis, hostRoomLimit: Int) async throws -> RoomCreation
+
+    /// How many stored rooms have no host (rooms made by plain connections).
+    func guestRoomCount() async throws -> Int
+
+    /// Deletes a room without a host that holds nothing: no queue, current song, playback or
+    /// chat since its last close. Returns true when no row of the room is left.
+    func deleteRoomIfUnused(id: String) async throws -> Bool
+
     /// The room, or nil if it was never created or used.
     func room(id: String) async throws -> StoredRoom?
 
@@ -21,4 +32,13 @@ public protocol RoomStore: Sendable {
     ///
     /// A `limit` of zero or less returns no messages.
     func roomChat(roomID: String, limit: Int) async throws -> [StoredRoomChat]
+}
+
+/// What ``RoomStore/createRoom(id:hostUserID:at:hostRoomLimit:)`` did.
+public enum RoomCreation: Sendable, Equatable {
+    case created
+    /// The id is taken (with or without a host).
+    case exists
+    /// The host owns this many rooms, the limit or more.
+    case quotaExceeded(owned: Int)
 }

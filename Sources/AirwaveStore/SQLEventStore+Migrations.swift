@@ -19,6 +19,7 @@ extension SQLEventStore {
     static let migrations: [SQLSchemaMigration] = [
         SQLSchemaMigration(version: 1, name: "events, participants and chat", apply: createInitialSchema),
         SQLSchemaMigration(version: 2, name: "listening rooms and their chat", apply: createRoomsSchema),
+        SQLSchemaMigration(version: 4, name: "listening-room state as rows", apply: storeRoomStateAsRows),
     ]
 
     /// Version 1: the events, event_participants and chat_messages tables and their indexes.

@@ -2,7 +2,8 @@ import Foundation
 import SQLKit
 
 extension SQLEventStore.Table {
-    /// One row per listening room, with its live state as JSON.
+    /// One row per listening room, with its current song and playback (its queue and votes are
+    /// rows of their own; `state_json` held the whole state before schema version 4).
     static let rooms = "rooms"
     /// One row per chat message of a listening room.
     static let roomChat = "room_chat"
@@ -31,15 +32,24 @@ extension SQLEventStore: RoomStore {
     }
 
     /// The room, or nil if it was never created or used.
+    ///
+    /// The state comes from the room's rows; a room whose state is still a `state_json` document
+    /// (written before schema version 4 and not migrated, e.g. by hand) is read from that.
     public func room(id: String) async throws -> StoredRoom? {
         try await read { db in
             guard let row = try await db.select()
-                .columns("room_id", "host_user_id", "created_at", "closed_at", "state_json")
+                .columns("room_id", "host_user_id", "created_at", "closed_at", "state_json", "current_song", "playback_json")
                 .from(Table.rooms)
                 .where("room_id", .equal, id)
                 .first()
             else { return nil }
-            let state = try row.optional("state_json", as: String.self).map(Self.decodeRoomState) ?? StoredRoomState()
+            let state: StoredRoomState
+            if let json = try row.optional("state_json", as: String.self) {
+                state = try Self.decodeRoomState(json)
+            } else {
+                state = try await Self.roomStateRows(id, currentSong: try row.optional("current_song", as: String.self),
+                                                     playbackJSON: try row.optional("playback_json", as: String.self), on: db)
+            }
             return StoredRoom(
                 roomID: try row.decode(column: "room_id", as: String.self),
                 hostUserID: try row.optional("host_user_id", as: String.self),
@@ -50,14 +60,76 @@ extension SQLEventStore: RoomStore {
         }
     }
 
+    /// Creates a room with a host unless the id exists or the host owns `hostRoomLimit` rooms
+    /// already; the count and the insert share one transaction, so concurrent requests of one
+    /// user cannot pass the quota together.
+    public func createRoom(id: String, hostUserID: String, at: EpochMillis, hostRoomLimit: Int) async throws -> RoomCreation {
+        try await transaction { db in
+            let existing = try await db.select()
+                .column("room_id")
+                .from(Table.rooms)
+                .where("room_id", .equal, id)
+                .first()
+            guard existing == nil else { return .exists }
+            let owned = try await db.select()
+                .column(SQLFunction("COUNT", args: SQLLiteral.all), as: "owned")
+                .from(Table.rooms)
+                .where("host_user_id", .equal, hostUserID)
+                .first(decodingColumn: "owned", as: Int.self) ?? 0
+            guard owned < hostRoomLimit else { return .quotaExceeded(owned: owned) }
+            try await db.insert(into: Table.rooms)
+                .columns("room_id", "host_user_id", "created_at")
+                .values(id, hostUserID, at)
+                .run()
+            return .created
+        }
+    }
+
+    /// How many stored rooms have no host (rooms made by plain connections).
+    public func guestRoomCount() async throws -> Int {
+        try await read { db in
+            try await db.select()
+                .column(SQLFunction("COUNT", args: SQLLiteral.all), as: "rooms")
+                .from(Table.rooms)
+                .where(SQLColumn("host_user_id"), .is, SQLLiteral.null)
+                .first(decodingColumn: "rooms", as: Int.self) ?? 0
+        }
+    }
+
+    /// Deletes the room if it has no host and nothing worth keeping: no queued song, no current
+    /// song or playback, no chat since it was last closed. Returns whether no row of it is left.
+    public func deleteRoomIfUnused(id: String) async throws -> Bool {
+        try await transaction { db in
+            guard let row = try await db.select()
+                .columns("host_user_id", "state_json", "current_song", "playback_json")
+                .from(Table.rooms)
+                .where("room_id", .equal, id)
+                .first()
+            else { return true }
+            guard try row.optional("host_user_id", as: String.self) == nil,
+                try row.optional("state_json", as: String.self) == nil,
+                try row.optional("current_song", as: String.self) == nil,
+                try row.optional("playback_json", as: String.self) == nil
+            else { return false }
+            let song = try await db.select().column("song_id").from(Table.roomSongs).where("room_id", .equal, id).limit(1).first()
+            let chat = try await db.select().column("id").from(Table.roomChat).where("room_id", .equal, id)
+                .where("cleared", .equal, false).limit(1).first()
+            guard song == nil, chat == nil else { return false }
+            try await db.delete(from: Table.roomChat).where("room_id", .equal, id).run()
+            try await db.delete(from: Table.rooms).where("room_id", .equal, id).run()
+            return true
+        }
+    }
+
     /// Writes the records in order in one transaction (all or nothing).
     ///
     /// A `.state` or `.chat` for a room that does not exist creates it without a host, created
     /// at the record's time. Of several `.state` records of one room with no `.closed` of that
     /// room between them, only the last one's state is written (the earlier ones still create
-    /// the room if needed, so its creation time is that of its first record). States are
-    /// encoded before the transaction starts, so a state that cannot be encoded (a NaN
-    /// percentage) fails the batch without touching the database.
+    /// the room if needed, so its creation time is that of its first record); so are the
+    /// per-change records of that room before the last `.state`. Other records cost a few
+    /// statements each. States and playbacks are encoded before the transaction starts, so one
+    /// that cannot be encoded (a NaN percentage) fails the batch without touching the database.
     public func writeRooms(_ records: [RoomRecord]) async throws {
         guard !records.isEmpty else {
             try await gate.checkOpen()
@@ -106,8 +178,10 @@ extension SQLEventStore: RoomStore {
     enum RoomWriteStep: Sendable {
         /// Create the room without a host if it does not exist (a superseded `.state`).
         case ensureRoom(roomID: String, at: EpochMillis)
-        /// Create the room if needed, then set its state to this JSON.
-        case state(roomID: String, json: String, at: EpochMillis)
+        /// Create the room if needed, then write this whole state over its rows.
+        case state(roomID: String, StoredRoomState, playbackJSON: String?, at: EpochMillis)
+        /// Create the room if needed, then apply one change of its state.
+        case change(RoomRecord, roomID: String, at: EpochMillis, playbackJSON: String?)
         /// Create the room if needed, then append the message.
         case chat(StoredRoomChat)
         /// Clear the room's state and chat and set its closing time.
@@ -127,9 +201,16 @@ extension SQLEventStore: RoomStore {
                 if stateFollows.contains(roomID) {
                     steps.append(.ensureRoom(roomID: roomID, at: at))
                 } else {
-                    steps.append(.state(roomID: roomID, json: try encodeRoomState(state), at: at))
+                    steps.append(.state(roomID: roomID, state, playbackJSON: try encodePlayback(state.playback), at: at))
                     stateFollows.insert(roomID)
                 }
+            case let .songQueued(roomID, _, at), let .voted(roomID, _, _, at), let .songChanged(roomID, _, at):
+                // A whole state written later in the batch already holds this change.
+                steps.append(stateFollows.contains(roomID) ? .ensureRoom(roomID: roomID, at: at)
+                                                           : .change(record, roomID: roomID, at: at, playbackJSON: nil))
+            case let .playback(roomID, playback, at):
+                steps.append(stateFollows.contains(roomID) ? .ensureRoom(roomID: roomID, at: at)
+                                                           : .change(record, roomID: roomID, at: at, playbackJSON: try encodePlayback(playback)))
             case let .chat(message):
                 steps.append(.chat(message))
             case let .closed(roomID, at):
@@ -148,12 +229,25 @@ extension SQLEventStore: RoomStore {
         case let .ensureRoom(roomID, at):
             try await ensureRoom(roomID, at: at, on: db, knownRooms: &knownRooms)
 
-        case let .state(roomID, json, at):
+        case let .state(roomID, state, playbackJSON, at):
             try await ensureRoom(roomID, at: at, on: db, knownRooms: &knownRooms)
-            try await db.update(Table.rooms)
-                .set("state_json", to: json)
-                .where("room_id", .equal, roomID)
-                .run()
+            try await replaceRoomState(roomID, json: playbackJSON, state: state, on: db)
+
+        case let .change(record, roomID, at, playbackJSON):
+            try await ensureRoom(roomID, at: at, on: db, knownRooms: &knownRooms)
+            switch record {
+            case let .songQueued(_, song, _):
+                try await insertSong(roomID, song, on: db)
+            case let .voted(_, songID, voter, _):
+                try await insertVote(roomID, songID: songID, voter: voter, on: db)
+            case let .songChanged(_, songID, _):
+                if let songID { try await deleteSong(roomID, songID: songID, on: db) }
+                try await db.update(Table.rooms).set("current_song", to: songID).where("room_id", .equal, roomID).run()
+            case .playback:
+                try await db.update(Table.rooms).set("playback_json", to: playbackJSON).where("room_id", .equal, roomID).run()
+            case .state, .chat, .closed:
+                preconditionFailure("not a change step")
+            }
 
         case let .chat(message):
             try await ensureRoom(message.roomID, at: message.sentAt, on: db, knownRooms: &knownRooms)
@@ -163,8 +257,12 @@ extension SQLEventStore: RoomStore {
                 .run()
 
         case let .closed(roomID, at):
+            try await db.delete(from: Table.roomVotes).where("room_id", .equal, roomID).run()
+            try await db.delete(from: Table.roomSongs).where("room_id", .equal, roomID).run()
             try await db.update(Table.rooms)
                 .set("state_json", to: SQLLiteral.null)
+                .set("current_song", to: SQLLiteral.null)
+                .set("playback_json", to: SQLLiteral.null)
                 .set("closed_at", to: at)
                 .where("room_id", .equal, roomID)
                 .run()

@@ -6,6 +6,21 @@ extension SQLiteEventStore: RoomStore {
         try await store.createRoom(id: id, hostUserID: hostUserID, at: at)
     }
 
+    /// Creates a room with a host unless the id exists or the host's quota is used up.
+    public func createRoom(id: String, hostUserID: String, at: EpochMillis, hostRoomLimit: Int) async throws -> RoomCreation {
+        try await store.createRoom(id: id, hostUserID: hostUserID, at: at, hostRoomLimit: hostRoomLimit)
+    }
+
+    /// How many stored rooms have no host.
+    public func guestRoomCount() async throws -> Int {
+        try await store.guestRoomCount()
+    }
+
+    /// Deletes a room without a host that holds nothing; true when no row of it is left.
+    public func deleteRoomIfUnused(id: String) async throws -> Bool {
+        try await store.deleteRoomIfUnused(id: id)
+    }
+
     /// The room, or nil if it was never created or used.
     public func room(id: String) async throws -> StoredRoom? {
         try await store.room(id: id)

@@ -32,7 +32,7 @@ enum RoomOutputJSON {
         switch output {
         case .send(let message, let recipients): ["send": message, "to": json(recipients)]
         case .close(let connection, let code): ["close": OutputJSON.id(connection), "code": .int(code.rawValue)]
-        case .persistState(let snapshot): ["persist_state": json(snapshot)]
+        case .persistChange(let change): ["persist_change": json(change)]
         case .persistChat(let entry): ["persist_chat": json(entry)]
         case .persistClosed: "persist_closed"
         case .awaitPersistence: "await_persistence"
@@ -46,14 +46,27 @@ enum RoomOutputJSON {
         }
     }
 
+    /// `{"song_queued": {"song_id", "voters", "time_added"}}`, `{"voted": {"song_id", "voter"}}`,
+    /// `{"song_changed": id | null}`, `{"playback": {…}}`.
+    static func json(_ change: RoomChange) -> JSONValue {
+        switch change {
+        case .songQueued(let song): ["song_queued": json(song)]
+        case .voted(let songID, let voter): ["voted": ["song_id": .string(songID), "voter": .string(voter)]]
+        case .songChanged(let songID): ["song_changed": .string(songID)]
+        case .playback(let playback): ["playback": json(playback)]
+        }
+    }
+
+    static func json(_ song: QueuedSong) -> JSONValue {
+        ["song_id": .string(song.songID), "voters": .array(song.voters.map(JSONValue.string)), "time_added": .int(song.timeAdded.milliseconds)]
+    }
+
     /// `{"queue": [{"song_id", "voters", "time_added"}], "current_song", "playback", "chat": count}`;
     /// times as integer milliseconds. Chat entries are checked through `persist_chat` and
     /// `room_state`, so a snapshot shows only how many it holds.
     static func json(_ snapshot: RoomSnapshot) -> JSONValue {
         [
-            "queue": .array(snapshot.queue.map {
-                ["song_id": .string($0.songID), "voters": .array($0.voters.map(JSONValue.string)), "time_added": .int($0.timeAdded.milliseconds)]
-            }),
+            "queue": .array(snapshot.queue.map(json)),
             "current_song": .string(snapshot.currentSong),
             "playback": snapshot.playback.map(json) ?? .null,
             "chat": .int(snapshot.chat.count),
@@ -75,7 +88,7 @@ enum RoomOutputJSON {
     /// Whether the fixture's `ignore` list drops this output.
     static func isIgnored(_ output: ListeningRoom.Output, by ignore: Set<String>) -> Bool {
         switch output {
-        case .persistState: ignore.contains("persist_state")
+        case .persistChange: ignore.contains("persist_change")
         case .persistChat: ignore.contains("persist_chat")
         case .persistClosed: ignore.contains("persist_closed")
         case .awaitPersistence: ignore.contains("await_persistence")
@@ -142,7 +155,8 @@ struct RoomFixtureRunner {
         let restored = try roomSpec["restored"].map { try RoomOutputJSON.snapshot($0, name: name) } ?? RoomSnapshot()
         ignore = Set((fixture["ignore"]?.arrayValue ?? []).compactMap(\.stringValue))
         room = ListeningRoom(roomID: roomID, hostUserID: host, restored: restored,
-                             chatHistoryLimit: roomSpec["chat_history_limit"]?.intValue ?? 100)
+                             chatHistoryLimit: roomSpec["chat_history_limit"]?.intValue ?? 100,
+                             queueLimit: roomSpec["queue_limit"]?.intValue ?? ListeningRoom.defaultQueueLimit)
     }
 
     /// Every output of the step, none ignored.
@@ -212,14 +226,26 @@ struct RoomFixtureRunner {
     /// PROTOCOL.md 3 / docs/protocol.md "What is relayed": members see a change only once it is
     /// stored. Checked on every step, whatever the fixture ignores:
     /// - nothing is sent or closed while a persist record of the step is not yet awaited;
-    /// - a changed state is persisted: the last `persist_state` is the new state, or
-    ///   `persist_closed` left it empty, or only chat changed and a `persist_chat` is there.
+    /// - a changed state is persisted: the step's `persist_change` records applied to the state
+    ///   before it (as the store applies them; `persist_closed` empties it) give the new state,
+    ///   and a changed chat history comes with a `persist_chat` (or `persist_closed`).
     static func ruleViolations(_ outputs: [ListeningRoom.Output], before: RoomSnapshot, after: RoomSnapshot) -> [String] {
         var problems: [String] = []
         var unawaited = false
+        var replayed = before
+        var chatPersisted = false
         for output in outputs {
             switch output {
-            case .persistState, .persistChat, .persistClosed: unawaited = true
+            case .persistChange(let change):
+                unawaited = true
+                replayed.apply(change)
+            case .persistChat:
+                unawaited = true
+                chatPersisted = true
+            case .persistClosed:
+                unawaited = true
+                chatPersisted = true
+                replayed = RoomSnapshot()
             case .awaitPersistence: unawaited = false
             case .send(let message, _):
                 if unawaited { problems.append("sent \(message.jsonText) before the records before it were awaited") }
@@ -228,24 +254,11 @@ struct RoomFixtureRunner {
             }
         }
         if unawaited { problems.append("a persist record is not followed by await_persistence") }
-        let lastState = outputs.reversed().lazy.compactMap { output -> RoomSnapshot? in
-            if case .persistState(let snapshot) = output { return snapshot }
-            return nil
-        }.first
-        let closed = outputs.contains(.persistClosed)
-        let chatPersisted = outputs.contains { if case .persistChat = $0 { true } else { false } }
-        if before != after {
-            var beforeWithoutChat = before
-            var afterWithoutChat = after
-            beforeWithoutChat.chat = []
-            afterWithoutChat.chat = []
-            let onlyChat = beforeWithoutChat == afterWithoutChat
-            if lastState == after || (closed && after == RoomSnapshot()) || (onlyChat && chatPersisted) {
-                // Stored.
-            } else {
-                problems.append("the state changed but the change was not persisted")
-            }
-        }
+        var expected = after
+        replayed.chat = []
+        expected.chat = []
+        if replayed != expected { problems.append("the stored changes do not give the new state") }
+        if before.chat != after.chat && !chatPersisted { problems.append("the chat changed but was not persisted") }
         return problems
     }
 }

@@ -73,7 +73,7 @@ struct ListeningRoomTests {
         _ = Self.drain(&room)
         room.handle(.command(ConnectionID(1), try Self.command(["type": "chat_message", "message": "hi"])), now: Timestamp(milliseconds: 2))
         let outputs = Self.drain(&room)
-        #expect(!outputs.contains { if case .persistState = $0 { true } else { false } })
+        #expect(!outputs.contains { if case .persistChange = $0 { true } else { false } })
     }
 
     @Test("a command from a connection that is not a member does nothing")
@@ -88,15 +88,37 @@ struct ListeningRoomTests {
     func persistenceRules() {
         let changed = RoomSnapshot(currentSong: "s1")
         let message: JSONValue = ["type": "song_changed"]
-        #expect(RoomFixtureRunner.ruleViolations([.persistState(changed), .awaitPersistence, .send(message, to: .all)],
+        #expect(RoomFixtureRunner.ruleViolations([.persistChange(.songChanged("s1")), .awaitPersistence, .send(message, to: .all)],
                                                  before: RoomSnapshot(), after: changed).isEmpty)
-        #expect(RoomFixtureRunner.ruleViolations([.persistState(changed), .send(message, to: .all), .awaitPersistence],
+        #expect(RoomFixtureRunner.ruleViolations([.persistChange(.songChanged("s1")), .send(message, to: .all), .awaitPersistence],
                                                  before: RoomSnapshot(), after: changed).count == 1)
         #expect(RoomFixtureRunner.ruleViolations([.send(message, to: .all)], before: RoomSnapshot(), after: changed).count == 1)
-        #expect(RoomFixtureRunner.ruleViolations([.persistState(RoomSnapshot()), .awaitPersistence, .send(message, to: .all)],
+        #expect(RoomFixtureRunner.ruleViolations([.persistChange(.songChanged("s2")), .awaitPersistence, .send(message, to: .all)],
                                                  before: RoomSnapshot(), after: changed).count == 1)
         #expect(RoomFixtureRunner.ruleViolations([.persistClosed], before: changed, after: RoomSnapshot()).count == 1)
         #expect(RoomFixtureRunner.ruleViolations([.persistClosed, .close(ConnectionID(1), .normal), .awaitPersistence],
                                                  before: changed, after: RoomSnapshot()).count == 1)
+    }
+
+    @Test("the default queue holds 500 songs: the 501st is queue_full, a vote for a queued song still counts, and a song that leaves makes room")
+    func queueLimitDefault() throws {
+        let songs = (0..<500).map { QueuedSong(songID: "s\($0)", voters: [], timeAdded: Timestamp(milliseconds: Int64($0))) }
+        var room = ListeningRoom(roomID: "r1", hostUserID: nil, restored: RoomSnapshot(queue: songs))
+        #expect(room.queueLimit == 500)
+        room.handle(.join(ConnectionID(1), Self.member("u1", verified: true, 1)), now: Timestamp(milliseconds: 1_000))
+        _ = Self.drain(&room)
+        room.handle(.command(ConnectionID(1), try Self.command(["type": "song_queued", "song_id": "new"])), now: Timestamp(milliseconds: 2_000))
+        let refused: JSONValue = ["type": "error", "code": "queue_full", "message": "The queue holds at most 500 songs.",
+                                  "details": ["song_id": "new", "limit": 500]]
+        #expect(Self.drain(&room) == [.send(refused, to: .one(ConnectionID(1)))])
+        #expect(room.state.queue.count == 500)
+        room.handle(.command(ConnectionID(1), try Self.command(["type": "song_vote", "song_id": "s7"])), now: Timestamp(milliseconds: 2_100))
+        #expect(Self.drain(&room).first == .persistChange(.voted(songID: "s7", voter: "user:u1")))
+        room.handle(.command(ConnectionID(1), try Self.command(["type": "song_changed", "song_id": "s7"])), now: Timestamp(milliseconds: 2_200))
+        _ = Self.drain(&room)
+        room.handle(.command(ConnectionID(1), try Self.command(["type": "song_queued", "song_id": "new"])), now: Timestamp(milliseconds: 2_300))
+        #expect(Self.drain(&room).first == .persistChange(.songQueued(QueuedSong(songID: "new", voters: ["user:u1"],
+                                                                                    timeAdded: Timestamp(milliseconds: 2_300)))))
+        #expect(room.state.queue.count == 500)
     }
 }

@@ -8,10 +8,21 @@ import Testing
         steps.map { step in
             switch step {
             case let .ensureRoom(roomID, at): "ensure \(roomID)@\(at)"
-            case let .state(roomID, _, at): "state \(roomID)@\(at)"
+            case let .state(roomID, _, _, at): "state \(roomID)@\(at)"
+            case let .change(record, roomID, at, _): "change \(roomID)@\(at) \(Self.kind(record))"
             case let .chat(message): "chat \(message.roomID):\(message.message)"
             case let .closed(roomID, at): "closed \(roomID)@\(at)"
             }
+        }
+    }
+
+    private static func kind(_ record: RoomRecord) -> String {
+        switch record {
+        case .songQueued: "song_queued"
+        case .voted: "voted"
+        case .songChanged: "song_changed"
+        case .playback: "playback"
+        case .state, .chat, .closed: "other"
         }
     }
 
@@ -40,10 +51,33 @@ import Testing
             .state(roomID: "a", StoredRoomState(currentSong: "ok"), at: 2),
         ])
         #expect(describe(steps) == ["ensure a@1", "state a@2"])
-        guard case let .state(_, json, _) = steps[1] else {
+        guard case let .state(_, state, playbackJSON, _) = steps[1] else {
             Issue.record("expected a state step")
             return
         }
-        #expect(try SQLEventStore.decodeRoomState(json) == StoredRoomState(currentSong: "ok"))
+        #expect(state == StoredRoomState(currentSong: "ok"))
+        #expect(playbackJSON == nil)
+    }
+
+    @Test func eachChangeIsOneStepAndAWholeStateLaterInTheBatchSupersedesTheChangesBeforeIt() throws {
+        let song = StoredSong(songID: "s1", voters: ["user:u"], timeAdded: 1)
+        let steps = try SQLEventStore.roomWriteSteps(for: [
+            .songQueued(roomID: "a", song, at: 1),
+            .voted(roomID: "b", songID: "s1", voter: "user:v", at: 2),
+            .songChanged(roomID: "a", songID: "s1", at: 3),
+            .state(roomID: "a", StoredRoomState(), at: 4),
+            .playback(roomID: "a", StoredPlayback(paused: true, at: 5), at: 5),
+            .closed(roomID: "b", at: 6),
+            .songQueued(roomID: "b", song, at: 7),
+        ])
+        #expect(describe(steps) == [
+            "ensure a@1", "change b@2 voted", "ensure a@3", "state a@4", "change a@5 playback", "closed b@6", "change b@7 song_queued",
+        ])
+    }
+
+    @Test func aPlaybackThatCannotBeEncodedFailsTheBatchBeforeTheDatabase() {
+        #expect(throws: (any Error).self) {
+            _ = try SQLEventStore.roomWriteSteps(for: [.playback(roomID: "a", StoredPlayback(percentage: .nan, paused: false, at: 1), at: 1)])
+        }
     }
 }

@@ -14,45 +14,45 @@ extension ListeningRoom {
             }
         default: break
         }
+        let change: RoomChange
         switch command.action {
         case .queueSong(let songID, let timeAdded):
             if let index = state.queue.firstIndex(where: { $0.songID == songID }) {
                 // Queueing a song that waits already is a vote for it.
                 guard !state.queue[index].voters.contains(member.voterKey) else { return alreadyVoted(songID, connection) }
-                state.queue[index].voters.append(member.voterKey)
+                change = .voted(songID: songID, voter: member.voterKey)
             } else {
-                state.queue.append(QueuedSong(songID: songID, voters: [member.voterKey],
-                                              timeAdded: timeAdded.map { Timestamp(milliseconds: $0) } ?? now))
+                guard state.queue.count < queueLimit else { return queueFull(songID, connection) }
+                change = .songQueued(QueuedSong(songID: songID, voters: [member.voterKey],
+                                                timeAdded: timeAdded.map { Timestamp(milliseconds: $0) } ?? now))
             }
-            describe(songID, into: &relayed)
         case .queueAutoplaySong(let songID):
             if !state.queue.contains(where: { $0.songID == songID }) {
-                state.queue.append(QueuedSong(songID: songID, voters: [], timeAdded: now))
+                guard state.queue.count < queueLimit else { return queueFull(songID, connection) }
+                change = .songQueued(QueuedSong(songID: songID, voters: [], timeAdded: now))
+            } else {
+                // Already waiting: relayed, nothing stored.
+                describe(songID, into: &relayed)
+                return emit(.send(.object(relayed), to: .all))
             }
-            describe(songID, into: &relayed)
         case .vote(let songID):
             guard let index = state.queue.firstIndex(where: { $0.songID == songID }) else {
                 return emit(.send(ProtocolError(.badMessage, "\(songID) is not in the queue.",
                                                 details: ["reason": "not_queued", "song_id": .string(songID)]).json, to: .one(connection)))
             }
             guard !state.queue[index].voters.contains(member.voterKey) else { return alreadyVoted(songID, connection) }
-            state.queue[index].voters.append(member.voterKey)
-            describe(songID, into: &relayed)
+            change = .voted(songID: songID, voter: member.voterKey)
         case .changeSong(let songID):
             // No song_id: the top of the queue plays next.
-            let next = songID ?? state.queue.first?.songID
-            state.queue.removeAll { $0.songID == next }
-            state.currentSong = next
-            relayed["song_id"] = .string(next)
-        case .changePlayback(let change):
+            change = .songChanged(songID ?? state.queue.first?.songID)
+        case .changePlayback(let playbackChange):
             var playback = state.playback ?? Playback(at: now)
-            if let percentage = change.percentage { playback.percentage = percentage }
-            if let paused = change.paused { playback.paused = paused }
-            if let progress = change.songProgress { playback.songProgress = progress }
-            if let length = change.songLength { playback.songLength = length }
+            if let percentage = playbackChange.percentage { playback.percentage = percentage }
+            if let paused = playbackChange.paused { playback.paused = paused }
+            if let progress = playbackChange.songProgress { playback.songProgress = progress }
+            if let length = playbackChange.songLength { playback.songLength = length }
             playback.at = now
-            state.playback = playback
-            for (key, value) in Self.json(playback) { relayed[key] = value }
+            change = .playback(playback)
         case .chat(let name, let message):
             let entry = RoomChatEntry(userID: member.userID, name: name ?? member.name, message: message, sentAt: now)
             state.chat.append(entry)
@@ -73,11 +73,22 @@ extension ListeningRoom {
         case .userJoined:
             return emit(.send(.object(relayed), to: .all))
         }
-        state.sortQueue()
-        // Members see a change only once it would survive a crash.
-        emit(.persistState(state))
+        state.apply(change)
+        switch change {
+        case .songQueued(let song): describe(song.songID, into: &relayed)
+        case .voted(let songID, _): describe(songID, into: &relayed)
+        case .songChanged(let songID): relayed["song_id"] = .string(songID)
+        case .playback(let playback): for (key, value) in Self.json(playback) { relayed[key] = value }
+        }
+        // Members see a change only once it would survive a crash; only the change is stored.
+        emit(.persistChange(change))
         emit(.awaitPersistence)
         emit(.send(.object(relayed), to: .all))
+    }
+
+    private mutating func queueFull(_ songID: String, _ connection: ConnectionID) {
+        emit(.send(ProtocolError(.queueFull, "The queue holds at most \(queueLimit) songs.",
+                                 details: ["song_id": .string(songID), "limit": .int(queueLimit)]).json, to: .one(connection)))
     }
 
     private mutating func alreadyVoted(_ songID: String, _ connection: ConnectionID) {

@@ -21,8 +21,8 @@ public struct ListeningRoom: Sendable {
     public enum Output: Sendable, Hashable {
         case send(JSONValue, to: Recipients)
         case close(ConnectionID, CloseCode)
-        /// Persist the room's state as it is now (the last one of a batch wins).
-        case persistState(RoomSnapshot)
+        /// Persist one change of the room's state (queue entry, vote, current song, playback).
+        case persistChange(RoomChange)
         case persistChat(RoomChatEntry)
         /// `room_closed`: persist that the live state is gone.
         case persistClosed
@@ -35,14 +35,21 @@ public struct ListeningRoom: Sendable {
     /// change the song or the playback, or close the room.
     public let hostUserID: String?
     public let chatHistoryLimit: Int
+    /// Most songs in the queue (PROTOCOL.md 10); a new song beyond it is refused with `queue_full`.
+    public let queueLimit: Int
     public internal(set) var state: RoomSnapshot
     var members: [ConnectionID: RoomMember] = [:]
     var outputs = OutputQueue<Output>()
 
-    public init(roomID: String, hostUserID: String?, restored: RoomSnapshot = RoomSnapshot(), chatHistoryLimit: Int = 100) {
+    /// The default of ``queueLimit`` (PROTOCOL.md 10).
+    public static let defaultQueueLimit = 500
+
+    public init(roomID: String, hostUserID: String?, restored: RoomSnapshot = RoomSnapshot(), chatHistoryLimit: Int = 100,
+                queueLimit: Int = ListeningRoom.defaultQueueLimit) {
         self.roomID = roomID
         self.hostUserID = hostUserID
         self.chatHistoryLimit = chatHistoryLimit
+        self.queueLimit = queueLimit
         state = restored
         // A guest votes once per connection, and every connection of a stored room is closed by
         // the time it is loaded again; connection numbers restart with the process, so a guest's

@@ -74,6 +74,38 @@ public struct RoomSnapshot: Sendable, Hashable {
     }
 }
 
+/// One change to a room's stored state. The engine emits one per message instead of the whole
+/// state, so a message costs the store O(1) work however long the queue is.
+public enum RoomChange: Sendable, Hashable {
+    /// A song joins the queue with its first voters (none for an autoplay song).
+    case songQueued(QueuedSong)
+    /// One more vote, appended to the song's voters.
+    case voted(songID: String, voter: String)
+    /// The song now playing (nil: none); that song leaves the queue if it waits there.
+    case songChanged(String?)
+    /// The playback as it is now.
+    case playback(Playback)
+}
+
+extension RoomSnapshot {
+    /// The state after `change`, as the store rebuilds it: queue order restored, chat untouched.
+    public mutating func apply(_ change: RoomChange) {
+        switch change {
+        case .songQueued(let song):
+            queue.removeAll { $0.songID == song.songID }
+            queue.append(song)
+        case .voted(let songID, let voter):
+            if let index = queue.firstIndex(where: { $0.songID == songID }) { queue[index].voters.append(voter) }
+        case .songChanged(let songID):
+            if let songID { queue.removeAll { $0.songID == songID } }
+            currentSong = songID
+        case .playback(let playback):
+            self.playback = playback
+        }
+        sortQueue()
+    }
+}
+
 /// Who a room connection speaks for.
 public struct RoomMember: Sendable, Hashable {
     public var userID: String

@@ -92,6 +92,11 @@ extension LiveEvent {
             // Already running: the host is told so, nothing restarts.
             return emit(.send(LiveServerMessage.recordingStarted(name: recording.name, startedAt: recording.startedAt), to: .one(connection)))
         }
+        // Each recording is a file on the server's disk: an event makes a bounded number of them.
+        guard recordingCount < configuration.recordingLimit else {
+            return sendError(ProtocolError(.quotaExceeded, "This event has made its \(configuration.recordingLimit) recordings.",
+                                           details: ["reason": "recordings", "limit": .int(configuration.recordingLimit)]), to: connection)
+        }
         recordingCount += 1
         let started = Recording(name: "\(recordingCount).opus", startedAt: now)
         recording = started

@@ -19,6 +19,7 @@ struct RoomHTTPRoutes: Sendable {
     }
 
     /// Creates a room owned by the Bearer token's user; the body may name it: `{"room_id": "…"}`.
+    /// A user owns at most `RoomLimits.roomsPerUser` rooms: beyond, 429 `quota_exceeded`.
     private func create(_ request: Request, _ context: AirwaveRequestContext) async throws -> Response {
         guard let authorization = request.headers[.authorization], authorization.lowercased().hasPrefix("bearer ") else {
             server.metrics.authFailure(reason: "missing")
@@ -46,9 +47,17 @@ struct RoomHTTPRoutes: Sendable {
                 roomID = id
             }
         }
-        guard try await server.rooms.createHostRoom(roomID, hostUserID: user.userID, at: Timestamp.now()) else {
+        let limit = server.configuration.rooms.roomsPerUser
+        switch try await server.rooms.createHostRoom(roomID, hostUserID: user.userID, at: Timestamp.now(), limit: limit) {
+        case .created: break
+        case .exists:
             return HTTPRoutes.error(ProtocolError(.roomExists, "Room \(roomID) exists already.", details: ["room_id": .string(roomID)]),
                                     status: .conflict)
+        case .quotaExceeded(let owned):
+            server.metrics.error(code: ErrorCode.quotaExceeded.rawValue)
+            return HTTPRoutes.error(ProtocolError(.quotaExceeded, "You own \(owned) rooms; the limit is \(limit).",
+                                                  details: ["reason": "rooms_per_user", "limit": .int(limit)]),
+                                    status: .tooManyRequests)
         }
         let authority = request.head.authority ?? "\(server.configuration.host):\(server.configuration.port)"
         var fields = ListeningRoom(roomID: roomID, hostUserID: user.userID).stateFields
@@ -69,7 +78,8 @@ struct RoomHTTPRoutes: Sendable {
             return HTTPRoutes.json(.object(ListeningRoom(roomID: roomID, hostUserID: nil).stateFields))
         }
         let chat = try await server.store.roomChat(roomID: roomID, limit: 100)
-        let room = ListeningRoom(roomID: roomID, hostUserID: stored.hostUserID, restored: RoomSnapshot(stored.state, chat: chat))
+        let room = ListeningRoom(roomID: roomID, hostUserID: stored.hostUserID, restored: RoomSnapshot(stored.state, chat: chat),
+                                 queueLimit: server.configuration.rooms.queueLimit)
         return HTTPRoutes.json(.object(room.stateFields))
     }
 }

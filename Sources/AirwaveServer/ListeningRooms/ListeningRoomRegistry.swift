@@ -5,6 +5,11 @@ import Logging
 
 /// Knows every listening room in memory; loads a room from the store when its first member
 /// arrives and forgets it when the last one leaves.
+///
+/// Rooms without a host are opened by connecting to a new id, so they are bounded here
+/// (issue 13, finding 8): at most `RoomLimits.guestRoomLimit` of them exist, stored or open,
+/// and one that is left holding nothing (no queue, song, playback or chat) is deleted when its
+/// last member leaves, so connecting alone does not use up the bound.
 actor ListeningRoomRegistry {
     private var drivers: [String: ListeningRoomDriver] = [:]
     private var tasks: [String: Task<Void, Never>] = [:]
@@ -12,6 +17,12 @@ actor ListeningRoomRegistry {
     /// must not overlap, or a joiner could load a room without the host it is about to get.
     private var loading: [String: Int] = [:]
     private var creating: Set<String> = []
+    /// Empty guest rooms being deleted after their last member left; a joiner waits for it.
+    private var pruning: [String: Task<Void, Never>] = [:]
+    /// Rooms without a host that are stored or open; read from the store on first use.
+    private var guestRooms: Int?
+    /// Open guest rooms that were not stored when they were opened (counted in `guestRooms`).
+    private var unstoredGuestRooms: Set<String> = []
     private let store: any RoomStore
     private let metrics: ServerMetrics
     private var services: ListeningRoomDriver.Services?
@@ -26,8 +37,12 @@ actor ListeningRoomRegistry {
             writer: writer, metrics: metrics, onIdle: { [weak self] roomID in await self?.forget(roomID) })
     }
 
-    /// The room's driver, loading the room from the store if it is not in memory.
-    func driver(for roomID: String) async throws -> ListeningRoomDriver {
+    /// The room's driver, loading the room from the store if it is not in memory. A room that
+    /// does not exist yet opens without a host unless `limits.guestRoomLimit` guest rooms exist
+    /// (`quota_exceeded`).
+    func driver(for roomID: String, limits: RoomLimits) async throws -> ListeningRoomDriver {
+        if let driver = drivers[roomID] { return driver }
+        if let prune = pruning[roomID] { await prune.value }
         if let driver = drivers[roomID] { return driver }
         guard let services else { preconditionFailure("registry used before attach") }
         guard !creating.contains(roomID) else {
@@ -43,31 +58,66 @@ actor ListeningRoomRegistry {
         if let driver = drivers[roomID] { return driver }
         let chat = stored == nil ? [] : try await store.roomChat(roomID: roomID, limit: 100)
         if let driver = drivers[roomID] { return driver }
+        if stored == nil {
+            let count = try await guestRoomCount()
+            if let driver = drivers[roomID] { return driver }
+            guard count < limits.guestRoomLimit else {
+                throw ProtocolError(.quotaExceeded, "Too many listening rooms without a host; try again later.",
+                                    details: ["reason": "guest_rooms", "limit": .int(limits.guestRoomLimit)])
+            }
+            guestRooms = count + 1
+            unstoredGuestRooms.insert(roomID)
+        }
         let room = ListeningRoom(roomID: roomID, hostUserID: stored?.hostUserID,
-                                 restored: stored.map { RoomSnapshot($0.state, chat: chat) } ?? RoomSnapshot())
-        let driver = ListeningRoomDriver(roomID: roomID)
+                                 restored: stored.map { RoomSnapshot($0.state, chat: chat) } ?? RoomSnapshot(),
+                                 queueLimit: limits.queueLimit)
+        let driver = ListeningRoomDriver(roomID: roomID, limits: limits)
         drivers[roomID] = driver
         metrics.roomsOpen.record(drivers.count)
         tasks[roomID] = Task { await driver.run(room: room, services: services) }
         return driver
     }
 
-    /// Creates a room with a host, unless the id is in use: stored, or open in memory (a room
-    /// people joined without a host, whose state may not be stored yet), or being opened.
-    func createHostRoom(_ roomID: String, hostUserID: String, at: Timestamp) async throws -> Bool {
-        guard drivers[roomID] == nil, loading[roomID] == nil else { return false }
+    /// Creates a room with a host, unless the id is in use (stored, or open in memory: a room
+    /// people joined without a host, whose state may not be stored yet, or being opened), or
+    /// the user owns `limit` rooms already.
+    func createHostRoom(_ roomID: String, hostUserID: String, at: Timestamp, limit: Int) async throws -> RoomCreation {
+        guard drivers[roomID] == nil, loading[roomID] == nil, pruning[roomID] == nil else { return .exists }
         creating.insert(roomID)
         defer { creating.remove(roomID) }
-        return try await store.createRoom(id: roomID, hostUserID: hostUserID, at: at.milliseconds)
+        return try await store.createRoom(id: roomID, hostUserID: hostUserID, at: at.milliseconds, hostRoomLimit: limit)
     }
 
     /// Whether the room is open in memory.
     func isLoaded(_ roomID: String) -> Bool { drivers[roomID] != nil }
 
+    private func guestRoomCount() async throws -> Int {
+        if let guestRooms { return guestRooms }
+        let count = try await store.guestRoomCount()
+        // Rooms opened while the store answered are in the stored count or in memory.
+        if let guestRooms { return guestRooms }
+        guestRooms = count + unstoredGuestRooms.count
+        return guestRooms!
+    }
+
+    /// The room's last member left: out of memory, and out of the store if it holds nothing and
+    /// has no host (a room people only connected to).
     private func forget(_ roomID: String) {
         drivers[roomID] = nil
         tasks[roomID] = nil
         metrics.roomsOpen.record(drivers.count)
+        unstoredGuestRooms.remove(roomID)
+        let store = self.store
+        pruning[roomID] = Task {
+            let gone = (try? await store.deleteRoomIfUnused(id: roomID)) ?? false
+            await self.pruned(roomID, gone: gone)
+        }
+    }
+
+    /// A room with a host always keeps its row, so a room that left no row was a guest room.
+    private func pruned(_ roomID: String, gone: Bool) {
+        pruning[roomID] = nil
+        if gone, let count = guestRooms { guestRooms = max(0, count - 1) }
     }
 
     func shutdownAll() async {

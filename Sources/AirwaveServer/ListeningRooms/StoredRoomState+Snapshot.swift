@@ -34,3 +34,22 @@ extension StoredRoomChat {
         self.init(id: nil, roomID: roomID, userID: entry.userID, name: entry.name, message: entry.message, sentAt: entry.sentAt.milliseconds)
     }
 }
+
+extension RoomRecord {
+    /// The store's record of one change of a room's state.
+    init(_ change: RoomChange, roomID: String, at now: Timestamp) {
+        let at = now.milliseconds
+        switch change {
+        case .songQueued(let song):
+            self = .songQueued(roomID: roomID, StoredSong(songID: song.songID, voters: song.voters, timeAdded: song.timeAdded.milliseconds), at: at)
+        case .voted(let songID, let voter):
+            self = .voted(roomID: roomID, songID: songID, voter: voter, at: at)
+        case .songChanged(let songID):
+            self = .songChanged(roomID: roomID, songID: songID, at: at)
+        case .playback(let playback):
+            self = .playback(roomID: roomID, StoredPlayback(percentage: playback.percentage, paused: playback.paused,
+                                                            songProgress: playback.songProgress, songLength: playback.songLength,
+                                                            at: playback.at.milliseconds), at: at)
+        }
+    }
+}

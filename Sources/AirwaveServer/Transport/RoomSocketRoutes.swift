@@ -37,12 +37,20 @@ struct RoomSocketRoutes: Sendable {
         let server = self.server
         return .admitted(
             receiver: {
-                InboundRules(
+                // Created on the connection's event loop, like the rules; used only there.
+                let busy = RoomBusyNotice(connection: connection, metrics: server.metrics)
+                return InboundRules(
                     connection: connection, configuration: server.configuration, metrics: server.metrics,
                     decode: { text throws(ProtocolError) in try RoomCommand.decode(text.utf8) },
                     isChat: \.isChat,
                     typeName: \.type,
-                    deliver: { command in driver.submit(.command(connection.id, command)) ? .keepReading : .stop })
+                    deliver: { command in
+                        switch driver.submit(.command(connection.id, command)) {
+                        case .accepted: return .keepReading
+                        case .refused: return busy.refused(command.type)
+                        case .stopped: return .stop
+                        }
+                    })
             },
             departure: { driver.submit(.leave(connection.id)) })
     }
@@ -50,9 +58,33 @@ struct RoomSocketRoutes: Sendable {
     /// Hands the member to the room's driver; a driver that just went idle is replaced.
     private func joinedDriver(_ roomID: String, member: RoomMember, connection: ClientConnection) async throws -> ListeningRoomDriver {
         for _ in 0..<3 {
-            let driver = try await server.rooms.driver(for: roomID)
-            if driver.submit(.join(connection.id, member), connection: connection) { return driver }
+            let driver = try await server.rooms.driver(for: roomID, limits: server.configuration.rooms)
+            if case .accepted = driver.submit(.join(connection.id, member), connection: connection) { return driver }
         }
         throw ProtocolError(.badRequest, "The room could not be opened; try again.")
+    }
+}
+
+/// Tells a member whose message did not fit in the room's inbox (it had its share waiting, or
+/// the room was full) that the message was dropped: `rate_limited`, at most once a second. The
+/// `.overLimit` verdict also stops reading the socket for a moment, so the sender is slowed by
+/// TCP rather than by work on the server.
+final class RoomBusyNotice {
+    private let connection: ClientConnection
+    private let metrics: ServerMetrics
+    private var gate = IntervalGate(interval: .seconds(1))
+
+    init(connection: ClientConnection, metrics: ServerMetrics) {
+        self.connection = connection
+        self.metrics = metrics
+    }
+
+    func refused(_ type: String) -> InboundVerdict {
+        if gate.allow(now: Timestamp.now()) {
+            metrics.error(code: ErrorCode.rateLimited.rawValue)
+            connection.send(ProtocolError(.rateLimited, "The room is busy with your earlier messages; this one was dropped.",
+                                          details: ["type": .string(type), "reason": "room_busy"]).json)
+        }
+        return .overLimit
     }
 }

@@ -1,0 +1,163 @@
+import Foundation
+import SQLKit
+import Testing
+@testable import AirwaveStore
+
+/// Schema version 4: a room's state kept as rows and changed one record at a time (issue 13,
+/// finding 5), the per-user room quota and the pruning of empty guest rooms (finding 8).
+@Suite struct RoomRowsTests {
+    @Test func perChangeRecordsBuildTheStateAndSurviveARestart() async throws {
+        let dir = try TempDirectory()
+        defer { dir.remove() }
+        let path = dir.path("rooms.sqlite")
+        let first = try await SQLiteEventStore.open(path: path, logger: testLogger)
+        try await first.migrate()
+        try await first.writeRooms([
+            .songQueued(roomID: "r", song("s1", ["user:a"], at: 10), at: 10),
+            .songQueued(roomID: "r", song("s2", [], at: 11), at: 11),
+            .voted(roomID: "r", songID: "s2", voter: "connection:7", at: 12),
+            .voted(roomID: "r", songID: "s2", voter: "user:b", at: 13),
+            .songQueued(roomID: "r", song("s3", ["user:c"], at: 14), at: 14),
+            .songChanged(roomID: "r", songID: "s1", at: 15),
+            .playback(roomID: "r", StoredPlayback(percentage: 12.5, paused: false, songProgress: 1_000, songLength: 2_000, at: 16), at: 16),
+        ])
+        let expected = StoredRoomState(
+            queue: [song("s2", ["connection:7", "user:b"], at: 11), song("s3", ["user:c"], at: 14)], currentSong: "s1",
+            playback: StoredPlayback(percentage: 12.5, paused: false, songProgress: 1_000, songLength: 2_000, at: 16))
+        #expect(try await first.room(id: "r")?.state == expected)
+        #expect(try await first.room(id: "r")?.createdAt == 10)
+        try await first.shutdown()
+
+        let second = try await SQLiteEventStore.open(path: path, logger: testLogger)
+        do {
+            try await second.migrate()
+            #expect(try await second.room(id: "r")?.state == expected)
+            // The changes are rows: nothing is kept as a whole document.
+            let json = try await second.store.database.select().column("state_json").from("rooms").where("room_id", .equal, "r")
+                .first()
+            #expect(try json?.decodeNil(column: "state_json") == true)
+            let votes = try await second.store.database.raw("SELECT COUNT(*) AS n FROM room_votes WHERE room_id = 'r'")
+                .first(decodingColumn: "n", as: Int.self)
+            #expect(votes == 3)
+
+            // A song without id leaves nothing playing; closing removes every row of the state.
+            try await second.writeRooms([.songChanged(roomID: "r", songID: nil, at: 20)])
+            #expect(try await second.room(id: "r")?.state.currentSong == nil)
+            try await second.writeRooms([.closed(roomID: "r", at: 21)])
+            #expect(try await second.room(id: "r")?.state == StoredRoomState())
+            let left = try await second.store.database.raw("SELECT (SELECT COUNT(*) FROM room_votes) + (SELECT COUNT(*) FROM room_songs) AS n")
+                .first(decodingColumn: "n", as: Int.self)
+            #expect(left == 0)
+            try await second.shutdown()
+        } catch {
+            try? await second.shutdown()
+            throw error
+        }
+    }
+
+    @Test func aWholeStateReplacesTheRows() async throws {
+        try await withStore { store, _ in
+            try await store.writeRooms([
+                .songQueued(roomID: "r", song("old", ["user:a"], at: 1), at: 1),
+                .state(roomID: "r", StoredRoomState(queue: [song("new", ["user:b"], at: 2)], currentSong: "x"), at: 2),
+                .voted(roomID: "r", songID: "new", voter: "user:c", at: 3),
+            ])
+            #expect(try await store.room(id: "r")?.state
+                == StoredRoomState(queue: [song("new", ["user:b", "user:c"], at: 2)], currentSong: "x"))
+        }
+    }
+
+    @Test func aVersionThreeDatabaseHasItsStateDocumentsMovedToRows() async throws {
+        let dir = try TempDirectory()
+        defer { dir.remove() }
+        let path = dir.path("v3.sqlite")
+        let old = try await SQLiteEventStore.open(path: path, logger: testLogger)
+        do {
+            let db = old.store.database
+            try await db.create(table: "airwave_schema_versions")
+                .column("version", type: .bigint, .primaryKey(autoIncrement: false))
+                .column("name", type: .text, .notNull)
+                .column("applied_at", type: .bigint, .notNull)
+                .run()
+            for migration in SQLEventStore.migrations where migration.version <= 3 {
+                try await migration.apply(db)
+                try await db.insert(into: "airwave_schema_versions").columns("version", "name", "applied_at")
+                    .values(Int64(migration.version), migration.name, Int64(0)).run()
+            }
+            // Exactly what version 2 wrote.
+            try await db.insert(into: "rooms")
+                .columns("room_id", "host_user_id", "created_at", "state_json")
+                .values("r", "alice", Int64(1),
+                        #"{"current_song":"c","playback":{"at":4,"paused":false,"percentage":50,"song_length":20,"song_progress":10},"queue":[{"song_id":"s/1","time_added":3,"voters":["a","connection:2"]},{"song_id":"s2","time_added":5,"voters":[]}]}"#)
+                .run()
+            try await db.insert(into: "rooms").columns("room_id", "created_at").values("empty", Int64(2)).run()
+            try await old.shutdown()
+        } catch {
+            try? await old.shutdown()
+            throw error
+        }
+
+        let new = try await SQLiteEventStore.open(path: path, logger: testLogger)
+        do {
+            try await new.migrate()
+            #expect(try await new.schemaVersion() == 4)
+            let expected = StoredRoomState(
+                queue: [song("s/1", ["a", "connection:2"], at: 3), song("s2", [], at: 5)], currentSong: "c",
+                playback: StoredPlayback(percentage: 50, paused: false, songProgress: 10, songLength: 20, at: 4))
+            #expect(try await new.room(id: "r")?.state == expected)
+            #expect(try await new.room(id: "r")?.hostUserID == "alice")
+            #expect(try await new.room(id: "empty")?.state == StoredRoomState())
+            let json = try await new.store.database.select().column("state_json").from("rooms").where("room_id", .equal, "r").first()
+            #expect(try json?.decodeNil(column: "state_json") == true)
+            // The moved state takes changes like any other.
+            try await new.writeRooms([.voted(roomID: "r", songID: "s2", voter: "user:z", at: 9)])
+            #expect(try await new.room(id: "r")?.state.queue.map(\.voters.count) == [2, 1])
+            try await new.shutdown()
+        } catch {
+            try? await new.shutdown()
+            throw error
+        }
+    }
+
+    @Test func aUserOwnsAtMostTheQuotaOfRooms() async throws {
+        try await withStore { store, _ in
+            #expect(try await store.createRoom(id: "a1", hostUserID: "alice", at: 1, hostRoomLimit: 2) == .created)
+            #expect(try await store.createRoom(id: "a1", hostUserID: "alice", at: 2, hostRoomLimit: 2) == .exists)
+            #expect(try await store.createRoom(id: "a2", hostUserID: "alice", at: 3, hostRoomLimit: 2) == .created)
+            #expect(try await store.createRoom(id: "a3", hostUserID: "alice", at: 4, hostRoomLimit: 2) == .quotaExceeded(owned: 2))
+            #expect(try await store.createRoom(id: "b1", hostUserID: "bob", at: 5, hostRoomLimit: 2) == .created)
+            #expect(try await store.room(id: "a3") == nil)
+            // Concurrent requests of one user cannot pass the quota together.
+            let results = try await withThrowingTaskGroup(of: RoomCreation.self) { group in
+                for i in 0..<10 {
+                    group.addTask { try await store.createRoom(id: "c\(i)", hostUserID: "carol", at: 10, hostRoomLimit: 3) }
+                }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            #expect(results.filter { $0 == .created }.count == 3)
+        }
+    }
+
+    @Test func emptyGuestRoomsAreDeletedAndOthersKept() async throws {
+        try await withStore { store, _ in
+            #expect(try await store.createRoom(id: "hosted", hostUserID: "alice", at: 1))
+            try await store.writeRooms([
+                .songChanged(roomID: "nothing", songID: nil, at: 2),
+                .songQueued(roomID: "queued", song("s", [], at: 3), at: 3),
+                roomChatRecord("chatty", "hi", at: 4),
+                roomChatRecord("closed", "bye", at: 5),
+                .closed(roomID: "closed", at: 6),
+            ])
+            #expect(try await store.guestRoomCount() == 4)
+            #expect(try await store.deleteRoomIfUnused(id: "hosted") == false)
+            #expect(try await store.deleteRoomIfUnused(id: "nothing") == true)
+            #expect(try await store.deleteRoomIfUnused(id: "queued") == false)
+            #expect(try await store.deleteRoomIfUnused(id: "chatty") == false)
+            #expect(try await store.deleteRoomIfUnused(id: "closed") == true)
+            #expect(try await store.deleteRoomIfUnused(id: "never") == true)
+            #expect(try await store.room(id: "nothing") == nil)
+            #expect(try await store.room(id: "hosted") != nil)
+            #expect(try await store.guestRoomCount() == 2)
+        }
+    }
+}
