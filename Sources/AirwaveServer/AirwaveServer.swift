@@ -145,12 +145,17 @@ public final class AirwaveServer: Sendable {
         RecordingHTTPRoutes(server: self).register(on: router)
         WebRTCHTTPRoutes(server: self).register(on: router)
         WebClientRoutes(server: self).register(on: router)  // last: it serves what no route claims
+        let limits = configuration.connections
+        let gate = ConnectionGate(limits: limits)
         let app = Application(
             router: router,
-            server: HTTPServerBuilder { responder in AirwaveChildChannel(responder: responder, server: self) },
+            server: HTTPServerBuilder { responder in AirwaveChildChannel(responder: responder, service: self, limits: limits, gate: gate) },
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "airwave"),
-            onServerRunning: { channel in
+            onServerRunning: { [logger] channel in
                 await onListening(channel.localAddress?.port ?? 0)
+                if gate.maxConnections < limits.maxConnections {
+                    logger.notice("max connections lowered to fit the open-file limit", metadata: ["max_connections": "\(gate.maxConnections)"])
+                }
             },
             logger: logger)
         let relay = RelayService(server: self)

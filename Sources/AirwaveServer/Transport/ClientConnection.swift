@@ -57,18 +57,31 @@ final class ClientConnection: Sendable {
     }
 
     /// Starts the close handshake with `code`; the channel is closed outright if the peer
-    /// does not answer within `timeout`. Only the first call counts; call from any thread.
+    /// does not answer within `timeout`. Only the first call counts; call from any thread. On
+    /// the event loop the close frame is written at once (behind every frame already sent),
+    /// so a close frame of the peer read right after still finds it sent (Autobahn case 9).
     func close(_ code: CloseCode, reason: String? = nil, timeout: Duration = .seconds(5)) {
         guard !closeRequested.exchange(true, ordering: .relaxed) else { return }
-        let channel = self.channel
-        // Queued behind every frame already sent, so an error frame always precedes the close.
-        channel.eventLoop.execute { [self] in
-            writer.value.deliver(WebSocketWire.close(code: code.rawValue, reason: reason), class: .control, now: .now())
-            writer.value.closeFrameSent = true
-            channel.eventLoop.scheduleTask(in: TimeAmount(timeout)) {
-                channel.close(promise: nil)
-            }
+        if channel.eventLoop.inEventLoop {
+            sendClose(code, reason: reason, timeout: timeout)
+        } else {
+            // Queued behind every frame already sent, so an error frame always precedes the close.
+            channel.eventLoop.execute { [self] in sendClose(code, reason: reason, timeout: timeout) }
         }
+    }
+
+    private func sendClose(_ code: CloseCode, reason: String?, timeout: Duration) {
+        writer.value.sendClose(WebSocketWire.close(code: code.rawValue, reason: reason))
+        let channel = self.channel
+        channel.eventLoop.scheduleTask(in: TimeAmount(timeout)) {
+            channel.close(promise: nil)
+        }
+    }
+
+    /// The peer answered our close frame: closes the socket once that frame is written (RFC
+    /// 6455 7.1.1: the server closes the TCP connection first). Call on the event loop.
+    func closeAfterCloseFrame() {
+        writer.value.closeAfterCloseFrame()
     }
 
     /// Answers the peer's close frame with `code` and closes the socket once the answer is
@@ -103,7 +116,11 @@ final class RawFrameWriter: ChannelInboundHandler, RemovableChannelHandler {
     /// The channel's writability as last reported, kept here to spare a fan-out a look at the channel.
     private var writable = true
     /// Whether the close frame has been written or queued: nothing may follow it (RFC 6455 5.5.1).
-    fileprivate var closeFrameSent = false
+    private var closeFrameSent = false
+    /// Completes once the close frame is written to the socket (nil while it waits in the queue).
+    private var closeFrameWritten: EventLoopFuture<Void>?
+    /// The peer answered our close: close the socket as soon as our close frame is written.
+    private var closeOnceWritten = false
 
     init(metrics: ServerMetrics, queueLimit: Int) {
         self.metrics = metrics
@@ -139,6 +156,40 @@ final class RawFrameWriter: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
+    /// Writes our close frame (or queues it behind what waits); nothing is written after it.
+    fileprivate func sendClose(_ wire: ByteBuffer) {
+        guard let context, !closeFrameSent else { return }
+        if writable, queue.isEmpty {
+            closeFrameSent = true
+            writeCloseFrame(wire, context)
+        } else {
+            _ = queue.push(wire, class: .control, size: wire.readableBytes, now: .now())
+            closeFrameSent = true
+        }
+    }
+
+    private func writeCloseFrame(_ wire: ByteBuffer, _ context: ChannelHandlerContext) {
+        let promise = context.eventLoop.makePromise(of: Void.self)
+        context.writeAndFlush(wrapOutboundOut(wire), promise: promise)
+        closeFrameWritten = promise.futureResult
+        if closeOnceWritten { closeWhenWritten(context.channel) }
+    }
+
+    fileprivate func closeAfterCloseFrame() {
+        guard let context else { return }
+        guard closeFrameSent else {
+            // No close frame of ours is on its way (the peer's close crossed nothing): just close.
+            context.close(promise: nil)
+            return
+        }
+        closeOnceWritten = true
+        if closeFrameWritten != nil { closeWhenWritten(context.channel) }
+    }
+
+    private func closeWhenWritten(_ channel: any Channel) {
+        closeFrameWritten?.whenComplete { _ in channel.close(promise: nil) }
+    }
+
     fileprivate func answerClose(_ code: CloseCode) {
         guard let context, !closeFrameSent else {
             context?.close(promise: nil)
@@ -163,6 +214,11 @@ final class RawFrameWriter: ChannelInboundHandler, RemovableChannelHandler {
     private func drain(_ context: ChannelHandlerContext) {
         var wrote = false
         while context.channel.isWritable, let (wire, _) = queue.pop() {
+            if closeFrameSent, queue.isEmpty {
+                // Nothing is queued after the close frame, so the last item is it.
+                writeCloseFrame(wire, context)
+                return
+            }
             context.write(wrapOutboundOut(wire), promise: nil)
             wrote = true
         }

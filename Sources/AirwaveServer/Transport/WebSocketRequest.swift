@@ -74,6 +74,18 @@ struct WebSocketRequest: Sendable {
         authority = head.headers.first(name: "host")
     }
 
+    /// Whether this socket may carry media, and so binary messages up to
+    /// `maxSpeakerBinaryMessage` (PROTOCOL.md 10): the host's, and a join with a token — a
+    /// verified listener, who may become a co-host without reconnecting. A token that does not
+    /// verify is refused at admission, so only verified sockets keep the larger limit.
+    var mayPublish: Bool {
+        switch endpoint {
+        case .host: true
+        case .join: !(query["token"] ?? "").isEmpty
+        case .directory, .session: false
+        }
+    }
+
     /// Percent-decoding of a query component (`+` is a space, as browsers' forms send it).
     private static func decode(_ component: Substring) -> String? {
         component.replacingOccurrences(of: "+", with: " ").removingPercentEncoding

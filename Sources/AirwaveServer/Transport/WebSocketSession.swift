@@ -28,7 +28,8 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
     private let pingInterval: TimeAmount
     private var state: State = .admitting(pending: [], left: false)
     private var pingTask: RepeatedTask?
-    private var awaitingPong = false
+    /// The payload of the last ping while it is unanswered.
+    private var outstandingPing: ByteBuffer?
     /// Messages that may wait during admission before reading pauses.
     private static let pendingLimit = 16
 
@@ -72,19 +73,19 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        // Whole messages and control frames only: `WebSocketFrameReader` checked framing,
+        // sizes and UTF-8, and joined fragments.
         let frame = unwrapInboundIn(data)
-        // No extension is negotiated, so no reserved bit may be set (RFC 6455 5.2).
-        guard !frame.rsv1, !frame.rsv2, !frame.rsv3 else {
-            return failConnection(.protocolError, reason: "protocol error")
-        }
         switch frame.opcode {
-        case .ping:
-            guard !connection.isClosing else { return }
-            connection.send(WebSocketWire.frame(opcode: WebSocketWire.pong, payload: frame.unmaskedData))
-        case .pong:
-            awaitingPong = false
         case .connectionClose:
-            receivedClose(frame.unmaskedData)
+            receivedClose(frame.data)
+        case _ where connection.isClosing:
+            break  // after our close frame only the peer's close matters (RFC 6455 5.5.1)
+        case .ping:
+            connection.send(WebSocketWire.frame(opcode: WebSocketWire.pong, payload: frame.data))
+        case .pong:
+            // Only an echo of the last ping's payload shows the peer is reading (PROTOCOL.md 10).
+            if let ping = outstandingPing, frame.data == ping { outstandingPing = nil }
         case .text, .binary:
             switch state {
             case .admitting(var pending, let left):
@@ -113,13 +114,10 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
         let now = Timestamp.now()
         let verdict: InboundVerdict
         if frame.opcode == .text {
-            var data = frame.unmaskedData
-            guard let text = try? data.readUTF8ValidatedString(length: data.readableBytes) else {
-                return failConnection(.invalidPayload, reason: "text is not UTF-8")
-            }
-            verdict = receiver.text(text, now: now)
+            // Validated as it arrived (`WebSocketFrameParser`).
+            verdict = receiver.text(String(buffer: frame.data), now: now)
         } else {
-            verdict = receiver.binary(frame.unmaskedData, now: now)
+            verdict = receiver.binary(frame.data, now: now)
         }
         switch verdict {
         case .keepReading: break
@@ -138,7 +136,8 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
     private func receivedClose(_ payload: ByteBuffer) {
         leave()
         guard !connection.isClosing else {
-            connection.channel.close(promise: nil)
+            // This side closed first: the handshake is complete once our close frame is out.
+            connection.closeAfterCloseFrame()
             return
         }
         var payload = payload
@@ -167,20 +166,19 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        if let error = error as? NIOWebSocketFrameAggregator.Error, case .accumulatedFrameSizeIsTooLarge = error {
-            failConnection(.messageTooBig, reason: "message too big")
-        } else if error is NIOWebSocketFrameAggregator.Error {
-            failConnection(.protocolError, reason: "protocol error")
-        } else {
-            metrics.error(code: "socket_error")
-            leave()
-            context.close(promise: nil)
-        }
+        metrics.error(code: "socket_error")
+        leave()
+        context.close(promise: nil)
     }
 
+    /// A protocol violation found by `WebSocketFrameReader` fails the connection with its code.
     /// Hummingbird allows half-closure, so a peer's FIN arrives as `inputClosed`, not as the
     /// channel going inactive: a WebSocket peer that stopped sending is gone.
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let violation = event as? WebSocketViolation {
+            failConnection(violation.code, reason: violation.reason)
+            return
+        }
         if let event = event as? ChannelEvent, event == .inputClosed {
             leave()
             context.close(promise: nil)
@@ -197,11 +195,16 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
         context.fireChannelInactive()
     }
 
-    /// Closes after a protocol violation: no more messages are read.
+    /// Closes after a protocol violation: no more messages are read, and the peer has a short
+    /// grace to answer the close (its remaining input is discarded meanwhile).
     private func failConnection(_ code: CloseCode, reason: String) {
         metrics.error(code: "socket_error")
-        finish(code, reason: reason)
+        leave()
+        connection.close(code, reason: reason, timeout: Self.violationCloseGrace)
     }
+
+    /// How long a peer that broke the protocol has to answer our close frame.
+    static let violationCloseGrace: Duration = .seconds(2)
 
     /// Starts the close handshake and stops delivering messages.
     private func finish(_ code: CloseCode, reason: String?) {
@@ -247,15 +250,16 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
     /// the documented deviation: dropped at the next ping), else ping again.
     private func pingTick() {
         guard !connection.isClosing else { return }
-        if awaitingPong {
+        if outstandingPing != nil {
             metrics.error(code: "ping_timeout")
             leave()
             connection.close(.goingAway, reason: "Ping timeout", timeout: .seconds(1))
             return
         }
-        awaitingPong = true
+        // A payload of its own per ping, so a pong sent blindly (or a stale one) does not count.
         var payload = ByteBufferAllocator().buffer(capacity: 8)
         payload.writeInteger(UInt64.random(in: 0...UInt64.max))
+        outstandingPing = payload
         connection.send(WebSocketWire.frame(opcode: WebSocketWire.ping, payload: payload))
     }
 }
