@@ -69,7 +69,8 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
             }
             _ = try? STUNMessage.verifyMessageIntegrity(input, password: FuzzTarget.icePassword)
             let start = ContinuousClock.Instant.now
-            var agent = ICELiteAgent(localUfrag: "abcd", localPassword: FuzzTarget.icePassword, remoteUfrag: "efgh", now: start)
+            var agent = ICELiteAgent(localUfrag: "abcd", localPassword: FuzzTarget.icePassword, remoteUfrag: "efgh",
+                                     remotePassword: FuzzTarget.icePassword, now: start)
             _ = agent.handleSTUN(input, from: TransportAddress(ip: .v4(127, 0, 0, 1), port: 5000), now: start)
         case .rtp:
             if let packet = try? RTPPacket.parse(input) {

@@ -40,8 +40,9 @@ public enum WebRTCUDPError: Error, Equatable, Sendable {
 }
 
 /// The thin I/O layer under `WebRTCSession`: one UDP socket for all sessions. Datagrams are
-/// routed by RFC 7983 kind: STUN by the local ufrag in USERNAME, everything else by the remote
-/// address a check has verified. Session events other than `send` go to `onEvent`; datagrams
+/// routed by RFC 7983 kind: STUN with a USERNAME (a check) by the local ufrag in it, everything
+/// else (answers to the session's own checks, DTLS, SRTP) by the remote address a check has
+/// verified. Session events other than `send` go to `onEvent`; datagrams
 /// are written without flushing and flushed once per read batch, timer pass or fan-out, so NIO
 /// hands many of them to the kernel in one `sendmmsg`.
 ///
@@ -159,6 +160,8 @@ final class WebRTCUDPHandler: ChannelInboundHandler, @unchecked Sendable {
     var sessions: [String: WebRTCSession] = [:]
     /// Verified remote addresses → session ufrag.
     var routes: [TransportAddress: String] = [:]
+    /// Each session's entries in `routes`, so that forgetting a session costs its own routes only.
+    private var routesBySession: [String: [TransportAddress]] = [:]
     var timer: RepeatedTask?
     private var context: ChannelHandlerContext?
     private var pendingFlush = false
@@ -189,9 +192,15 @@ final class WebRTCUDPHandler: ChannelInboundHandler, @unchecked Sendable {
     func remove(ufrag: String) {
         guard let session = sessions.removeValue(forKey: ufrag) else { return }
         dispatch(session.close(), ufrag: ufrag)
-        routes = routes.filter { $0.value != ufrag }
-        destinations[ufrag] = nil
+        forgetRoutes(of: ufrag)
         flush()
+    }
+
+    private func forgetRoutes(of ufrag: String) {
+        for address in routesBySession.removeValue(forKey: ufrag) ?? [] where routes[address] == ufrag {
+            routes[address] = nil
+        }
+        destinations[ufrag] = nil
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -199,15 +208,18 @@ final class WebRTCUDPHandler: ChannelInboundHandler, @unchecked Sendable {
         guard let source = TransportAddress(envelope.remoteAddress) else { return }
         let datagram = Array(envelope.data.readableBytesView)
         let ufrag: String?
-        if PacketKind(datagram: datagram) == .stun {
-            ufrag = (try? STUNMessage.parse(datagram))?.attribute(.username)?.stringValue
-                .flatMap(ICELiteAgent.localUfrag(fromUsername:)).map(String.init)
+        if PacketKind(datagram: datagram) == .stun, let message = try? STUNMessage.parse(datagram),
+           let username = message.attribute(.username) {
+            ufrag = username.stringValue.flatMap(ICELiteAgent.localUfrag(fromUsername:)).map(String.init)
         } else {
             ufrag = routes[source]
         }
         guard let ufrag, let session = sessions[ufrag] else { return }
         let events = session.handle(datagram: datagram, from: source, now: .now)
-        if routes[source] == nil, session.accepts(source) { routes[source] = ufrag }
+        if routes[source] == nil, session.accepts(source) {
+            routes[source] = ufrag
+            routesBySession[ufrag, default: []].append(source)
+        }
         dispatch(events, ufrag: ufrag)
     }
 
@@ -236,8 +248,7 @@ final class WebRTCUDPHandler: ChannelInboundHandler, @unchecked Sendable {
                 write(bytes, to: destination, ufrag: ufrag)
             case .closed:
                 sessions.removeValue(forKey: ufrag)
-                routes = routes.filter { $0.value != ufrag }
-                destinations[ufrag] = nil
+                forgetRoutes(of: ufrag)
                 onEvent(ufrag, event)
             default:
                 onEvent(ufrag, event)

@@ -106,6 +106,25 @@ import Testing
         #expect(throws: AnswerError.rtcpMuxRequired) { try without("a=rtcp-mux").answer(parameters(.speaker)) }
     }
 
+    /// Issue 13 finding 8: an md5 fingerprint made a session that could not be built (503); it
+    /// is a bad offer. A usable hash next to it is taken; a digest of the wrong length is not usable.
+    @Test func aFingerprintDTLSCannotCheckIsABadOffer() throws {
+        let text = try WebRTCFixtures.offer("aiortc-whip-offer.sdp")
+        func with(_ fingerprints: [String]) throws -> SessionDescription {
+            let lines = text.split(separator: "\r\n").flatMap { line -> [String] in
+                line.hasPrefix("a=fingerprint:") ? fingerprints.map { "a=fingerprint:" + $0 } : [String(line)]
+            }
+            return try SessionDescription.parse(lines.joined(separator: "\r\n"))
+        }
+        let md5 = "md5 " + Array(repeating: "AB", count: 16).joined(separator: ":")
+        let sha1 = "sha-1 " + Array(repeating: "CD", count: 20).joined(separator: ":")
+        let shortSHA256 = "sha-256 " + Array(repeating: "EF", count: 16).joined(separator: ":")
+        #expect(throws: AnswerError.unsupportedFingerprint("md5")) { try with([md5]).answer(parameters(.speaker)) }
+        #expect(throws: AnswerError.unsupportedFingerprint("sha-256")) { try with([shortSHA256]).answer(parameters(.speaker)) }
+        #expect(try with([md5, sha1]).answer(parameters(.speaker)).remoteFingerprint
+            == CertificateFingerprint(algorithm: "sha-1", value: Array(repeating: "CD", count: 20).joined(separator: ":")))
+    }
+
     @Test(arguments: [
         ("", SDPError.missingVersion),
         ("o=- 1 1 IN IP4 0.0.0.0\r\n", .missingVersion),

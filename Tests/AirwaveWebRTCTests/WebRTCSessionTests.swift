@@ -15,7 +15,8 @@ final class TestPeer {
     var srtp: SRTPSession?
     let start = ContinuousClock.Instant.now
 
-    init(fixture: String, role: WebRTCPeerRole, setup: String = "actpass") throws {
+    init(fixture: String, role: WebRTCPeerRole, setup: String = "actpass",
+         configuration: WebRTCSession.Configuration = .init()) throws {
         let context = try DTLSContext(commonName: "peer")
         self.context = context
         serverContext = try DTLSContext(commonName: "server")
@@ -37,7 +38,26 @@ final class TestPeer {
         let negotiated = try offer.answer(parameters)
         session = try WebRTCSession(
             negotiated: negotiated, role: role, localUfrag: "srvU", localPassword: "serverpassword0123456789",
-            audioSSRC: 1111, videoSSRC: 2222, dtlsContext: serverContext, now: start)
+            audioSSRC: 1111, videoSSRC: 2222, dtlsContext: serverContext, configuration: configuration, now: start)
+    }
+
+    /// Answers every check the session sent to this peer (as a full ICE agent does) and
+    /// returns what the session did with the answers.
+    func answerChecks(in events: [WebRTCSession.Event], from source: TransportAddress? = nil,
+                      at time: ContinuousClock.Instant? = nil) throws -> [WebRTCSession.Event] {
+        let source = source ?? address
+        var out: [WebRTCSession.Event] = []
+        for case let .send(bytes, to) in events where to == source && PacketKind(datagram: bytes) == .stun {
+            let request = try STUNMessage.parse(bytes)
+            guard request.messageClass == .request else { continue }
+            try STUNMessage.verifyMessageIntegrity(bytes, password: password)
+            #expect(request.attribute(.username)?.stringValue == "\(ufrag):srvU")
+            let answer = STUNMessage(messageClass: .successResponse, transactionID: request.transactionID,
+                                     attributes: [.xorMappedAddress(source, transactionID: request.transactionID)])
+            out += session.handle(datagram: answer.serialized(integrityPassword: password, fingerprint: true), from: source,
+                                  now: time ?? start)
+        }
+        return out
     }
 
     func check(nominate: Bool) -> [UInt8] {
@@ -51,6 +71,7 @@ final class TestPeer {
     /// produced.
     func connect() throws -> [WebRTCSession.Event] {
         var events = session.handle(datagram: check(nominate: true), from: address, now: start)
+        events += try answerChecks(in: events)
         // The peer takes the DTLS role the session does not.
         let role: DTLSRole = session.negotiated.dtlsRole == .server ? .client : .server
         let dtls = try DTLSEndpoint(context: context, role: role, remoteFingerprint: serverContext.fingerprint)
@@ -189,4 +210,160 @@ final class TestPeer {
         #expect(peer.session.handleTimer(now: peer.start + .seconds(31), ntpTime: 0) == [.closed(.consentExpired)])
         #expect(peer.session.isClosed)
     }
+
+    // MARK: Issue 13: consent before a new address, the DTLS deadline, bounded retransmission
+
+    /// Finding 2: one forged check with USE-CANDIDATE from another address moved the media.
+    /// Now that address gets the answer and the session's own check (both STUN), and the media
+    /// stays with the peer; even SRTP copied from the peer is not taken from it.
+    @Test func aForgedNominationFromAnotherAddressDoesNotMoveTheMedia() throws {
+        let peer = try TestPeer(fixture: "chromium-whep-offer.sdp", role: .listener)
+        #expect(try peer.connect().contains(.connected))
+        let victim = TransportAddress(host: "203.0.113.66", port: 9)!
+        let forged = peer.session.handle(datagram: peer.check(nominate: true), from: victim, now: peer.start + .seconds(1))
+        let kinds = try forged.map { event -> STUNMessage.Class in
+            guard case let .send(bytes, to) = event, to == victim else { throw Unexpected(event: event) }
+            return try STUNMessage.parse(bytes).messageClass
+        }
+        #expect(kinds == [.successResponse, .request])
+        #expect(peer.session.remoteAddress == peer.address)
+        #expect(peer.session.accepts(victim))  // routed here, to be answered…
+        let sent = peer.session.sendAudio(payload: [0xFC, 1], sourceSSRC: 9, sequenceNumber: 1, timestamp: 960,
+                                          now: peer.start + .seconds(1))
+        #expect(sent.count == 1)
+        #expect(sent.allSatisfy { if case let .send(_, to) = $0 { to == peer.address } else { false } })
+        // …but nothing but STUN goes there while it has not answered, timers included.
+        var time = peer.start + .seconds(1)
+        for _ in 0..<10 {
+            time = time + .milliseconds(500)
+            _ = peer.session.handle(datagram: peer.check(nominate: false), from: peer.address, now: time)
+            for case let .send(bytes, to) in peer.session.handleTimer(now: time, ntpTime: 0) where to == victim {
+                #expect(try STUNMessage.parse(bytes).messageClass == .request)
+            }
+        }
+        #expect(peer.session.remoteAddress == peer.address)
+    }
+
+    /// A peer that really moved (its new address answers the session's check) is followed.
+    @Test func aNominationFromANewAddressThatAnswersMovesTheMedia() throws {
+        let peer = try TestPeer(fixture: "chromium-whep-offer.sdp", role: .listener)
+        _ = try peer.connect()
+        let moved = TransportAddress(host: "192.0.2.45", port: 52000)!
+        let events = peer.session.handle(datagram: peer.check(nominate: true), from: moved, now: peer.start + .seconds(3))
+        #expect(peer.session.remoteAddress == peer.address)
+        #expect(try peer.answerChecks(in: events, from: moved, at: peer.start + .seconds(3)).isEmpty)
+        #expect(peer.session.remoteAddress == moved)
+        let sent = peer.session.sendAudio(payload: [0xFC, 1], sourceSSRC: 9, sequenceNumber: 1, timestamp: 960,
+                                          now: peer.start + .seconds(3))
+        #expect(sent.count == 1)
+        #expect(sent.allSatisfy { if case let .send(_, to) = $0 { to == moved } else { false } })
+    }
+
+    /// Finding 1: a peer that keeps ICE alive but never finishes DTLS held its slot for good.
+    /// It is closed at the deadline after the answer; a connected one is not.
+    @Test func aSessionWhoseDTLSNeverCompletesIsClosedAtTheDeadline() throws {
+        var configuration = WebRTCSession.Configuration()
+        configuration.handshakeDeadline = .seconds(2)
+        let stalled = try TestPeer(fixture: "chromium-whep-offer.sdp", role: .listener, configuration: configuration)
+        let events = stalled.session.handle(datagram: stalled.check(nominate: true), from: stalled.address, now: stalled.start)
+        #expect(try stalled.answerChecks(in: events).isEmpty)
+        #expect(stalled.session.remoteAddress == stalled.address)  // ICE is done, DTLS never starts
+        #expect(stalled.session.nextTimer(now: stalled.start) == stalled.start + .seconds(2))
+        // Consent checks keep coming; they do not keep the session.
+        _ = stalled.session.handle(datagram: stalled.check(nominate: false), from: stalled.address,
+                                   now: stalled.start + .milliseconds(1999))
+        #expect(stalled.session.handleTimer(now: stalled.start + .milliseconds(1999), ntpTime: 0) == [])
+        #expect(stalled.session.handleTimer(now: stalled.start + .seconds(2), ntpTime: 0) == [.closed(.handshakeTimeout)])
+        #expect(stalled.session.isClosed)
+
+        let connected = try TestPeer(fixture: "chromium-whep-offer.sdp", role: .listener, configuration: configuration)
+        #expect(try connected.connect().contains(.connected))
+        _ = connected.session.handle(datagram: connected.check(nominate: false), from: connected.address,
+                                     now: connected.start + .seconds(2))
+        #expect(!connected.session.handleTimer(now: connected.start + .seconds(2), ntpTime: 0).contains(.closed(.handshakeTimeout)))
+        #expect(!connected.session.isClosed)
+    }
+
+    /// The 128 audio packets a listener holds for NACKs, each as it was sent, by sequence number.
+    func sendHistory(_ peer: TestPeer, payloadSize: Int = 100) throws -> [UInt16: [UInt8]] {
+        let srtp = try #require(peer.srtp)
+        var sent: [UInt16: [UInt8]] = [:]
+        for index in 0..<128 {
+            let events = peer.session.sendAudio(payload: [UInt8](repeating: 0xFC, count: payloadSize), sourceSSRC: 9,
+                                                sequenceNumber: UInt16(index), timestamp: UInt32(index * 960), now: peer.start)
+            guard case let .send(bytes, _) = try #require(events.first) else { continue }
+            var packet = bytes
+            try srtp.unprotectRTP(&packet)
+            sent[try RTPPacket.parse(packet).sequenceNumber] = bytes
+        }
+        #expect(sent.count == 128)
+        return sent
+    }
+
+    /// A 1.8 KB compound: 40 NACKs, each listing all 128 held packets, and the sequence numbers
+    /// in the order the session reads them. `storm()` protects it anew each time (SRTCP would
+    /// drop a replayed copy).
+    func nackStorm(_ peer: TestPeer, sequences: [UInt16]) throws -> (storm: () throws -> [UInt8], order: [UInt16]) {
+        let nacks = Array(repeating: RTCPPacket.nack(senderSSRC: 5, mediaSSRC: 1111, lost: sequences.sorted()), count: 40)
+        let compound = RTCPPacket.serializeCompound(nacks)
+        var order: [UInt16] = []
+        for case let .nack(_, _, lost) in try RTCPPacket.parseCompound(compound) {
+            for sequence in lost where !order.contains(sequence) { order.append(sequence) }
+        }
+        #expect(compound.count > 1700)
+        let srtp = try #require(peer.srtp)
+        return ({
+            var datagram = compound
+            try srtp.protectRTCP(&datagram)
+            return datagram
+        }, order)
+    }
+
+    /// Finding 2: a 1.8 KB NACK compound made the server send ≈ 2,500 datagrams. Each held
+    /// packet now goes out at most once per 100 ms, and the session's budget (here 100 packets
+    /// a second) caps the rest: exactly the first 100 packets NACKed, byte for byte as sent.
+    @Test func aNACKStormGetsEachPacketOnceWithinThePacketBudget() throws {
+        var configuration = WebRTCSession.Configuration()
+        configuration.retransmitPacketsPerSecond = 100
+        let peer = try TestPeer(fixture: "chromium-whep-offer.sdp", role: .listener, configuration: configuration)
+        _ = try peer.connect()
+        let sent = try sendHistory(peer)
+        let (storm, order) = try nackStorm(peer, sequences: Array(sent.keys))
+        #expect(order.count == 128)
+        func expected(_ sequences: ArraySlice<UInt16>) -> [WebRTCSession.Event] {
+            sequences.map { .send(sent[$0]!, to: peer.address) }
+        }
+        #expect(peer.session.handle(datagram: try storm(), from: peer.address, now: peer.start) == expected(order[0..<100]))
+        // 50 ms later the budget has 5 packets again; the 100 just resent are not resent yet.
+        #expect(peer.session.handle(datagram: try storm(), from: peer.address, now: peer.start + .milliseconds(50))
+            == expected(order[100..<105]))
+        // 250 ms: 20 more packets of budget, and every packet may go again.
+        #expect(peer.session.handle(datagram: try storm(), from: peer.address, now: peer.start + .milliseconds(250))
+            == expected(order[0..<20]))
+    }
+
+    /// Without a packet cap, every held packet goes once per storm; a byte budget caps it too.
+    @Test func aNACKStormIsBoundedInBytesAndRepeatsNoPacket() throws {
+        var configuration = WebRTCSession.Configuration()
+        configuration.retransmitPacketsPerSecond = 10_000
+        let loose = try TestPeer(fixture: "chromium-whep-offer.sdp", role: .listener, configuration: configuration)
+        _ = try loose.connect()
+        let sent = try sendHistory(loose)
+        let (storm, order) = try nackStorm(loose, sequences: Array(sent.keys))
+        #expect(loose.session.handle(datagram: try storm(), from: loose.address, now: loose.start) == order.map { .send(sent[$0]!, to: loose.address) })
+        #expect(loose.session.handle(datagram: try storm(), from: loose.address, now: loose.start + .milliseconds(99)) == [])
+
+        let size = try #require(sent.values.first?.count)
+        configuration.retransmitBytesPerSecond = 10 * size + size / 2
+        let tight = try TestPeer(fixture: "chromium-whep-offer.sdp", role: .listener, configuration: configuration)
+        _ = try tight.connect()
+        let tightSent = try sendHistory(tight)
+        let (tightStorm, tightOrder) = try nackStorm(tight, sequences: Array(tightSent.keys))
+        #expect(tight.session.handle(datagram: try tightStorm(), from: tight.address, now: tight.start)
+            == tightOrder[0..<10].map { .send(tightSent[$0]!, to: tight.address) })
+    }
+}
+
+struct Unexpected: Error {
+    let event: WebRTCSession.Event
 }

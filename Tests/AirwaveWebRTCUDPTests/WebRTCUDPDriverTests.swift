@@ -72,7 +72,7 @@ final class UDPListener: @unchecked Sendable {
         let lines = text.split(separator: "\r\n").map { line -> String in
             if line.hasPrefix("a=fingerprint:") { return "a=fingerprint:\(context.fingerprint.attributeValue)" }
             if line.hasPrefix("a=ice-ufrag:") { return "a=ice-ufrag:\(ufrag)" }
-            if line.hasPrefix("a=ice-pwd:") { return "a=ice-pwd:listenerpassword0123456" }
+            if line.hasPrefix("a=ice-pwd:") { return "a=ice-pwd:\(Self.password)" }
             return String(line)
         }
         let parameters = AnswerParameters(
@@ -83,21 +83,52 @@ final class UDPListener: @unchecked Sendable {
         return try SessionDescription.parse(lines.joined(separator: "\r\n")).answer(parameters)
     }
 
-    /// Nominating check, then the DTLS handshake over the socket.
+    static let password = "listenerpassword0123456"
+
+    /// The nominating check a controlling agent sends.
+    func check(serverUfrag: String, nominate: Bool = true) -> [UInt8] {
+        var attributes: [STUNAttribute] = [.username("\(serverUfrag):\(ufrag)"), STUNAttribute(.priority, value: [0, 0, 1, 0])]
+        if nominate { attributes.append(STUNAttribute(.useCandidate, value: [])) }
+        return STUNMessage(messageClass: .request, transactionID: Array(repeating: 3, count: 12), attributes: attributes)
+            .serialized(integrityPassword: "serverpassword0123456789", fingerprint: true)
+    }
+
+    /// The answer a full ICE agent gives to the server's own check (RFC 7675 consent).
+    func answer(_ request: [UInt8]) throws -> [UInt8] {
+        try STUNMessage.verifyMessageIntegrity(request, password: Self.password)
+        let message = try STUNMessage.parse(request)
+        let mapped = TransportAddress(host: "127.0.0.1", port: UInt16(server.port!))!
+        return STUNMessage(messageClass: .successResponse, transactionID: message.transactionID,
+                           attributes: [.xorMappedAddress(mapped, transactionID: message.transactionID)])
+            .serialized(integrityPassword: Self.password, fingerprint: true)
+    }
+
+    /// Nominating check (answering the server's check of this address), then the DTLS
+    /// handshake over the socket.
     func connect(serverUfrag: String, serverContext: DTLSContext) async throws {
-        let check = STUNMessage(
-            messageClass: .request, transactionID: Array(repeating: 3, count: 12),
-            attributes: [.username("\(serverUfrag):\(ufrag)"), STUNAttribute(.useCandidate, value: []),
-                         STUNAttribute(.priority, value: [0, 0, 1, 0])])
-        try await send(check.serialized(integrityPassword: "serverpassword0123456789", fingerprint: true))
-        let response = try STUNMessage.parse(try await next())
-        #expect(response.messageClass == .successResponse)
-        #expect(response.xorMappedAddress == TransportAddress(channel.localAddress!))
+        try await send(check(serverUfrag: serverUfrag))
+        var answered = false
+        var checked = false
+        while !(answered && checked) {
+            let datagram = try await next()
+            let message = try STUNMessage.parse(datagram)
+            if message.messageClass == .request {
+                #expect(message.attribute(.username)?.stringValue == "\(ufrag):\(serverUfrag)")
+                try await send(try answer(datagram))
+                checked = true
+            } else {
+                #expect(message.messageClass == .successResponse)
+                #expect(message.xorMappedAddress == TransportAddress(channel.localAddress!))
+                answered = true
+            }
+        }
 
         let dtls = try DTLSEndpoint(context: context, role: .client, remoteFingerprint: serverContext.fingerprint)
         for datagram in dtls.start() { try await send(datagram) }
         while dtls.state == .handshaking {
-            for datagram in dtls.handleDatagram(try await next()) { try await send(datagram) }
+            let datagram = try await next()
+            guard PacketKind(datagram: datagram) == .dtls else { continue }
+            for reply in dtls.handleDatagram(datagram) { try await send(reply) }
         }
         guard case let .connected(keys) = dtls.state else {
             Issue.record("DTLS: \(dtls.state)")

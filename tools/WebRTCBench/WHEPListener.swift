@@ -347,7 +347,12 @@ public final class WHEPListener: @unchecked Sendable {
     }
 
     private func receiveSTUN(_ datagram: [UInt8]) {
-        guard let message = try? STUNMessage.parse(datagram), message.messageClass == .successResponse else { return }
+        guard let message = try? STUNMessage.parse(datagram) else { return }
+        if message.messageClass == .request {
+            answerCheck(message, datagram)
+            return
+        }
+        guard message.messageClass == .successResponse else { return }
         totals.checksAnswered += 1
         if state == .checking {
             // The first answer: authenticate it once (later ones only keep consent).
@@ -368,6 +373,20 @@ public final class WHEPListener: @unchecked Sendable {
             }
         }
         if !waiters.isEmpty { checkWaiters() }
+    }
+
+    /// Answers the server's own check, as a full ICE agent does: the server sends media to an
+    /// address only once it has answered (RFC 7675 consent, issue 13).
+    private func answerCheck(_ request: STUNMessage, _ datagram: [UInt8]) {
+        guard let answer, let server, let ip = server.ipAddress, let port = server.port,
+              let source = TransportAddress(host: ip, port: UInt16(port)),
+              request.attribute(.username)?.stringValue == "\(localUfrag):\(answer.serverUfrag)",
+              (try? STUNMessage.verifyMessageIntegrity(datagram, password: localPassword)) != nil
+        else { return }
+        let response = STUNMessage(messageClass: .successResponse, transactionID: request.transactionID,
+                                   attributes: [.xorMappedAddress(source, transactionID: request.transactionID)])
+        write(response.serialized(integrityPassword: localPassword, fingerprint: true), to: server)
+        channel.flush()
     }
 
     private func receiveDTLS(_ datagram: [UInt8]) {

@@ -260,6 +260,8 @@ final class WebRTCGateway: Sendable {
         switch error {
         case .missingICECredentials: "The offer has no a=ice-ufrag/a=ice-pwd."
         case .missingFingerprint: "The offer has no a=fingerprint."
+        case .unsupportedFingerprint(let algorithm):
+            "The offer's a=fingerprint uses \(algorithm); it must be sha-256 (or sha-1, sha-224, sha-384, sha-512)."
         case .unsupportedSetup(let setup): "The offer's a=setup:\(setup) is not actpass, active or passive."
         case .noUsableAudio:
             kind == .whep ? "The offer needs an audio section that receives Opus (48000/2)."

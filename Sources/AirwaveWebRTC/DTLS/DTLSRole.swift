@@ -28,6 +28,13 @@ public struct CertificateFingerprint: Equatable, Sendable {
 
     public var attributeValue: String { "\(algorithm) \(value)" }
 
+    /// Whether DTLS can check a certificate against it: a SHA-1 or SHA-2 hash (not `md5` or
+    /// an unknown name) and a digest of that hash's length.
+    public var isVerifiable: Bool {
+        guard let length = DTLSContext.digestLength(algorithm) else { return false }
+        return value.split(separator: ":").count == length
+    }
+
     /// Formats a digest as colon-separated upper-case hex pairs.
     static func format(_ digest: [UInt8]) -> String {
         digest.map { byte in

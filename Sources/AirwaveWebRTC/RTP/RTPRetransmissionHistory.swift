@@ -9,6 +9,8 @@ public struct RTPRetransmissionHistory: Sendable {
     private struct Entry: Sendable {
         var sentAt: ContinuousClock.Instant
         var packet: RTPPacket
+        /// When it was last resent: a NACK storm gets each packet once per interval.
+        var resentAt: ContinuousClock.Instant?
     }
 
     public let capacity: Int
@@ -34,5 +36,22 @@ public struct RTPRetransmissionHistory: Sendable {
               now - entry.sentAt <= maximumAge
         else { return nil }
         return entry.packet
+    }
+
+    /// The packet to resend for a NACK of `sequenceNumber`: nil if it is not held, too old, or
+    /// was resent (`markResent`) less than `minimumInterval` ago (listed twice in one NACK
+    /// compound, or NACKed again faster than a resend can arrive).
+    public func retransmission(sequenceNumber: UInt16, now: ContinuousClock.Instant,
+                               minimumInterval: Duration) -> RTPPacket? {
+        guard let packet = packet(sequenceNumber: sequenceNumber, now: now) else { return nil }
+        if let resentAt = entries[Int(sequenceNumber) % capacity]?.resentAt, now - resentAt < minimumInterval { return nil }
+        return packet
+    }
+
+    /// Records that the held packet `sequenceNumber` was resent `now`.
+    public mutating func markResent(sequenceNumber: UInt16, now: ContinuousClock.Instant) {
+        let index = Int(sequenceNumber) % capacity
+        guard entries[index]?.packet.sequenceNumber == sequenceNumber else { return }
+        entries[index]?.resentAt = now
     }
 }

@@ -71,6 +71,9 @@ public struct NegotiatedSession: Equatable, Sendable {
 public enum AnswerError: Error, Equatable, Sendable {
     case missingICECredentials
     case missingFingerprint
+    /// Every `a=fingerprint` uses a hash the DTLS layer cannot check (e.g. `md5`, RFC 8122
+    /// §5 forbids it): the algorithm named by the first one.
+    case unsupportedFingerprint(String)
     case unsupportedSetup(String)
     case noUsableAudio
     case rtcpMuxRequired
@@ -116,8 +119,12 @@ extension SessionDescription {
         let fingerprints = (transport.values(of: "fingerprint") + attributes.compactMap {
             $0.name == "fingerprint" ? $0.value : nil
         }).compactMap(CertificateFingerprint.init(attributeValue:))
-        guard let fingerprint = fingerprints.first(where: { $0.algorithm == "sha-256" }) ?? fingerprints.first else {
-            throw .missingFingerprint
+        guard !fingerprints.isEmpty else { throw .missingFingerprint }
+        // Only a hash DTLS can verify, with a digest of that hash's length: anything else would
+        // fail later, when the session is made, and look like a server fault rather than a bad offer.
+        let usable = fingerprints.filter(\.isVerifiable)
+        guard let fingerprint = usable.first(where: { $0.algorithm == "sha-256" }) ?? usable.first else {
+            throw .unsupportedFingerprint(fingerprints[0].algorithm)
         }
         let setup = transport.value(of: "setup") ?? value(of: "setup") ?? "actpass"
         let dtlsRole: DTLSRole

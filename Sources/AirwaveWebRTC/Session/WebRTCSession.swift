@@ -6,6 +6,22 @@
 ///
 /// Confined to one owner (the driver's event loop); not thread-safe.
 public final class WebRTCSession {
+    /// Limits of one session (issue 13): how long DTLS may take, and what NACKs may cost.
+    public struct Configuration: Sendable {
+        /// A session whose DTLS handshake has not completed this long after it was made (the
+        /// answer) is closed: a peer that answers consent checks but never finishes DTLS
+        /// would otherwise hold its slot for good.
+        public var handshakeDeadline: Duration = .seconds(10)
+        /// Packets resent on NACK per second (and at once).
+        public var retransmitPacketsPerSecond = 250
+        /// Bytes resent on NACK per second (and at once).
+        public var retransmitBytesPerSecond = 256 * 1024
+        /// One packet is resent at most once within this, however often it is NACKed.
+        public var retransmitInterval: Duration = .milliseconds(100)
+        public var ice = ICELiteAgent.Configuration()
+        public init() {}
+    }
+
     public enum Event: Equatable, Sendable {
         /// A datagram to send.
         case send([UInt8], to: TransportAddress)
@@ -22,6 +38,8 @@ public final class WebRTCSession {
     public enum CloseReason: Equatable, Sendable {
         /// No verified connectivity check for the consent timeout (or never).
         case consentExpired
+        /// DTLS had not completed `handshakeDeadline` after the session was made.
+        case handshakeTimeout
         case dtlsFailed(DTLSError)
         /// The peer sent close_notify.
         case dtlsClosed
@@ -34,6 +52,7 @@ public final class WebRTCSession {
     public var keyframeRequestInterval: Duration = .milliseconds(1000)
     /// How often sender reports go out while media flows.
     public var senderReportInterval: Duration = .seconds(1)
+    public let configuration: Configuration
 
     public private(set) var isConnected = false
     public private(set) var isClosed = false
@@ -46,18 +65,31 @@ public final class WebRTCSession {
     private let localSSRC: UInt32
     private var lastKeyframeRequest: ContinuousClock.Instant?
     private var nextSenderReport: ContinuousClock.Instant?
+    private let handshakeDeadline: ContinuousClock.Instant
+    private var retransmissions: RetransmissionBudget
+    /// The consented address DTLS last came from: where handshake retransmissions go before
+    /// ICE has nominated (the session as DTLS server).
+    private var dtlsPeer: TransportAddress?
+    /// DTLS datagrams from an address that passed the peer's check but has not yet answered
+    /// the agent's own: processed if it does (a ClientHello may overtake that answer).
+    private var heldDTLS: [(source: TransportAddress, datagram: [UInt8])] = []
+    private static let maximumHeldDTLS = 4
 
     /// `localUfrag` and `localPassword` must be the ones in the answer (`AnswerParameters`).
     public init(negotiated: NegotiatedSession, role: WebRTCPeerRole, localUfrag: String, localPassword: String,
                 audioSSRC: UInt32, videoSSRC: UInt32, dtlsContext: DTLSContext,
-                iceConfiguration: ICELiteAgent.Configuration = .init(), now: ContinuousClock.Instant) throws(DTLSError) {
+                configuration: Configuration = .init(), now: ContinuousClock.Instant) throws(DTLSError) {
         self.role = role
         self.negotiated = negotiated
         self.localUfrag = localUfrag
         self.localPassword = localPassword
         self.localSSRC = audioSSRC
+        self.configuration = configuration
+        handshakeDeadline = now + configuration.handshakeDeadline
+        retransmissions = RetransmissionBudget(packetsPerSecond: configuration.retransmitPacketsPerSecond,
+                                               bytesPerSecond: configuration.retransmitBytesPerSecond, now: now)
         ice = ICELiteAgent(localUfrag: localUfrag, localPassword: localPassword, remoteUfrag: negotiated.remoteUfrag,
-                           configuration: iceConfiguration, now: now)
+                           remotePassword: negotiated.remotePassword, configuration: configuration.ice, now: now)
         dtls = try DTLSEndpoint(context: dtlsContext, role: negotiated.dtlsRole,
                                 remoteFingerprint: negotiated.remoteFingerprint)
         if role == .listener, let media = negotiated.audio {
@@ -72,9 +104,10 @@ public final class WebRTCSession {
     /// The address media goes to, once ICE has nominated one.
     public var remoteAddress: TransportAddress? { ice.selected }
 
-    /// Whether `address` passed a connectivity check: the driver routes its non-STUN datagrams
-    /// here from then on.
-    public func accepts(_ address: TransportAddress) -> Bool { ice.accepts(mediaFrom: address) }
+    /// Whether `address` sent a verified connectivity check: the driver routes its datagrams
+    /// (including answers to the session's own checks, which carry no USERNAME) here from then
+    /// on. The session itself takes DTLS, RTP and RTCP only from consented addresses.
+    public func accepts(_ address: TransportAddress) -> Bool { ice.validatedAddresses.contains(address) }
 
     /// Handles a datagram from `source` that the driver routed to this session.
     public func handle(datagram: [UInt8], from source: TransportAddress, now: ContinuousClock.Instant) -> [Event] {
@@ -83,19 +116,23 @@ public final class WebRTCSession {
         switch PacketKind(datagram: datagram) {
         case .stun:
             let wasSelected = ice.selected
-            switch ice.handleSTUN(datagram, from: source, now: now) {
-            case let .respond(response), let .reject(response):
-                events.append(.send(response, to: source))
-            case .ignore:
-                break
+            for action in ice.handleSTUN(datagram, from: source, now: now) {
+                switch action {
+                case let .send(bytes, to):
+                    events.append(.send(bytes, to: to))
+                case let .consented(address):
+                    events += releaseHeldDTLS(from: address, now: now)
+                }
             }
-            if wasSelected == nil, let selected = ice.selected, dtls.role == .client {
+            if wasSelected == nil, let selected = ice.selected, dtls.role == .client, !isClosed {
                 events += dtls.start().map { .send($0, to: selected) }
             }
         case .dtls:
-            guard ice.accepts(mediaFrom: source) else { return [] }
-            events += dtls.handleDatagram(datagram).map { .send($0, to: source) }
-            events += checkDTLS(now: now)
+            if ice.accepts(mediaFrom: source) {
+                events += handleDTLS(datagram, from: source, now: now)
+            } else if ice.isProbing(source), heldDTLS.count < Self.maximumHeldDTLS {
+                heldDTLS.append((source, datagram))
+            }
         case .rtp:
             guard ice.accepts(mediaFrom: source), let srtp, role == .speaker else { return [] }
             var packet = datagram
@@ -116,6 +153,18 @@ public final class WebRTCSession {
         return events
     }
 
+    private func handleDTLS(_ datagram: [UInt8], from source: TransportAddress, now: ContinuousClock.Instant) -> [Event] {
+        guard !isClosed else { return [] }
+        dtlsPeer = source
+        return dtls.handleDatagram(datagram).map { .send($0, to: source) } + checkDTLS(now: now)
+    }
+
+    private func releaseHeldDTLS(from address: TransportAddress, now: ContinuousClock.Instant) -> [Event] {
+        let released = heldDTLS.filter { $0.source == address }
+        heldDTLS.removeAll { $0.source == address }
+        return released.flatMap { handleDTLS($0.datagram, from: address, now: now) }
+    }
+
     private func checkDTLS(now: ContinuousClock.Instant) -> [Event] {
         switch dtls.state {
         case .handshaking:
@@ -128,6 +177,7 @@ public final class WebRTCSession {
                 return close(.dtlsFailed(.noSRTPProfile))
             }
             isConnected = true
+            heldDTLS = []
             nextSenderReport = now + senderReportInterval
             return [.connected]
         case let .failed(error):
@@ -170,22 +220,38 @@ public final class WebRTCSession {
         return [.keyframeRequest]
     }
 
+    /// Resends NACKed packets: each at most once per `retransmitInterval` (a compound may
+    /// list one packet many times), within the session's per-second budget of packets and bytes.
     private func retransmit(mediaSSRC: UInt32, lost: [UInt16], now: ContinuousClock.Instant) -> [Event] {
         guard let srtp, let destination = ice.selected else { return [] }
-        let history: RTPRetransmissionHistory
-        if mediaSSRC == audio?.statistics.ssrc, let audio {
-            history = audio.history
-        } else if mediaSSRC == video?.statistics.ssrc, let video {
-            history = video.history
+        var stream: OutboundStream
+        let isAudio: Bool
+        // Moved out while its history is updated, as in sendAudio.
+        if mediaSSRC == audio?.statistics.ssrc, let taken = audio {
+            stream = taken
+            audio = nil
+            isAudio = true
+        } else if mediaSSRC == video?.statistics.ssrc, let taken = video {
+            stream = taken
+            video = nil
+            isAudio = false
         } else {
             return []
         }
-        return lost.prefix(64).compactMap { sequence in
-            guard let stored = history.packet(sequenceNumber: sequence, now: now) else { return nil }
+        defer { if isAudio { audio = stream } else { video = stream } }
+        var events: [Event] = []
+        for sequence in lost.prefix(stream.history.capacity) {
+            guard let stored = stream.history.retransmission(sequenceNumber: sequence, now: now,
+                                                             minimumInterval: configuration.retransmitInterval)
+            else { continue }
             var packet = stored.serialized(reservingCapacity: SRTPSession.trailerCapacity)
-            guard (try? srtp.protectRTP(&packet)) != nil else { return nil }
-            return .send(packet, to: destination)
+            guard (try? srtp.protectRTP(&packet)) != nil else { continue }
+            // Counted as sent: the budget is spent on the datagram as it goes out.
+            guard retransmissions.spend(bytes: packet.count, now: now) else { break }
+            stream.history.markResent(sequenceNumber: sequence, now: now)
+            events.append(.send(packet, to: destination))
         }
+        return events
     }
 
     /// Sends one Opus packet of the mix to a listener. The source's SSRC, sequence number and
@@ -233,20 +299,25 @@ public final class WebRTCSession {
         return [.send(packet, to: destination)]
     }
 
-    /// When `handleTimer` should next run: consent, DTLS retransmission, sender reports.
+    /// When `handleTimer` should next run: consent and ICE checks, the DTLS deadline and
+    /// retransmission, sender reports.
     public func nextTimer(now: ContinuousClock.Instant) -> ContinuousClock.Instant? {
         guard !isClosed else { return nil }
-        let candidates = [ice.nextTimer, dtls.timeout.map { now + $0 }, nextSenderReport].compactMap { $0 }
+        let deadline = isConnected ? nil : handshakeDeadline
+        let candidates = [ice.nextTimer, deadline, dtls.timeout.map { now + $0 }, nextSenderReport].compactMap { $0 }
         return candidates.min()
     }
 
     /// Advances time. `ntpTime` is the wall clock at `now`, for sender reports.
     public func handleTimer(now: ContinuousClock.Instant, ntpTime: UInt64) -> [Event] {
         guard !isClosed else { return [] }
-        ice.handleTimer(now: now)
+        var events: [Event] = ice.handleTimer(now: now).compactMap { action in
+            guard case let .send(bytes, to) = action else { return nil }
+            return .send(bytes, to: to)
+        }
         if ice.state == .expired { return close(.consentExpired) }
-        var events: [Event] = []
-        if let destination = ice.selected ?? ice.validatedAddresses.first, dtls.timeout.map({ $0 <= .zero }) == true {
+        if !isConnected, now >= handshakeDeadline { return close(.handshakeTimeout) }
+        if let destination = ice.selected ?? dtlsPeer, dtls.timeout.map({ $0 <= .zero }) == true {
             events += dtls.handleTimeout().map { .send($0, to: destination) }
             events += checkDTLS(now: now)
         }
