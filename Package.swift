@@ -11,6 +11,7 @@ let package = Package(
         .executable(name: "airwave-bench", targets: ["airwave-bench"]),
         .executable(name: "airwave-mix-bench", targets: ["airwave-mix-bench"]),
         .executable(name: "airwave-fuzz", targets: ["airwave-fuzz"]),
+        .executable(name: "airwave-echo", targets: ["airwave-echo"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
@@ -167,6 +168,11 @@ let package = Package(
             name: "airwave-fuzz",
             dependencies: ["AirwaveWebRTCFuzzing", "AirwaveWebRTC"],
             path: "tools/Fuzz"
+        ),
+        .executableTarget(
+            name: "airwave-echo",
+            dependencies: ["AirwaveServer", .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Logging", package: "swift-log")],
+            path: "tools/Echo"
         ),
         .executableTarget(
             name: "airwave-core-bench",

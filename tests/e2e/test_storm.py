@@ -54,7 +54,7 @@ class Client:
 
 def test_join_storm(start_server):
     raise_fd_limit(2 * N + 500)
-    srv = start_server(startup_timeout=60)
+    srv = start_server("--max-connections-per-ip", str(2 * N), startup_timeout=60)  # all from 127.0.0.1
 
     async def main():
         before = metrics(srv)

@@ -49,7 +49,10 @@ final class ManagedServer {
         dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("airwave-bench-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
         try FileManager.default.createDirectory(at: dataDir, withIntermediateDirectories: true)
         process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = ["serve", "--host", "127.0.0.1", "--port", "0", "--data-dir", dataDir.path, "--jwt-secret", secret]
+        // Every bench connection comes from 127.0.0.1: lift the per-IP and global caps (the
+        // server still keeps the global one below its open-file limit).
+        process.arguments = ["serve", "--host", "127.0.0.1", "--port", "0", "--data-dir", dataDir.path, "--jwt-secret", secret,
+                             "--max-connections", "1000000", "--max-connections-per-ip", "1000000"]
         var env = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("AIRWAVE_") }
         env["AIRWAVE_LOG_LEVEL"] = "info"
         process.environment = env

@@ -29,7 +29,9 @@ def raise_fd_limit():
 
 def start_server(binary, data_dir):
     proc = subprocess.Popen(
-        [binary, "serve", "--port", "0", "--data-dir", data_dir, "--jwt-secret", SECRET],
+        # Every connection comes from 127.0.0.1: lift the per-IP and global connection caps.
+        [binary, "serve", "--port", "0", "--data-dir", data_dir, "--jwt-secret", SECRET,
+         "--max-connections", "1000000", "--max-connections-per-ip", "1000000"],
         stderr=subprocess.PIPE, text=True, env={**os.environ, "AIRWAVE_LOG_LEVEL": "info"})
     deadline = time.time() + 60
     while time.time() < deadline:
