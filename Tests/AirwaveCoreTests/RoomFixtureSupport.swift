@@ -214,6 +214,11 @@ struct RoomFixtureRunner {
                 failures += 1
                 Issue.record(Comment(rawValue: FixtureRunner.mismatch(name, where_, expected, actual)), sourceLocation: sourceLocation)
             }
+            if let order = step["queue_order"]?.arrayValue?.compactMap(\.stringValue), order != room.state.queue.map(\.songID) {
+                failures += 1
+                Issue.record(Comment(rawValue: "\(name) \(where_): queue_order expected \(order), actual \(room.state.queue.map(\.songID))"),
+                             sourceLocation: sourceLocation)
+            }
             if let count = step["member_count"]?.intValue, count != room.memberCount {
                 failures += 1
                 Issue.record(Comment(rawValue: "\(name) \(where_): member_count expected \(count), actual \(room.memberCount)"),

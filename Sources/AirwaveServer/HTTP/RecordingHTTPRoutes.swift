@@ -47,6 +47,9 @@ struct RecordingHTTPRoutes: Sendable {
         return .success((eventID, URL(fileURLWithPath: server.recordingsDirectory).appendingPathComponent(eventID)))
     }
 
+    /// The event's recordings with size and duration. The duration comes from each file's last
+    /// page (`MixRecorder.durationMilliseconds`), not from reading every packet, and an event
+    /// has at most `recordingLimit` of them, so a listing costs little however long they are.
     private func list(_ request: Request, _ context: AirwaveRequestContext) async throws -> Response {
         let (eventID, folder): (String, URL)
         switch try await authorize(request, context) {
@@ -61,7 +64,7 @@ struct RecordingHTTPRoutes: Sendable {
             let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
             return [
                 "name": .string(name), "size": .int(size),
-                "duration_ms": Self.durationMilliseconds(path).map { .int($0) } ?? .null,
+                "duration_ms": MixRecorder.durationMilliseconds(ofFileAt: path).map { .int($0) } ?? .null,
                 "url": .string("/api/streams/\(eventID)/recordings/\(name)"),
             ]
         }
@@ -74,27 +77,25 @@ struct RecordingHTTPRoutes: Sendable {
         case .success(let found): folder = found.folder
         case .failure(let refusal): return refusal.response
         }
-        guard let name = context.parameters.get("name"), Self.isRecordingName(name),
-            let data = FileManager.default.contents(atPath: folder.appendingPathComponent(name).path)
-        else {
+        guard let name = context.parameters.get("name"), Self.isRecordingName(name) else {
             return HTTPRoutes.error(ProtocolError(.recordingNotFound, "No such recording."), status: .notFound)
         }
-        return Response(status: .ok, headers: [.contentType: "audio/ogg"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+        let path = folder.appendingPathComponent(name).path
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue else {
+            return HTTPRoutes.error(ProtocolError(.recordingNotFound, "No such recording."), status: .notFound)
+        }
+        // Streamed from disk in chunks: a long recording never sits in memory whole.
+        let body = try await FileIO().loadFile(path: path, context: context, chunkLength: Self.downloadChunk)
+        return Response(status: .ok, headers: [.contentType: "audio/ogg"], body: body)
     }
+
+    /// Bytes read from disk and written to the socket at a time by a download.
+    static let downloadChunk = 64 * 1024
 
     /// Only names the server writes (`<n>.opus`): nothing else in or outside the folder is served.
     static func isRecordingName(_ name: String) -> Bool {
         name.hasSuffix(".opus") && name.count > 5 && name.count <= 25 && name.dropLast(5).allSatisfy(\.isASCIIDigit)
-    }
-
-    /// The playable length: the last granule position minus the pre-skip.
-    static func durationMilliseconds(_ path: String) -> Int? {
-        guard let reader = try? OggOpusReader(path: path) else { return nil }
-        var last: Int64 = Int64(reader.head.preSkip)
-        while let packet = try? reader.nextPacket() {
-            if let granule = packet.granulePosition { last = granule }
-        }
-        return Int(max(0, last - Int64(reader.head.preSkip)) / 48)
     }
 }
 
