@@ -80,7 +80,8 @@ struct WebRTCHTTPRoutes: Sendable {
         guard !driver.hasEnded else { return refuse(ended, .gone) }
         let opened: (peer: WebRTCPeer, answer: String)
         do {
-            opened = try await gateway.open(offer: offer, kind: kind, id: server.newConnectionID(), user: user, driver: driver) { peer in
+            opened = try await gateway.open(offer: offer, kind: kind, id: server.newConnectionID(), user: user,
+                                            from: WebRTCGateway.admissionKey(context.channel.remoteAddress), driver: driver) { peer in
                 // A WHEP listener joins when it connects; an event that ends before is refused then.
                 kind == .whip ? await driver.admitPublisher(peer) : !driver.hasEnded
             }
@@ -93,6 +94,8 @@ struct WebRTCHTTPRoutes: Sendable {
                 return refuse(ProtocolError(.notAllowed, "Only the host and current co-hosts of this event may publish."), .forbidden)
             case .busy:
                 return refuse(ProtocolError(.serverBusy, "The server has no room for another WebRTC session."), .serviceUnavailable)
+            case .limited(let refusal):
+                return refuse(refusal)
             }
         }
         server.logger.info("webrtc session", metadata: [
@@ -102,6 +105,32 @@ struct WebRTCHTTPRoutes: Sendable {
             status: .created,
             headers: [.contentType: "application/sdp", .location: opened.peer.location(eventID: eventID)],
             body: .init(byteBuffer: ByteBuffer(string: opened.answer)))
+    }
+
+    /// The answer to an offer over a limit of ``WebRTCAdmission`` (docs/protocol.md, WebRTC):
+    /// the server is full → 503 `server_busy`; this address is over its own limit → 429
+    /// `rate_limited`, which tells a client that waiting (`Retry-After`) or a token helps.
+    private func refuse(_ refusal: WebRTCAdmission.Refusal) -> Response {
+        let limits = server.configuration.webRTC
+        var response: Response
+        switch refusal {
+        case .full:
+            response = refuse(ProtocolError(.serverBusy, "The server has no room for another WebRTC session.",
+                                            details: ["reason": "sessions"]), .serviceUnavailable)
+        case .anonymousShareFull:
+            response = refuse(ProtocolError(.serverBusy, "The server has no room for another WebRTC listener without a token.",
+                                            details: ["reason": "anonymous_sessions"]), .serviceUnavailable)
+        case .addressFull:
+            response = refuse(ProtocolError(.rateLimited, "This address has \(limits.anonymousSessionsPerIP) WebRTC sessions without a token; hang one up or send a token.",
+                                            details: ["reason": "sessions_per_ip", "limit": .number(Double(limits.anonymousSessionsPerIP))]),
+                              .tooManyRequests)
+            response.headers[.retryAfter] = "10"
+        case .addressTooFast:
+            response = refuse(ProtocolError(.rateLimited, "Too many WebRTC offers without a token from this address; try again shortly.",
+                                            details: ["reason": "offer_rate"]), .tooManyRequests)
+            response.headers[.retryAfter] = "1"
+        }
+        return response
     }
 
     private func hangUp(_ context: AirwaveRequestContext, kind: WebRTCPeer.Kind) -> Response {

@@ -12,7 +12,8 @@ import NIOPosix
 /// (``WebRTCUDPDriver``), the DTLS certificate made at start, and the table of WHEP and WHIP
 /// sessions with the event each belongs to. What a session reports (connected, audio, keyframe
 /// requests, closed) becomes an input of its event's driver; what the event sends goes out
-/// through `sendAudio`/`sendVideo`, one batch of datagrams per packet.
+/// through `sendAudio`/`sendVideo`, one batch of datagrams per packet. Who gets a session at
+/// all is ``WebRTCAdmission``'s decision, under the table's lock.
 final class WebRTCGateway: Sendable {
     /// A session and the event it belongs to.
     private struct Entry: Sendable {
@@ -22,15 +23,19 @@ final class WebRTCGateway: Sendable {
         var media: TokenBucket
         /// The publisher's RTP sequence numbers as the 32-bit ones of media frames.
         var sequence = RTPSequenceExtender()
+        /// What the session counts against (given back when it is removed).
+        let holder: WebRTCAdmission.Holder
     }
 
     private struct Table: Sendable {
         var bySession: [String: Entry] = [:]
         var sessionByUfrag: [String: String] = [:]
+        var admission: WebRTCAdmission
 
         mutating func remove(_ sessionID: String) -> Entry? {
             guard let entry = bySession.removeValue(forKey: sessionID) else { return nil }
             sessionByUfrag[entry.peer.ufrag] = nil
+            admission.release(entry.holder)
             return entry
         }
     }
@@ -41,6 +46,8 @@ final class WebRTCGateway: Sendable {
         /// The event refused the peer (a WHIP user who is not the host or a co-host, an event that ended).
         case refused
         case busy
+        /// Over a limit of ``WebRTCAdmission``.
+        case limited(WebRTCAdmission.Refusal)
     }
 
     let dtls: DTLSContext
@@ -48,14 +55,22 @@ final class WebRTCGateway: Sendable {
     let candidates: [TransportAddress]
     let port: Int
     private let udp: WebRTCUDPDriver
-    private let table = NIOLockedValueBox(Table())
+    private let table: NIOLockedValueBox<Table>
+    /// The DTLS deadline and NACK budget of every session.
+    private let sessionConfiguration: WebRTCSession.Configuration
     private let mediaRate: RateLimit
     private let metrics: ServerMetrics
     private let logger: Logger
 
-    private init(udp: WebRTCUDPDriver, dtls: DTLSContext, candidates: [TransportAddress], mediaRate: RateLimit,
-                 metrics: ServerMetrics, logger: Logger) {
+    private init(udp: WebRTCUDPDriver, dtls: DTLSContext, candidates: [TransportAddress], settings: WebRTCSettings,
+                 mediaRate: RateLimit, metrics: ServerMetrics, logger: Logger) {
         self.udp = udp
+        table = NIOLockedValueBox(Table(admission: WebRTCAdmission(limits: .init(settings))))
+        var configuration = WebRTCSession.Configuration()
+        configuration.handshakeDeadline = settings.handshakeDeadline
+        configuration.retransmitPacketsPerSecond = settings.retransmitPacketsPerSecond
+        configuration.retransmitBytesPerSecond = settings.retransmitBytesPerSecond
+        sessionConfiguration = configuration
         self.dtls = dtls
         self.candidates = candidates
         self.port = udp.port
@@ -92,7 +107,8 @@ final class WebRTCGateway: Sendable {
         }
         let addresses = try announcedAddresses(settings.announcedAddresses, bindHost: bindHost)
         let candidates = addresses.compactMap { TransportAddress(host: $0, port: UInt16(udp.port)) }
-        let gateway = WebRTCGateway(udp: udp, dtls: dtls, candidates: candidates, mediaRate: mediaRate, metrics: metrics, logger: logger)
+        let gateway = WebRTCGateway(udp: udp, dtls: dtls, candidates: candidates, settings: settings, mediaRate: mediaRate,
+                                    metrics: metrics, logger: logger)
         relay.withLockedValue { $0 = gateway }
         logger.info("webrtc", metadata: ["udp_port": "\(udp.port)", "announced": "\(addresses.joined(separator: ","))"])
         return gateway
@@ -119,8 +135,10 @@ final class WebRTCGateway: Sendable {
     }
 
     /// Answers `offer`, lets the event `admit` the peer, and starts its session. The peer's `id`
-    /// is its connection id in the event.
-    func open(offer: SessionDescription, kind: WebRTCPeer.Kind, id: ConnectionID, user: UserIdentity, driver: LiveEventDriver,
+    /// is its connection id in the event; `address` is the offer's ``admissionKey(_:)``, what
+    /// an anonymous (unverified) user's session counts against.
+    func open(offer: SessionDescription, kind: WebRTCPeer.Kind, id: ConnectionID, user: UserIdentity, from address: String,
+              driver: LiveEventDriver,
               admit: @Sendable (WebRTCPeer) async -> Bool) async throws(OpenError) -> (peer: WebRTCPeer, answer: String) {
         var random = SystemRandomNumberGenerator()
         let ufrag = Self.token(8, using: &random)
@@ -140,11 +158,22 @@ final class WebRTCGateway: Sendable {
         let peer = WebRTCPeer(id: id, kind: kind, user: user, sessionID: sessionID, ufrag: ufrag,
                               receivesVideo: negotiated.video != nil)
         // In the table before the event admits it, so that a close from the event in between
-        // (the user's role ended) finds it.
-        table.withLockedValue { table in
-            table.bySession[sessionID] = Entry(peer: peer, driver: driver,
-                                               media: TokenBucket(rate: mediaRate.perSecond, burst: mediaRate.burst))
-            table.sessionByUfrag[ufrag] = sessionID
+        // (the user's role ended) finds it; admitted and entered under one lock.
+        let admitted = table.withLockedValue { table -> Result<Void, WebRTCAdmission.Refusal> in
+            switch table.admission.admit(anonymousFrom: user.verified ? nil : address, now: .now()) {
+            case .success(let holder):
+                table.bySession[sessionID] = Entry(peer: peer, driver: driver,
+                                                   media: TokenBucket(rate: mediaRate.perSecond, burst: mediaRate.burst),
+                                                   holder: holder)
+                table.sessionByUfrag[ufrag] = sessionID
+                return .success(())
+            case .failure(let refusal):
+                return .failure(refusal)
+            }
+        }
+        if case .failure(let refusal) = admitted {
+            logger.debug("webrtc offer refused", metadata: ["reason": "\(refusal)", "address": "\(address)"])
+            throw .limited(refusal)
         }
         metrics.connectionsChanged(endpoint: kind.rawValue, by: 1)
         guard await admit(peer) else {
@@ -152,15 +181,19 @@ final class WebRTCGateway: Sendable {
             throw .refused
         }
         let dtls = self.dtls
+        let configuration = sessionConfiguration
         do {
             try await udp.addSession {
                 try WebRTCSession(negotiated: negotiated, role: kind == .whep ? .listener : .speaker, localUfrag: ufrag,
-                                  localPassword: password, audioSSRC: audioSSRC, videoSSRC: videoSSRC, dtlsContext: dtls, now: .now)
+                                  localPassword: password, audioSSRC: audioSSRC, videoSSRC: videoSSRC, dtlsContext: dtls,
+                                  configuration: configuration, now: .now)
             }
         } catch {
             forget(peer)
-            logger.warning("webrtc session refused", metadata: ["error": "\(error)"])
             if kind == .whip { driver.submit(.disconnected(id)) }  // the event admitted it already
+            // The answer checked the offer; DTLS refusing its fingerprint is still the offer's fault.
+            if let error = error as? DTLSError { throw .badOffer("The offer's a=fingerprint cannot be used: \(error).") }
+            logger.warning("webrtc session refused", metadata: ["error": "\(error)"])
             throw .busy
         }
         guard table.withLockedValue({ $0.bySession[sessionID] != nil }) else {
@@ -267,6 +300,24 @@ final class WebRTCGateway: Sendable {
             kind == .whep ? "The offer needs an audio section that receives Opus (48000/2)."
                 : "The offer needs an audio section that sends Opus (48000/2)."
         case .rtcpMuxRequired: "The offer must use a=rtcp-mux."
+        }
+    }
+
+    /// What an anonymous session from `address` counts against: the IPv4 address, or the /64
+    /// of an IPv6 one (an IPv4-mapped one is its IPv4 address). Unknown: one shared key.
+    static func admissionKey(_ address: SocketAddress?) -> String {
+        switch address {
+        case .v4:
+            return address?.ipAddress ?? "?"
+        case .v6(let v6):
+            let bytes = withUnsafeBytes(of: v6.address.sin6_addr) { Array($0) }
+            if bytes[0..<10].allSatisfy({ $0 == 0 }), bytes[10] == 0xFF, bytes[11] == 0xFF {
+                return bytes[12...].map(String.init).joined(separator: ".")
+            }
+            let groups = stride(from: 0, to: 8, by: 2).map { String(UInt16(bytes[$0]) << 8 | UInt16(bytes[$0 + 1]), radix: 16) }
+            return groups.joined(separator: ":") + "::/64"
+        default:
+            return "?"
         }
     }
 
