@@ -32,6 +32,10 @@ public enum ErrorCode: String, Sendable, Hashable, CaseIterable {
     case serverBusy = "server_busy"
     /// Extension (docs/protocol.md): `DELETE` of a WHEP/WHIP session that does not exist (HTTP 404).
     case sessionNotFound = "session_not_found"
+    /// PROTOCOL.md 10: a listening room's queue is at its limit.
+    case queueFull = "queue_full"
+    /// Extension (docs/security.md): a per-user or per-event quota is used up (rooms, recordings; HTTP 429).
+    case quotaExceeded = "quota_exceeded"
 
     /// The WebSocket close code that follows this error, or nil when the connection stays open.
     public var closeCode: CloseCode? {
@@ -47,7 +51,8 @@ public enum ErrorCode: String, Sendable, Hashable, CaseIterable {
         case .badRequest: .badRequest
         case .serverShuttingDown: .goingAway
         case .badMessage, .unknownType, .notAllowed, .noPendingInvite, .rateLimited, .cannotInvite, .alreadyVoted,
-            .notCohost, .roomExists, .roomNotFound, .notRecording, .recordingNotFound, .serverBusy, .sessionNotFound:
+            .notCohost, .roomExists, .roomNotFound, .notRecording, .recordingNotFound, .serverBusy, .sessionNotFound,
+            .queueFull, .quotaExceeded:
             nil
         }
     }

@@ -24,9 +24,12 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("web-dir"), help: "Folder of the browser client served at / (default: Web/ next to the binary or in the source tree; none turns it off).") var webDir: String?
     @Option(name: .customLong("webrtc-port"), help: "UDP port of every WHEP/WHIP session (default: the --port number; 0 picks a free one).") var webRTCPort: Int?
     @Option(name: .customLong("webrtc-announce"), help: "Comma-separated IP addresses the WebRTC answers announce (NAT, containers; default: the --host address, or every interface's for 0.0.0.0).") var webRTCAnnounce: String?
-    @Option(name: .customLong("webrtc-max-sessions"), help: "Most WebRTC sessions at once (default 10000).") var webRTCMaxSessions: Int?
     @Flag(name: .customLong("disable-webrtc"), help: "No UDP port; /whep and /whip answer 503.") var disableWebRTC = false
     @Option(help: "JSON file of settings (flag names as keys).") var config: String?
+    @OptionGroup(title: "Connection limits") var connectionLimits: ConnectionLimitOptions
+    @OptionGroup(title: "Media limits") var mediaLimits: MediaLimitOptions
+    @OptionGroup(title: "Listening-room limits") var roomLimits: RoomLimitOptions
+    @OptionGroup(title: "WebRTC limits") var webRTCLimits: WebRTCLimitOptions
 
     func run() async throws {
         let settings = try Settings(configFile: config)
@@ -59,8 +62,10 @@ struct ServeCommand: AsyncParsableCommand {
         }
         configuration.webRTC.announcedAddresses = (settings.string("webrtc-announce", webRTCAnnounce) ?? "")
             .split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
-        configuration.webRTC.maximumSessions = try settings.int("webrtc-max-sessions", webRTCMaxSessions, default: 10_000)
-        guard configuration.webRTC.maximumSessions > 0 else { throw ConfigurationError("--webrtc-max-sessions must be a positive integer.") }
+        try connectionLimits.apply(settings, to: &configuration.connections)
+        try mediaLimits.apply(settings, to: &configuration.media)
+        try roomLimits.apply(settings, to: &configuration.rooms)
+        try webRTCLimits.apply(settings, to: &configuration.webRTC)
 
         let auth = configuration.auth
         if auth.hs256Secret == nil, auth.publicKeyPEMPath == nil, auth.jwks == nil {
@@ -125,8 +130,6 @@ private func applyTuning(_ settings: Settings, to configuration: inout ServerCon
     configuration.chatRate.burst = Double(try positive("chat-burst", Int(configuration.chatRate.burst)))
     configuration.controlRate.perSecond = Double(try positive("control-rate", Int(configuration.controlRate.perSecond)))
     configuration.controlRate.burst = Double(try positive("control-burst", Int(configuration.controlRate.burst)))
-    configuration.maxTextFrameSize = try positive("max-text-frame", configuration.maxTextFrameSize)
-    configuration.maxBinaryFrameSize = try positive("max-binary-frame", configuration.maxBinaryFrameSize)
     configuration.pingInterval = .seconds(try positive("ping-interval", Int(configuration.pingInterval.components.seconds)))
 }
 

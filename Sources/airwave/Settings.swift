@@ -61,4 +61,11 @@ struct Settings {
         default: throw ConfigurationError("--\(flag) must be true or false, not \(text).")
         }
     }
+
+    /// A positive integer setting; zero or less is a configuration error.
+    func positive(_ flag: String, _ value: Int?, default fallback: Int) throws(ConfigurationError) -> Int {
+        let number = try int(flag, value, default: fallback)
+        guard number > 0 else { throw ConfigurationError("--\(flag) must be a positive integer, not \(number).") }
+        return number
+    }
 }

@@ -22,5 +22,8 @@ public struct LiveEventConfiguration: Sendable, Hashable {
     /// Largest screen GOP cache replayed to late joiners (PROTOCOL.md 2.4: 4 MiB).
     public var screenCacheLimit: Int = 4 * 1024 * 1024
 
+    /// Most recordings one event may make; `recording_start` beyond it gets `quota_exceeded`.
+    public var recordingLimit: Int = 20
+
     public init() {}
 }

@@ -17,18 +17,18 @@ public struct ServerConfiguration: Sendable {
     public var requireJoinToken = false
     /// Per-event tunables (grace period, coalescing, limits).
     public var liveEvent = LiveEventConfiguration()
-    /// Largest text frame accepted; larger ones close with 1009.
-    public var maxTextFrameSize = 64 * 1024
-    /// Largest binary frame accepted; larger ones close with 1009.
-    public var maxBinaryFrameSize = 1024 * 1024
+    /// Sockets, request deadlines and WebSocket message sizes (PROTOCOL.md 10).
+    public var connections = ConnectionLimits()
     /// Chat messages a connection may send: rate per second and burst.
     public var chatRate = RateLimit(perSecond: 5, burst: 10)
     /// Other control messages a connection may send: rate per second and burst.
     public var controlRate = RateLimit(perSecond: 20, burst: 40)
     /// Each connection's send queue (PROTOCOL.md 6: 512 KiB).
     public var sendQueueLimit = 512 * 1024
-    /// Media frames a connection may send (audio is 50/s, screen up to 60/s).
-    public var mediaRate = RateLimit(perSecond: 250, burst: 500)
+    /// What media a connection may send (PROTOCOL.md 10).
+    public var media = MediaLimits()
+    /// Listening rooms' bounds (PROTOCOL.md 10).
+    public var rooms = RoomLimits()
     /// How often the server pings every connection.
     public var pingInterval: Duration = .seconds(15)
     /// How long shutdown waits for connections to close after `server_shutdown`.
