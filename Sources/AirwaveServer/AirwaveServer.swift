@@ -69,7 +69,7 @@ public final class AirwaveServer: Sendable {
         if configuration.webRTC.enabled {
             do {
                 webRTC = try await WebRTCGateway.start(settings: configuration.webRTC, httpHost: configuration.host, httpPort: configuration.port,
-                                                       mediaRate: configuration.mediaRate, metrics: metrics, logger: logger)
+                                                       mediaRate: configuration.media.frameRate, metrics: metrics, logger: logger)
             } catch {
                 try? await store.shutdown()
                 throw error
@@ -129,7 +129,7 @@ public final class AirwaveServer: Sendable {
     }
 
     func eventGone(_ eventID: String) async throws -> ProtocolError {
-        if try await store.event(id: eventID) != nil {
+        if try await store.event(id: eventID, withParticipants: false) != nil {
             return ProtocolError(.eventEnded, "This event has ended.")
         }
         return ProtocolError(.eventNotFound, "There is no event \(eventID).")

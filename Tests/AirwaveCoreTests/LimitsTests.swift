@@ -114,6 +114,19 @@ struct TokenBucketTests {
         do { let ok = bucket.take(now: t(1000)); #expect(ok) }
     }
 
+    @Test func costsTakeSeveralTokensOrNone() {
+        // A byte budget: 1,000 bytes a second, 1,500 saved up.
+        var bucket = TokenBucket(rate: 1_000, burst: 1_500)
+        do { let ok = bucket.take(1_200, now: t(0)); #expect(ok) }
+        // 300 left: a 400-byte frame is refused and takes nothing, so a 300-byte one still fits.
+        do { let ok = bucket.take(400, now: t(0)); #expect(!ok) }
+        do { let ok = bucket.take(300, now: t(0)); #expect(ok) }
+        do { let ok = bucket.take(1, now: t(0)); #expect(!ok) }
+        // 100 ms refill 100 bytes.
+        do { let ok = bucket.take(101, now: t(100)); #expect(!ok) }
+        do { let ok = bucket.take(100, now: t(100)); #expect(ok) }
+    }
+
     @Test func neverSavesMoreThanTheBurst() {
         var bucket = TokenBucket(rate: 10, burst: 2)
         do { let ok = bucket.take(now: t(0)); #expect(ok) }

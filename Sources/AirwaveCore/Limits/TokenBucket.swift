@@ -15,14 +15,15 @@ public struct TokenBucket: Sendable, Hashable {
         self.tokens = burst
     }
 
-    /// Takes one token if there is one; false means the caller is over the limit.
-    public mutating func take(now: Timestamp) -> Bool {
+    /// Takes `cost` tokens (one message, a frame's bytes, a PCM frame's milliseconds) if there
+    /// are that many; false means the caller is over the limit and nothing is taken.
+    public mutating func take(_ cost: Double = 1, now: Timestamp) -> Bool {
         if let updatedAt, now > updatedAt {
             tokens = min(burst, tokens + Double(now.milliseconds - updatedAt.milliseconds) * rate / 1000)
         }
         if updatedAt == nil || now > updatedAt! { updatedAt = now }
-        guard tokens >= 1 else { return false }
-        tokens -= 1
+        guard tokens >= cost else { return false }
+        tokens -= cost
         return true
     }
 }

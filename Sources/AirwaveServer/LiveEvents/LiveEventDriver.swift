@@ -295,8 +295,11 @@ final class LiveEventDriver: Sendable {
                 services.metrics.mediaForwarded(kind: media.header.kind, recipients: count, bytes: count * frame.readableBytes)
                 if media.header.kind == .screen, !state.peers.isEmpty { forwardScreen(media, to: recipients, engine, state, services) }
             case .encodePCM(let pcm, let speaker):
-                for packet in state.encoders.encode(pcm, speaker: speaker) {
-                    engine.handle(.encodedAudio(speaker: speaker, packet), now: Timestamp.now())
+                // Encoded on the speaker's own event loop; the packets come back as inputs, and
+                // the engine checks the speaker's gate again then.
+                guard let connection = state.members[speaker] else { break }
+                state.encoders.encode(pcm, speaker: connection) { [self] packets in
+                    for packet in packets { submit(.encodedAudio(speaker: speaker, packet)) }
                 }
             case .mediaDropped(let reason):
                 services.metrics.mediaDropped(reason: reason.rawValue)

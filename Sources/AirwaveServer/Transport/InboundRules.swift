@@ -35,6 +35,9 @@ final class InboundRules<Message>: InboundReceiver {
     private var chatBucket: TokenBucket
     private var controlBucket: TokenBucket
     private var mediaBucket: TokenBucket
+    private var mediaByteBucket: TokenBucket
+    /// Milliseconds of PCM the server encodes for this connection (the encoder's CPU budget).
+    private var pcmBucket: TokenBucket
     private var rateErrorGate = IntervalGate(interval: .seconds(1))
     private var mediaErrorGate = IntervalGate(interval: .seconds(1))
 
@@ -56,13 +59,16 @@ final class InboundRules<Message>: InboundReceiver {
         self.deliverMedia = deliverMedia
         chatBucket = TokenBucket(rate: configuration.chatRate.perSecond, burst: configuration.chatRate.burst)
         controlBucket = TokenBucket(rate: configuration.controlRate.perSecond, burst: configuration.controlRate.burst)
-        mediaBucket = TokenBucket(rate: configuration.mediaRate.perSecond, burst: configuration.mediaRate.burst)
+        let media = configuration.media
+        mediaBucket = TokenBucket(rate: media.frameRate.perSecond, burst: media.frameRate.burst)
+        mediaByteBucket = TokenBucket(rate: media.byteRate.perSecond, burst: media.byteRate.burst)
+        pcmBucket = TokenBucket(rate: media.pcmRate.perSecond, burst: media.pcmRate.burst)
     }
 
     func text(_ text: String, now: Timestamp) -> InboundVerdict {
-        guard text.utf8.count <= configuration.maxTextFrameSize else {
+        guard text.utf8.count <= configuration.connections.maxTextMessage else {
             metrics.error(code: "message_too_big")
-            return .close(.messageTooBig, reason: "text frame over \(configuration.maxTextFrameSize) bytes")
+            return .close(.messageTooBig, reason: "text frame over \(configuration.connections.maxTextMessage) bytes")
         }
         let decoded: Message
         do {
@@ -97,7 +103,7 @@ final class InboundRules<Message>: InboundReceiver {
         }
         let frame: MediaFrame
         do {
-            frame = try MediaIngress.validate(buffer)
+            frame = try MediaIngress.validate(buffer, maxPCMMilliseconds: configuration.media.maxPCMFrameMilliseconds)
         } catch {
             metrics.mediaDropped(reason: "malformed")
             if mediaErrorGate.allow(now: now) {
@@ -106,8 +112,18 @@ final class InboundRules<Message>: InboundReceiver {
             return .keepReading
         }
         metrics.mediaIn(kind: frame.header.kind)
+        // Frames, bytes and (for PCM) encoder time are budgeted separately: many small frames,
+        // a few huge ones and long PCM each cost the server differently.
         guard mediaBucket.take(now: now) else {
             metrics.mediaDropped(reason: "rate_limited")
+            return .overLimit
+        }
+        guard mediaByteBucket.take(Double(buffer.readableBytes), now: now) else {
+            metrics.mediaDropped(reason: "byte_rate_limited")
+            return .overLimit
+        }
+        guard frame.header.kind != .pcm || pcmBucket.take(frame.pcmMilliseconds, now: now) else {
+            metrics.mediaDropped(reason: "pcm_rate_limited")
             return .overLimit
         }
         return deliverMedia(frame)
