@@ -13,8 +13,14 @@ public protocol EventStore: Sendable {
     /// event) the whole batch is rolled back and the error is thrown.
     func write(_ records: [StoreRecord]) async throws
 
-    /// The event with its participants, live or ended; nil if the id never existed.
-    func event(id: String) async throws -> StoredEvent?
+    /// The event, live or ended, with every participant session or with none (`participants`
+    /// empty: for callers that page them with `participants(eventID:after:limit:)`); nil if the
+    /// id never existed.
+    func event(id: String, withParticipants: Bool) async throws -> StoredEvent?
+
+    /// One page of an event's participant sessions in join order: at most `limit` (1 or more)
+    /// sessions after the cursor `after` (nil: from the first).
+    func participants(eventID: String, after: Int64?, limit: Int) async throws -> ParticipantPage
 
     /// Chat of an event, newest last: at most `limit` messages with id < `before`
     /// (or the newest ones if before is nil).
@@ -40,6 +46,11 @@ public protocol EventStore: Sendable {
 }
 
 extension EventStore {
+    /// The event with every participant session, live or ended; nil if the id never existed.
+    public func event(id: String) async throws -> StoredEvent? {
+        try await event(id: id, withParticipants: true)
+    }
+
     /// The last `limit` chat messages of an event, oldest first (same as `chat(before: nil)`).
     public func recentChat(eventID: String, limit: Int) async throws -> [StoredChatMessage] {
         try await chat(eventID: eventID, before: nil, limit: limit)

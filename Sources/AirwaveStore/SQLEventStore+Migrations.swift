@@ -19,8 +19,18 @@ extension SQLEventStore {
     static let migrations: [SQLSchemaMigration] = [
         SQLSchemaMigration(version: 1, name: "events, participants and chat", apply: createInitialSchema),
         SQLSchemaMigration(version: 2, name: "listening rooms and their chat", apply: createRoomsSchema),
+        SQLSchemaMigration(version: 3, name: "chat messages say whether the sender was verified", apply: addChatVerified),
         SQLSchemaMigration(version: 4, name: "listening-room state as rows", apply: storeRoomStateAsRows),
     ]
+
+    /// Version 3: `chat_messages.verified`, whether the sender joined with a token (PROTOCOL.md
+    /// 10). Messages stored before it are taken as unverified: nothing proved their ids.
+    @Sendable
+    static func addChatVerified(on db: any SQLDatabase) async throws {
+        try await db.alter(table: Table.chat)
+            .column("verified", type: .custom(SQLRaw("BOOLEAN NOT NULL DEFAULT FALSE")))
+            .run()
+    }
 
     /// Version 1: the events, event_participants and chat_messages tables and their indexes.
     @Sendable

@@ -65,8 +65,8 @@ public struct SQLEventStore: EventStore {
         }
     }
 
-    /// The event with its participants, live or ended; nil if the id never existed.
-    public func event(id: String) async throws -> StoredEvent? {
+    /// The event, live or ended, with every participant session or none; nil if the id never existed.
+    public func event(id: String, withParticipants: Bool) async throws -> StoredEvent? {
         try await read { db in
             guard let row = try await db.select()
                 .columns("event_id", "host_user_id", "host_username", "mode", "started_at", "ended_at", "end_reason")
@@ -74,23 +74,7 @@ public struct SQLEventStore: EventStore {
                 .where("event_id", .equal, id)
                 .first()
             else { return nil }
-
-            let participantRows = try await db.select()
-                .columns("user_id", "username", "role", "verified", "joined_at", "left_at")
-                .from(Table.participants)
-                .where("event_id", .equal, id)
-                .orderBy("id", .ascending)
-                .all()
-            let participants = try participantRows.map { row in
-                StoredParticipant(
-                    userID: try row.decode(column: "user_id", as: String.self),
-                    username: try row.decode(column: "username", as: String.self),
-                    role: try row.role("role"),
-                    verified: try row.decode(column: "verified", as: Bool.self),
-                    joinedAt: try row.decode(column: "joined_at", as: EpochMillis.self),
-                    leftAt: try row.optional("left_at", as: EpochMillis.self)
-                )
-            }
+            let participants = withParticipants ? try await Self.participantRows(eventID: id, after: nil, limit: nil, on: db).map(\.1) : []
             return StoredEvent(
                 eventID: try row.decode(column: "event_id", as: String.self),
                 hostUserID: try row.decode(column: "host_user_id", as: String.self),
@@ -104,6 +88,47 @@ public struct SQLEventStore: EventStore {
         }
     }
 
+    /// One page of an event's participant sessions in join order; the cursor is the session's row id.
+    public func participants(eventID: String, after: Int64?, limit: Int) async throws -> ParticipantPage {
+        precondition(limit > 0, "a page holds at least one session")
+        return try await read { db in
+            // One row more than the page tells whether another page follows.
+            let rows = try await Self.participantRows(eventID: eventID, after: after, limit: limit + 1, on: db)
+            let page = rows.prefix(limit)
+            let total = try await db.select()
+                .column(SQLFunction("COUNT", args: SQLLiteral.all), as: "total")
+                .from(Table.participants)
+                .where("event_id", .equal, eventID)
+                .first()?
+                .decode(column: "total", as: Int.self) ?? 0
+            return ParticipantPage(participants: page.map(\.1), next: rows.count > limit ? page.last?.0 : nil, total: total)
+        }
+    }
+
+    /// Participant sessions with their row ids, in join order.
+    private static func participantRows(eventID: String, after: Int64?, limit: Int?, on db: any SQLDatabase) async throws -> [(Int64, StoredParticipant)] {
+        var query = db.select()
+            .columns("id", "user_id", "username", "role", "verified", "joined_at", "left_at")
+            .from(Table.participants)
+            .where("event_id", .equal, eventID)
+        if let after { query = query.where("id", .greaterThan, after) }
+        query = query.orderBy("id", .ascending)
+        if let limit { query = query.limit(limit) }
+        return try await query.all().map { row in
+            (
+                try row.decode(column: "id", as: Int64.self),
+                StoredParticipant(
+                    userID: try row.decode(column: "user_id", as: String.self),
+                    username: try row.decode(column: "username", as: String.self),
+                    role: try row.role("role"),
+                    verified: try row.decode(column: "verified", as: Bool.self),
+                    joinedAt: try row.decode(column: "joined_at", as: EpochMillis.self),
+                    leftAt: try row.optional("left_at", as: EpochMillis.self)
+                )
+            )
+        }
+    }
+
     /// Chat of an event, newest last: at most `limit` messages with id < `before`
     /// (or the newest ones if before is nil).
     public func chat(eventID: String, before: Int64?, limit: Int) async throws -> [StoredChatMessage] {
@@ -113,7 +138,7 @@ public struct SQLEventStore: EventStore {
         }
         return try await read { db in
             var query = db.select()
-                .columns("id", "event_id", "user_id", "username", "message", "sent_at")
+                .columns("id", "event_id", "user_id", "username", "message", "sent_at", "verified")
                 .from(Table.chat)
                 .where("event_id", .equal, eventID)
             if let before {
@@ -130,7 +155,8 @@ public struct SQLEventStore: EventStore {
                     userID: try row.decode(column: "user_id", as: String.self),
                     username: try row.decode(column: "username", as: String.self),
                     message: try row.decode(column: "message", as: String.self),
-                    sentAt: try row.decode(column: "sent_at", as: EpochMillis.self)
+                    sentAt: try row.decode(column: "sent_at", as: EpochMillis.self),
+                    verified: try row.decode(column: "verified", as: Bool.self)
                 )
             }
         }
@@ -277,8 +303,8 @@ public struct SQLEventStore: EventStore {
 
         case let .chat(message):
             try await db.insert(into: Table.chat)
-                .columns("event_id", "user_id", "username", "message", "sent_at")
-                .values(message.eventID, message.userID, message.username, message.message, message.sentAt)
+                .columns("event_id", "user_id", "username", "message", "sent_at", "verified")
+                .values(message.eventID, message.userID, message.username, message.message, message.sentAt, message.verified)
                 .run()
         }
     }

@@ -116,9 +116,14 @@ public final class SQLiteEventStore: EventStore {
         try await store.write(records)
     }
 
-    /// The event with its participants, live or ended; nil if the id never existed.
-    public func event(id: String) async throws -> StoredEvent? {
-        try await store.event(id: id)
+    /// The event, with every participant session or none; nil if the id never existed.
+    public func event(id: String, withParticipants: Bool) async throws -> StoredEvent? {
+        try await store.event(id: id, withParticipants: withParticipants)
+    }
+
+    /// One page of an event's participant sessions in join order.
+    public func participants(eventID: String, after: Int64?, limit: Int) async throws -> ParticipantPage {
+        try await store.participants(eventID: eventID, after: after, limit: limit)
     }
 
     /// Chat of an event, newest last: at most `limit` messages with id < `before`

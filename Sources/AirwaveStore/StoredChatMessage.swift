@@ -13,6 +13,8 @@ public struct StoredChatMessage: Sendable, Equatable, Codable {
     public var message: String
     /// When the message was sent.
     public var sentAt: EpochMillis
+    /// Whether the sender joined with a valid token (its user id is proven).
+    public var verified: Bool
 
     /// Creates a chat message; leave `id` `nil` for a message that is not stored yet.
     public init(
@@ -21,7 +23,8 @@ public struct StoredChatMessage: Sendable, Equatable, Codable {
         userID: String,
         username: String,
         message: String,
-        sentAt: EpochMillis
+        sentAt: EpochMillis,
+        verified: Bool
     ) {
         self.id = id
         self.eventID = eventID
@@ -29,5 +32,6 @@ public struct StoredChatMessage: Sendable, Equatable, Codable {
         self.username = username
         self.message = message
         self.sentAt = sentAt
+        self.verified = verified
     }
 }

@@ -77,3 +77,20 @@ public struct StoredEvent: Sendable, Equatable {
         self.participants = participants
     }
 }
+
+/// A page of an event's participant sessions (`GET /api/streams/{id}?limit=&after=`).
+public struct ParticipantPage: Sendable, Equatable {
+    /// The sessions of this page, in join order.
+    public var participants: [StoredParticipant]
+    /// The cursor that continues after this page (`after`); nil when this page is the last.
+    public var next: Int64?
+    /// How many sessions the event has in all.
+    public var total: Int
+
+    /// Creates a page value.
+    public init(participants: [StoredParticipant], next: Int64?, total: Int) {
+        self.participants = participants
+        self.next = next
+        self.total = total
+    }
+}

@@ -137,7 +137,7 @@ enum OutputJSON {
             ["record": "role_changed", "event_id": .string(eventID), "connection": id(connection), "role": .string(role.rawValue), "at": ms(at)]
         case .chat(let eventID, let entry):
             ["record": "chat", "event_id": .string(eventID), "user_id": .string(entry.userID), "username": .string(entry.username),
-             "message": .string(entry.message), "sent_at": ms(entry.sentAt)]
+             "message": .string(entry.message), "sent_at": ms(entry.sentAt), "verified": .bool(entry.verified)]
         }
     }
 

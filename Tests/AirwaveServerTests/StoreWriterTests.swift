@@ -14,7 +14,7 @@ import Testing
         let running = Task { await writer.run() }
         writer.enqueue([.eventStarted(eventID: "e1", hostUserID: "h", hostUsername: "H", mode: "audio", at: 1)])
         for i in 0..<50 {
-            writer.enqueue([.chat(StoredChatMessage(eventID: "e1", userID: "u", username: "U", message: "m\(i)", sentAt: Int64(10 + i)))])
+            writer.enqueue([.chat(StoredChatMessage(eventID: "e1", userID: "u", username: "U", message: "m\(i)", sentAt: Int64(10 + i), verified: false))])
         }
         await writer.flush()
         let chat = try await store.chat(eventID: "e1", before: nil, limit: 100)
@@ -32,7 +32,7 @@ import Testing
         let writer = StoreWriter(store: store, logger: Logger(label: "test"), metrics: metrics)
         let running = Task { await writer.run() }
         // Chat for an event that does not exist violates the foreign key: the batch fails.
-        writer.enqueue([.chat(StoredChatMessage(eventID: "missing", userID: "u", username: "U", message: "lost", sentAt: 1))])
+        writer.enqueue([.chat(StoredChatMessage(eventID: "missing", userID: "u", username: "U", message: "lost", sentAt: 1, verified: false))])
         await writer.flush()
         writer.enqueue([.eventStarted(eventID: "e2", hostUserID: "h", hostUsername: "H", mode: "audio", at: 1)])
         await writer.flush()

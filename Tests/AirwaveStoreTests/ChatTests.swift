@@ -55,11 +55,13 @@ import AirwaveStore
         try await withStore { store, _ in
             try await store.write([started("e1")])
             try await store.write([
-                .chat(StoredChatMessage(id: 999, eventID: "e1", userID: "u", username: "U", message: "a", sentAt: 1)),
-                .chat(StoredChatMessage(id: 5, eventID: "e1", userID: "u", username: "U", message: "b", sentAt: 2)),
+                .chat(StoredChatMessage(id: 999, eventID: "e1", userID: "u", username: "U", message: "a", sentAt: 1, verified: true)),
+                .chat(StoredChatMessage(id: 5, eventID: "e1", userID: "u", username: "U", message: "b", sentAt: 2, verified: false)),
             ])
             let chat = try await store.recentChat(eventID: "e1", limit: 10)
             #expect(chat.map(\.message) == ["a", "b"])
+            // Whether the sender was verified comes back as written.
+            #expect(chat.map(\.verified) == [true, false])
             // A fresh database numbers from 1, whatever ids the caller put in.
             #expect(chat.map(\.id) == [1, 2])
         }

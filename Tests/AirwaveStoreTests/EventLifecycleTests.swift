@@ -174,7 +174,7 @@ import AirwaveStore
                     .participantJoined(
                         eventID: id, connectionID: 1, userID: text, username: text,
                         role: .host, verified: true, at: 2),
-                    .chat(StoredChatMessage(eventID: id, userID: text, username: text, message: text, sentAt: 3)),
+                    .chat(StoredChatMessage(eventID: id, userID: text, username: text, message: text, sentAt: 3, verified: false)),
                     .eventEnded(eventID: id, reason: text, at: 4),
                 ])
                 let event = try #require(try await store.event(id: id))

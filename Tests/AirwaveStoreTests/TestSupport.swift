@@ -51,7 +51,7 @@ func started(_ id: String, at: EpochMillis = 1_000, mode: String = "open") -> St
 }
 
 func chatRecord(_ eventID: String, _ text: String, user: String = "u1", at: EpochMillis = 2_000) -> StoreRecord {
-    .chat(StoredChatMessage(eventID: eventID, userID: user, username: "User \(user)", message: text, sentAt: at))
+    .chat(StoredChatMessage(eventID: eventID, userID: user, username: "User \(user)", message: text, sentAt: at, verified: false))
 }
 
 /// Runs `body` and returns the error it threw, or nil.

@@ -255,13 +255,12 @@ def test_unverified_reconnect_does_not_get_cohost_role(server):
         await make_cohost(ws, a)
         await a.ws.close()
         await recv_until(b.ws, "cohost_left")
-        # Same user id, no token: a listener, not a co-host.
-        a2 = await join(server, ev, a.user_id)
-        plist = await wait_list(ws, lambda p: a.user_id in roles(p))
-        assert roles(plist)[a.user_id] == "listener"
-        await send(a2.ws, {"type": "mute"})
-        await recv_error(a2.ws, "not_allowed")
-        await close_all(a2, b, ws)
+        # Same user id, no token: refused, the id belongs to a user who joined verified
+        # (PROTOCOL.md 10), so nobody can take a co-host's place or name by guessing its id.
+        await expect_refusal(server.ws(join_path(ev, a.user_id)), "duplicate_user", 4409)
+        plist = await wait_list(ws, lambda p: a.user_id not in roles(p))
+        assert a.user_id not in roles(plist)
+        await close_all(b, ws)
     run(main())
 
 

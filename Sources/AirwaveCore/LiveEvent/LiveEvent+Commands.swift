@@ -173,7 +173,7 @@ extension LiveEvent {
     mutating func broadcastChat(_ text: String, from connection: ConnectionID, now: Timestamp) {
         guard let sender = sender(connection) else { return }
         let user = user(of: sender)
-        let entry = LiveServerMessage.ChatEntry(userID: user.userID, username: user.username, message: text, sentAt: now)
+        let entry = LiveServerMessage.ChatEntry(userID: user.userID, username: user.username, message: text, sentAt: now, verified: user.verified)
         chat.append(entry)
         if chat.count > configuration.chatHistoryLimit {
             chat.removeFirst(chat.count - configuration.chatHistoryLimit)

@@ -30,6 +30,14 @@ extension LiveEvent {
                                              details: ["user_id": .string(user.userID)]))
             return
         }
+        // A guest may not take the id of a user who proved it with a token in this event, even
+        // after that user left: chat and lists would show the guest as that user.
+        if !user.verified, connectionByUser[user.userID] == nil, verifiedUserIDs.contains(user.userID) {
+            refuse(connection, ProtocolError(.duplicateUser, "\(user.userID) joined this event with a token; join with a token to use this id.",
+                                             details: ["user_id": .string(user.userID)]))
+            return
+        }
+        if user.verified { verifiedUserIDs.insert(user.userID) }
         if let existing = connectionByUser[user.userID] {
             guard user.verified else {
                 refuse(connection, ProtocolError(.duplicateUser, "\(user.userID) is already in this event.",

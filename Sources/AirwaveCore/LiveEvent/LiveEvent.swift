@@ -53,6 +53,8 @@ public struct LiveEvent: Sendable {
     var nextSourceID: UInt32 = 2
     var joinCounter: UInt64 = 0
     var chat: [LiveServerMessage.ChatEntry] = []
+    /// Users who joined this event with a valid token; a guest may not take their ids.
+    var verifiedUserIDs: Set<String> = []
     var listThrottle: Throttle
     var countThrottle: Throttle
     var keyframeGate: IntervalGate

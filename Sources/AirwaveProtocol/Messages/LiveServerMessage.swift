@@ -33,16 +33,23 @@ public enum LiveServerMessage {
         public var username: String
         public var message: String
         public var sentAt: Timestamp
+        /// Whether the sender joined with a valid token (PROTOCOL.md 10): only then is `userID`
+        /// proven, so clients can tell a verified user from a guest who picked the same id.
+        public var verified: Bool
 
-        public init(userID: String, username: String, message: String, sentAt: Timestamp) {
+        public init(userID: String, username: String, message: String, sentAt: Timestamp, verified: Bool) {
             self.userID = userID
             self.username = username
             self.message = message
             self.sentAt = sentAt
+            self.verified = verified
         }
 
         var fields: [String: JSONValue] {
-            ["username": .string(username), "user_id": .string(userID), "message": .string(message), "sent_at": .string(sentAt.iso8601)]
+            [
+                "username": .string(username), "user_id": .string(userID), "message": .string(message), "sent_at": .string(sentAt.iso8601),
+                "verified": .bool(verified),
+            ]
         }
     }
 

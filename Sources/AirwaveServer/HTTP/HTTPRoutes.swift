@@ -26,8 +26,8 @@ struct HTTPRoutes: Sendable {
             let streams = await server.directory.streams
             return Self.json(["streams": .array(streams.map(\.json))])
         }
-        router.get("api/streams/:eventId") { _, context in
-            try await self.event(context)
+        router.get("api/streams/:eventId") { request, context in
+            try await self.event(request, context)
         }
         router.get("api/streams/:eventId/chat") { request, context in
             try await self.chat(request, context)
@@ -53,13 +53,37 @@ struct HTTPRoutes: Sendable {
 
     private static let badEventID = ProtocolError(.badRequest, "eventId must be 1–64 characters of A–Z, a–z, 0–9, _ . @ -.")
 
-    private func event(_ context: AirwaveRequestContext) async throws -> Response {
+    /// Participant sessions per page of `GET /api/streams/{id}` unless `?limit=` says otherwise.
+    static let participantPageDefault = 100
+    /// The largest `?limit=` of `GET /api/streams/{id}`: an event's sessions grow with every join,
+    /// so the answer is paged rather than whole (PROTOCOL.md 10).
+    static let participantPageMaximum = 1_000
+
+    private func event(_ request: Request, _ context: AirwaveRequestContext) async throws -> Response {
         guard let eventID = eventID(context) else { return Self.error(Self.badEventID, status: .badRequest) }
-        guard let event = try await server.store.event(id: eventID) else {
+        let query = request.uri.queryParameters
+        var limit = Self.participantPageDefault
+        if let text = query.get("limit"), !text.isEmpty {
+            guard let value = Int(text), (1...Self.participantPageMaximum).contains(value) else {
+                return Self.error(ProtocolError(.badRequest, "limit must be an integer in 1…\(Self.participantPageMaximum).",
+                                                details: ["parameter": "limit"]), status: .badRequest)
+            }
+            limit = value
+        }
+        var after: Int64?
+        if let text = query.get("after"), !text.isEmpty {
+            guard let value = Int64(text), value > 0 else {
+                return Self.error(ProtocolError(.badRequest, "after must be the next_after of a previous page (a positive integer).",
+                                                details: ["parameter": "after"]), status: .badRequest)
+            }
+            after = value
+        }
+        guard let event = try await server.store.event(id: eventID, withParticipants: false) else {
             return Self.error(ProtocolError(.eventNotFound, "No event \(eventID)."), status: .notFound)
         }
+        let page = try await server.store.participants(eventID: eventID, after: after, limit: limit)
         let live = await server.directory.summary(of: eventID)
-        let participants: [JSONValue] = event.participants.map { p in
+        let participants: [JSONValue] = page.participants.map { p in
             [
                 "user_id": .string(p.userID), "username": .string(p.username), "role": .string(p.role.rawValue),
                 "verified": .bool(p.verified), "joined_at": .string(Timestamp(milliseconds: p.joinedAt).iso8601),
@@ -75,6 +99,8 @@ struct HTTPRoutes: Sendable {
             "end_reason": .string(event.endReason),
             "total_participants": .int(live?.participantCount ?? 0),
             "participants": .array(participants),
+            "participants_total": .int(page.total),
+            "next_after": page.next.map { .int($0) } ?? .null,
         ])
     }
 
@@ -95,7 +121,7 @@ struct HTTPRoutes: Sendable {
             }
             before = value
         }
-        guard try await server.store.event(id: eventID) != nil else {
+        guard try await server.store.event(id: eventID, withParticipants: false) != nil else {
             return Self.error(ProtocolError(.eventNotFound, "No event \(eventID)."), status: .notFound)
         }
         let messages = try await server.store.chat(eventID: eventID, before: before, limit: limit)
@@ -103,6 +129,7 @@ struct HTTPRoutes: Sendable {
             [
                 "id": m.id.map { .int($0) } ?? .null, "user_id": .string(m.userID), "username": .string(m.username),
                 "message": .string(m.message), "sent_at": .string(Timestamp(milliseconds: m.sentAt).iso8601),
+                "verified": .bool(m.verified),
             ]
         }
         return Self.json(["event_id": .string(eventID), "messages": .array(items)])

@@ -20,7 +20,7 @@ extension StoreRecord {
             self = .roleChanged(eventID: eventID, connectionID: connection.rawValue, role: StoredRole(role), at: at.milliseconds)
         case .chat(let eventID, let entry):
             self = .chat(StoredChatMessage(id: nil, eventID: eventID, userID: entry.userID, username: entry.username,
-                                           message: entry.message, sentAt: entry.sentAt.milliseconds))
+                                           message: entry.message, sentAt: entry.sentAt.milliseconds, verified: entry.verified))
         }
     }
 }
