@@ -88,6 +88,26 @@ def test_no_path_leaves_the_web_folder(start_server, jail):
     assert get(srv, "/")[0] == 200
 
 
+def test_odd_paths_are_refused_not_served_or_redirected(start_server, jail):
+    """PROTOCOL.md 10 / issue 13: `/index.html%00.js` was served as JavaScript and `/%2fjs`
+    redirected to `//js/` (another host, for a browser)."""
+    _, web = jail
+    srv = start_server("--web-dir", web)
+    for path in ["/index.html%00.js", "/js/app.js%00.html", "/%2fjs", "/%2Fjs/", "//js", "//js/", "/js%2fapp.js",
+                 "/js%5capp.js", "/js\\app.js", "/./js/app.js", "/js/./app.js", "/js//app.js", "/%09js/app.js"]:
+        status, headers, body = get(srv, path)
+        assert status == 400, (path, status, headers)
+        assert "location" not in headers, path
+        assert b"export const ok" not in body and b"<title>jail" not in body, path
+        assert b"bad_request" in body, path
+    # Ordinary paths still work, directories still redirect to their slash form on the same host.
+    assert get(srv, "/js/app.js")[0] == 200
+    status, headers, _ = get(srv, "/js")
+    assert status in (301, 404)
+    assert not headers.get("location", "/").startswith("//")
+    assert get(srv, "/")[0] == 200
+
+
 def test_web_dir_none_answers_404_with_a_hint(start_server):
     srv = start_server("--web-dir", "none")
     status, _, body = get(srv, "/")

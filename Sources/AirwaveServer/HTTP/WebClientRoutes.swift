@@ -2,8 +2,8 @@ import Hummingbird
 
 /// Serves the browser client (the project's `Web/` folder) at `/`: static files, `index.html`
 /// for `/`, modules as `text/javascript`. Registered after every other route, it only answers
-/// paths no route claims. A path containing `..` (also percent-encoded) is refused with 400 before
-/// the file system is touched, so nothing outside the folder is ever served.
+/// paths no route claims. `WebPathGuard` refuses `..`, encoded slashes, NUL and the like with 400
+/// before the file system is touched, so nothing outside the folder is ever served or redirected to.
 struct WebClientRoutes: Sendable {
     let server: AirwaveServer
 
@@ -18,6 +18,7 @@ struct WebClientRoutes: Sendable {
         // Revalidate every time (ETag / Last-Modified answer 304): an updated client is seen at once.
         let middleware = FileMiddleware<AirwaveRequestContext, LocalFileSystem>(
             folder, cacheControl: .init([(MediaType(type: .any), [.noCache])]), searchForIndexHtml: true, logger: server.logger)
+        router.add(middleware: WebPathGuard())
         router.add(middleware: middleware)
     }
 }
