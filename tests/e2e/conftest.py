@@ -24,7 +24,8 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 import awtest  # noqa: E402
 
-AIRWAVE_BIN = os.environ.get("AIRWAVE_BIN", "/work/main/.build/debug/airwave")
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+AIRWAVE_BIN = os.environ.get("AIRWAVE_BIN", os.path.join(ROOT, ".build", "debug", "airwave"))
 
 _running: list["ServerProcess"] = []
 

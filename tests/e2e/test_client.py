@@ -19,9 +19,9 @@ import time
 import pytest
 
 import awtest
-from conftest import base_env
+from conftest import ROOT, base_env
 
-CLIENT_BIN = os.environ.get("AIRWAVE_CLIENT_BIN", "/work/main/.build/debug/airwave-client")
+CLIENT_BIN = os.environ.get("AIRWAVE_CLIENT_BIN", os.path.join(ROOT, ".build", "debug", "airwave-client"))
 FIXTURES = os.path.join(os.path.dirname(__file__), "..", "..", "Fixtures", "media")
 
 

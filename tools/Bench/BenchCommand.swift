@@ -126,7 +126,6 @@ struct BenchCommand: ParsableCommand {
         var dir = exe.deletingLastPathComponent()
         for _ in 0..<6 { candidates.append(dir.appendingPathComponent("Fixtures/media/speech.opus-packets")); dir = dir.deletingLastPathComponent() }
         candidates.append(URL(fileURLWithPath: FileManager.default.currentDirectoryPath).appendingPathComponent("Fixtures/media/speech.opus-packets"))
-        candidates.append(URL(fileURLWithPath: "/work/main/Fixtures/media/speech.opus-packets"))
         guard let found = candidates.first(where: { FileManager.default.fileExists(atPath: $0.path) }) else {
             throw BenchError("speech.opus-packets not found; pass --fixture")
         }
@@ -341,7 +340,7 @@ struct BenchCommand: ParsableCommand {
             config: .init(listeners: listeners, speakers: speakers, rate: rate, duration_s: idle ? 0 : duration, idle: idle,
                           metrics_read: !noMetrics, tokens_minted: !noTokens, connect_rate: connectRate,
                           concurrency: concurrency, event_loops: loops.count,
-                          server: serverBinary ?? url!, server_pid: pid, fixture: fixturePath, fixture_packets: packets.count),
+                          server: serverBinary ?? url!, server_pid: pid, fixture: URL(fileURLWithPath: fixturePath).lastPathComponent, fixture_packets: packets.count),
             connect: .init(listeners_connected: connected.count, listeners_failed: listeners - connected.count, failures: failures,
                            wall_s: round3(opened.wallSeconds),
                            per_second: opened.wallSeconds > 0 ? round3(Double(connected.count) / opened.wallSeconds) : 0,

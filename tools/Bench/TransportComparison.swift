@@ -255,7 +255,7 @@ extension BenchCommand {
             config: .init(listeners: listeners, duration_s: duration, settle_s: settle, baseline_s: baseline,
                           phases: comparisonPhases.map(\.rawValue), rate: rate, event_loops: loops.count,
                           whep_consent_interval_s: whepConsentInterval, whep_decrypt_every: whepDecryptEvery,
-                          server: serverBinary ?? url!, server_pid: pid, fixture: fixturePath),
+                          server: serverBinary ?? url!, server_pid: pid, fixture: URL(fileURLWithPath: fixturePath).lastPathComponent),
             phases: results, whep_over_ws_cpu_per_packet: ratio, whep_over_ws_cpu_per_packet_above_baseline: ratioAbove,
             errors: errors)
         print(json ? report.json() : report.table())

@@ -393,7 +393,9 @@ def main(argv=None) -> int:
 
     systems = {"airwave": Airwave(opts.airwave_bin), "django": DjangoRelay(opts.venv, os.path.join(out_dir, "daphne.log"))}
     results = {
-        "parameters": {k: v for k, v in vars(opts).items()},
+        # Paths inside the checkout are recorded relative to it: results stay true in any clone.
+        "parameters": {k: (os.path.relpath(v, ROOT) if isinstance(v, str) and v.startswith(ROOT + os.sep) else v)
+                       for k, v in vars(opts).items()},
         "machine": {"before": machine_state(), "cores": os.cpu_count(), "platform": platform.platform(),
                     "open_file_limit": fd_limit,
                     "django_versions": package_versions(python) if "django" in opts.systems else {}},
