@@ -50,9 +50,14 @@ final class ManagedServer {
         try FileManager.default.createDirectory(at: dataDir, withIntermediateDirectories: true)
         process.executableURL = URL(fileURLWithPath: binary)
         // Every bench connection comes from 127.0.0.1: lift the per-IP and global caps (the
-        // server still keeps the global one below its open-file limit).
+        // server still keeps the global one below its open-file limit). The WHEP listeners of
+        // --compare-whep are anonymous, thousands from one address opened as fast as they
+        // connect: lift the per-IP WebRTC caps, let them use the whole session table, and give
+        // a handshake under that load more than the default 10 s.
         process.arguments = ["serve", "--host", "127.0.0.1", "--port", "0", "--data-dir", dataDir.path, "--jwt-secret", secret,
-                             "--max-connections", "1000000", "--max-connections-per-ip", "1000000"]
+                             "--max-connections", "1000000", "--max-connections-per-ip", "1000000",
+                             "--webrtc-anonymous-per-ip", "1000000", "--webrtc-offer-rate", "1000000",
+                             "--webrtc-offer-burst", "1000000", "--webrtc-reserved-sessions", "0", "--webrtc-dtls-timeout", "60"]
         var env = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("AIRWAVE_") }
         env["AIRWAVE_LOG_LEVEL"] = "info"
         process.environment = env
