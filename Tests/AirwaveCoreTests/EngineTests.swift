@@ -71,9 +71,9 @@ struct EngineTests {
         event.handle(.join(ConnectionID(2), Self.listener(2)), now: Timestamp(milliseconds: 10))
         let history = try #require(Self.sends(Self.drain(&event), type: "chat_history").first)
         #expect(history.0["messages"] == .array([
-            ["username": "Hana", "user_id": "h1", "message": "m3", "sent_at": .string(Timestamp(milliseconds: 3).iso8601)],
-            ["username": "Hana", "user_id": "h1", "message": "m4", "sent_at": .string(Timestamp(milliseconds: 4).iso8601)],
-            ["username": "Hana", "user_id": "h1", "message": "m5", "sent_at": .string(Timestamp(milliseconds: 5).iso8601)],
+            ["username": "Hana", "user_id": "h1", "message": "m3", "sent_at": .string(Timestamp(milliseconds: 3).iso8601), "verified": true],
+            ["username": "Hana", "user_id": "h1", "message": "m4", "sent_at": .string(Timestamp(milliseconds: 4).iso8601), "verified": true],
+            ["username": "Hana", "user_id": "h1", "message": "m5", "sent_at": .string(Timestamp(milliseconds: 5).iso8601), "verified": true],
         ]))
     }
 
