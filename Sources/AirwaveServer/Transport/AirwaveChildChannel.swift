@@ -1,3 +1,4 @@
+import AirwaveProtocol
 import HTTPTypes
 import Hummingbird
 import HummingbirdCore
@@ -17,6 +18,12 @@ protocol WebSocketService: Sendable {
     func webSocketRequest(_ head: HTTPRequestHead) -> Request?
     /// Puts the session's handlers on an upgraded channel. Runs on the channel's event loop.
     func openSession(_ request: Request, on channel: any Channel) throws
+    /// A connection was refused over a cap (for metrics).
+    func connectionRefused()
+}
+
+extension WebSocketService {
+    func connectionRefused() {}
 }
 
 /// Each accepted connection: HTTP/1.1 for the HTTP API (Hummingbird's responder), or a
@@ -48,14 +55,17 @@ struct AirwaveChildChannel<Service: WebSocketService>: ServerChildChannel, HTTPC
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         channel.eventLoop.makeCompletedFuture {
             let gate = self.gate
+            let service = self.service
             let ip = channel.remoteAddress?.ipAddress ?? "unknown"
             switch gate.arrived(ip: ip) {
             case .admit:
                 channel.closeFuture.whenComplete { _ in gate.closed(ip: ip) }
             case .refuse:
+                service.connectionRefused()
                 try channel.pipeline.syncOperations.addHandler(RefusedConnectionHandler { gate.answered() })
                 return Value(upgradeResult: channel.eventLoop.makeSucceededFuture(.refused), channel: channel)
             case .drop:
+                service.connectionRefused()
                 channel.close(promise: nil)
                 return Value(upgradeResult: channel.eventLoop.makeSucceededFuture(.refused), channel: channel)
             }
@@ -65,7 +75,6 @@ struct AirwaveChildChannel<Service: WebSocketService>: ServerChildChannel, HTTPC
                 channel.eventLoop.scheduleTask(in: TimeAmount(limits.requestHeadTimeout)) { channel.close(promise: nil) },
                 eventLoop: channel.eventLoop)
             let upgradeAttempted = NIOLoopBoundBox(false, eventLoop: channel.eventLoop)
-            let service = self.service
             let idleTimeout = limits.idleTimeout
             let upgrader = RelayWebSocketUpgrader<UpgradeResult>(
                 shouldUpgrade: { channel, head in
@@ -164,6 +173,11 @@ extension WebSocketSession {
 extension AirwaveServer: WebSocketService {
     func webSocketRequest(_ head: HTTPRequestHead) -> WebSocketRequest? {
         WebSocketRequest(head)
+    }
+
+    /// Counted as `airwave_errors_total{code="server_busy"}`.
+    func connectionRefused() {
+        metrics.error(code: ErrorCode.serverBusy.rawValue)
     }
 
     /// Puts an upgraded connection's handlers in place and starts its admission. Runs on the

@@ -177,12 +177,9 @@ final class RawFrameWriter: ChannelInboundHandler, RemovableChannelHandler {
 
     fileprivate func closeAfterCloseFrame() {
         guard let context else { return }
-        guard closeFrameSent else {
-            // No close frame of ours is on its way (the peer's close crossed nothing): just close.
-            context.close(promise: nil)
-            return
-        }
         closeOnceWritten = true
+        // Else our close frame waits in the queue, or is still on its way from another thread
+        // (`ClientConnection.close`): the socket closes once it is written.
         if closeFrameWritten != nil { closeWhenWritten(context.channel) }
     }
 
