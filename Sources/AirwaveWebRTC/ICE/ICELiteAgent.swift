@@ -266,7 +266,12 @@ public struct ICELiteAgent: Sendable {
         case .expired: nil
         }
         guard state != .expired else { return nil }
-        return ([expiry] + probes.values.map(\.nextTransmission)).compactMap { $0 }.min()
+        // Asked for every session on every timer pass: no arrays.
+        var earliest = expiry
+        for probe in probes.values where earliest.map({ probe.nextTransmission < $0 }) ?? true {
+            earliest = probe.nextTransmission
+        }
+        return earliest
     }
 
     /// An unsigned error response (the request could not be authenticated, so it is not
