@@ -40,9 +40,11 @@ public enum WebRTCUDPError: Error, Equatable, Sendable {
 }
 
 /// The thin I/O layer under `WebRTCSession`: one UDP socket for all sessions. Datagrams are
-/// routed by RFC 7983 kind: STUN with a USERNAME (a check) by the local ufrag in it, everything
-/// else (answers to the session's own checks, DTLS, SRTP) by the remote address a check has
-/// verified. Session events other than `send` go to `onEvent`; datagrams
+/// routed by RFC 7983 kind: STUN with a USERNAME (a check) by the local ufrag in it, an answer
+/// to a session's own check by its transaction ID, everything else (DTLS, SRTP) by the remote
+/// address: the session that address consented to, else the first whose check it passed. So a
+/// session whose peer forges checks from someone else's address cannot take that address's
+/// datagrams from the session it really belongs to. Session events other than `send` go to `onEvent`; datagrams
 /// are written without flushing and flushed once per read batch, timer pass or fan-out, so NIO
 /// hands many of them to the kernel in one `sendmmsg`.
 ///
@@ -162,6 +164,11 @@ final class WebRTCUDPHandler: ChannelInboundHandler, @unchecked Sendable {
     var routes: [TransportAddress: String] = [:]
     /// Each session's entries in `routes`, so that forgetting a session costs its own routes only.
     private var routesBySession: [String: [TransportAddress]] = [:]
+    /// Transaction IDs of the checks sessions sent → session ufrag: answers carry no USERNAME.
+    private var checks: [[UInt8]: String] = [:]
+    /// Each session's last few entries in `checks` (retransmissions reuse one).
+    private var checksBySession: [String: [[UInt8]]] = [:]
+    private static let checksKeptPerSession = 8
     var timer: RepeatedTask?
     private var context: ChannelHandlerContext?
     private var pendingFlush = false
@@ -200,23 +207,45 @@ final class WebRTCUDPHandler: ChannelInboundHandler, @unchecked Sendable {
         for address in routesBySession.removeValue(forKey: ufrag) ?? [] where routes[address] == ufrag {
             routes[address] = nil
         }
+        for transaction in checksBySession.removeValue(forKey: ufrag) ?? [] where checks[transaction] == ufrag {
+            checks[transaction] = nil
+        }
         destinations[ufrag] = nil
+    }
+
+    /// Remembers the transaction of a Binding request a session sends, to route its answer.
+    private func noteCheck(_ bytes: [UInt8], ufrag: String) {
+        guard bytes.count >= 20, bytes[0] == 0x00, bytes[1] == 0x01 else { return }
+        let transaction = Array(bytes[8..<20])
+        guard checks[transaction] == nil else { return }
+        checks[transaction] = ufrag
+        var kept = checksBySession[ufrag, default: []]
+        kept.append(transaction)
+        if kept.count > Self.checksKeptPerSession {
+            let oldest = kept.removeFirst()
+            if checks[oldest] == ufrag { checks[oldest] = nil }
+        }
+        checksBySession[ufrag] = kept
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let envelope = unwrapInboundIn(data)
         guard let source = TransportAddress(envelope.remoteAddress) else { return }
         let datagram = Array(envelope.data.readableBytesView)
-        let ufrag: String?
-        if PacketKind(datagram: datagram) == .stun, let message = try? STUNMessage.parse(datagram),
-           let username = message.attribute(.username) {
-            ufrag = username.stringValue.flatMap(ICELiteAgent.localUfrag(fromUsername:)).map(String.init)
+        var ufrag: String?
+        if PacketKind(datagram: datagram) == .stun, let message = try? STUNMessage.parse(datagram) {
+            if let username = message.attribute(.username) {
+                ufrag = username.stringValue.flatMap(ICELiteAgent.localUfrag(fromUsername:)).map(String.init)
+            } else if message.messageClass == .successResponse || message.messageClass == .errorResponse {
+                ufrag = checks[message.transactionID]
+            }
         } else {
             ufrag = routes[source]
         }
         guard let ufrag, let session = sessions[ufrag] else { return }
         let events = session.handle(datagram: datagram, from: source, now: .now)
-        if routes[source] == nil, session.accepts(source) {
+        // A consented address belongs to its session even if another one's check claimed it first.
+        if routes[source] != ufrag, routes[source] == nil ? session.accepts(source) : session.hasConsent(from: source) {
             routes[source] = ufrag
             routesBySession[ufrag, default: []].append(source)
         }
@@ -245,6 +274,7 @@ final class WebRTCUDPHandler: ChannelInboundHandler, @unchecked Sendable {
         for event in events {
             switch event {
             case let .send(bytes, destination):
+                noteCheck(bytes, ufrag: ufrag)
                 write(bytes, to: destination, ufrag: ufrag)
             case .closed:
                 sessions.removeValue(forKey: ufrag)

@@ -87,6 +87,29 @@ import Testing
         try await fixture.stop([forger.channel])
     }
 
+    /// A session whose peer sends valid checks from someone else's address (here: that
+    /// listener's own socket, first) does not take the address's datagrams: the answer to the
+    /// real session's check is routed by its transaction, and consent wins the address back.
+    @Test func anotherSessionsCheckFromTheAddressDoesNotStealIt() async throws {
+        let fixture = try await Fixture()
+        let listener = fixture.listener
+        let negotiated = try listener.negotiate(serverContext: fixture.serverContext, serverPort: fixture.driver.port,
+                                                serverUfrag: "evil")
+        let context = fixture.serverContext
+        try await fixture.driver.addSession {
+            try WebRTCSession(negotiated: negotiated, role: .listener, localUfrag: "evil",
+                              localPassword: "serverpassword0123456789", audioSSRC: 3, videoSSRC: 4, dtlsContext: context, now: .now)
+        }
+        // "evil" gets a valid nominating check from the listener's address first…
+        try await listener.send(listener.check(serverUfrag: "evil"))
+        // …then the listener connects to its own session as usual.
+        try await listener.connect(serverUfrag: "srv", serverContext: fixture.serverContext)
+        #expect(await fixture.nextEvent { $0 == .connected } == .connected)
+        fixture.driver.sendAudio(to: ["srv"], payload: [0xFC, 7], sourceSSRC: 5, sequenceNumber: 1, timestamp: 960)
+        #expect(try await fixture.nextRTP().payload == [0xFC, 7])
+        try await fixture.stop()
+    }
+
     /// Finding 1: a peer that nominates and answers consent but never starts DTLS is closed at
     /// the handshake deadline (1 s here) and its slot is free again.
     @Test func aSessionThatNeverFinishesDTLSIsClosedAtTheDeadline() async throws {

@@ -109,6 +109,10 @@ public final class WebRTCSession {
     /// on. The session itself takes DTLS, RTP and RTCP only from consented addresses.
     public func accepts(_ address: TransportAddress) -> Bool { ice.validatedAddresses.contains(address) }
 
+    /// Whether `address` answered the session's own check (RFC 7675 consent): the only
+    /// addresses it sends to and takes DTLS, RTP and RTCP from.
+    public func hasConsent(from address: TransportAddress) -> Bool { ice.accepts(mediaFrom: address) }
+
     /// Handles a datagram from `source` that the driver routed to this session.
     public func handle(datagram: [UInt8], from source: TransportAddress, now: ContinuousClock.Instant) -> [Event] {
         guard !isClosed else { return [] }
