@@ -26,8 +26,10 @@ import time
 import zlib
 
 import webrtc_peer as wp
-from awtest import close_all, go_live, q, run, token, uid
+from awtest import SECRET, close_all, go_live, q, run, token, uid
+from conftest import run_cli
 from test_mix import TONE_440, PCMPacer
+from test_cli import assert_one_line_error
 from test_webrtc import check_answer, error_problem
 
 MAGIC = 0x2112A442
@@ -337,3 +339,23 @@ def test_an_md5_fingerprint_is_a_bad_request(server):
             assert "md5" in resp.json()["message"], resp.json()
         await close_all(ws)
     run(main(), 30)
+
+
+# ---------------------------------------------------------------------------- 6. settings
+def test_webrtc_limit_settings_errors_exit_2_one_line(tmp_path):
+    base = ["serve", "--port", "0", "--data-dir", str(tmp_path), "--jwt-secret", SECRET]
+    cases = [
+        (["--webrtc-max-sessions", "10", "--webrtc-reserved-sessions", "11"], "--webrtc-reserved-sessions"),
+        (["--webrtc-reserved-sessions", "-1"], "--webrtc-reserved-sessions"),
+        (["--webrtc-anonymous-per-ip", "0"], "--webrtc-anonymous-per-ip"),
+        (["--webrtc-offer-rate", "0"], "--webrtc-offer-rate"),
+        (["--webrtc-offer-burst", "x"], "--webrtc-offer-burst"),
+        (["--webrtc-dtls-timeout", "0"], "--webrtc-dtls-timeout"),
+        (["--webrtc-nack-rate", "0"], "--webrtc-nack-rate"),
+        (["--webrtc-nack-byte-rate", str(1 << 31)], "--webrtc-nack-byte-rate"),
+    ]
+    for args, needle in cases:
+        assert_one_line_error(run_cli(base + args, timeout=30), needle)
+    # The variables are the same settings.
+    env = {"AIRWAVE_WEBRTC_DTLS_TIMEOUT": "0"}
+    assert_one_line_error(run_cli(base, env=env, timeout=30), "--webrtc-dtls-timeout")
