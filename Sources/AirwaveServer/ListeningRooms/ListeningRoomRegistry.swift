@@ -59,8 +59,10 @@ actor ListeningRoomRegistry {
         let chat = stored == nil ? [] : try await store.roomChat(roomID: roomID, limit: 100)
         if let driver = drivers[roomID] { return driver }
         if stored == nil {
-            let count = try await guestRoomCount()
+            try await loadGuestRoomCount()
             if let driver = drivers[roomID] { return driver }
+            // Read and counted with no suspension in between: concurrent openings each count.
+            let count = guestRooms ?? 0
             guard count < limits.guestRoomLimit else {
                 throw ProtocolError(.quotaExceeded, "Too many listening rooms without a host; try again later.",
                                     details: ["reason": "guest_rooms", "limit": .int(limits.guestRoomLimit)])
@@ -91,13 +93,13 @@ actor ListeningRoomRegistry {
     /// Whether the room is open in memory.
     func isLoaded(_ roomID: String) -> Bool { drivers[roomID] != nil }
 
-    private func guestRoomCount() async throws -> Int {
-        if let guestRooms { return guestRooms }
+    /// Reads how many guest rooms are stored, once per process; later changes are counted here.
+    private func loadGuestRoomCount() async throws {
+        guard guestRooms == nil else { return }
         let count = try await store.guestRoomCount()
-        // Rooms opened while the store answered are in the stored count or in memory.
-        if let guestRooms { return guestRooms }
+        // Another opening may have loaded it meanwhile, and counted itself since.
+        guard guestRooms == nil else { return }
         guestRooms = count + unstoredGuestRooms.count
-        return guestRooms!
     }
 
     /// The room's last member left: out of memory, and out of the store if it holds nothing and
@@ -110,7 +112,7 @@ actor ListeningRoomRegistry {
         let store = self.store
         pruning[roomID] = Task {
             let gone = (try? await store.deleteRoomIfUnused(id: roomID)) ?? false
-            await self.pruned(roomID, gone: gone)
+            self.pruned(roomID, gone: gone)
         }
     }
 
