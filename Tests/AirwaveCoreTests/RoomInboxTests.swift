@@ -29,22 +29,26 @@ struct RoomInboxTests {
             inbox.push("join a", from: Self.a, isCommand: false), inbox.push("a1", from: Self.a, isCommand: true),
             inbox.push("a2", from: Self.a, isCommand: true), inbox.push("a3", from: Self.a, isCommand: true),
             inbox.push("leave a", from: Self.a, isCommand: false), inbox.push("b1", from: Self.b, isCommand: true),
-            // The room is at its bound: another connection is refused too.
-            inbox.push("c1", from: Self.c, isCommand: true), inbox.push("join c", from: Self.c, isCommand: false),
+            // The room is at its bound: a connection with one waiting is refused, one with none is not.
+            inbox.push("b2", from: Self.b, isCommand: true), inbox.push("c1", from: Self.c, isCommand: true),
+            inbox.push("c2", from: Self.c, isCommand: true), inbox.push("join c", from: Self.c, isCommand: false),
         ]
-        #expect(pushed == [true, true, true, false, true, true, false, true])
-        #expect(inbox.commandCount == 3 && inbox.count == 6)
+        #expect(pushed == [true, true, true, false, true, true, false, true, false, true])
+        #expect(inbox.commandCount == 4 && inbox.count == 7)
         let first = inbox.pop()
         #expect(first == "join a")
-        let refused = inbox.push("c1", from: Self.c, isCommand: true)
-        #expect(!refused)
+        let stillFull = inbox.push("b2", from: Self.b, isCommand: true)
+        #expect(!stillFull)
         let second = inbox.pop()
         #expect(second == "b1")
-        let accepted = inbox.push("c1", from: Self.c, isCommand: true)
-        #expect(accepted)
+        let third = inbox.pop()
+        #expect(third == "c1")
+        // Two places free again (the room's bound, and b's own).
+        let accepted = [inbox.push("b2", from: Self.b, isCommand: true), inbox.push("c2", from: Self.c, isCommand: true)]
+        #expect(accepted == [true, true])
         var rest: [String] = []
         while let next = inbox.pop() { rest.append(next) }
-        #expect(rest == ["join c", "a1", "c1", "a2", "leave a"])
+        #expect(rest == ["a1", "join c", "b2", "a2", "c2", "leave a"])
     }
 
     @Test("a long run stays bounded in memory: the serving order is compacted")

@@ -5,11 +5,13 @@ import AirwaveProtocol
 /// one input at a time, so a flooder's backlog never delays another member by more than one
 /// input per busy connection. Commands are bounded per connection and per room; a command over
 /// either bound is refused (the transport answers `rate_limited` and stops reading the sender
-/// for a moment). Joins and leaves are never refused: they are bounded by the connections.
+/// for a moment); a connection with nothing waiting is always let in, so the room holds at most
+/// `limit` commands plus one per connection. Joins and leaves are never refused: they are
+/// bounded by the connections.
 public struct RoomInbox<Item>: Sendable where Item: Sendable {
     /// Most commands one connection may have waiting.
     public let perConnectionLimit: Int
-    /// Most commands waiting in the room, from everyone.
+    /// Most commands waiting in the room, from connections that have one waiting already.
     public let limit: Int
     private var queues: [ConnectionID: [(item: Item, isCommand: Bool)]] = [:]
     private var commandsWaiting: [ConnectionID: Int] = [:]
@@ -30,7 +32,10 @@ public struct RoomInbox<Item>: Sendable where Item: Sendable {
     /// when the connection or the room is at its bound.
     public mutating func push(_ item: Item, from connection: ConnectionID, isCommand: Bool) -> Bool {
         if isCommand {
-            guard commandCount < limit, commandsWaiting[connection, default: 0] < perConnectionLimit else { return false }
+            let waiting = commandsWaiting[connection, default: 0]
+            // A connection with nothing waiting always gets one place, so members who send one
+            // message at a time are served even while others keep the room at its bound.
+            guard waiting < perConnectionLimit, waiting == 0 || commandCount < limit else { return false }
             commandsWaiting[connection, default: 0] += 1
             commandCount += 1
         }
