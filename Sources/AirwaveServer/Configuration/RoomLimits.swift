@@ -4,7 +4,8 @@ public struct RoomLimits: Sendable, Hashable {
     public var queueLimit = 500
     /// Most commands one connection may have waiting for its room; beyond, `rate_limited`.
     public var inboxPerConnection = 32
-    /// Most commands waiting for one room from all its members; beyond, `rate_limited`.
+    /// Most commands waiting for one room from members who have one waiting already; beyond,
+    /// `rate_limited` (a member with nothing waiting is always let in).
     public var inboxLimit = 1_024
     /// Most rooms one user may own through `POST /api/rooms`; beyond, HTTP 429 `quota_exceeded`.
     public var roomsPerUser = 20

@@ -5,7 +5,7 @@ import ArgumentParser
 struct RoomLimitOptions: ParsableArguments {
     @Option(name: .customLong("room-queue-limit"), help: "Most songs in a listening room's queue (default 500).") var roomQueueLimit: Int?
     @Option(name: .customLong("room-inbox-per-connection"), help: "Most messages one connection may have waiting for its listening room; more get rate_limited (default 32).") var roomInboxPerConnection: Int?
-    @Option(name: .customLong("room-inbox-limit"), help: "Most messages waiting for one listening room from all its members (default 1024).") var roomInboxLimit: Int?
+    @Option(name: .customLong("room-inbox-limit"), help: "Most messages waiting for one listening room from members with one waiting already (default 1024).") var roomInboxLimit: Int?
     @Option(name: .customLong("rooms-per-user"), help: "Most listening rooms one user may create with POST /api/rooms; more get 429 quota_exceeded (default 20).") var roomsPerUser: Int?
     @Option(name: .customLong("max-guest-rooms"), help: "Most listening rooms without a host (opened by connecting), stored or open (default 10000).") var maxGuestRooms: Int?
     @Option(name: .customLong("recordings-per-event"), help: "Most recordings one live event may make; more get quota_exceeded (default 20).") var recordingsPerEvent: Int?
