@@ -176,6 +176,16 @@ def make_server(args=(), env=None, data_dir=None, secret=awtest.SECRET, port_fla
     return srv
 
 
+# Lines a server must never log, in any test: they mean a bug even when the test passed.
+FORBIDDEN_LOG_LINES = ("Cannot schedule tasks on an EventLoop that has already shut down",)
+
+
+def check_logs(servers):
+    for srv in servers:
+        for line in FORBIDDEN_LOG_LINES:
+            assert line not in srv.stderr, f"server on port {srv.port} logged: {line}"
+
+
 def remove_data_dirs(servers):
     for srv in servers:
         if getattr(srv, "owns_data_dir", False):
@@ -197,6 +207,7 @@ def server():
     yield srv
     srv.stop()
     remove_data_dirs([srv])
+    check_logs([srv])
 
 
 @pytest.fixture
@@ -213,6 +224,7 @@ def start_server():
     for srv in started:
         srv.stop()
     remove_data_dirs(started)
+    check_logs(started)
 
 
 @pytest.hookimpl(hookwrapper=True)
