@@ -4,7 +4,7 @@ import SQLKit
 extension SQLEventStore.Table {
     /// One row per song waiting in a listening room's queue.
     static let roomSongs = "room_songs"
-    /// One row per vote for a queued song, in vote order (`id`).
+    /// One row per vote for a queued song; `position` is its place in the song's vote order.
     static let roomVotes = "room_votes"
 }
 
@@ -21,13 +21,15 @@ extension SQLEventStore {
             .column("time_added", type: .bigint, .notNull)
             .primaryKey("room_id", "song_id")
             .run()
+        // The key orders each song's votes and serves every look-up (by room, by room and song).
+        // A voter key may repeat: guests are keyed by connection number, which restarts with the
+        // process, and each of their votes counts (the engine keeps them apart in memory).
         try await db.create(table: Table.roomVotes)
-            .column("id", type: .bigint, autoIncrementPrimaryKey(on: db))
             .column("room_id", type: .text, .notNull, .references(Table.rooms, "room_id", onDelete: .cascade))
             .column("song_id", type: .text, .notNull)
+            .column("position", type: .bigint, .notNull)
             .column("voter", type: .text, .notNull)
-            // One vote per voter and song; its index also serves the look-ups by room and song.
-            .unique("room_id", "song_id", "voter")
+            .primaryKey("room_id", "song_id", "position")
             .run()
         try await db.alter(table: Table.rooms).column("current_song", type: .text).run()
         try await db.alter(table: Table.rooms).column("playback_json", type: .text).run()
@@ -59,21 +61,32 @@ extension SQLEventStore {
             .run()
     }
 
-    /// A new queued song and its first voters.
+    /// A new queued song and its first voters. A song row left over from a change that was
+    /// not stored in order is kept rather than failing the whole batch (every room's records).
     static func insertSong(_ roomID: String, _ song: StoredSong, on db: any SQLDatabase) async throws {
         try await db.insert(into: Table.roomSongs)
             .columns("room_id", "song_id", "time_added")
             .values(roomID, song.songID, song.timeAdded)
+            .ignoringConflicts(with: ["room_id", "song_id"])
             .run()
         for voter in song.voters {
             try await insertVote(roomID, songID: song.songID, voter: voter, on: db)
         }
     }
 
+    /// A vote after the song's earlier ones: its position is one more than theirs, found with the
+    /// primary key (one index look-up), so a vote costs the same however many the room holds.
     static func insertVote(_ roomID: String, songID: String, voter: String, on db: any SQLDatabase) async throws {
+        let next = SQLFunction("COALESCE", args: SQLBinaryExpression(SQLFunction("MAX", args: SQLColumn("position")), .add, SQLLiteral.numeric("1")),
+                               SQLLiteral.numeric("0"))
         try await db.insert(into: Table.roomVotes)
-            .columns("room_id", "song_id", "voter")
-            .values(roomID, songID, voter)
+            .columns("room_id", "song_id", "position", "voter")
+            .select { $0
+                .column(SQLBind(roomID)).column(SQLBind(songID)).column(next).column(SQLBind(voter))
+                .from(Table.roomVotes)
+                .where("room_id", .equal, roomID)
+                .where("song_id", .equal, songID)
+            }
             .run()
     }
 
@@ -95,7 +108,8 @@ extension SQLEventStore {
             .columns("song_id", "voter")
             .from(Table.roomVotes)
             .where("room_id", .equal, roomID)
-            .orderBy("id")
+            .orderBy("song_id")
+            .orderBy("position")
             .all()
         var voters: [String: [String]] = [:]
         for vote in votes {

@@ -55,6 +55,23 @@ import Testing
         }
     }
 
+    /// Guests are keyed by connection number, which restarts with the process: a guest of a later
+    /// run may vote with the same key as one of an earlier run, and both votes count. A change
+    /// that does not fit the rows (a song stored already) does not fail the batch of every room.
+    @Test func repeatedGuestKeysCountAndAStaleSongDoesNotFailTheBatch() async throws {
+        try await withStore { store, _ in
+            try await store.writeRooms([
+                .songQueued(roomID: "r", song("s", ["connection:3"], at: 1), at: 1),
+                .voted(roomID: "r", songID: "s", voter: "user:a", at: 2),
+                .voted(roomID: "r", songID: "s", voter: "connection:3", at: 3),
+                .songQueued(roomID: "r", song("s", [], at: 9), at: 4),
+                roomChatRecord("other", "kept", at: 5),
+            ])
+            #expect(try await store.room(id: "r")?.state.queue == [song("s", ["connection:3", "user:a", "connection:3"], at: 1)])
+            #expect(try await store.roomChat(roomID: "other", limit: 10).map(\.message) == ["kept"])
+        }
+    }
+
     @Test func aWholeStateReplacesTheRows() async throws {
         try await withStore { store, _ in
             try await store.writeRooms([
