@@ -1,16 +1,22 @@
 /// Limits on sockets and WebSocket messages (PROTOCOL.md section 10), enforced by the
 /// transport before a connection reaches any event or room.
 public struct ConnectionLimits: Sendable, Hashable {
-    /// A connection must complete its HTTP request head (and a WebSocket its upgrade) within this.
+    /// A connection must complete its first HTTP request head (and a WebSocket its upgrade)
+    /// within this, counted from the accept; later requests on a keep-alive connection are
+    /// bounded by `idleTimeout`.
     public var requestHeadTimeout: Duration = .seconds(10)
-    /// An HTTP keep-alive connection idle this long is closed.
+    /// An HTTP keep-alive connection idle this long is closed (never while a response is being
+    /// written; WebSocket connections are watched by pings instead).
     public var idleTimeout: Duration = .seconds(60)
-    /// Most open client connections (HTTP and WebSocket); further ones are refused. The
-    /// server lowers it below the process's open-file limit at start.
+    /// Most open client connections (HTTP and WebSocket); further ones are answered `503`
+    /// `server_busy` and closed. The server lowers it at start to the open-file limit less a
+    /// reserve (`max(64, limit / 8)`), so `accept` never fails with EMFILE.
     public var maxConnections = 20_000
-    /// Most open client connections from one IP address.
+    /// Most open client connections from one IP address (raise it behind a reverse proxy,
+    /// where every client has the proxy's address).
     public var maxConnectionsPerIP = 1_000
-    /// A fragmented WebSocket message must be complete within this.
+    /// A WebSocket message must be complete within this from its first byte: a fragmented
+    /// message, and a frame whose payload stalls; else close 1008 (policy violation).
     public var fragmentTimeout: Duration = .seconds(10)
     /// Largest text message on every socket (close 1009 beyond).
     public var maxTextMessage = 64 * 1024

@@ -5,9 +5,9 @@ import ArgumentParser
 struct ConnectionLimitOptions: ParsableArguments {
     @Option(name: .customLong("request-timeout"), help: "Seconds a connection has to send its request head or WebSocket upgrade (default 10).") var requestTimeout: Int?
     @Option(name: .customLong("idle-timeout"), help: "Seconds an idle HTTP keep-alive connection stays open (default 60).") var idleTimeout: Int?
-    @Option(name: .customLong("max-connections"), help: "Most open client connections (default 20000, kept below the open-file limit).") var maxConnections: Int?
-    @Option(name: .customLong("max-connections-per-ip"), help: "Most open client connections from one IP address (default 1000).") var maxConnectionsPerIP: Int?
-    @Option(name: .customLong("fragment-timeout"), help: "Seconds a fragmented WebSocket message has to complete (default 10).") var fragmentTimeout: Int?
+    @Option(name: .customLong("max-connections"), help: "Most open client connections; more are answered 503 server_busy (default 20000, lowered to fit the open-file limit).") var maxConnections: Int?
+    @Option(name: .customLong("max-connections-per-ip"), help: "Most open client connections from one IP address; raise it behind a proxy (default 1000).") var maxConnectionsPerIP: Int?
+    @Option(name: .customLong("fragment-timeout"), help: "Seconds a fragmented WebSocket message (or a stalled frame) has to complete; else close 1008 (default 10).") var fragmentTimeout: Int?
     @Option(name: .customLong("max-text-message"), help: "Largest WebSocket text message in bytes (default 65536).") var maxTextMessage: Int?
     @Option(name: .customLong("max-speaker-binary-message"), help: "Largest binary message on a host's or verified listener's socket (default 1048576).") var maxSpeakerBinaryMessage: Int?
     @Option(name: .customLong("max-binary-message"), help: "Largest binary message on every other socket (default 65536).") var maxBinaryMessage: Int?
