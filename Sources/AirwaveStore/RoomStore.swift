@@ -18,6 +18,10 @@ public protocol RoomStore: Sendable {
     /// chat since its last close. Returns true when no row of the room is left.
     func deleteRoomIfUnused(id: String) async throws -> Bool
 
+    /// Deletes up to `limit` rooms without a host with nothing stored since `inactiveBefore`,
+    /// least recently active first, except those in `keeping`; returns how many.
+    func deleteIdleGuestRooms(inactiveBefore: EpochMillis, keeping: Set<String>, limit: Int) async throws -> Int
+
     /// The room, or nil if it was never created or used.
     func room(id: String) async throws -> StoredRoom?
 

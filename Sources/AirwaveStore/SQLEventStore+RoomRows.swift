@@ -33,6 +33,8 @@ extension SQLEventStore {
             .run()
         try await db.alter(table: Table.rooms).column("current_song", type: .text).run()
         try await db.alter(table: Table.rooms).column("playback_json", type: .text).run()
+        // When something was last stored in the room (NULL: its creation); idle guest rooms go.
+        try await db.alter(table: Table.rooms).column("active_at", type: .bigint).run()
 
         let rows = try await db.select()
             .columns("room_id", "state_json")

@@ -121,6 +121,34 @@ extension SQLEventStore: RoomStore {
         }
     }
 
+    /// Deletes up to `limit` rooms without a host that nothing was stored in since
+    /// `inactiveBefore` (their last change, or their creation), least recently active first,
+    /// with their queue, votes and chat; rooms in `keeping` (open in memory) stay. Returns how
+    /// many were deleted.
+    public func deleteIdleGuestRooms(inactiveBefore: EpochMillis, keeping: Set<String>, limit: Int) async throws -> Int {
+        guard limit > 0 else { return 0 }
+        return try await transaction { db in
+            let lastActive = SQLFunction("COALESCE", args: SQLColumn("active_at"), SQLColumn("created_at"))
+            let candidates = try await db.select()
+                .column("room_id")
+                .from(Table.rooms)
+                .where(SQLColumn("host_user_id"), .is, SQLLiteral.null)
+                .where(lastActive, .lessThan, SQLBind(inactiveBefore))
+                .orderBy(lastActive)
+                .limit(limit + keeping.count)
+                .all(decodingColumn: "room_id", as: String.self)
+            var deleted = 0
+            for roomID in candidates where !keeping.contains(roomID) && deleted < limit {
+                try await db.delete(from: Table.roomVotes).where("room_id", .equal, roomID).run()
+                try await db.delete(from: Table.roomSongs).where("room_id", .equal, roomID).run()
+                try await db.delete(from: Table.roomChat).where("room_id", .equal, roomID).run()
+                try await db.delete(from: Table.rooms).where("room_id", .equal, roomID).run()
+                deleted += 1
+            }
+            return deleted
+        }
+    }
+
     /// Writes the records in order in one transaction (all or nothing).
     ///
     /// A `.state` or `.chat` for a room that does not exist creates it without a host, created
@@ -274,7 +302,8 @@ extension SQLEventStore: RoomStore {
         }
     }
 
-    /// Inserts a room without a host unless it exists (or this transaction saw to it already).
+    /// Inserts a room without a host unless it exists (or this transaction saw to it already),
+    /// and sets its `active_at` to the record's time.
     ///
     /// Only a clash on `room_id` is ignored; any other failure (such as the id-length CHECK)
     /// is thrown and fails the batch.
@@ -282,10 +311,11 @@ extension SQLEventStore: RoomStore {
         _ roomID: String, at: EpochMillis, on db: any SQLDatabase, knownRooms: inout Set<String>
     ) async throws {
         guard !knownRooms.contains(roomID) else { return }
+        // The same statement marks the room active now (idle guest rooms may be deleted).
         try await db.insert(into: Table.rooms)
-            .columns("room_id", "created_at")
-            .values(roomID, at)
-            .ignoringConflicts(with: "room_id")
+            .columns("room_id", "created_at", "active_at")
+            .values(roomID, at, at)
+            .onConflict(with: "room_id") { $0.set("active_at", to: at) }
             .run()
         knownRooms.insert(roomID)
     }

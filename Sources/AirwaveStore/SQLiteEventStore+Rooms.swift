@@ -21,6 +21,11 @@ extension SQLiteEventStore: RoomStore {
         try await store.deleteRoomIfUnused(id: id)
     }
 
+    /// Deletes up to `limit` idle rooms without a host, except those in `keeping`; returns how many.
+    public func deleteIdleGuestRooms(inactiveBefore: EpochMillis, keeping: Set<String>, limit: Int) async throws -> Int {
+        try await store.deleteIdleGuestRooms(inactiveBefore: inactiveBefore, keeping: keeping, limit: limit)
+    }
+
     /// The room, or nil if it was never created or used.
     public func room(id: String) async throws -> StoredRoom? {
         try await store.room(id: id)

@@ -93,7 +93,7 @@ import Testing
             let db = store.store.database
             let roomColumns = try await db.raw("SELECT name FROM pragma_table_info('rooms') ORDER BY cid")
                 .all(decodingColumn: "name", as: String.self)
-            #expect(roomColumns == ["room_id", "host_user_id", "created_at", "closed_at", "state_json", "current_song", "playback_json"])
+            #expect(roomColumns == ["room_id", "host_user_id", "created_at", "closed_at", "state_json", "current_song", "playback_json", "active_at"])
             let chatColumns = try await db.raw("SELECT name FROM pragma_table_info('room_chat') ORDER BY cid")
                 .all(decodingColumn: "name", as: String.self)
             #expect(chatColumns == ["id", "room_id", "user_id", "name", "message", "sent_at", "cleared"])

@@ -155,6 +155,37 @@ import Testing
         }
     }
 
+    @Test func guestRoomsIdleSinceTheCutoffAreDeletedLeastRecentlyActiveFirst() async throws {
+        try await withStore { store, _ in
+            #expect(try await store.createRoom(id: "hosted", hostUserID: "alice", at: 1))
+            try await store.writeRooms([
+                .songQueued(roomID: "old", song("s", ["user:a"], at: 10), at: 10),
+                roomChatRecord("older", "hi", at: 5),
+                .songQueued(roomID: "open", song("s", [], at: 6), at: 6),
+                .songQueued(roomID: "recent", song("s", [], at: 100), at: 100),
+                // A change renews a room: "renewed" was made long ago but changed lately.
+                .songQueued(roomID: "renewed", song("s", [], at: 2), at: 2),
+            ])
+            try await store.writeRooms([.voted(roomID: "renewed", songID: "s", voter: "user:b", at: 90)])
+            #expect(try await store.guestRoomCount() == 5)
+            // One at most: the least recently active that is not open.
+            #expect(try await store.deleteIdleGuestRooms(inactiveBefore: 50, keeping: ["open"], limit: 1) == 1)
+            #expect(try await store.room(id: "older") == nil)
+            #expect(try await store.roomChat(roomID: "older", limit: 10).isEmpty)
+            #expect(try await store.deleteIdleGuestRooms(inactiveBefore: 50, keeping: ["open"], limit: 10) == 1)
+            #expect(try await store.room(id: "old") == nil)
+            #expect(try await store.room(id: "open") != nil)
+            #expect(try await store.room(id: "recent") != nil)
+            #expect(try await store.room(id: "renewed")?.state.queue.first?.voters == ["user:b"])
+            #expect(try await store.room(id: "hosted") != nil)
+            #expect(try await store.guestRoomCount() == 3)
+            let orphans = try await store.store.database.raw(
+                "SELECT (SELECT COUNT(*) FROM room_votes WHERE room_id = 'old') + (SELECT COUNT(*) FROM room_songs WHERE room_id = 'old') AS n"
+            ).first(decodingColumn: "n", as: Int.self)
+            #expect(orphans == 0)
+        }
+    }
+
     @Test func emptyGuestRoomsAreDeletedAndOthersKept() async throws {
         try await withStore { store, _ in
             #expect(try await store.createRoom(id: "hosted", hostUserID: "alice", at: 1))

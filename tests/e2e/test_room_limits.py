@@ -302,6 +302,66 @@ def test_rooms_opened_by_connecting_are_bounded_and_empty_ones_deleted(start_ser
     run(main(), 60)
 
 
+def test_at_the_bound_guest_rooms_idle_for_the_setting_are_deleted(start_server):
+    srv = start_server("--max-guest-rooms", "1")
+
+    async def main():
+        old, new = uid("old"), uid("new")
+        a = await enter(srv, old)
+        await send(a.ws, {"type": "song_queued", "song_id": "s"})
+        await nxt(a, "song_queued")
+        await close_all(a.ws)
+        await asyncio.sleep(0.3)
+        ws = await connect(srv.ws(room_path(new)))
+        assert (await recv_json(ws))["code"] == "quota_exceeded"
+        await expect_close(ws, 1000)
+        return old, new
+
+    old, new = run(main())
+    assert srv.terminate() == 0
+    # Forty days without a change (the default idle time is 30 days).
+    import sqlite3
+    db = sqlite3.connect(os.path.join(srv.data_dir, "airwave.sqlite"))
+    forty_days_ago = int(time.time() * 1000) - 40 * 86_400_000
+    db.execute("UPDATE rooms SET active_at = ?, created_at = ? WHERE room_id = ?", (forty_days_ago, forty_days_ago, old))
+    db.commit()
+    db.close()
+    srv2 = start_server("--max-guest-rooms", "1", data_dir=srv.data_dir)
+
+    async def again():
+        b = await enter(srv2, new)
+        assert get_room(srv2, old, expect=404)["code"] == "room_not_found"
+        await send(b.ws, {"type": "song_queued", "song_id": "kept"})
+        await nxt(b, "song_queued")
+        await close_all(b.ws)
+    run(again())
+
+    # A shorter setting, through its variable: ten days idle is not enough for 30 but is for 5.
+    assert srv2.terminate() == 0
+    db = sqlite3.connect(os.path.join(srv.data_dir, "airwave.sqlite"))
+    ten_days_ago = int(time.time() * 1000) - 10 * 86_400_000
+    db.execute("UPDATE rooms SET active_at = ?, created_at = ? WHERE room_id = ?", (ten_days_ago, ten_days_ago, new))
+    db.commit()
+    db.close()
+    third = uid("third")
+
+    async def refused_then_allowed(server, allowed):
+        ws = await connect(server.ws(room_path(third)))
+        first = await recv_json(ws)
+        if allowed:
+            assert first["type"] == "room_state", first
+            await close_all(ws)
+        else:
+            assert first["code"] == "quota_exceeded", first
+            await expect_close(ws, 1000)
+
+    srv3 = start_server("--max-guest-rooms", "1", data_dir=srv.data_dir)
+    run(refused_then_allowed(srv3, False))
+    assert srv3.terminate() == 0
+    srv4 = start_server("--max-guest-rooms", "1", data_dir=srv.data_dir, env={"AIRWAVE_GUEST_ROOM_IDLE_DAYS": "5"})
+    run(refused_then_allowed(srv4, True))
+
+
 # ---------------------------------------------------------------------------- recordings
 def test_recordings_quota_and_streamed_download(start_server):
     # 41 commands in a row are over the default control burst (40): out of the way here.

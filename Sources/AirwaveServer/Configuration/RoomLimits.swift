@@ -13,6 +13,9 @@ public struct RoomLimits: Sendable, Hashable {
     /// connecting to a new id is refused with `quota_exceeded`. Empty ones are deleted when
     /// their last member leaves.
     public var guestRoomLimit = 10_000
+    /// When `guestRoomLimit` is reached, guest rooms nothing was stored in for this long are
+    /// deleted to make room.
+    public var guestRoomIdle: Duration = .seconds(30 * 24 * 3600)
 
     public init() {}
 }

@@ -7,9 +7,11 @@ import Logging
 /// arrives and forgets it when the last one leaves.
 ///
 /// Rooms without a host are opened by connecting to a new id, so they are bounded here
-/// (issue 13, finding 8): at most `RoomLimits.guestRoomLimit` of them exist, stored or open,
-/// and one that is left holding nothing (no queue, song, playback or chat) is deleted when its
-/// last member leaves, so connecting alone does not use up the bound.
+/// (issue 13, finding 8): at most `RoomLimits.guestRoomLimit` of them exist, stored or open.
+/// One that is left holding nothing (no queue, song, playback or chat) is deleted when its last
+/// member leaves, so connecting alone does not use up the bound; when the bound is reached,
+/// guest rooms nothing was stored in for `RoomLimits.guestRoomIdle` are deleted to make room,
+/// so the bound is a window of recently used rooms rather than a lifetime total.
 actor ListeningRoomRegistry {
     private var drivers: [String: ListeningRoomDriver] = [:]
     private var tasks: [String: Task<Void, Never>] = [:]
@@ -19,6 +21,8 @@ actor ListeningRoomRegistry {
     private var creating: Set<String> = []
     /// Empty guest rooms being deleted after their last member left; a joiner waits for it.
     private var pruning: [String: Task<Void, Never>] = [:]
+    /// Idle guest rooms being deleted to make room; every opening from the store waits for it.
+    private var evicting: Task<Void, Never>?
     /// Rooms without a host that are stored or open; read from the store on first use.
     private var guestRooms: Int?
     /// Open guest rooms that were not stored when they were opened (counted in `guestRooms`).
@@ -43,6 +47,7 @@ actor ListeningRoomRegistry {
     func driver(for roomID: String, limits: RoomLimits) async throws -> ListeningRoomDriver {
         if let driver = drivers[roomID] { return driver }
         if let prune = pruning[roomID] { await prune.value }
+        while let evicting { await evicting.value }
         if let driver = drivers[roomID] { return driver }
         guard let services else { preconditionFailure("registry used before attach") }
         guard !creating.contains(roomID) else {
@@ -60,6 +65,8 @@ actor ListeningRoomRegistry {
         if let driver = drivers[roomID] { return driver }
         if stored == nil {
             try await loadGuestRoomCount()
+            if let driver = drivers[roomID] { return driver }
+            if guestRooms ?? 0 >= limits.guestRoomLimit { try await evictIdleGuestRooms(limits) }
             if let driver = drivers[roomID] { return driver }
             // Read and counted with no suspension in between: concurrent openings each count.
             let count = guestRooms ?? 0
@@ -92,6 +99,23 @@ actor ListeningRoomRegistry {
 
     /// Whether the room is open in memory.
     func isLoaded(_ roomID: String) -> Bool { drivers[roomID] != nil }
+
+    /// Deletes guest rooms idle for `limits.guestRoomIdle` (none open or being opened), at most
+    /// a hundred at a time; openings that read the store meanwhile wait, so none loads a room
+    /// that is being deleted.
+    private func evictIdleGuestRooms(_ limits: RoomLimits) async throws {
+        if let evicting { return await evicting.value }
+        let keeping = Set(drivers.keys).union(loading.keys).union(pruning.keys)
+        let cutoff = Timestamp.now().milliseconds - Int64(limits.guestRoomIdle.components.seconds) * 1_000
+        let store = self.store
+        let task = Task {
+            let deleted = (try? await store.deleteIdleGuestRooms(inactiveBefore: cutoff, keeping: keeping, limit: 100)) ?? 0
+            if deleted > 0, let count = self.guestRooms { self.guestRooms = max(0, count - deleted) }
+        }
+        evicting = task
+        await task.value
+        evicting = nil
+    }
 
     /// Reads how many guest rooms are stored, once per process; later changes are counted here.
     private func loadGuestRoomCount() async throws {

@@ -8,6 +8,7 @@ struct RoomLimitOptions: ParsableArguments {
     @Option(name: .customLong("room-inbox-limit"), help: "Most messages waiting for one listening room from members with one waiting already (default 1024).") var roomInboxLimit: Int?
     @Option(name: .customLong("rooms-per-user"), help: "Most listening rooms one user may create with POST /api/rooms; more get 429 quota_exceeded (default 20).") var roomsPerUser: Int?
     @Option(name: .customLong("max-guest-rooms"), help: "Most listening rooms without a host (opened by connecting), stored or open (default 10000).") var maxGuestRooms: Int?
+    @Option(name: .customLong("guest-room-idle-days"), help: "At the guest-room bound, rooms without a host unchanged for this many days are deleted to make room (default 30).") var guestRoomIdleDays: Int?
     @Option(name: .customLong("recordings-per-event"), help: "Most recordings one live event may make; more get quota_exceeded (default 20).") var recordingsPerEvent: Int?
 
     func apply(_ settings: Settings, to limits: inout RoomLimits) throws(ConfigurationError) {
@@ -16,6 +17,8 @@ struct RoomLimitOptions: ParsableArguments {
         limits.inboxLimit = try settings.positive("room-inbox-limit", roomInboxLimit, default: limits.inboxLimit)
         limits.roomsPerUser = try settings.positive("rooms-per-user", roomsPerUser, default: limits.roomsPerUser)
         limits.guestRoomLimit = try settings.positive("max-guest-rooms", maxGuestRooms, default: limits.guestRoomLimit)
+        let idleDays = try settings.positive("guest-room-idle-days", guestRoomIdleDays, default: Int(limits.guestRoomIdle.components.seconds / 86_400))
+        limits.guestRoomIdle = .seconds(idleDays * 86_400)
     }
 
     /// `--recordings-per-event`, which belongs to the live events' configuration:
