@@ -66,7 +66,7 @@ actor ListeningRoomRegistry {
         if stored == nil {
             try await loadGuestRoomCount()
             if let driver = drivers[roomID] { return driver }
-            if guestRooms ?? 0 >= limits.guestRoomLimit { try await evictIdleGuestRooms(limits) }
+            if guestRooms ?? 0 >= limits.guestRoomLimit { await evictIdleGuestRooms(limits) }
             if let driver = drivers[roomID] { return driver }
             // Read and counted with no suspension in between: concurrent openings each count.
             let count = guestRooms ?? 0
@@ -103,7 +103,7 @@ actor ListeningRoomRegistry {
     /// Deletes guest rooms idle for `limits.guestRoomIdle` (none open or being opened), at most
     /// a hundred at a time; openings that read the store meanwhile wait, so none loads a room
     /// that is being deleted.
-    private func evictIdleGuestRooms(_ limits: RoomLimits) async throws {
+    private func evictIdleGuestRooms(_ limits: RoomLimits) async {
         if let evicting { return await evicting.value }
         let keeping = Set(drivers.keys).union(loading.keys).union(pruning.keys)
         let cutoff = Timestamp.now().milliseconds - Int64(limits.guestRoomIdle.components.seconds) * 1_000
