@@ -65,6 +65,7 @@ struct ServeCommand: AsyncParsableCommand {
         try connectionLimits.apply(settings, to: &configuration.connections)
         try mediaLimits.apply(settings, to: &configuration.media)
         try roomLimits.apply(settings, to: &configuration.rooms)
+        try roomLimits.apply(settings, recordingLimit: &configuration.liveEvent.recordingLimit)
         try webRTCLimits.apply(settings, to: &configuration.webRTC)
 
         let auth = configuration.auth

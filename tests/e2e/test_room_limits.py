@@ -409,3 +409,20 @@ def test_recordings_quota_and_streamed_download(start_server):
         assert big["size"] == len(blob) and big["duration_ms"] is None, big  # not Ogg: no duration
         await close_all(ws)
     run(main(), 90)
+
+
+def test_recordings_per_event_setting_applies(start_server):
+    srv = start_server("--recordings-per-event", "2")
+
+    async def main():
+        ws, _ = await go_live(srv, uid("host"), "Host")
+        for n in (1, 2):
+            await send(ws, {"type": "recording_start"})
+            await recv_until(ws, "recording_started", timeout=10)
+            await send(ws, {"type": "recording_stop"})
+            await recv_until(ws, "recording_stopped", timeout=10)
+        await send(ws, {"type": "recording_start"})
+        err = await recv_error(ws, "quota_exceeded", timeout=10)
+        assert err["details"] == {"reason": "recordings", "limit": 2}, err
+        await close_all(ws)
+    run(main(), 60)
