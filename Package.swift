@@ -81,8 +81,11 @@ let package = Package(
         ),
         .target(
             name: "AirwaveWebRTCFuzzing",
-            dependencies: ["AirwaveWebRTC"]
+            dependencies: ["AirwaveWebRTC", "AirwaveTestSupport"]
         ),
+        // What the tests and the fuzzer share: the seeded generator and the temporary folder.
+        // A library (not a test target) because `airwave-fuzz` needs the generator too.
+        .target(name: "AirwaveTestSupport"),
         .target(
             name: "AirwaveStore",
             dependencies: [
@@ -185,12 +188,12 @@ let package = Package(
         ),
         .testTarget(
             name: "AirwaveCoreTests",
-            dependencies: ["AirwaveCore", "AirwaveProtocol", .product(name: "NIOCore", package: "swift-nio")]
+            dependencies: ["AirwaveCore", "AirwaveProtocol", "AirwaveTestSupport", .product(name: "NIOCore", package: "swift-nio")]
         ),
-        .testTarget(name: "AirwaveStoreTests", dependencies: ["AirwaveStore"]),
-        .testTarget(name: "AirwaveMediaTests", dependencies: ["AirwaveMedia", "AirwaveCore", "AirwaveProtocol"]),
-        .testTarget(name: "AirwaveAuthTests", dependencies: ["AirwaveAuth"]),
-        .testTarget(name: "AirwaveWebRTCTests", dependencies: ["AirwaveWebRTC", "AirwaveWebRTCFuzzing"]),
+        .testTarget(name: "AirwaveStoreTests", dependencies: ["AirwaveStore", "AirwaveTestSupport"]),
+        .testTarget(name: "AirwaveMediaTests", dependencies: ["AirwaveMedia", "AirwaveCore", "AirwaveProtocol", "AirwaveTestSupport"]),
+        .testTarget(name: "AirwaveAuthTests", dependencies: ["AirwaveAuth", "AirwaveTestSupport"]),
+        .testTarget(name: "AirwaveWebRTCTests", dependencies: ["AirwaveWebRTC", "AirwaveWebRTCFuzzing", "AirwaveTestSupport"]),
         .testTarget(
             name: "AirwaveWebRTCUDPTests",
             dependencies: [
@@ -210,7 +213,7 @@ let package = Package(
         .testTarget(
             name: "AirwaveServerTests",
             dependencies: [
-                "AirwaveServer",
+                "AirwaveServer", "AirwaveTestSupport",
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]

@@ -1,3 +1,4 @@
+import AirwaveTestSupport
 import Foundation
 import JWTKit
 import Testing
@@ -29,7 +30,7 @@ struct AlgorithmTests {
     @Test func hs256SignedWithTheRSAPublicKeyIsRefused() async throws {
         // Classic algorithm confusion: the attacker HMACs with the server's public key text.
         let rsa = try await KeyPool.shared.rsa(0)
-        let dir = try TempDir()
+        let dir = try TemporaryDirectory(prefix: "airwave-auth")
         defer { dir.remove() }
         let pemPath = try dir.write("rsa.pem", rsa.publicPEM)
         let verifier = try await verifier(AuthConfiguration(publicKeyPEMPath: pemPath))
@@ -43,7 +44,7 @@ struct AlgorithmTests {
     @Test func rs256FromAPEMFile() async throws {
         let rsa = try await KeyPool.shared.rsa(0)
         let other = try await KeyPool.shared.rsa(1)
-        let dir = try TempDir()
+        let dir = try TemporaryDirectory(prefix: "airwave-auth")
         defer { dir.remove() }
         let verifier = try await verifier(AuthConfiguration(publicKeyPEMPath: try dir.write("key.pem", rsa.publicPEM)))
         #expect(try await verifier.verify(try rsa.token(claims(["username": "Alice"])), now: testNow) == VerifiedUser(userID: "alice", username: "Alice"))
@@ -54,7 +55,7 @@ struct AlgorithmTests {
     @Test func es256FromAPEMFile() async throws {
         let ec = try await TestKeyPair.es256()
         let other = try await TestKeyPair.es256()
-        let dir = try TempDir()
+        let dir = try TemporaryDirectory(prefix: "airwave-auth")
         defer { dir.remove() }
         let verifier = try await verifier(AuthConfiguration(publicKeyPEMPath: try dir.write("ec.pem", ec.publicPEM)))
         #expect(verifier.algorithms == ["ES256"])
@@ -67,7 +68,7 @@ struct AlgorithmTests {
 
     @Test func severalKeySourcesAtOnce() async throws {
         let ec = try await TestKeyPair.es256()
-        let dir = try TempDir()
+        let dir = try TemporaryDirectory(prefix: "airwave-auth")
         defer { dir.remove() }
         let verifier = try await verifier(
             AuthConfiguration(hs256Secret: testSecret, publicKeyPEMPath: try dir.write("ec.pem", ec.publicPEM)))
@@ -77,7 +78,7 @@ struct AlgorithmTests {
     }
 
     @Test func pemProblemsAreClearConfigurationErrors() async throws {
-        let dir = try TempDir()
+        let dir = try TemporaryDirectory(prefix: "airwave-auth")
         defer { dir.remove() }
         let missing = dir.url.appendingPathComponent("absent.pem").path
         let error = try #require(await configurationError(AuthConfiguration(publicKeyPEMPath: missing)))
@@ -97,7 +98,7 @@ struct AlgorithmTests {
         let rsa = try await KeyPool.shared.rsa(0)
         let ec = try await TestKeyPair.es256()
         let stranger = try await TestKeyPair.es256()
-        let dir = try TempDir()
+        let dir = try TemporaryDirectory(prefix: "airwave-auth")
         defer { dir.remove() }
         let path = try dir.write("jwks.json", try jwksJSON([
             rsa.jwk(kid: "rsa-1"),
@@ -120,7 +121,7 @@ struct AlgorithmTests {
     }
 
     @Test func jwksWithoutUsableKeysIsAConfigurationError() async throws {
-        let dir = try TempDir()
+        let dir = try TemporaryDirectory(prefix: "airwave-auth")
         defer { dir.remove() }
         let empty = try dir.write("empty.json", #"{"keys": []}"#)
         #expect(try #require(await configurationError(AuthConfiguration(jwks: empty))).description.contains("no usable"))

@@ -1,5 +1,6 @@
 import AirwaveCore
 import AirwaveProtocol
+import AirwaveTestSupport
 import Testing
 
 private func at(_ ms: Int64) -> Timestamp { Timestamp(milliseconds: ms) }
@@ -325,23 +326,5 @@ private struct ReferenceQueue {
         bytes -= first.size
         if bytes * 2 <= limit { congestedSince = nil }
         return (first.item, first.size)
-    }
-}
-
-/// A small deterministic generator, so a failure can be replayed.
-struct SplitMix64 {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D4_9B34_D049_133B
-        return z ^ (z >> 31)
-    }
-
-    mutating func next(below bound: Int) -> Int {
-        Int(next() % UInt64(bound))
     }
 }

@@ -1,6 +1,7 @@
 import AirwaveCore
 import AirwaveMedia
 import AirwaveProtocol
+import AirwaveTestSupport
 import Foundation
 import Testing
 
@@ -226,8 +227,9 @@ struct MixerTests {
 
     @Test("the full mix recorded as Ogg Opus: one packet per tick, granules count decoded samples, end of stream")
     func recordingOfTheMix() throws {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("mix-\(UUID().uuidString).opus").path
-        defer { try? FileManager.default.removeItem(atPath: path) }
+        let folder = try TemporaryDirectory(prefix: "airwave-mix")
+        defer { folder.remove() }
+        let path = folder.path("mix.opus")
         let mixer = AudioMixer()
         mixer.setOutputs([.full])
         let recorder = try MixRecorder(path: path)
@@ -249,8 +251,9 @@ struct MixerTests {
 
     @Test("a recording stopped before any packet still ends with an end-of-stream page")
     func emptyRecording() throws {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("mix-\(UUID().uuidString).opus").path
-        defer { try? FileManager.default.removeItem(atPath: path) }
+        let folder = try TemporaryDirectory(prefix: "airwave-mix")
+        defer { folder.remove() }
+        let path = folder.path("mix.opus")
         let recorder = try MixRecorder(path: path)
         try recorder.close()
         let (_, _, read) = try OggOpusReader.read(path: path)

@@ -1,13 +1,9 @@
 import AirwaveMedia
+import AirwaveTestSupport
 import Foundation
 import Testing
 
 @Suite struct OggOpusTests {
-    private static func temporaryPath(_ name: String) -> String {
-        FileManager.default.temporaryDirectory
-            .appendingPathComponent("airwave-ogg-\(UUID().uuidString)-\(name)").path
-    }
-
     /// The granule positions on the file's pages, read straight from the page headers.
     private static func pageGranules(_ bytes: [UInt8]) -> [(granule: Int64, flags: UInt8)] {
         var pages: [(Int64, UInt8)] = []
@@ -27,8 +23,9 @@ import Testing
     @Test func speechPacketsRoundTripByteIdentical() throws {
         let packets = try MediaFixtures.readPackets("speech.opus-packets")
         let metadata = try MediaFixtures.speechMetadata()
-        let path = Self.temporaryPath("speech.opus")
-        defer { try? FileManager.default.removeItem(atPath: path) }
+        let folder = try TemporaryDirectory(prefix: "airwave-ogg")
+        defer { folder.remove() }
+        let path = folder.path("speech.opus")
 
         let writer = try OggOpusWriter(
             path: path, head: OpusHead(channels: metadata.channels, preSkip: metadata.preSkip),
@@ -61,8 +58,9 @@ import Testing
 
     @Test func pagesAreFlushedAtLeastEverySecondAndHeadersStandAlone() throws {
         let packets = try MediaFixtures.readPackets("speech.opus-packets")
-        let path = Self.temporaryPath("pages.opus")
-        defer { try? FileManager.default.removeItem(atPath: path) }
+        let folder = try TemporaryDirectory(prefix: "airwave-ogg")
+        defer { folder.remove() }
+        let path = folder.path("pages.opus")
         let writer = try OggOpusWriter(path: path)
         for packet in packets { try writer.write(packet) }
         // Before close: the file already holds the headers and pages up to the last second.
@@ -89,8 +87,9 @@ import Testing
     @Test func endTrimLowersTheFinalGranule() throws {
         let packets = try MediaFixtures.readPackets("speech.opus-packets")
         let metadata = try MediaFixtures.speechMetadata()
-        let path = Self.temporaryPath("trim.opus")
-        defer { try? FileManager.default.removeItem(atPath: path) }
+        let folder = try TemporaryDirectory(prefix: "airwave-ogg")
+        defer { folder.remove() }
+        let path = folder.path("trim.opus")
         let writer = try OggOpusWriter(path: path, head: OpusHead(channels: 1, preSkip: metadata.preSkip))
         for packet in packets { try writer.write(packet) }
         try writer.close(endTrim: packets.count * 960 + metadata.preSkip - metadata.finalGranule)
@@ -101,8 +100,9 @@ import Testing
 
     @Test func lossIsFilledWithConcealmentPackets() throws {
         let packets = try MediaFixtures.readPackets("speech.opus-packets")
-        let path = Self.temporaryPath("loss.opus")
-        defer { try? FileManager.default.removeItem(atPath: path) }
+        let folder = try TemporaryDirectory(prefix: "airwave-ogg")
+        defer { folder.remove() }
+        let path = folder.path("loss.opus")
         let writer = try OggOpusWriter(path: path)
         try writer.write(packets[0])
         #expect(try writer.writeLoss(samplesPerChannel: 3 * 960 + 100) == 3 * 960)
@@ -122,8 +122,9 @@ import Testing
         let packets: [[UInt8]] = (0..<40).map { index in
             [0xF8] + (0..<(index % 5 == 2 ? 70_000 : 600)).map { _ in UInt8.random(in: 0...255, using: &generator) }
         }
-        let path = Self.temporaryPath("span.opus")
-        defer { try? FileManager.default.removeItem(atPath: path) }
+        let folder = try TemporaryDirectory(prefix: "airwave-ogg")
+        defer { folder.remove() }
+        let path = folder.path("span.opus")
         let writer = try OggOpusWriter(path: path)
         for packet in packets { try writer.write(packet) }
         try writer.close()
@@ -144,13 +145,16 @@ import Testing
         #expect(throws: OggOpusError.self) { try OggOpusReader(bytes: Array("not an ogg file at all".utf8)) }
         #expect(throws: OggOpusError.self) { try OggOpusReader(bytes: []) }
         #expect(throws: OggOpusError.self) { try OggOpusWriter(path: "/nonexistent-dir/x.opus") }
-        #expect(throws: OggOpusError.self) { try OggOpusWriter(path: Self.temporaryPath("x"), head: OpusHead(channels: 3)) }
+        let folder = try TemporaryDirectory(prefix: "airwave-ogg")
+        defer { folder.remove() }
+        #expect(throws: OggOpusError.self) { try OggOpusWriter(path: folder.path("x"), head: OpusHead(channels: 3)) }
     }
 
     @Test func outputPassesOpusinfoAndFfmpeg() throws {
         let packets = try MediaFixtures.readPackets("speech.opus-packets")
-        let path = Self.temporaryPath("tools.opus")
-        defer { try? FileManager.default.removeItem(atPath: path) }
+        let folder = try TemporaryDirectory(prefix: "airwave-ogg")
+        defer { folder.remove() }
+        let path = folder.path("tools.opus")
         let writer = try OggOpusWriter(path: path)
         for packet in packets { try writer.write(packet) }
         try writer.close()

@@ -1,4 +1,5 @@
 import AirwaveMedia
+import AirwaveTestSupport
 import Testing
 
 @Suite("Opus packet validation")

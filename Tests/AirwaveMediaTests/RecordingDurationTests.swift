@@ -1,4 +1,5 @@
 import AirwaveMedia
+import AirwaveTestSupport
 import Foundation
 import Testing
 
@@ -16,8 +17,8 @@ struct RecordingDurationTests {
         return Int(max(0, last - Int64(reader.head.preSkip)) / 48)
     }
 
-    static func record(_ packets: Int, bytes: Int) throws -> String {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("duration-\(UUID().uuidString).opus").path
+    static func record(_ packets: Int, bytes: Int, in folder: TemporaryDirectory, as name: String) throws -> String {
+        let path = folder.path(name)
         let recorder = try MixRecorder(path: path)
         // A CELT 20 ms TOC followed by filler: the writer takes the duration it is given.
         let packet = [UInt8(0xF8)] + [UInt8](repeating: 0x55, count: bytes - 1)
@@ -29,8 +30,9 @@ struct RecordingDurationTests {
     @Test("a file longer than one page read from its end: the same duration as reading every packet")
     func longFile() throws {
         // 1,500 packets of 200 bytes: about 300 KB, several times the tail that is read.
-        let path = try Self.record(1_500, bytes: 200)
-        defer { try? FileManager.default.removeItem(atPath: path) }
+        let folder = try TemporaryDirectory(prefix: "airwave-duration")
+        defer { folder.remove() }
+        let path = try Self.record(1_500, bytes: 200, in: folder, as: "long.opus")
         let size = try #require(try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int)
         #expect(size > 4 * 65_307)
         let duration = try #require(MixRecorder.durationMilliseconds(ofFileAt: path))
@@ -40,18 +42,17 @@ struct RecordingDurationTests {
 
     @Test("short files, an empty recording, a page cut short by a crash, and files that are not Ogg Opus")
     func edgeCases() throws {
-        let short = try Self.record(3, bytes: 50)
-        defer { try? FileManager.default.removeItem(atPath: short) }
+        let folder = try TemporaryDirectory(prefix: "airwave-duration")
+        defer { folder.remove() }
+        let short = try Self.record(3, bytes: 50, in: folder, as: "short.opus")
         #expect(MixRecorder.durationMilliseconds(ofFileAt: short) == (try Self.parsedDuration(short)))
         #expect(MixRecorder.durationMilliseconds(ofFileAt: short) == (3 * 960 - MixRecorder.preSkip) / 48)
 
-        let empty = try Self.record(0, bytes: 1)
-        defer { try? FileManager.default.removeItem(atPath: empty) }
+        let empty = try Self.record(0, bytes: 1, in: folder, as: "empty.opus")
         #expect(MixRecorder.durationMilliseconds(ofFileAt: empty) == (try Self.parsedDuration(empty)))
 
         // A crash in the middle of the last page: the page before it counts.
-        let cut = try Self.record(1_000, bytes: 200)
-        defer { try? FileManager.default.removeItem(atPath: cut) }
+        let cut = try Self.record(1_000, bytes: 200, in: folder, as: "cut.opus")
         let whole = try Data(contentsOf: URL(fileURLWithPath: cut))
         try whole.dropLast(100).write(to: URL(fileURLWithPath: cut))
         let duration = try #require(MixRecorder.durationMilliseconds(ofFileAt: cut))
@@ -59,8 +60,7 @@ struct RecordingDurationTests {
         #expect(duration < (1_000 * 960 - MixRecorder.preSkip) / 48)
         #expect(duration > (1_000 * 960 - MixRecorder.pageDuration - 960 - MixRecorder.preSkip) / 48)
 
-        let notOgg = FileManager.default.temporaryDirectory.appendingPathComponent("not-\(UUID().uuidString).opus").path
-        defer { try? FileManager.default.removeItem(atPath: notOgg) }
+        let notOgg = folder.path("not-ogg.opus")
         try Data(repeating: 7, count: 100_000).write(to: URL(fileURLWithPath: notOgg))
         #expect(MixRecorder.durationMilliseconds(ofFileAt: notOgg) == nil)
         #expect(MixRecorder.durationMilliseconds(ofFileAt: "/nonexistent/1.opus") == nil)

@@ -1,5 +1,6 @@
 import AirwaveAuth
 import AirwaveProtocol
+import AirwaveTestSupport
 import Foundation
 import Logging
 import NIOConcurrencyHelpers
@@ -19,8 +20,8 @@ struct TestServer {
         configure: (inout ServerConfiguration) -> Void = { _ in },
         _ body: (TestServer) async throws -> T
     ) async throws -> T {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("airwave-test-\(UUID().uuidString)")
-        defer { try? FileManager.default.removeItem(at: folder) }
+        let folder = try TemporaryDirectory(prefix: "airwave-server")
+        defer { folder.remove() }
         var configuration = ServerConfiguration()
         configuration.port = 0
         configuration.dataDirectory = folder.path
@@ -35,7 +36,7 @@ struct TestServer {
         }
         var iterator = ports.makeAsyncIterator()
         guard let port = await iterator.next() else { throw TestFailure("the server did not start") }
-        let test = TestServer(server: server, port: port, dataDirectory: folder)
+        let test = TestServer(server: server, port: port, dataDirectory: folder.url)
         do {
             let result = try await body(test)
             await server.shutdown()

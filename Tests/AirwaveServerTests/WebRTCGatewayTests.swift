@@ -1,3 +1,4 @@
+import AirwaveTestSupport
 import Foundation
 import Logging
 import NIOCore
@@ -26,8 +27,9 @@ struct WebRTCGatewayTests {
         let port = try #require(taken.localAddress?.port)
         var configuration = ServerConfiguration()
         configuration.port = 0
-        configuration.dataDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("airwave-test-\(UUID().uuidString)").path
-        defer { try? FileManager.default.removeItem(atPath: configuration.dataDirectory) }
+        let folder = try TemporaryDirectory(prefix: "airwave-server")
+        defer { folder.remove() }
+        configuration.dataDirectory = folder.path
         configuration.auth.hs256Secret = TestServer.secret
         configuration.webRTC.port = port
         do {

@@ -1,12 +1,13 @@
 import Testing
 import AirwaveStore
+import AirwaveTestSupport
 
 @Suite struct DurabilityTests {
     /// When `write` returns, the rows are in the database file (its WAL), not only in this
     /// connection: a second connection to the same file, opened while the first is still open and
     /// never shut down cleanly, reads them. That is what a SIGKILL right after `write` leaves behind.
     @Test func committedRowsAreInTheFileBeforeShutdown() async throws {
-        let dir = try TempDirectory()
+        let dir = try TemporaryDirectory(prefix: "airwave-store")
         defer { dir.remove() }
         let path = dir.path("durable.sqlite")
         let writer = try await SQLiteEventStore.open(path: path, logger: testLogger)

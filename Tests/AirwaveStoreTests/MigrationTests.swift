@@ -2,6 +2,7 @@ import Foundation
 import SQLKit
 import Testing
 import AirwaveStore
+import AirwaveTestSupport
 
 @Suite struct MigrationTests {
     @Test func migratingTwiceIsHarmless() async throws {
@@ -55,7 +56,7 @@ import AirwaveStore
     }
 
     @Test func openSetsPragmasAndCreatesParentFolder() async throws {
-        let dir = try TempDirectory()
+        let dir = try TemporaryDirectory(prefix: "airwave-store")
         defer { dir.remove() }
         let path = dir.path("nested/deeper/airwave.sqlite")
         let store = try await SQLiteEventStore.open(path: path, logger: testLogger)

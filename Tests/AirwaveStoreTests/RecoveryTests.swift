@@ -1,5 +1,6 @@
 import Testing
 import AirwaveStore
+import AirwaveTestSupport
 
 @Suite struct RecoveryTests {
     @Test func endInterruptedEventsEndsOnlyLiveOnes() async throws {
@@ -40,7 +41,7 @@ import AirwaveStore
     }
 
     @Test func reopeningTheFileReturnsTheSameData() async throws {
-        let dir = try TempDirectory()
+        let dir = try TemporaryDirectory(prefix: "airwave-store")
         defer { dir.remove() }
         let path = dir.path("restart.sqlite")
 

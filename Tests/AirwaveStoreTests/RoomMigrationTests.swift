@@ -1,5 +1,6 @@
 import Foundation
 import SQLKit
+import AirwaveTestSupport
 import Testing
 @testable import AirwaveStore
 
@@ -7,7 +8,7 @@ import Testing
     /// A database left by the previous program (schema version 1, events only) is upgraded in
     /// place at the next start, keeping its events, participants and chat.
     @Test func versionOneDatabaseUpgradesToVersionTwoWithItsEventsIntact() async throws {
-        let dir = try TempDirectory()
+        let dir = try TemporaryDirectory(prefix: "airwave-store")
         defer { dir.remove() }
         let path = dir.path("v1.sqlite")
 

@@ -1,5 +1,6 @@
 import Foundation
 import SQLKit
+import AirwaveTestSupport
 import Testing
 @testable import AirwaveStore
 
@@ -7,7 +8,7 @@ import Testing
 /// finding 5), the per-user room quota and the pruning of empty guest rooms (finding 8).
 @Suite struct RoomRowsTests {
     @Test func perChangeRecordsBuildTheStateAndSurviveARestart() async throws {
-        let dir = try TempDirectory()
+        let dir = try TemporaryDirectory(prefix: "airwave-store")
         defer { dir.remove() }
         let path = dir.path("rooms.sqlite")
         let first = try await SQLiteEventStore.open(path: path, logger: testLogger)
@@ -85,7 +86,7 @@ import Testing
     }
 
     @Test func aVersionThreeDatabaseHasItsStateDocumentsMovedToRows() async throws {
-        let dir = try TempDirectory()
+        let dir = try TemporaryDirectory(prefix: "airwave-store")
         defer { dir.remove() }
         let path = dir.path("v3.sqlite")
         let old = try await SQLiteEventStore.open(path: path, logger: testLogger)

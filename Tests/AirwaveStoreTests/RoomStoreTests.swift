@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import AirwaveStore
+import AirwaveTestSupport
 
 func song(_ id: String, _ voters: [String] = [], at: EpochMillis = 1_000) -> StoredSong {
     StoredSong(songID: id, voters: voters, timeAdded: at)
@@ -198,7 +199,7 @@ func roomChatRecord(_ roomID: String, _ text: String, user: String = "u1", at: E
     }
 
     @Test func roomsSurviveARestart() async throws {
-        let dir = try TempDirectory()
+        let dir = try TemporaryDirectory(prefix: "airwave-store")
         defer { dir.remove() }
         let path = dir.path("rooms.sqlite")
         let state = StoredRoomState(
@@ -305,7 +306,7 @@ func roomChatRecord(_ roomID: String, _ text: String, user: String = "u1", at: E
     }
 
     @Test func roomsAndEventsShareTheStoreAndShutdownClosesBoth() async throws {
-        let dir = try TempDirectory()
+        let dir = try TemporaryDirectory(prefix: "airwave-store")
         defer { dir.remove() }
         let store = try await SQLiteEventStore.open(path: dir.path("s.sqlite"), logger: testLogger)
         try await store.migrate()

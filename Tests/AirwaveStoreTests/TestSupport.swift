@@ -1,25 +1,7 @@
 import Foundation
 import Logging
 import AirwaveStore
-
-/// A fresh temporary folder, removed by `body`'s caller when done.
-struct TempDirectory {
-    let url: URL
-
-    init() throws {
-        url = FileManager.default.temporaryDirectory
-            .appendingPathComponent("airwave-store-tests-\(UUID().uuidString)", isDirectory: true)
-        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-    }
-
-    func path(_ name: String) -> String {
-        url.appendingPathComponent(name).path
-    }
-
-    func remove() {
-        try? FileManager.default.removeItem(at: url)
-    }
-}
+import AirwaveTestSupport
 
 let testLogger: Logger = {
     var logger = Logger(label: "airwave.store.tests")
@@ -30,9 +12,9 @@ let testLogger: Logger = {
 /// Opens a migrated store on a file in a new temporary folder, runs `body`, then shuts the
 /// store down and removes the folder.
 func withStore<T>(
-    _ body: (SQLiteEventStore, TempDirectory) async throws -> T
+    _ body: (SQLiteEventStore, TemporaryDirectory) async throws -> T
 ) async throws -> T {
-    let dir = try TempDirectory()
+    let dir = try TemporaryDirectory(prefix: "airwave-store")
     defer { dir.remove() }
     let store = try await SQLiteEventStore.open(path: dir.path("airwave.sqlite"), logger: testLogger)
     do {

@@ -1,5 +1,6 @@
 import Testing
 import AirwaveStore
+import AirwaveTestSupport
 
 @Suite struct TransactionTests {
     @Test func duplicateEventRollsBackTheWholeBatch() async throws {
@@ -91,7 +92,7 @@ import AirwaveStore
     }
 
     @Test func shutdownStopsTheStoreAndIsIdempotent() async throws {
-        let dir = try TempDirectory()
+        let dir = try TemporaryDirectory(prefix: "airwave-store")
         defer { dir.remove() }
         let store = try await SQLiteEventStore.open(path: dir.path("s.sqlite"), logger: testLogger)
         try await store.migrate()
