@@ -17,9 +17,9 @@ struct EngineTests {
         return outputs
     }
 
-    static func sends(_ outputs: [LiveEvent.Output], type: String) -> [(JSONValue, LiveEvent.Recipients)] {
+    static func sends(_ outputs: [LiveEvent.Output], type: String) -> [(JSONValue, LiveEvent.Audience)] {
         outputs.compactMap {
-            if case .send(let json, let to) = $0, json["type"]?.stringValue == type { return (json, to) }
+            if case .send(let message, let route) = $0, message.type.rawValue == type { return (message.json, route.sockets) }
             return nil
         }
     }
@@ -42,7 +42,7 @@ struct EngineTests {
             }
             #expect(entry.message == "message \(i)")
             #expect(outputs[1] == .awaitPersistence)
-            if case .send(let json, .all) = outputs[2] {
+            if case .send(let message, let route) = outputs[2], route.sockets == .all, case let json = message.json {
                 #expect(json["message"] == .string("message \(i)"))
             } else {
                 Issue.record("third output of a chat is not a broadcast: \(outputs[2])")
@@ -96,11 +96,14 @@ struct EngineTests {
             event.handle(input, now: Timestamp(milliseconds: ms))
             while let output = event.pollOutput() {
                 switch output {
-                case .send(let json, let to):
-                    switch to {
+                case .send(let message, let route):
+                    let json = message.json
+                    switch route.sockets {
+                    case .none: break
                     case .one: frames += 1
+                    case .only(let list): frames += list.count
                     case .all: frames += connected.count
-                    case .allExcept(let c): frames += connected.count - (connected.contains(c) ? 1 : 0)
+                    case .allExcept(let c, _): frames += connected.count - (connected.contains(c) ? 1 : 0)
                     }
                     switch json["type"]?.stringValue {
                     case "participant_list": listTimes.append(ms); lastList = json
@@ -109,7 +112,7 @@ struct EngineTests {
                     default: break
                     }
                 case .close(let c, _): connected.remove(c)
-                case .persist, .awaitPersistence, .ended, .forward, .encodePCM, .mediaDropped, .mix, .mixSubscriber, .mixUnsubscriber, .mixDropSource,
+                case .persist, .awaitPersistence, .ended, .forward, .encodePCM, .mediaDropped, .mixSubscriber, .mixUnsubscriber, .mixDropSource,
                     .recordingStart, .recordingStop:
                     break
                 }

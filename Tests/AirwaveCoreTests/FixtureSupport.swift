@@ -46,6 +46,28 @@ enum FixtureStep {
     }
 }
 
+/// Fixtures fail loudly on a key nobody reads: a typo must not turn a step into a no-op.
+enum FixtureKeys {
+    /// Throws unless `value` is an object whose keys are all in `allowed`.
+    static func check(_ value: JSONValue?, allowed: Set<String>, _ where_: @autoclosure () -> String) throws {
+        guard let value else { return }
+        guard let members = value.objectValue else { throw FixtureError("\(where_()) must be an object") }
+        let unknown = Set(members.keys).subtracting(allowed).sorted()
+        if !unknown.isEmpty {
+            throw FixtureError("\(where_()): unknown key\(unknown.count == 1 ? "" : "s") \(unknown.joined(separator: ", ")) (allowed: \(allowed.sorted().joined(separator: ", ")))")
+        }
+    }
+
+    /// The one input key of a step: throws when it has none or several.
+    static func input(of step: JSONValue, among inputs: Set<String>, _ where_: @autoclosure () -> String) throws -> String {
+        let present = Set(step.objectValue?.keys.map { $0 } ?? []).intersection(inputs).sorted()
+        guard present.count == 1 else {
+            throw FixtureError("\(where_()) needs exactly one input (one of \(inputs.sorted().joined(separator: ", "))), has \(present.isEmpty ? "none" : present.joined(separator: ", "))")
+        }
+        return present[0]
+    }
+}
+
 struct FixtureError: Error, CustomStringConvertible {
     var description: String
     init(_ description: String) { self.description = description }
@@ -72,15 +94,14 @@ extension JSONValue {
 enum OutputJSON {
     static func json(_ output: LiveEvent.Output) -> JSONValue {
         switch output {
-        case .send(let message, let recipients): ["send": message, "to": json(recipients)]
+        case .send(let message, let route): json(route, adding: ["send": message.json])
         case .close(let connection, let code): ["close": id(connection), "code": .int(code.rawValue)]
         case .persist(let record): ["persist": json(record)]
         case .awaitPersistence: "await_persistence"
         case .ended: "ended"
-        case .forward(let frame, let recipients): ["forward": json(frame), "to": json(recipients)]
+        case .forward(let frame, let route): json(route, adding: ["forward": json(frame)])
         case .encodePCM(let frame, let speaker): ["encode_pcm": json(frame), "speaker": id(speaker)]
         case .mediaDropped(let reason): ["media_dropped": .string(reason.rawValue)]
-        case .mix(let frame): ["mix": json(frame)]
         case .mixSubscriber(let connection, let minus): ["mix_subscriber": id(connection), "minus": minus.map { .int($0) } ?? .null]
         case .mixUnsubscriber(let connection): ["mix_unsubscriber": id(connection)]
         case .mixDropSource(let source): ["mix_drop_source": .int(source)]
@@ -89,19 +110,28 @@ enum OutputJSON {
         }
     }
 
-    static func json(_ recipients: LiveEvent.Recipients) -> JSONValue {
-        switch recipients {
-        case .one(let connection): [id(connection)]
-        case .all: "all"
-        case .allExcept(let connection): ["all_except": id(connection)]
-        }
+    /// A route as fixtures write it, the whole value: `to` (WebSocket connections) always;
+    /// `sessions`, `links`, `queue`, `mix`, `measure_level` unless they have their default
+    /// (none, none, control, false, false).
+    static func json(_ route: LiveEvent.Route, adding fields: [String: JSONValue]) -> JSONValue {
+        var fields = fields
+        fields["to"] = json(route.sockets)
+        if !route.sessions.isNone { fields["sessions"] = json(route.sessions) }
+        if !route.links.isNone { fields["links"] = json(route.links) }
+        if route.queue != .control { fields["queue"] = .string(route.queue.rawValue) }
+        if route.mix { fields["mix"] = true }
+        if route.measureLevel { fields["measure_level"] = true }
+        return .object(fields)
     }
 
-    static func json(_ recipients: LiveEvent.MediaRecipients) -> JSONValue {
-        switch recipients {
+    static func json(_ audience: LiveEvent.Audience) -> JSONValue {
+        switch audience {
+        case .none: []
         case .one(let connection): [id(connection)]
+        case .only(let connections): .array(connections.map(id))
+        case .all: "all"
         case .allExcept(let connection, let skipping):
-            ["all_except": id(connection), "skipping": .array(skipping.sorted().map(id))]
+            skipping.isEmpty ? ["all_except": id(connection)] : ["all_except": id(connection), "skipping": .array(skipping.sorted().map(id))]
         }
     }
 
@@ -144,17 +174,20 @@ enum OutputJSON {
     static func id(_ connection: ConnectionID) -> JSONValue { .int(connection.rawValue) }
     static func ms(_ time: Timestamp) -> JSONValue { .int(time.milliseconds) }
 
+    /// What an `ignore` entry may name: output kinds, and the type of any message the engine sends.
+    static let ignorable: Set<String> = Set(["persist", "await_persistence", "forward", "encode_pcm", "media_dropped", "mix_subscriber",
+                                             "mix_drop_source"]).union(LiveEvent.MessageType.allCases.map(\.rawValue))
+
     /// Whether the fixture's `ignore` list drops this output.
     static func isIgnored(_ output: LiveEvent.Output, by ignore: Set<String>) -> Bool {
         switch output {
         case .persist: ignore.contains("persist")
         case .awaitPersistence: ignore.contains("await_persistence")
-        case .send(let message, _): message["type"]?.stringValue.map(ignore.contains) ?? false
+        case .send(let message, _): ignore.contains(message.type.rawValue)
         case .close, .ended: false
         case .forward: ignore.contains("forward")
         case .encodePCM: ignore.contains("encode_pcm")
         case .mediaDropped: ignore.contains("media_dropped")
-        case .mix: ignore.contains("mix")
         case .mixSubscriber, .mixUnsubscriber: ignore.contains("mix_subscriber")
         case .mixDropSource: ignore.contains("mix_drop_source")
         case .recordingStart, .recordingStop: false
@@ -176,16 +209,33 @@ struct FixtureRunner {
     init(name: String, fixture: JSONValue) throws {
         self.name = name
         self.fixture = fixture
+        try FixtureKeys.check(fixture, allowed: ["description", "event", "configuration", "ignore", "steps"], name)
         guard fixture["description"]?.stringValue?.isEmpty == false else { throw FixtureError("\(name): no description") }
+        try FixtureKeys.check(fixture["event"], allowed: ["event_id", "host", "at", "expect"], "\(name): event")
+        try FixtureKeys.check(fixture["event"]?["host"], allowed: ["user_id", "username"], "\(name): event.host")
         guard let eventSpec = fixture["event"], let eventID = eventSpec["event_id"]?.stringValue,
             let hostSpec = eventSpec["host"], let hostID = hostSpec["user_id"]?.stringValue,
             let at = eventSpec["at"]?.intValue
         else { throw FixtureError("\(name): event needs event_id, host.user_id and at") }
         let host = UserIdentity(userID: hostID, username: hostSpec["username"]?.stringValue ?? hostID, verified: true)
-        ignore = Set((fixture["ignore"]?.arrayValue ?? []).compactMap(\.stringValue))
+        let ignoreEntries = try (fixture["ignore"]?.arrayValue ?? []).map { entry in
+            guard let text = entry.stringValue, OutputJSON.ignorable.contains(text) else {
+                throw FixtureError("\(name): ignore entry \(entry.jsonText) names no output kind or message type")
+            }
+            return text
+        }
+        ignore = Set(ignoreEntries)
         event = LiveEvent(eventID: eventID, host: host, now: Timestamp(milliseconds: Int64(at)),
                           configuration: try Self.configuration(fixture["configuration"], name: name))
     }
+
+    /// Every input a step may have (exactly one), with the keys that may come with it.
+    static let stepInputs: [String: Set<String>] = [
+        "host_connected": ["join_url"], "join": ["user"], "media_listener": ["user", "video"], "publisher": ["user"],
+        "from": ["message", "raw"], "disconnected": [], "media": ["frame"], "encoded_audio": ["frame"],
+        "mix_subscribe": [], "mix_unsubscribe": [], "levels": [], "tick": [], "shutdown": [],
+    ]
+    static let stepKeys: Set<String> = ["at", "expect", "wake_up"]
 
     static func configuration(_ spec: JSONValue?, name: String) throws -> LiveEventConfiguration {
         var configuration = LiveEventConfiguration()
@@ -207,19 +257,27 @@ struct FixtureRunner {
         return configuration
     }
 
-    mutating func drain() -> [JSONValue] {
+    /// Every output of the engine since the last call, minus the ignored ones. A message whose
+    /// typed `type` differs from its JSON's is recorded as an issue (counters read the typed one).
+    mutating func drain(sourceLocation: SourceLocation = #_sourceLocation) -> [JSONValue] {
         var outputs: [JSONValue] = []
         while let output = event.pollOutput() {
+            if case .send(let message, _) = output,
+                message.json["type"]?.stringValue != message.type.rawValue
+                    || message.json["code"]?.stringValue != message.errorCode?.rawValue {
+                Issue.record("\(name): message typed \(message.type.rawValue)/\(message.errorCode?.rawValue ?? "-") is \(message.json.jsonText)",
+                             sourceLocation: sourceLocation)
+            }
             if !OutputJSON.isIgnored(output, by: ignore) { outputs.append(OutputJSON.json(output)) }
         }
         return outputs
     }
 
-    /// Runs every step; returns the number of mismatches.
+    /// Runs every step; returns the number of mismatches. Throws on a malformed fixture.
     @discardableResult
     mutating func run(sourceLocation: SourceLocation = #_sourceLocation) throws -> Int {
         var failures = 0
-        let created = drain()
+        let created = drain(sourceLocation: sourceLocation)
         createdOutputs = created
         let expectedAtStart = fixture["event"]?["expect"]?.arrayValue ?? []
         if created != expectedAtStart {
@@ -228,64 +286,74 @@ struct FixtureRunner {
         }
         guard let steps = fixture["steps"]?.arrayValue, !steps.isEmpty else { throw FixtureError("\(name): no steps") }
         for (index, step) in steps.enumerated() {
+            let input = try FixtureKeys.input(of: step, among: Set(Self.stepInputs.keys), "\(name): step \(index)")
+            try FixtureKeys.check(step, allowed: Self.stepKeys.union([input]).union(Self.stepInputs[input] ?? []), "\(name): step \(index)")
+            try FixtureKeys.check(step["user"], allowed: ["user_id", "username", "verified"], "\(name): step \(index) user")
+            try FixtureKeys.check(step["frame"], allowed: MediaFixtures.frameKeys, "\(name): step \(index) frame")
             guard let at = step["at"]?.intValue else { throw FixtureError("\(name): step \(index) has no at") }
             guard let expected = step["expect"]?.arrayValue else { throw FixtureError("\(name): step \(index) has no expect list") }
             let now = Timestamp(milliseconds: Int64(at))
             var decodeError: JSONValue?
             let label: String
-            if let c = step["host_connected"]?.intValue {
-                label = "host_connected \(c)"
+            func connection() throws -> ConnectionID {
+                guard let c = step[input]?.intValue, c >= 0 else { throw FixtureError("\(name): step \(index) \(input) needs a connection number") }
+                return ConnectionID(UInt64(c))
+            }
+            func identity() throws -> UserIdentity {
+                guard let user = step["user"], let userID = user["user_id"]?.stringValue else {
+                    throw FixtureError("\(name): step \(index) \(input) needs user.user_id")
+                }
+                return UserIdentity(userID: userID, username: user["username"]?.stringValue ?? userID, verified: user["verified"]?.boolValue ?? false)
+            }
+            switch input {
+            case "host_connected":
+                let c = try connection()
+                label = "host_connected \(c.rawValue)"
                 let url = step["join_url"]?.stringValue ?? "ws://example/ws/stream/live/join/event/\(event.eventID)/"
-                event.handle(.hostConnected(ConnectionID(UInt64(c)), joinURL: url), now: now)
-            } else if let c = step["join"]?.intValue {
-                guard let user = step["user"], let userID = user["user_id"]?.stringValue else {
-                    throw FixtureError("\(name): step \(index) join needs user.user_id")
-                }
-                label = "join \(c) as \(userID)"
-                let identity = UserIdentity(userID: userID, username: user["username"]?.stringValue ?? userID,
-                                            verified: user["verified"]?.boolValue ?? false)
-                event.handle(.join(ConnectionID(UInt64(c)), identity), now: now)
-            } else if let c = step["media_listener"]?.intValue ?? step["publisher"]?.intValue {
-                guard let user = step["user"], let userID = user["user_id"]?.stringValue else {
-                    throw FixtureError("\(name): step \(index) media_listener/publisher needs user.user_id")
-                }
-                let identity = UserIdentity(userID: userID, username: user["username"]?.stringValue ?? userID,
-                                            verified: user["verified"]?.boolValue ?? false)
-                if step["publisher"] != nil {
-                    label = "publisher \(c) for \(userID)"
-                    event.handle(.publisherConnected(ConnectionID(UInt64(c)), identity), now: now)
-                } else {
-                    label = "media listener \(c) as \(userID)"
-                    event.handle(.mediaListenerJoined(ConnectionID(UInt64(c)), identity), now: now)
-                }
-            } else if let c = step["from"]?.intValue {
+                event.handle(.hostConnected(c, joinURL: url), now: now)
+            case "join":
+                let (c, user) = (try connection(), try identity())
+                label = "join \(c.rawValue) as \(user.userID)"
+                event.handle(.join(c, user), now: now)
+            case "media_listener":
+                let (c, user) = (try connection(), try identity())
+                label = "media listener \(c.rawValue) as \(user.userID)"
+                event.handle(.mediaListenerJoined(c, user, video: step["video"]?.boolValue ?? false), now: now)
+            case "publisher":
+                let (c, user) = (try connection(), try identity())
+                label = "publisher \(c.rawValue) for \(user.userID)"
+                event.handle(.publisherConnected(c, user), now: now)
+            case "from":
+                let c = try connection()
                 let text = try FixtureStep.clientText(step, fixture: name, index: index)
-                label = "from \(c): \(text.prefix(120))"
+                label = "from \(c.rawValue): \(text.prefix(120))"
                 do {
                     // Exactly what the transport does with a text frame.
                     let command = try LiveCommand.decode(Array(text.utf8))
-                    event.handle(.command(ConnectionID(UInt64(c)), command), now: now)
+                    event.handle(.command(c, command), now: now)
                 } catch {
-                    decodeError = ["send": error.json, "to": [.int(c)]]
+                    decodeError = ["send": error.json, "to": [.int(Int(c.rawValue))]]
                 }
-            } else if let c = step["disconnected"]?.intValue {
-                label = "disconnected \(c)"
-                event.handle(.disconnected(ConnectionID(UInt64(c))), now: now)
-            } else if let c = step["media"]?.intValue {
+            case "disconnected":
+                let c = try connection()
+                label = "disconnected \(c.rawValue)"
+                event.handle(.disconnected(c), now: now)
+            case "media":
+                let c = try connection()
                 let frame = try MediaFixtures.frame(step["frame"], name: name, step: index)
-                label = "media from \(c): kind \(frame.header.kind.rawValue) seq \(frame.header.sequence)"
-                event.handle(.media(ConnectionID(UInt64(c)), frame), now: now)
-            } else if let c = step["encoded_audio"]?.intValue {
+                label = "media from \(c.rawValue): kind \(frame.header.kind.rawValue) seq \(frame.header.sequence)"
+                event.handle(.media(c, frame), now: now)
+            case "encoded_audio":
+                let c = try connection()
                 let frame = try MediaFixtures.frame(step["frame"], name: name, step: index)
-                label = "encoded audio of \(c) seq \(frame.header.sequence)"
-                event.handle(.encodedAudio(speaker: ConnectionID(UInt64(c)), frame), now: now)
-            } else if let c = step["mix_subscribe"]?.intValue {
-                label = "mix_subscribe \(c)"
-                event.handle(.mixSubscription(ConnectionID(UInt64(c)), subscribed: true), now: now)
-            } else if let c = step["mix_unsubscribe"]?.intValue {
-                label = "mix_unsubscribe \(c)"
-                event.handle(.mixSubscription(ConnectionID(UInt64(c)), subscribed: false), now: now)
-            } else if let levels = step["levels"]?.objectValue {
+                label = "encoded audio of \(c.rawValue) seq \(frame.header.sequence)"
+                event.handle(.encodedAudio(speaker: c, frame), now: now)
+            case "mix_subscribe", "mix_unsubscribe":
+                let c = try connection()
+                label = "\(input) \(c.rawValue)"
+                event.handle(.mixSubscription(c, subscribed: input == "mix_subscribe"), now: now)
+            case "levels":
+                guard let levels = step["levels"]?.objectValue else { throw FixtureError("\(name): step \(index) levels must be an object") }
                 label = "levels"
                 var measured: [UInt32: UInt8] = [:]
                 for (source, level) in levels {
@@ -293,14 +361,15 @@ struct FixtureRunner {
                     measured[id] = UInt8(clamping: value)
                 }
                 event.handle(.measuredLevels(measured), now: now)
-            } else if step["tick"]?.boolValue == true {
-                label = "tick"
-                event.handle(.tick, now: now)
-            } else {
+            case "tick", "shutdown":
+                guard step[input]?.boolValue == true else { throw FixtureError("\(name): step \(index) \(input) must be true") }
+                label = input
+                event.handle(input == "tick" ? .tick : .shutdown, now: now)
+            default:
                 throw FixtureError("\(name): step \(index) has no input")
             }
             var actual = decodeError.map { [$0] } ?? []
-            actual += drain()
+            actual += drain(sourceLocation: sourceLocation)
             let wakeUp: JSONValue = event.nextWakeUp.map { .int($0.milliseconds) } ?? .null
             transcript.append((actual, wakeUp))
             if actual != expected {

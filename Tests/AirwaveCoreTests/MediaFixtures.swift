@@ -40,6 +40,10 @@ enum MediaFixtures {
     /// A step's `frame`: `kind`, `flags`, `sequence`, `timestamp`, and the payload as
     /// `payload_hex`, `payload_size` (zero bytes), or `packet: {"file", "index"}` from a fixture file
     /// (screen files also give flags and timestamp unless the step sets them).
+    /// The keys a step's `frame` may have.
+    static let frameKeys: Set<String> = ["kind", "flags", "sequence", "timestamp", "source_id", "audio_level", "payload_hex",
+                                         "payload_size", "packet"]
+
     static func frame(_ spec: JSONValue?, name: String, step: Int) throws -> MediaFrame {
         guard let spec, let kindValue = spec["kind"]?.intValue, let kind = MediaFrameHeader.Kind(rawValue: UInt8(kindValue)) else {
             throw FixtureError("\(name): step \(step) needs frame.kind 1, 2 or 3")

@@ -14,7 +14,7 @@ struct MediaOnlyCountTests {
     static func listedUsers(_ event: inout LiveEvent) -> [String]? {
         var last: [String]?
         while let output = event.pollOutput() {
-            if case .send(let json, _) = output, json["type"] == "participant_list",
+            if case .send(let message, _) = output, case let json = message.json, message.type == .participantList,
                let entries = json["participants"]?.arrayValue {
                 last = entries.compactMap { $0["user_id"]?.stringValue }
             }
@@ -33,12 +33,12 @@ struct MediaOnlyCountTests {
         }
         step(.hostConnected(ConnectionID(1), joinURL: "ws://x/"))
         step(.join(ConnectionID(2), Self.vera))
-        step(.mediaListenerJoined(ConnectionID(10), Self.vera))
+        step(.mediaListenerJoined(ConnectionID(10), Self.vera, video: false))
         #expect(event.participantCount == 1)
         #expect(Self.listedUsers(&event) == ["h1", "u4"])
 
-        step(.mediaListenerJoined(ConnectionID(11), Self.guest))
-        step(.mediaListenerJoined(ConnectionID(12), Self.host))  // the host monitoring its own event
+        step(.mediaListenerJoined(ConnectionID(11), Self.guest, video: false))
+        step(.mediaListenerJoined(ConnectionID(12), Self.host, video: false))  // the host monitoring its own event
         #expect(event.participantCount == 2)
         #expect(Self.listedUsers(&event) == ["h1", "u4", "whep-abc"])
 
@@ -62,11 +62,11 @@ struct MediaOnlyCountTests {
         event.handle(.hostConnected(ConnectionID(1), joinURL: "ws://x/"), now: Timestamp(milliseconds: 0))
         event.handle(.join(ConnectionID(2), Self.vera), now: Timestamp(milliseconds: 1))
         while event.pollOutput() != nil {}
-        event.handle(.mediaListenerJoined(ConnectionID(10), Self.vera), now: Timestamp(milliseconds: 2))
+        event.handle(.mediaListenerJoined(ConnectionID(10), Self.vera, video: false), now: Timestamp(milliseconds: 2))
         event.handle(.disconnected(ConnectionID(10)), now: Timestamp(milliseconds: 3))
         var types: [String] = []
         while let output = event.pollOutput() {
-            if case .send(let json, _) = output, let type = json["type"]?.stringValue { types.append(type) }
+            if case .send(let message, _) = output { types.append(message.type.rawValue) }
         }
         #expect(!types.contains("participant_joined"))
         #expect(!types.contains("participant_left"))

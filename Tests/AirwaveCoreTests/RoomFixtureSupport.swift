@@ -142,7 +142,10 @@ struct RoomFixtureRunner {
     init(name: String, fixture: JSONValue) throws {
         self.name = name
         self.fixture = fixture
+        try FixtureKeys.check(fixture, allowed: ["description", "room", "ignore", "steps"], name)
         guard fixture["description"]?.stringValue?.isEmpty == false else { throw FixtureError("\(name): no description") }
+        try FixtureKeys.check(fixture["room"], allowed: ["room_id", "host_user_id", "restored", "chat_history_limit", "queue_limit"], "\(name): room")
+        try FixtureKeys.check(fixture["room"]?["restored"], allowed: ["queue", "current_song", "playback", "chat"], "\(name): room.restored")
         guard let roomSpec = fixture["room"], let roomID = roomSpec["room_id"]?.stringValue else {
             throw FixtureError("\(name): room needs room_id")
         }
@@ -159,6 +162,10 @@ struct RoomFixtureRunner {
                              queueLimit: roomSpec["queue_limit"]?.intValue ?? ListeningRoom.defaultQueueLimit)
     }
 
+    /// Every input a step may have (exactly one), with the keys that may come with it.
+    static let stepInputs: [String: Set<String>] = ["join": ["member"], "leave": [], "from": ["message", "raw"]]
+    static let stepKeys: Set<String> = ["at", "expect", "member_count", "queue_order"]
+
     /// Every output of the step, none ignored.
     mutating func drain() -> [ListeningRoom.Output] {
         var outputs: [ListeningRoom.Output] = []
@@ -172,6 +179,9 @@ struct RoomFixtureRunner {
         var failures = 0
         guard let steps = fixture["steps"]?.arrayValue, !steps.isEmpty else { throw FixtureError("\(name): no steps") }
         for (index, step) in steps.enumerated() {
+            let input = try FixtureKeys.input(of: step, among: Set(Self.stepInputs.keys), "\(name): step \(index)")
+            try FixtureKeys.check(step, allowed: Self.stepKeys.union([input]).union(Self.stepInputs[input] ?? []), "\(name): step \(index)")
+            try FixtureKeys.check(step["member"], allowed: ["user_id", "name", "verified"], "\(name): step \(index) member")
             guard let at = step["at"]?.intValue else { throw FixtureError("\(name): step \(index) has no at") }
             guard let expected = step["expect"]?.arrayValue else { throw FixtureError("\(name): step \(index) has no expect list") }
             let now = Timestamp(milliseconds: Int64(at))

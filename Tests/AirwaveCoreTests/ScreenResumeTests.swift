@@ -13,10 +13,10 @@ import Testing
         while let output = event.pollOutput() { all.append(output) }
         return all
     }
-    func keyframeRequests(_ outputs: [LiveEvent.Output]) -> [LiveEvent.Recipients] {
+    func keyframeRequests(_ outputs: [LiveEvent.Output]) -> [LiveEvent.Audience] {
         outputs.compactMap { output in
-            guard case .send(let message, let to) = output, message["type"] == "keyframe_request" else { return nil }
-            return to
+            guard case .send(let message, let route) = output, message.type == .keyframeRequest else { return nil }
+            return route.sockets
         }
     }
     _ = outputs(.hostConnected(ConnectionID(1), joinURL: "ws://x/"), at: 0)

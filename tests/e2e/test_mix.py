@@ -213,6 +213,44 @@ def test_active_speakers_loudest_first_at_most_four_a_second(server):
     run(main(), 90)
 
 
+def test_active_speakers_without_mix_or_client_levels(server):
+    """An ordinary event: nobody takes the mix, no client sends a level. The server decodes each
+    speaker's audio for its level (the engine's `measure_level` route), so listeners still learn
+    who is talking, loudest first, at most 4 a second, and an empty list once everyone stopped."""
+    async def main():
+        from test_media import live_event
+        ws, host_tap, event_id, (listener, cohost), (tap, cohost_tap) = await live_event(server, listeners=2)
+        await make_cohost(ws, host_tap, cohost, cohost_tap)
+        start = len(tap)
+        t0 = time.monotonic()
+        # The host sends Opus speech without a level; the co-host sends a quiet tone as PCM (the
+        # server encodes it, then measures the encoded Opus): about −26 dBFS, level ≈ 98.
+        cohost_pacer = PCMPacer(cohost.ws, TONE_440, gain=0.1)
+        for i in range(100):
+            await ws.send(media(KIND_OPUS, SPEECH[i % len(SPEECH)], seq=i, ts=i * 960))
+            await asyncio.sleep(max(0, t0 + (i + 1) * 0.02 - time.monotonic()))
+        await cohost_pacer.stop()
+        elapsed = time.monotonic() - t0
+        # Levels go stale 400 ms after the last packet: the list then empties.
+        await tap.wait_text("active_speakers", 5, start=start, pred=lambda m: m["speakers"] == [])
+        await sync_point(ws, tap)
+        lists = [m["speakers"] for m in tap.texts(start, type_="active_speakers")]
+        host_id = listener.state["host"]["user_id"]
+        both = [s for s in lists if {e["user_id"] for e in s} == {host_id, cohost.user_id}]
+        assert both, lists
+        levels = {e["user_id"]: e["level"] for e in both[-1]}
+        assert 85 <= levels[cohost.user_id] <= 110, both[-1]
+        assert [e["level"] for e in both[-1]] == sorted(levels.values(), reverse=True), both[-1]
+        assert lists[-1] == [], lists
+        # At most 4 a second (plus the final empty list), never the same list twice in a row.
+        assert len(lists) <= 4 * elapsed + 2, (len(lists), elapsed)
+        assert all(a != b for a, b in zip(lists, lists[1:])), lists
+        # Separate streams still went out: the listener heard the host's packets.
+        assert any(is_media()(f) for _, f in tap.frames[start:]), "no media reached the listener"
+        await close_all(ws, listener.ws, cohost.ws)
+    run(main(), 90)
+
+
 # ---------------------------------------------------------------------------- recording
 def http_request(srv, path, tok=None):
     conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=10)

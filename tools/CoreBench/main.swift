@@ -28,12 +28,14 @@ struct FrameCounter {
 
     mutating func drain(_ event: inout LiveEvent) {
         while let output = event.pollOutput() {
-            guard case .send(let message, let recipients) = output else { continue }
+            guard case .send(let message, let route) = output else { continue }
             var buffer = ByteBuffer()
-            message.write(into: &buffer)  // encoded once, as the driver does
+            message.json.write(into: &buffer)  // encoded once, as the driver does
             let n: Int
-            switch recipients {
+            switch route.sockets {
+            case .none: n = 0
             case .one: n = 1
+            case .only(let list): n = list.count
             case .all: n = connections
             case .allExcept: n = connections - 1
             }

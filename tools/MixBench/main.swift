@@ -4,6 +4,8 @@
 // outputs. Two plans per speaker count: the full mix only (listeners, recording) and the full
 // mix plus one mix-minus per speaker (every speaker listens to the mix: the worst case).
 //
+// A second table measures the level meter alone (decode only) for the same speaker counts.
+//
 // Usage: airwave-mix-bench [--ticks N] [--speakers 1,4,10] [--fixtures DIR]
 // Build it in release mode for meaningful numbers: swift build -c release --product airwave-mix-bench
 
@@ -85,4 +87,32 @@ for speakers in options.speakerCounts {
         let label = withMinus ? "full + \(speakers) mix-minus (\(speakers + 1))" : "full mix only (1)"
         print("| \(speakers) | \(label) | \(String(format: "%.0f", perTick)) | \(String(format: "%.1f %%", perTick / 200)) |")
     }
+}
+
+// The level meter (AirwaveMedia.LevelMeter): what an event without a mix spends for
+// `active_speakers` when clients send no level — every speaker's packets decoded, no mix, no encode.
+print("")
+print("| speakers | level meter: CPU µs per 20 ms of audio | per packet | share of one core |")
+print("|---:|---:|---:|---:|")
+/// CPU µs per 20 ms of audio for `speakers` sources measured by one meter.
+func levelMeterCost(speakers: Int, ticks: Int, speech: [[UInt8]]) -> Double {
+    var meter = LevelMeter()
+    var sink = 0
+    for tick in 0..<ticks {
+        for source in 1...speakers {
+            let packet = speech[(tick + source * 17) % speech.count]
+            let level = packet.withUnsafeBytes { meter.measure(source: UInt32(source), packet: $0) }
+            sink &+= Int(level?.rfc6464Level ?? 0)
+        }
+    }
+    return Double(sink)  // the caller prints it if negative (never): keeps the work observable
+}
+
+for speakers in options.speakerCounts {
+    _ = levelMeterCost(speakers: speakers, ticks: 50, speech: speech)  // warm-up
+    let start = cpuMicroseconds()
+    let observed = levelMeterCost(speakers: speakers, ticks: options.ticks, speech: speech)
+    let perTick = (cpuMicroseconds() - start) / Double(options.ticks)
+    print("| \(speakers) | \(String(format: "%.0f", perTick)) | \(String(format: "%.1f", perTick / Double(speakers))) | \(String(format: "%.2f %%", perTick / 200)) |")
+    if observed < 0 { print(observed) }
 }

@@ -20,7 +20,7 @@ extension LiveEvent {
         case (.switchToScreen(let config), .host):
             switchMode(to: .screen, screen: config, now: now)
         case (.endStream, .host):
-            end(reason: "host_ended", message: "The host ended the stream", now: now)
+            end(reason: "host_ended", notice: streamEnded("The host ended the stream"), now: now)
         case (.inviteCohost(let userID), .host(let hostConnection)):
             invite(userID, hostConnection: hostConnection, now: now)
         case (.removeCohost(let userID, let username), .host(let hostConnection)):
@@ -41,7 +41,7 @@ extension LiveEvent {
             setMuted(false, target: target, sender: sender, now: now)
         case (.keyframeRequest, .participant(let participant)):
             if let hostConnection, keyframeGate.allow(now: now) {
-                emit(.send(LiveServerMessage.keyframeRequest(fromUserID: participant.user.userID), to: .one(hostConnection)))
+                send(.keyframeRequest, LiveServerMessage.keyframeRequest(fromUserID: participant.user.userID), to: .one(hostConnection))
             }
         case (.recordingStart, .host(let hostConnection)):
             startRecording(host: hostConnection, now: now)
@@ -86,8 +86,8 @@ extension LiveEvent {
             screenPipeline.clear()
         }
         emit(.persist(.modeChanged(eventID: eventID, mode: newMode, at: now)))
-        emit(.send(LiveServerMessage.streamModeChanged(mode: newMode.rawValue, screen: config), to: .all))
-        emit(.send(LiveServerMessage.legacyModeNotice(mode: newMode.rawValue, screen: config), to: .all))
+        send(.streamModeChanged, LiveServerMessage.streamModeChanged(mode: newMode.rawValue, screen: config), to: .all)
+        send(newMode == .screen ? .screenSharingStarted : .audioStreamingStarted, LiveServerMessage.legacyModeNotice(mode: newMode.rawValue, screen: config), to: .all)
     }
 
     mutating func invite(_ userID: String, hostConnection: ConnectionID, now: Timestamp) {
@@ -107,7 +107,7 @@ extension LiveEvent {
             return sendError(cannot("already_cohost", "\(userID) is already a co-host."), to: hostConnection)
         }
         invites[userID] = now + configuration.inviteLifetime
-        emit(.send(LiveServerMessage.cohostInvite(fromUser: host.username, hostUserID: host.userID), to: .one(connection)))
+        send(.cohostInvite, LiveServerMessage.cohostInvite(fromUser: host.username, hostUserID: host.userID), to: .one(connection))
     }
 
     mutating func accept(_ participant: Participant, now: Timestamp) {
@@ -124,7 +124,7 @@ extension LiveEvent {
         speakers[userID] = SpeakerState(sourceID: sourceID, username: participant.user.username)
         participants[participant.connection]?.role = .cohost
         emit(.persist(.roleChanged(eventID: eventID, connection: participant.connection, role: .cohost, at: now)))
-        emit(.send(LiveServerMessage.cohostJoined(userID: userID, username: participant.user.username, sourceID: sourceID), to: .all))
+        send(.cohostJoined, LiveServerMessage.cohostJoined(userID: userID, username: participant.user.username, sourceID: sourceID), to: .all)
         refreshMixAssignment(participant.connection)
         speakingRoleChanged(userID)
         listThrottle.markChanged()
@@ -135,7 +135,7 @@ extension LiveEvent {
             return sendError(ProtocolError(.noPendingInvite, "There is no open invite for you."), to: participant.connection)
         }
         if let hostConnection {
-            emit(.send(LiveServerMessage.cohostRejected(userID: participant.user.userID, username: participant.user.username), to: .one(hostConnection)))
+            send(.cohostRejected, LiveServerMessage.cohostRejected(userID: participant.user.userID, username: participant.user.username), to: .one(hostConnection))
         }
     }
 
@@ -155,19 +155,14 @@ extension LiveEvent {
         connectionByUser[userID].flatMap { participants[$0]?.user.username } ?? speakers[userID]?.username
     }
 
-    /// Takes the speaking role away: the notice goes out before anything else the speaker could send.
+    /// Takes the speaking role away (the host removed the co-host, or it stepped down).
     mutating func demote(_ userID: String, removed: Bool, message: String, now: Timestamp) {
-        let username = displayName(of: userID) ?? userID
-        if let source = speakers[userID]?.sourceID { silenceSource(source) }
-        speakers[userID] = nil
-        if let connection = connectionByUser[userID] {
-            participants[connection]?.role = .listener
-            emit(.persist(.roleChanged(eventID: eventID, connection: connection, role: .listener, at: now)))
-        }
-        emit(.send(LiveServerMessage.cohostEnded(removed: removed, userID: userID, username: username, message: message), to: .all))
-        if let connection = connectionByUser[userID] { refreshMixAssignment(connection) }
-        speakingRoleChanged(userID)
-        listThrottle.markChanged()
+        endSpeakingRole(userID, removed ? .removed : .steppedDown, message: message, now: now)
+    }
+
+    /// `stream_ended` with this message.
+    func streamEnded(_ message: String) -> Message {
+        Message(.streamEnded, LiveServerMessage.streamEnded(eventID: eventID, message: message))
     }
 
     mutating func broadcastChat(_ text: String, from connection: ConnectionID, now: Timestamp) {
@@ -181,7 +176,7 @@ extension LiveEvent {
         // Nobody sees a message that a crash could still lose.
         emit(.persist(.chat(eventID: eventID, entry)))
         emit(.awaitPersistence)
-        emit(.send(LiveServerMessage.messageBroadcast(entry), to: .all))
+        send(.messageBroadcast, LiveServerMessage.messageBroadcast(entry), to: .all)
     }
 
     mutating func setMuted(_ muted: Bool, target: String?, sender: Sender, now: Timestamp) {
@@ -209,7 +204,7 @@ extension LiveEvent {
             speakers[targetID]?.muted = muted
             if muted { silenceSource(speaker.sourceID) }
         }
-        emit(.send(LiveServerMessage.muted(muted, userID: targetID), to: .all))
+        send(muted ? .muted : .unmuted, LiveServerMessage.muted(muted, userID: targetID), to: .all)
         listThrottle.markChanged()
     }
 }

@@ -24,26 +24,22 @@ extension LiveEvent {
         /// (0 = 0 dBov … 127 = silence), for `active_speakers`.
         case measuredLevels([UInt32: UInt8])
         /// A media-only listener connected (WHEP): it counts as a listener, hears the mix
-        /// (without its user's own voice) and sees the screen, but has no control channel.
-        case mediaListenerJoined(ConnectionID, UserIdentity)
+        /// (without its user's own voice) and, when its answer took a VP8 track (`video`), sees
+        /// a VP8 screen; it has no control channel.
+        case mediaListenerJoined(ConnectionID, UserIdentity, video: Bool)
         /// A media-only publisher connected (WHIP) for a verified user: accepted while that user
         /// is the host or a current co-host; its `media` is that user's voice. Closed when the
         /// user's speaking role ends.
         case publisherConnected(ConnectionID, UserIdentity)
-    }
-
-    /// Who receives a notice.
-    public enum Recipients: Sendable, Hashable {
-        case one(ConnectionID)
-        /// Every connection of the event, host included.
-        case all
-        case allExcept(ConnectionID)
+        /// The server is going away: `server_shutdown` to everyone, every connection closed with
+        /// 1001, the event ended (recorded with the reason `server_shutdown`).
+        case shutdown
     }
 
     /// What the driver must do, in order.
     public enum Output: Sendable, Hashable {
-        /// Encode once and send to the recipients.
-        case send(JSONValue, to: Recipients)
+        /// Encode once and send to the route's recipients.
+        case send(Message, Route)
         /// Close the connection with this code (any error frame was sent just before).
         case close(ConnectionID, CloseCode)
         /// Persist this record (in order, off the relay path).
@@ -52,14 +48,13 @@ extension LiveEvent {
         case awaitPersistence
         /// The event is over; the driver forgets it.
         case ended
-        /// Write this media frame (source id set) to the recipients, as one buffer for all.
-        case forward(MediaFrame, to: MediaRecipients)
+        /// Write this media frame (source id set) as the route says: one buffer for all its
+        /// WebSocket recipients, one packetization for all its sessions, the mixer, the level meter.
+        case forward(MediaFrame, Route)
         /// Encode this PCM frame of the speaker to Opus and hand the packets back as `encodedAudio`.
         case encodePCM(MediaFrame, speaker: ConnectionID)
         /// A media frame went nowhere (for the counters).
         case mediaDropped(MediaDropReason)
-        /// Hand this speaker's Opus frame (source id set) to the event mixer.
-        case mix(MediaFrame)
         /// This connection now receives the mix without `minus` (its own source; nil: the full
         /// mix). Sent when it subscribes and whenever its speaking role changes.
         case mixSubscriber(ConnectionID, minus: UInt32?)
@@ -78,13 +73,6 @@ extension LiveEvent {
     struct Recording: Sendable, Hashable {
         var name: String
         var startedAt: Timestamp
-    }
-
-    /// Who receives a media frame.
-    public enum MediaRecipients: Sendable, Hashable {
-        case one(ConnectionID)
-        /// Everyone in the event except the sender and the connections skipped (waiting for a keyframe).
-        case allExcept(ConnectionID, skipping: Set<ConnectionID>)
     }
 
     /// Why a media frame was not forwarded.

@@ -10,7 +10,7 @@ extension LiveEvent {
         var frame = frame
         switch frame.header.kind {
         case .opus, .pcm:
-            guard let speaker = audioSpeaker(sender) else {
+            guard let speaker = speakingRole(on: connection) else {
                 return refuseMedia(connection, "Only the host and co-hosts may publish audio.", now: now)
             }
             guard !speaker.muted else { return emit(.mediaDropped(.muted)) }
@@ -22,8 +22,7 @@ extension LiveEvent {
                 }
                 emit(.encodePCM(frame, speaker: connection))
             } else {
-                emit(.forward(frame, to: .allExcept(connection, skipping: separateAudioSkipping)))
-                audioAccepted(frame, now: now)
+                forwardAudio(frame, sockets: .allExcept(connection, skipping: separateAudioSkipping), now: now)
             }
         case .screen:
             guard case .host = sender else {
@@ -39,9 +38,9 @@ extension LiveEvent {
             frame.header.sourceID = Self.hostSourceID
             switch screenPipeline.accept(frame) {
             case .forward(let skipping):
-                emit(.forward(frame, to: .allExcept(connection, skipping: skipping)))
+                emit(.forward(frame, screenRoute(frame, sockets: .allExcept(connection, skipping: skipping), sessions: .all(skipping))))
             case .forwardAndRequestKeyframe(let skipping):
-                emit(.forward(frame, to: .allExcept(connection, skipping: skipping)))
+                emit(.forward(frame, screenRoute(frame, sockets: .allExcept(connection, skipping: skipping), sessions: .all(skipping))))
                 requestKeyframe(now: now)
             }
         }
@@ -49,26 +48,56 @@ extension LiveEvent {
 
     /// Opus encoded by the server from a speaker's PCM: the gate is checked again, since the
     /// speaker may have been demoted or muted while its audio was being encoded.
-    mutating func encodedAudio(_ frame: MediaFrame, speaker connection: ConnectionID) {
-        guard let sender = sender(connection), let speaker = audioSpeaker(sender) else { return emit(.mediaDropped(.gate)) }
+    mutating func encodedAudio(_ frame: MediaFrame, speaker connection: ConnectionID, now: Timestamp) {
+        guard let speaker = speakingRole(on: connection) else { return emit(.mediaDropped(.gate)) }
         guard !speaker.muted else { return emit(.mediaDropped(.muted)) }
         var frame = frame
         frame.header.sourceID = speaker.sourceID
         frame.header.kind = .opus
         frame.header.flags.remove(.stereo)
         frame.header.audioLevel = nil
-        emit(.forward(frame, to: .allExcept(connection, skipping: separateAudioSkipping)))
-        if isMixing { emit(.mix(frame)) }
+        forwardAudio(frame, sockets: .allExcept(connection, skipping: separateAudioSkipping), now: now)
     }
 
-    /// The source id and mute state of a sender allowed to publish audio, or nil.
-    func audioSpeaker(_ sender: Sender) -> (sourceID: UInt32, muted: Bool)? {
-        switch sender {
-        case .host: return (Self.hostSourceID, hostMuted)
-        case .participant(let participant):
-            guard participant.role == .cohost, let speaker = speakers[participant.user.userID] else { return nil }
-            return (speaker.sourceID, speaker.muted)
+    /// A speaker's accepted audio (source id set): a client level feeds `active_speakers`; the
+    /// route sends it to the sockets that hear separate streams, to the mixer while the mix
+    /// runs, and has its level measured when neither the client nor the mixer gives one.
+    mutating func forwardAudio(_ frame: MediaFrame, sockets: Audience, now: Timestamp) {
+        let source = frame.header.sourceID
+        if let level = frame.header.audioLevel {
+            clientLevelSources.insert(source)
+            speakerLevels.update(source: source, rfc6464: level, now: now)
         }
+        let opus = frame.header.kind == .opus
+        emit(.forward(frame, Route(sockets: sockets, queue: .audio, mix: opus && isMixing,
+                                   measureLevel: opus && !isMixing && !clientLevelSources.contains(source))))
+    }
+
+    /// Which media-only sessions a screen frame reaches.
+    enum ScreenSessions {
+        /// Every session that takes video, except these (waiting for a keyframe).
+        case all(Set<ConnectionID>)
+        case one(ConnectionID)
+    }
+
+    /// The route of a screen frame: its queue class (config frames are kept like control,
+    /// keyframes mark where a slow viewer may resume) and the media-only sessions that take it —
+    /// those whose answer took VP8 while the screen codec is VP8, never a config frame (VP8 has
+    /// none in band).
+    func screenRoute(_ frame: MediaFrame, sockets: Audience, sessions: ScreenSessions) -> Route {
+        let config = frame.header.flags.contains(.config)
+        let queue: QueueClass = config ? .config : frame.header.flags.contains(.keyframe) ? .screenKeyframe : .screen
+        var video: Audience = .none
+        if !config, !videoSessions.isEmpty, screen?.codec?.lowercased() == "vp8" {
+            switch sessions {
+            case .all(let skipping):
+                let eligible = videoSessions.subtracting(skipping).sorted()
+                if !eligible.isEmpty { video = .only(eligible) }
+            case .one(let connection):
+                if videoSessions.contains(connection) { video = .one(connection) }
+            }
+        }
+        return Route(sockets: sockets, sessions: video, queue: queue)
     }
 
     mutating func refuseMedia(_ connection: ConnectionID, _ message: String, now: Timestamp) {
@@ -82,8 +111,10 @@ extension LiveEvent {
     /// the next keyframe, which the host is asked for.
     mutating func catchUpOnScreen(_ connection: ConnectionID, now: Timestamp) {
         let (frames, needsKeyframe) = screenPipeline.join(connection)
+        let mediaOnly = participants[connection]?.mediaOnly == true
         for frame in frames {
-            emit(.forward(frame, to: .one(connection)))
+            let route = screenRoute(frame, sockets: mediaOnly ? .none : .one(connection), sessions: .one(connection))
+            if !route.sockets.isNone || !route.sessions.isNone { emit(.forward(frame, route)) }
         }
         if needsKeyframe { requestKeyframe(now: now) }
     }
@@ -91,6 +122,6 @@ extension LiveEvent {
     /// Asks the host for a keyframe on the server's own account (throttled with the listeners' requests).
     mutating func requestKeyframe(now: Timestamp) {
         guard let hostConnection, keyframeGate.allow(now: now) else { return }
-        emit(.send(LiveServerMessage.keyframeRequest(fromUserID: nil), to: .one(hostConnection)))
+        send(.keyframeRequest, LiveServerMessage.keyframeRequest(fromUserID: nil), to: .one(hostConnection))
     }
 }

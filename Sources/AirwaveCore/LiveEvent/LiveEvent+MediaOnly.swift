@@ -7,17 +7,18 @@ import AirwaveProtocol
 extension LiveEvent {
     /// A WHEP listener: a listener like any other for counts, lists and the screen, subscribed
     /// to the mix from the start.
-    mutating func joinMediaOnly(_ connection: ConnectionID, user: UserIdentity, now: Timestamp) {
+    mutating func joinMediaOnly(_ connection: ConnectionID, user: UserIdentity, video: Bool, now: Timestamp) {
         guard participants[connection] == nil, publishers[connection] == nil else { return }
         joinCounter += 1
         participants[connection] = Participant(connection: connection, user: user, role: .listener,
                                                joinSequence: joinCounter, mediaOnly: true)
         mediaListeners[user.userID, default: []].insert(connection)
+        if video { videoSessions.insert(connection) }
         emit(.persist(.participantJoined(eventID: eventID, connection: connection, user: user, role: .listener, at: now)))
         if isShadowed(user) {
             shadowedMediaListeners += 1
         } else if participantCount <= configuration.individualNoticeLimit {
-            emit(.send(LiveServerMessage.participantJoined(userID: user.userID, username: user.username), to: .all))
+            send(.participantJoined, LiveServerMessage.participantJoined(userID: user.userID, username: user.username), to: .all)
         }
         mixSubscribers.insert(connection)
         refreshMixAssignment(connection)
@@ -38,7 +39,7 @@ extension LiveEvent {
 
     /// A WHIP publisher: accepted for the host and for current co-hosts, refused otherwise.
     mutating func connectPublisher(_ connection: ConnectionID, user: UserIdentity) {
-        guard user.verified, publishingSpeaker(user.userID) != nil else {
+        guard user.verified, speakingRole(of: user.userID) != nil else {
             return refuse(connection, ProtocolError(.notAllowed, "Only the host and co-hosts may publish audio."))
         }
         publishers[connection] = user.userID
@@ -49,18 +50,10 @@ extension LiveEvent {
         publishers[connection] != nil
     }
 
-    /// The source id and mute state `userID` speaks with now: the host, or a co-host whose
-    /// WebSocket is connected (while it is away the role waits, and so does its audio).
-    func publishingSpeaker(_ userID: String) -> (sourceID: UInt32, muted: Bool)? {
-        if userID == host.userID { return (Self.hostSourceID, hostMuted) }
-        guard let speaker = speakers[userID], speaker.lapsesAt == nil else { return nil }
-        return (speaker.sourceID, speaker.muted)
-    }
-
     /// A publisher's audio, behind the same gates as WebSocket audio of its user. Nobody hears
     /// themselves: the user's own WebSocket and media-only listeners are left out too.
     mutating func publishedMedia(_ frame: MediaFrame, from connection: ConnectionID, userID: String, now: Timestamp) {
-        guard frame.header.kind == .opus, let speaker = publishingSpeaker(userID) else {
+        guard frame.header.kind == .opus, let speaker = speakingRole(of: userID) else {
             return emit(.mediaDropped(.gate))
         }
         guard !speaker.muted else { return emit(.mediaDropped(.muted)) }
@@ -68,16 +61,15 @@ extension LiveEvent {
         frame.header.sourceID = speaker.sourceID
         var skipping = separateAudioSkipping
         if let own = userID == host.userID ? hostConnection : connectionByUser[userID] { skipping.insert(own) }
-        emit(.forward(frame, to: .allExcept(connection, skipping: skipping)))
-        audioAccepted(frame, now: now)
+        forwardAudio(frame, sockets: .allExcept(connection, skipping: skipping), now: now)
     }
 
     /// The source a connection's mix leaves out: its own voice, whichever connection carries it.
     func ownSource(of connection: ConnectionID) -> UInt32? {
         if let participant = participants[connection], participant.mediaOnly {
-            return publishingSpeaker(participant.user.userID)?.sourceID
+            return speakingRole(of: participant.user.userID)?.sourceID
         }
-        return sender(connection).flatMap(audioSpeaker)?.sourceID
+        return speakingRole(on: connection)?.sourceID
     }
 
     /// The user's speaking role changed: its media-only listeners' mix follows, and when the

@@ -10,13 +10,13 @@ extension LiveEvent {
         }
         hostConnection = connection
         hostGraceEndsAt = nil
-        emit(.send(LiveServerMessage.streamLink(eventID: eventID, joinURL: joinURL, mode: mode.rawValue, resumed: resumed), to: .one(connection)))
+        send(.streamLink, LiveServerMessage.streamLink(eventID: eventID, joinURL: joinURL, mode: mode.rawValue, resumed: resumed), to: .one(connection))
         if resumed {
             // A resuming host needs the state it missed; a fresh one has nothing to catch up on.
-            emit(.send(streamState, to: .one(connection)))
-            emit(.send(LiveServerMessage.chatHistory(chat), to: .one(connection)))
-            emit(.send(participantList, to: .one(connection)))
-            emit(.send(LiveServerMessage.participantCount(participantCount), to: .one(connection)))
+            send(.streamState, streamState, to: .one(connection))
+            send(.chatHistory, LiveServerMessage.chatHistory(chat), to: .one(connection))
+            send(.participantList, participantList, to: .one(connection))
+            send(.participantCount, LiveServerMessage.participantCount(participantCount), to: .one(connection))
             if mode == .screen, !screenPipeline.awaitingKeyframe.isEmpty {
                 // Viewers who joined while the host was away still wait for a keyframe.
                 requestKeyframe(now: now)
@@ -59,13 +59,13 @@ extension LiveEvent {
         connectionByUser[user.userID] = connection
         shadowedMediaListeners += verifiedMediaListeners(of: user.userID)
         emit(.persist(.participantJoined(eventID: eventID, connection: connection, user: user, role: role, at: now)))
-        emit(.send(streamState, to: .one(connection)))
-        emit(.send(LiveServerMessage.chatHistory(chat), to: .one(connection)))
+        send(.streamState, streamState, to: .one(connection))
+        send(.chatHistory, LiveServerMessage.chatHistory(chat), to: .one(connection))
         if participantCount <= configuration.individualNoticeLimit {
-            emit(.send(LiveServerMessage.participantJoined(userID: user.userID, username: user.username), to: .all))
+            send(.participantJoined, LiveServerMessage.participantJoined(userID: user.userID, username: user.username), to: .all)
         }
         if role == .cohost, let sourceID = speakers[user.userID]?.sourceID {
-            emit(.send(LiveServerMessage.cohostJoined(userID: user.userID, username: user.username, sourceID: sourceID), to: .all))
+            send(.cohostJoined, LiveServerMessage.cohostJoined(userID: user.userID, username: user.username, sourceID: sourceID), to: .all)
             speakingRoleChanged(user.userID)
         }
         if mode == .screen { catchUpOnScreen(connection, now: now) }
@@ -84,11 +84,7 @@ extension LiveEvent {
         guard let participant = participants[connection] else { return }
         if participant.role == .cohost {
             // The role waits for a reconnect; listeners learn at once that the speaker is gone.
-            if let source = speakers[participant.user.userID]?.sourceID { silenceSource(source) }
-            speakers[participant.user.userID]?.lapsesAt = now + configuration.hostGrace
-            emit(.send(LiveServerMessage.cohostEnded(removed: false, userID: participant.user.userID, username: participant.user.username,
-                                                      message: "\(participant.user.username) disconnected"), to: .allExcept(connection)))
-            speakingRoleChanged(participant.user.userID)
+            endSpeakingRole(participant.user.userID, .disconnected, message: "\(participant.user.username) disconnected", now: now)
         }
         removeParticipant(connection, now: now, announce: true)
     }
@@ -98,11 +94,7 @@ extension LiveEvent {
         let userID = participant.user.userID
         invites[userID] = nil
         if participant.role == .cohost {
-            if let source = speakers[userID]?.sourceID { silenceSource(source) }
-            speakers[userID] = nil
-            emit(.send(LiveServerMessage.cohostEnded(removed: false, userID: userID, username: participant.user.username,
-                                                      message: "\(participant.user.username) left"), to: .all))
-            speakingRoleChanged(userID)
+            endSpeakingRole(userID, .left, message: "\(participant.user.username) left", now: now)
         }
         emit(.close(participant.connection, .normal))
         removeParticipant(participant.connection, now: now, announce: true)
@@ -111,6 +103,7 @@ extension LiveEvent {
     mutating func removeParticipant(_ connection: ConnectionID, now: Timestamp, announce: Bool) {
         guard let participant = participants.removeValue(forKey: connection) else { return }
         screenPipeline.leave(connection)
+        videoSessions.remove(connection)
         mediaErrorGates[connection] = nil
         var announce = announce
         if participant.mediaOnly {
@@ -129,21 +122,22 @@ extension LiveEvent {
         }
         emit(.persist(.participantLeft(eventID: eventID, connection: connection, at: now)))
         if announce, participantCount < configuration.individualNoticeLimit {
-            emit(.send(LiveServerMessage.participantLeft(userID: participant.user.userID, username: participant.user.username), to: .all))
+            send(.participantLeft, LiveServerMessage.participantLeft(userID: participant.user.userID, username: participant.user.username), to: .all)
         }
         membershipChanged()
     }
 
-    /// Ends the event for everyone: the notice, the record, then every connection closed with 1000.
-    mutating func end(reason: String, message: String, now: Timestamp) {
+    /// Ends the event for everyone: the notice, the record, then every connection closed
+    /// (1000; 1001 when the server goes away), each participant's leaving recorded.
+    mutating func end(reason: String, notice: Message, closeCode: CloseCode = .normal, now: Timestamp) {
         // Ending the event ends its recording; the file is finished before anyone is closed.
         stopRecording(host: nil, now: now)
         mixSubscribers.removeAll()
         mixAssignments.removeAll()
-        emit(.send(LiveServerMessage.streamEnded(eventID: eventID, message: message), to: .all))
+        emit(.send(notice, .control(.all)))
         emit(.persist(.eventEnded(eventID: eventID, reason: reason, at: now)))
         for connection in connections {
-            emit(.close(connection, .normal))
+            emit(.close(connection, closeCode))
         }
         for connection in participants.keys.sorted() {
             emit(.persist(.participantLeft(eventID: eventID, connection: connection, at: now)))
@@ -151,6 +145,7 @@ extension LiveEvent {
         participants.removeAll()
         connectionByUser.removeAll()
         mediaListeners.removeAll()
+        videoSessions.removeAll()
         shadowedMediaListeners = 0
         publishers.removeAll()
         hostConnection = nil
@@ -162,7 +157,7 @@ extension LiveEvent {
 
     mutating func expireTimers(now: Timestamp) {
         if let graceEnd = hostGraceEndsAt, graceEnd <= now {
-            end(reason: "host_timeout", message: "The host disconnected and did not come back", now: now)
+            end(reason: "host_timeout", notice: streamEnded("The host disconnected and did not come back"), now: now)
             return
         }
         if invites.values.contains(where: { $0 <= now }) {

@@ -42,28 +42,12 @@ extension LiveEvent {
     /// Who gets a speaker's own stream: everyone but the sender and the mix subscribers.
     var separateAudioSkipping: Set<ConnectionID> { mixSubscribers }
 
-    /// A speaker's accepted audio: its client level (if any) feeds `active_speakers`, and the
-    /// frame goes to the mixer while the mix runs.
-    mutating func audioAccepted(_ frame: MediaFrame, now: Timestamp) {
-        if let level = frame.header.audioLevel {
-            clientLevelSources.insert(frame.header.sourceID)
-            speakerLevels.update(source: frame.header.sourceID, rfc6464: level, now: now)
-        }
-        if isMixing, frame.header.kind == .opus { emit(.mix(frame)) }
-    }
-
-    /// Levels measured by the mixer; a source whose client sends levels keeps its own.
+    /// Levels measured by the mixer or the level meter; a source whose client sends levels keeps its own.
     mutating func measuredLevels(_ levels: [UInt32: UInt8], now: Timestamp) {
         for (source, level) in levels.sorted(by: { $0.key < $1.key }) where !clientLevelSources.contains(source) {
             guard isAudible(source) else { continue }
             speakerLevels.update(source: source, rfc6464: level, now: now)
         }
-    }
-
-    /// True when the source belongs to a connected, unmuted speaker.
-    func isAudible(_ source: UInt32) -> Bool {
-        if source == Self.hostSourceID { return hostConnection != nil && !hostMuted }
-        return speakers.values.contains { $0.sourceID == source && !$0.muted && $0.lapsesAt == nil }
     }
 
     /// A speaker's audio stops (mute, demotion, leaving): out of the mix and the level list at
@@ -84,13 +68,13 @@ extension LiveEvent {
     mutating func flushActiveSpeakers(now: Timestamp) {
         guard let list = speakerLevels.poll(now: now) else { return }
         let speakers = list.compactMap { entry in userID(forSource: entry.source).map { (userID: $0, level: entry.level) } }
-        emit(.send(LiveServerMessage.activeSpeakers(speakers), to: .all))
+        send(.activeSpeakers, LiveServerMessage.activeSpeakers(speakers), to: .all)
     }
 
     mutating func startRecording(host connection: ConnectionID, now: Timestamp) {
         if let recording {
             // Already running: the host is told so, nothing restarts.
-            return emit(.send(LiveServerMessage.recordingStarted(name: recording.name, startedAt: recording.startedAt), to: .one(connection)))
+            return send(.recordingStarted, LiveServerMessage.recordingStarted(name: recording.name, startedAt: recording.startedAt), to: .one(connection))
         }
         // Each recording is a file on the server's disk: an event makes a bounded number of them.
         guard recordingCount < configuration.recordingLimit else {
@@ -101,7 +85,7 @@ extension LiveEvent {
         let started = Recording(name: "\(recordingCount).opus", startedAt: now)
         recording = started
         emit(.recordingStart(name: started.name))
-        emit(.send(LiveServerMessage.recordingStarted(name: started.name, startedAt: now), to: .all))
+        send(.recordingStarted, LiveServerMessage.recordingStarted(name: started.name, startedAt: now), to: .all)
     }
 
     mutating func stopRecording(host connection: ConnectionID?, now: Timestamp) {
@@ -111,6 +95,6 @@ extension LiveEvent {
         }
         recording = nil
         emit(.recordingStop)
-        emit(.send(LiveServerMessage.recordingStopped(name: running.name, stoppedAt: now), to: .all))
+        send(.recordingStopped, LiveServerMessage.recordingStopped(name: running.name, stoppedAt: now), to: .all)
     }
 }

@@ -43,11 +43,11 @@ extension LiveEvent {
     mutating func flushNotices(now: Timestamp) {
         listThrottle.interval = configuration.noticeInterval * max(1, (participantCount + 1) / max(1, configuration.listIntervalStep))
         if listThrottle.fire(now: now) {
-            emit(.send(participantList, to: .all))
+            send(.participantList, participantList, to: .all)
         }
         // Sent even when the number is unchanged: a joiner (or a replacing connection) must get one.
         if countThrottle.fire(now: now) {
-            emit(.send(LiveServerMessage.participantCount(participantCount), to: .all))
+            send(.participantCount, LiveServerMessage.participantCount(participantCount), to: .all)
         }
         flushActiveSpeakers(now: now)
     }

@@ -79,6 +79,8 @@ public struct LiveEvent: Sendable {
     /// Verified media-only listeners whose user is present otherwise (the host, or a WebSocket
     /// connection of the same user): one person, so they are neither listed nor counted.
     var shadowedMediaListeners = 0
+    /// Media-only listeners whose answer took a VP8 track: they get the screen while its codec is VP8.
+    var videoSessions: Set<ConnectionID> = []
     /// Publishers (WHIP): media-only connections that speak for a user (the host or a co-host).
     var publishers: [ConnectionID: String] = [:]
     /// The time of the latest input (for `nextWakeUp`).
@@ -118,12 +120,14 @@ public struct LiveEvent: Sendable {
         case .disconnected(let connection): disconnected(connection, now: now)
         case .command(let connection, let command): handle(command, from: connection, now: now)
         case .media(let connection, let frame): media(frame, from: connection, now: now)
-        case .encodedAudio(let speaker, let frame): encodedAudio(frame, speaker: speaker)
+        case .encodedAudio(let speaker, let frame): encodedAudio(frame, speaker: speaker, now: now)
         case .tick: expireTimers(now: now)
         case .mixSubscription(let connection, let subscribed): setMixSubscription(connection, subscribed: subscribed)
         case .measuredLevels(let levels): measuredLevels(levels, now: now)
-        case .mediaListenerJoined(let connection, let user): joinMediaOnly(connection, user: user, now: now)
+        case .mediaListenerJoined(let connection, let user, let video): joinMediaOnly(connection, user: user, video: video, now: now)
         case .publisherConnected(let connection, let user): connectPublisher(connection, user: user)
+        case .shutdown:
+            end(reason: "server_shutdown", notice: Message(.serverShutdown, LiveServerMessage.serverShutdown), closeCode: .goingAway, now: now)
         }
         if !isEnded { flushNotices(now: now) }
     }
@@ -163,7 +167,7 @@ public struct LiveEvent: Sendable {
     }
 
     mutating func sendError(_ error: ProtocolError, to connection: ConnectionID) {
-        emit(.send(error.json, to: .one(connection)))
+        emit(.send(Message(error), .control(.one(connection))))
     }
 
     /// Sends the error and closes with its close code.
@@ -174,10 +178,10 @@ public struct LiveEvent: Sendable {
 
     private mutating func rejectAfterEnd(_ input: Input) {
         switch input {
-        case .hostConnected(let connection, _), .join(let connection, _), .mediaListenerJoined(let connection, _),
+        case .hostConnected(let connection, _), .join(let connection, _), .mediaListenerJoined(let connection, _, _),
              .publisherConnected(let connection, _):
             refuse(connection, ProtocolError(.eventEnded, "This event has ended."))
-        case .command, .disconnected, .tick, .media, .encodedAudio, .mixSubscription, .measuredLevels:
+        case .command, .disconnected, .tick, .media, .encodedAudio, .mixSubscription, .measuredLevels, .shutdown:
             break
         }
     }

@@ -14,7 +14,7 @@ struct EventMix {
     private var subscribers: [ConnectionID: UInt32?] = [:]
     /// Recipients per output, kept in step with `subscribers`.
     private var groups: [AudioMixer.Output: ConnectionGroups] = [:]
-    /// WebRTC listeners per output (their sessions' ufrags), kept in step with `subscribers`.
+    /// Media-only subscribers per output, by connection id, with their sessions' ufrags.
     private var peerGroups: [AudioMixer.Output: [ConnectionID: String]] = [:]
     /// `peerGroups` as arrays, made once per change rather than once per packet.
     private var peerRecipients: [AudioMixer.Output: [String]] = [:]
@@ -32,25 +32,29 @@ struct EventMix {
     /// True while the mixer must tick (someone listens or a recording runs).
     var isActive: Bool { !subscribers.isEmpty || recorder != nil }
 
-    /// `connection` now hears the mix without `minus` (nil: the full mix).
-    mutating func subscribe(_ connection: ClientConnection, minus: UInt32?) {
-        unsubscribe(connection.id, updating: false)
-        subscribers[connection.id] = minus
-        groups[Self.output(minus), default: ConnectionGroups()].insert(connection)
-        updateOutputs()
+    /// How a subscriber is reached: its WebSocket, or its media-only session's ICE ufrag (the
+    /// UDP driver's address, kept here so a packet costs no lookup per listener).
+    enum Recipient {
+        case socket(ClientConnection)
+        case session(ufrag: String)
     }
 
-    /// A WebRTC listener now hears the mix without `minus` (nil: the full mix).
-    mutating func subscribe(_ peer: WebRTCPeer, minus: UInt32?) {
-        unsubscribe(peer.id, updating: false)
-        subscribers[peer.id] = minus
+    /// Connection `id` now hears the mix without `minus` (nil: the full mix).
+    mutating func subscribe(_ id: ConnectionID, minus: UInt32?, via recipient: Recipient) {
+        unsubscribe(id, updating: false)
+        subscribers[id] = minus
         let output = Self.output(minus)
-        peerGroups[output, default: [:]][peer.id] = peer.ufrag
-        peerRecipients[output] = peerGroups[output].map { Array($0.values) }
+        switch recipient {
+        case .socket(let connection):
+            groups[output, default: ConnectionGroups()].insert(connection)
+        case .session(let ufrag):
+            peerGroups[output, default: [:]][id] = ufrag
+            peerRecipients[output] = peerGroups[output].map { Array($0.values) }
+        }
         updateOutputs()
     }
 
-    /// `connection` no longer hears the mix.
+    /// Connection `id` no longer hears the mix.
     mutating func unsubscribe(_ id: ConnectionID, updating: Bool = true) {
         guard let minus = subscribers.removeValue(forKey: id) else { return }
         let output = Self.output(minus)

@@ -261,7 +261,7 @@ final class WebRTCGateway: Sendable {
         case .connected:
             logger.debug("webrtc connected", metadata: ["kind": "\(peer.kind.rawValue)", "session": "\(peer.sessionID)"])
             // A listener counts from the moment media can reach it.
-            if peer.kind == .whep, !entry.driver.submit(.mediaListenerJoined(peer.id, peer.user), peer: peer) {
+            if peer.kind == .whep, !entry.driver.submit(.mediaListenerJoined(peer.id, peer.user, video: peer.receivesVideo), peer: peer) {
                 close(peer)
             }
         case .audio(let packet):

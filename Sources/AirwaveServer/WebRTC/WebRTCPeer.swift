@@ -18,7 +18,7 @@ struct WebRTCPeer: Sendable, Hashable {
     let sessionID: String
     /// The server's ICE ufrag of the session (the UDP driver's key).
     let ufrag: String
-    /// The answer accepted a VP8 track: screen frames go to it while the screen codec is VP8.
+    /// The answer accepted a VP8 track (told to the engine, which decides which screen frames it gets).
     let receivesVideo: Bool
 
     /// The `Location` of the session, for `DELETE`.

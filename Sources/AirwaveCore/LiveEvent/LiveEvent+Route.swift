@@ -1,0 +1,117 @@
+import AirwaveProtocol
+
+/// The core's routing decision (modelled on LiveKit's `Forwarder` result): one value per
+/// message or media frame says everything the driver and the transports do with it — who gets
+/// it, by kind of recipient; which outbound queue class it takes; whether the mixer takes it;
+/// whether its level must be measured. Executors look nothing up to decide: they only follow it.
+extension LiveEvent {
+    /// Connections of one kind (WebSocket, media-only session, edge link) that receive something.
+    public enum Audience: Sendable, Hashable {
+        case none
+        case one(ConnectionID)
+        /// Every connection of that kind in the event.
+        case all
+        /// Every connection of that kind except the sender and the skipped ones (viewers waiting
+        /// for a screen keyframe, subscribers of the mix).
+        case allExcept(ConnectionID, skipping: Set<ConnectionID> = [])
+        /// Exactly these, ascending (the media-only sessions eligible for a VP8 screen frame).
+        case only([ConnectionID])
+
+        public var isNone: Bool { self == .none }
+    }
+
+    /// The class a frame takes in each recipient's outbound queue (PROTOCOL.md 6): what may be
+    /// dropped when a connection is slow.
+    public enum QueueClass: String, Sendable, Hashable {
+        /// Never dropped: notices and errors.
+        case control
+        /// A screen configuration frame: decoders need it, so it is kept like control.
+        case config
+        /// Oldest audio is dropped first.
+        case audio
+        /// Screen frames are skipped until the next keyframe.
+        case screen
+        case screenKeyframe = "screen_keyframe"
+    }
+
+    /// Where one message or frame goes, and how.
+    public struct Route: Sendable, Hashable {
+        /// WebSocket connections (control channel and media alike).
+        public var sockets: Audience
+        /// Media-only sessions (WHEP/WHIP), by connection id: today the VP8-capable listeners of
+        /// a screen frame; audio reaches them through the mix.
+        public var sessions: Audience = .none
+        /// Edge links of other nodes (PROTOCOL.md 8), the next kind of recipient: none yet.
+        public var links: Audience = .none
+        public var queue: QueueClass = .control
+        /// The event mixer takes this frame (a speaker's Opus while the mix runs).
+        public var mix = false
+        /// Decode this frame to measure its level for `active_speakers`: a speaker whose client
+        /// sends no level, while no mixer measures it.
+        public var measureLevel = false
+
+        public init(sockets: Audience, sessions: Audience = .none, links: Audience = .none, queue: QueueClass = .control,
+                    mix: Bool = false, measureLevel: Bool = false) {
+            self.sockets = sockets
+            self.sessions = sessions
+            self.links = links
+            self.queue = queue
+            self.mix = mix
+            self.measureLevel = measureLevel
+        }
+
+        /// A control message to WebSocket connections.
+        public static func control(_ sockets: Audience) -> Route { Route(sockets: sockets) }
+    }
+
+    /// A server message with its type as a typed value (for counters), beside the JSON that goes out.
+    public struct Message: Sendable, Hashable {
+        public var type: MessageType
+        /// The `code` of an `error` message.
+        public var errorCode: ErrorCode?
+        public var json: JSONValue
+
+        public init(_ type: MessageType, _ json: JSONValue, errorCode: ErrorCode? = nil) {
+            self.type = type
+            self.json = json
+            self.errorCode = errorCode
+        }
+
+        public init(_ error: ProtocolError) {
+            self.init(.error, error.json, errorCode: error.code)
+        }
+    }
+
+    /// The `type` of every message the engine sends (PROTOCOL.md 2.3).
+    public enum MessageType: String, Sendable, Hashable, CaseIterable {
+        case streamLink = "stream_link"
+        case streamState = "stream_state"
+        case chatHistory = "chat_history"
+        case participantList = "participant_list"
+        case participantCount = "participant_count"
+        case participantJoined = "participant_joined"
+        case participantLeft = "participant_left"
+        case cohostInvite = "cohost_invite"
+        case cohostJoined = "cohost_joined"
+        case cohostRemoved = "cohost_removed"
+        case cohostLeft = "cohost_left"
+        case cohostRejected = "cohost_rejected"
+        case messageBroadcast = "message_broadcast"
+        case streamModeChanged = "stream_mode_changed"
+        case screenSharingStarted = "screen_sharing_started"
+        case audioStreamingStarted = "audio_streaming_started"
+        case streamEnded = "stream_ended"
+        case serverShutdown = "server_shutdown"
+        case activeSpeakers = "active_speakers"
+        case recordingStarted = "recording_started"
+        case recordingStopped = "recording_stopped"
+        case muted
+        case unmuted
+        case keyframeRequest = "keyframe_request"
+        case error
+    }
+
+    mutating func send(_ type: MessageType, _ json: JSONValue, to sockets: Audience) {
+        emit(.send(Message(type, json), .control(sockets)))
+    }
+}

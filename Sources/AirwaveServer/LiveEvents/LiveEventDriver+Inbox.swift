@@ -1,0 +1,56 @@
+import AirwaveCore
+import AirwaveProtocol
+
+/// The driver's inbox and clock: every input reaches the event's task through one ordered
+/// stream, refused once the event is over; the engine's `nextWakeUp` becomes a `.tick`.
+extension LiveEventDriver {
+    /// Queues an input; false once the event is over (the caller answers `event_ended` itself).
+    @discardableResult
+    func submit(_ input: LiveEvent.Input, connection: ClientConnection? = nil, mixed: Bool = false) -> Bool {
+        enqueue(.input(input, connection: connection, mixed: mixed))
+    }
+
+    /// Queues an input about a WebRTC peer; false once the event is over.
+    @discardableResult
+    func submit(_ input: LiveEvent.Input, peer: WebRTCPeer) -> Bool {
+        enqueue(.peerInput(input, peer: peer))
+    }
+
+    /// True once the event is over, even while the registry still lists it (it forgets the
+    /// driver only after the end has been reported).
+    var hasEnded: Bool { isOver.withLockedValue { $0 } }
+
+    /// Whether the event accepts `peer` as a publisher of its user's voice (the host or a
+    /// current co-host); the engine then holds it until the user's role ends.
+    func admitPublisher(_ peer: WebRTCPeer) async -> Bool {
+        await withCheckedContinuation { (answer: CheckedContinuation<Bool, Never>) in
+            if !enqueue(.publisher(peer, reply: { answer.resume(returning: $0) })) { answer.resume(returning: false) }
+        }
+    }
+
+    private func enqueue(_ message: Message) -> Bool {
+        isOver.withLockedValue { over in
+            guard !over else { return false }
+            if case .enqueued = continuation.yield(message) { return true }
+            return false
+        }
+    }
+
+    /// Arms the timer for the engine's next wake-up.
+    func scheduleTimer(_ wakeUp: Timestamp?, _ state: inout RunState, now: Timestamp) {
+        guard wakeUp != state.timerAt else { return }
+        // A wake-up that only moved later (a speaker's level keeps it fresh) keeps the pending
+        // timer: its tick comes early, costs a no-op and re-arms. No new task per audio packet.
+        if let current = state.timerAt, let wakeUp, current <= wakeUp { return }
+        state.timer?.cancel()
+        state.timerAt = wakeUp
+        guard let wakeUp else { return }
+        let delay = max(0, wakeUp.milliseconds - now.milliseconds)
+        let continuation = self.continuation
+        state.timer = Task {
+            try? await Task.sleep(for: .milliseconds(delay))
+            guard !Task.isCancelled else { return }
+            continuation.yield(.tick)
+        }
+    }
+}
