@@ -5,14 +5,16 @@ import Synchronization
 
 /// One client WebSocket as the relay sees it: writes go straight to the NIO channel on its
 /// event loop (no per-message task or actor hop), through the connection's bounded queue
-/// (PROTOCOL.md 6). Closing sends the close frame behind everything queued before it; the
-/// connection's `WebSocketSession` completes the handshake.
+/// (PROTOCOL.md 6). Closing asks the connection's `WebSocketSession` for the close handshake;
+/// its close frame goes behind everything queued before it.
 final class ClientConnection: Sendable {
     let id: ConnectionID
     let channel: any Channel
     private let closeRequested = Atomic<Bool>(false)
     /// The raw writer below NIO's WebSocket frame encoder; it owns the queue. Loop-bound.
     private let writer: NIOLoopBound<RawFrameWriter>
+    /// The session that runs the close handshake, while it is in the pipeline.
+    private let session: NIOLoopBoundBox<WebSocketSession?>
 
     /// Makes the connection and puts its writer first in the pipeline. Call on the channel's event loop.
     init(id: ConnectionID, channel: any Channel, metrics: ServerMetrics, queueLimit: Int) throws {
@@ -23,6 +25,7 @@ final class ClientConnection: Sendable {
         try channel.syncOptions?.setOption(.socketOption(.so_sndbuf), value: Self.socketSendBuffer)
         let handler = RawFrameWriter(metrics: metrics, queueLimit: queueLimit)
         writer = NIOLoopBound(handler, eventLoop: channel.eventLoop)
+        session = NIOLoopBoundBox(nil, eventLoop: channel.eventLoop)
         handler.connection = self
         try channel.pipeline.syncOperations.addHandler(handler, position: .first)
     }
@@ -63,32 +66,36 @@ final class ClientConnection: Sendable {
     func close(_ code: CloseCode, reason: String? = nil, timeout: Duration = .seconds(5)) {
         guard !closeRequested.exchange(true, ordering: .relaxed) else { return }
         if channel.eventLoop.inEventLoop {
-            sendClose(code, reason: reason, timeout: timeout)
+            requestClose(code, reason: reason, timeout: timeout)
         } else {
             // Queued behind every frame already sent, so an error frame always precedes the close.
-            channel.eventLoop.execute { [self] in sendClose(code, reason: reason, timeout: timeout) }
+            channel.eventLoop.execute { [self] in requestClose(code, reason: reason, timeout: timeout) }
         }
     }
 
-    private func sendClose(_ code: CloseCode, reason: String?, timeout: Duration) {
-        writer.value.sendClose(WebSocketWire.close(code: code.rawValue, reason: reason))
+    private func requestClose(_ code: CloseCode, reason: String?, timeout: Duration) {
+        if let session = session.value {
+            session.closeRequested(code, reason: reason, timeout: timeout)
+            return
+        }
+        // No session (a bare connection): just the close frame, and the deadline.
+        writer.value.sendClose(WebSocketWire.close(code: code.rawValue, reason: reason), discardQueued: false, promise: nil)
         let channel = self.channel
-        channel.eventLoop.scheduleTask(in: TimeAmount(timeout)) {
-            channel.close(promise: nil)
-        }
+        channel.eventLoop.scheduleTask(in: TimeAmount(timeout)) { channel.close(promise: nil) }
     }
 
-    /// The peer answered our close frame: closes the socket once that frame is written (RFC
-    /// 6455 7.1.1: the server closes the TCP connection first). Call on the event loop.
-    func closeAfterCloseFrame() {
-        writer.value.closeAfterCloseFrame()
-    }
-
-    /// Answers the peer's close frame with `code` and closes the socket once the answer is
-    /// written. Call on the event loop.
-    func answerClose(_ code: CloseCode) {
+    /// Writes our close frame, the last frame of the connection; `promise` completes once it is
+    /// written to the socket. `discardQueued`: what waits in the queue is dropped and the frame
+    /// goes out at once (the peer closed first). For `WebSocketSession`; call on the event loop.
+    func writeCloseFrame(_ wire: ByteBuffer, discardQueued: Bool, promise: EventLoopPromise<Void>?) {
         closeRequested.store(true, ordering: .relaxed)
-        writer.value.answerClose(code)
+        writer.value.sendClose(wire, discardQueued: discardQueued, promise: promise)
+    }
+
+    /// The session that runs this connection's close handshake (nil when it leaves the
+    /// pipeline, which breaks the cycle). Call on the event loop.
+    func attach(_ session: WebSocketSession?) {
+        self.session.value = session
     }
 
     /// Sends the error as the only frame and closes with its close code.
@@ -96,31 +103,29 @@ final class ClientConnection: Sendable {
         send(error.json)
         close(error.code.closeCode ?? .normal, reason: error.code.rawValue)
     }
-
 }
 
 /// Sits first in the pipeline and owns the connection's send queue: writes pre-built WebSocket
 /// frames straight towards the socket (below NIO's frame encoder, so one buffer serves every
-/// recipient) and drains the queue when the socket can take more again. Everything here runs
-/// on the connection's event loop, so a fan-out touches this object and the channel only.
+/// recipient) and drains the queue when the socket can take more again. Nothing is written
+/// after the close frame (RFC 6455 5.5.1). Everything here runs on the connection's event
+/// loop, so a fan-out touches this object and the channel only.
 final class RawFrameWriter: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = NIOAny
     typealias OutboundOut = ByteBuffer
     /// Set right after init and cleared when the handler leaves the pipeline, which breaks the
     /// cycle with the connection. Not `weak`: a weak reference would move every retain of the
     /// connection (one per fan-out write) to the slow side-table path.
-    fileprivate var connection: ClientConnection?
+    fileprivate(set) var connection: ClientConnection?
     private let metrics: ServerMetrics
     private var context: ChannelHandlerContext?
     private var queue: OutboundQueue<ByteBuffer>
     /// The channel's writability as last reported, kept here to spare a fan-out a look at the channel.
     private var writable = true
-    /// Whether the close frame has been written or queued: nothing may follow it (RFC 6455 5.5.1).
-    private var closeFrameSent = false
-    /// Completes once the close frame is written to the socket (nil while it waits in the queue).
-    private var closeFrameWritten: EventLoopFuture<Void>?
-    /// The peer answered our close: close the socket as soon as our close frame is written.
-    private var closeOnceWritten = false
+    /// Whether the close frame has been written or queued: nothing may follow it.
+    private(set) var closeFrameSent = false
+    /// Completes when the close frame waiting last in the queue is written.
+    private var closeFramePromise: EventLoopPromise<Void>?
 
     init(metrics: ServerMetrics, queueLimit: Int) {
         self.metrics = metrics
@@ -135,10 +140,15 @@ final class RawFrameWriter: ChannelInboundHandler, RemovableChannelHandler {
     func handlerRemoved(context: ChannelHandlerContext) {
         self.context = nil
         connection = nil
+        closeFramePromise?.fail(ChannelError.ioOnClosedChannel)
+        closeFramePromise = nil
     }
 
+    /// Bytes waiting in the queue (tests).
+    var queuedBytes: Int { queue.bytes }
+
     /// Writes and flushes `wire` when the socket takes it and nothing waits, else queues it.
-    fileprivate func deliver(_ wire: ByteBuffer, class itemClass: OutboundQueue<ByteBuffer>.Class, now: Timestamp) {
+    func deliver(_ wire: ByteBuffer, class itemClass: OutboundQueue<ByteBuffer>.Class, now: Timestamp) {
         guard let context, !closeFrameSent else { return }  // the channel is gone or closing
         if writable, queue.isEmpty {
             context.writeAndFlush(wrapOutboundOut(wire), promise: nil)
@@ -156,48 +166,25 @@ final class RawFrameWriter: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
-    /// Writes our close frame (or queues it behind what waits); nothing is written after it.
-    fileprivate func sendClose(_ wire: ByteBuffer) {
-        guard let context, !closeFrameSent else { return }
-        if writable, queue.isEmpty {
-            closeFrameSent = true
-            writeCloseFrame(wire, context)
-        } else {
-            _ = queue.push(wire, class: .control, size: wire.readableBytes, now: .now())
-            closeFrameSent = true
+    /// Writes our close frame, or queues it behind what waits; nothing is written after it.
+    /// `discardQueued`: what waits is dropped and the frame written at once. `promise`
+    /// completes once the frame is written (fails if it never is).
+    func sendClose(_ wire: ByteBuffer, discardQueued: Bool, promise: EventLoopPromise<Void>?) {
+        guard let context else {
+            promise?.fail(ChannelError.ioOnClosedChannel)
+            return
         }
-    }
-
-    private func writeCloseFrame(_ wire: ByteBuffer, _ context: ChannelHandlerContext) {
-        let promise = context.eventLoop.makePromise(of: Void.self)
-        context.writeAndFlush(wrapOutboundOut(wire), promise: promise)
-        closeFrameWritten = promise.futureResult
-        if closeOnceWritten { closeWhenWritten(context.channel) }
-    }
-
-    fileprivate func closeAfterCloseFrame() {
-        guard let context else { return }
-        closeOnceWritten = true
-        // Else our close frame waits in the queue, or is still on its way from another thread
-        // (`ClientConnection.close`): the socket closes once it is written.
-        if closeFrameWritten != nil { closeWhenWritten(context.channel) }
-    }
-
-    private func closeWhenWritten(_ channel: any Channel) {
-        closeFrameWritten?.whenComplete { _ in channel.close(promise: nil) }
-    }
-
-    fileprivate func answerClose(_ code: CloseCode) {
-        guard let context, !closeFrameSent else {
-            context?.close(promise: nil)
+        guard !closeFrameSent else {
+            promise?.fail(ChannelError.inappropriateOperationForState)
             return
         }
         closeFrameSent = true
-        // Frames still queued are moot: the peer is leaving.
-        queue = OutboundQueue(limit: queue.limit, patience: queue.patience)
-        let channel = context.channel
-        context.writeAndFlush(wrapOutboundOut(WebSocketWire.close(code: code.rawValue, reason: nil))).whenComplete { _ in
-            channel.close(promise: nil)
+        if discardQueued { queue = OutboundQueue(limit: queue.limit, patience: queue.patience) }
+        if discardQueued || (writable && queue.isEmpty) {
+            context.writeAndFlush(wrapOutboundOut(wire), promise: promise)
+        } else {
+            _ = queue.push(wire, class: .control, size: wire.readableBytes, now: .now())
+            closeFramePromise = promise
         }
     }
 
@@ -213,7 +200,9 @@ final class RawFrameWriter: ChannelInboundHandler, RemovableChannelHandler {
         while context.channel.isWritable, let (wire, _) = queue.pop() {
             if closeFrameSent, queue.isEmpty {
                 // Nothing is queued after the close frame, so the last item is it.
-                writeCloseFrame(wire, context)
+                let promise = closeFramePromise
+                closeFramePromise = nil
+                context.writeAndFlush(wrapOutboundOut(wire), promise: promise)
                 return
             }
             context.write(wrapOutboundOut(wire), promise: nil)
