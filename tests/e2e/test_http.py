@@ -89,6 +89,11 @@ def test_api_stream_detail_live_and_ended(server):
             assert info["host_user_id"] == host_id and info["host_username"] == "Detail Host"
             assert info["total_participants"] == 2
             parse_iso(info["start_timestamp"])
+            host = info["participants"][0]
+            assert host["user_id"] == host_id and host["username"] == "Detail Host" and host["role"] == "host"
+            assert host["verified"] is True and host["left_at"] is None
+            assert host["joined_at"] == info["start_timestamp"]
+            assert info["participants_total"] == 3
             parts = {p["user_id"]: p for p in info["participants"]}
             assert a.user_id in parts and b.user_id in parts, info
             assert parts[a.user_id]["verified"] is True and parts[b.user_id]["verified"] is False
@@ -99,6 +104,9 @@ def test_api_stream_detail_live_and_ended(server):
             await expect_close(m.ws, 1000)
         info = http_json(server, f"/api/streams/{ev}")
         assert info["status"] == "ended"
+        host = info["participants"][0]
+        assert host["role"] == "host" and host["left_at"] is not None
+        assert host["left_at"] == info["end_timestamp"]
         parts = {p["user_id"]: p for p in info["participants"]}
         assert a.user_id in parts and b.user_id in parts
         for p in parts.values():

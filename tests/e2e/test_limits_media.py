@@ -129,25 +129,34 @@ def test_a_guest_cannot_take_a_verified_users_id_and_chat_says_who_was_verified(
 
 
 def test_participants_are_paged(server):
+    """The host first (as in participant_list), then the sessions in join order, a page at a time;
+    the host takes a place on the first page and counts in participants_total."""
     async def main():
-        ws, link = await go_live(server)
+        host_id = uid("phost")
+        ws, link = await go_live(server, host_id)
         ev = link["event_id"]
         members = [await join(server, ev, uid(f"p{i}")) for i in range(25)]
-        ids = [m.user_id for m in members]
+        ids = [host_id] + [m.user_id for m in members]
         info = http_json(server, f"/api/streams/{ev}")
-        assert info["participants_total"] == 25 and info["next_after"] is None
+        assert info["participants_total"] == 26 and info["next_after"] is None
         assert [p["user_id"] for p in info["participants"]] == ids
-        seen, after, pages = [], None, 0
-        while True:
-            page = http_json(server, f"/api/streams/{ev}?limit=10" + (f"&after={after}" if after else ""))
-            pages += 1
-            assert page["participants_total"] == 25
-            assert len(page["participants"]) <= 10
-            seen += [p["user_id"] for p in page["participants"]]
-            after = page["next_after"]
-            if after is None:
-                break
-        assert pages == 3 and seen == ids
+        assert info["participants"][0]["role"] == "host"
+
+        def walk(limit):
+            seen, after, pages = [], None, 0
+            while True:
+                page = http_json(server, f"/api/streams/{ev}?limit={limit}" + (f"&after={after}" if after is not None else ""))
+                pages += 1
+                assert page["participants_total"] == 26
+                assert 1 <= len(page["participants"]) <= limit
+                seen += [p["user_id"] for p in page["participants"]]
+                after = page["next_after"]
+                if after is None:
+                    return seen, pages
+
+        assert walk(10) == (ids, 3)
+        assert walk(1) == (ids, 26)  # a first page of one is the host alone; next_after 0 continues
+        assert walk(26) == (ids, 1)
         for bad in ("limit=0", "limit=1001", "limit=x", "after=-1", "after=abc"):
             status, _, body = http_get(server, f"/api/streams/{ev}?{bad}")
             assert status == 400 and b"bad_request" in body, bad

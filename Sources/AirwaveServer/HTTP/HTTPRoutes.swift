@@ -72,8 +72,9 @@ struct HTTPRoutes: Sendable {
         }
         var after: Int64?
         if let text = query.get("after"), !text.isEmpty {
-            guard let value = Int64(text), value > 0 else {
-                return Self.error(ProtocolError(.badRequest, "after must be the next_after of a previous page (a positive integer).",
+            // 0 is the cursor after the host, when a first page of one held only the host.
+            guard let value = Int64(text), value >= 0 else {
+                return Self.error(ProtocolError(.badRequest, "after must be the next_after of a previous page (an integer, 0 or more).",
                                                 details: ["parameter": "after"]), status: .badRequest)
             }
             after = value
@@ -81,14 +82,32 @@ struct HTTPRoutes: Sendable {
         guard let event = try await server.store.event(id: eventID, withParticipants: false) else {
             return Self.error(ProtocolError(.eventNotFound, "No event \(eventID)."), status: .notFound)
         }
-        let page = try await server.store.participants(eventID: eventID, after: after, limit: limit)
+        // The host comes first, as in `participant_list`: it is the first entry of the first page
+        // (no `after`), takes one of its `limit` places and counts in `participants_total`. It has
+        // no session row of its own; its session is the event's.
+        let firstPage = after == nil
+        let page: ParticipantPage
+        if firstPage && limit == 1 {
+            let probe = try await server.store.participants(eventID: eventID, after: nil, limit: 1)
+            page = ParticipantPage(participants: [], next: probe.total > 0 ? 0 : nil, total: probe.total)
+        } else {
+            page = try await server.store.participants(eventID: eventID, after: after, limit: firstPage ? limit - 1 : limit)
+        }
         let live = await server.directory.summary(of: eventID)
-        let participants: [JSONValue] = page.participants.map { p in
+        func entry(userID: String, username: String, role: String, verified: Bool, joinedAt: EpochMillis, leftAt: EpochMillis?) -> JSONValue {
             [
-                "user_id": .string(p.userID), "username": .string(p.username), "role": .string(p.role.rawValue),
-                "verified": .bool(p.verified), "joined_at": .string(Timestamp(milliseconds: p.joinedAt).iso8601),
-                "left_at": .string(p.leftAt.map { Timestamp(milliseconds: $0).iso8601 }),
+                "user_id": .string(userID), "username": .string(username), "role": .string(role),
+                "verified": .bool(verified), "joined_at": .string(Timestamp(milliseconds: joinedAt).iso8601),
+                "left_at": .string(leftAt.map { Timestamp(milliseconds: $0).iso8601 }),
             ]
+        }
+        var participants: [JSONValue] = []
+        if firstPage {
+            participants.append(entry(userID: event.hostUserID, username: event.hostUsername, role: StoredRole.host.rawValue,
+                                      verified: true, joinedAt: event.startedAt, leftAt: event.endedAt))
+        }
+        participants += page.participants.map { p in
+            entry(userID: p.userID, username: p.username, role: p.role.rawValue, verified: p.verified, joinedAt: p.joinedAt, leftAt: p.leftAt)
         }
         return Self.json([
             "event_id": .string(event.eventID), "room_id": .string(event.eventID), "host_user_id": .string(event.hostUserID),
@@ -99,7 +118,7 @@ struct HTTPRoutes: Sendable {
             "end_reason": .string(event.endReason),
             "total_participants": .int(live?.participantCount ?? 0),
             "participants": .array(participants),
-            "participants_total": .int(page.total),
+            "participants_total": .int(page.total + 1),
             "next_after": page.next.map { .int($0) } ?? .null,
         ])
     }
