@@ -17,23 +17,20 @@ from __future__ import annotations
 import math
 import os
 import shutil
-import signal
 import struct
-import subprocess
 import sys
 import tempfile
-import threading
 import wave
 
 import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(os.path.dirname(HERE))
-sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "e2e"))
 
 import awtest  # noqa: E402  (tokens and the shared secret of the e2e tests)
+import airwave_server  # noqa: E402  (the server launcher of both suites)
+from airwave_server import AIRWAVE_BIN, ROOT  # noqa: E402,F401  (test modules import these from here)
 
-AIRWAVE_BIN = os.environ.get("AIRWAVE_BIN", os.path.join(ROOT, ".build", "debug", "airwave"))
 CHROMIUM = os.environ.get("AIRWAVE_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = os.path.join(HERE, "artifacts")
 SAMPLE_RATE = 48000
@@ -49,66 +46,28 @@ def pytest_configure(config):
 
 
 # ---------------------------------------------------------------------------- server
-class Server:
-    """One running `airwave serve --port 0`; the port comes from its 'serving' log line."""
+class Server(airwave_server.ServerProcess):
+    """One running `airwave serve --port 0` (airwave_server.py) with a data folder of its own,
+    removed when it stops. `binary` and `cwd` run another copy of the server from elsewhere."""
 
     def __init__(self, args=(), env=None, binary=None, cwd=None):
-        self.data_dir = tempfile.mkdtemp(prefix="airwave-browser-")
-        self.lines: list[str] = []
-        self.port = None
-        self._serving = threading.Event()
-        cmd = [binary or AIRWAVE_BIN, "serve", "--port", "0", "--data-dir", self.data_dir, "--jwt-secret", awtest.SECRET, *args]
-        full_env = {k: v for k, v in os.environ.items() if not k.startswith("AIRWAVE_")}
-        full_env.update(env or {})
-        self.proc = subprocess.Popen(cmd, env=full_env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE, text=True, errors="replace", cwd=cwd)
-        threading.Thread(target=self._read, daemon=True).start()
-        self._serving.wait(30)
-        if self.port is None:
-            self.stop()
-            pytest.fail(f"airwave did not start: {cmd}\n{self.stderr}")
-
-    def _read(self):
-        for line in self.proc.stderr:
-            self.lines.append(line.rstrip("\n"))
-            if self.port is None and "serving" in line and "address=http://" in line:
-                self.port = int(line.split("address=http://", 1)[1].split()[0].rsplit(":", 1)[1])
-                self._serving.set()
-        self._serving.set()
-
-    @property
-    def stderr(self) -> str:
-        return "\n".join(self.lines)
-
-    @property
-    def http(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def terminate(self, timeout=10.0):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout)
+        super().__init__(args, env, tempfile.mkdtemp(prefix="airwave-browser-"), awtest.SECRET, binary=binary, cwd=cwd,
+                         owns_data_dir=True)
 
     def stop(self):
-        if self.proc.poll() is None:
-            try:
-                self.terminate()
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        shutil.rmtree(self.data_dir, ignore_errors=True)
+        super().stop()
+        airwave_server.remove_data_dirs([self])
 
 
-_servers: list[Server] = []
+# Settings of the module's server: notices and the live directory pushed every 200 ms.
+SHARED_ENV = {"AIRWAVE_NOTICE_INTERVAL_MS": "200", "AIRWAVE_DIRECTORY_INTERVAL_MS": "200"}
 
 
 @pytest.fixture(scope="module")
 def server():
-    srv = Server(env={"AIRWAVE_NOTICE_INTERVAL_MS": "200", "AIRWAVE_DIRECTORY_INTERVAL_MS": "200"})
-    _servers.append(srv)
+    srv = Server(env=SHARED_ENV)
     yield srv
-    srv.stop()
-    _servers.remove(srv)
+    airwave_server.stop_all([srv])
 
 
 @pytest.fixture
@@ -118,13 +77,10 @@ def start_server():
     def factory(*args, env=None):
         srv = Server(args, env)
         started.append(srv)
-        _servers.append(srv)
         return srv
 
     yield factory
-    for srv in started:
-        srv.stop()
-        _servers.remove(srv)
+    airwave_server.stop_all(started)
 
 
 # ---------------------------------------------------------------------------- media files
@@ -207,7 +163,4 @@ def shot():
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield
-    report = outcome.get_result()
-    if report.failed:
-        for i, srv in enumerate(_servers):
-            report.sections.append((f"airwave server {i} stderr", "\n".join(srv.lines[-80:])))
+    airwave_server.attach_stderr(outcome.get_result())

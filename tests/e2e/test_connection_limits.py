@@ -157,18 +157,18 @@ def test_the_connection_cap_fits_the_open_file_limit(tmp_path):
     def low_limit():
         resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
 
-    import conftest
-    original = conftest.subprocess.Popen
+    import airwave_server
+    original = airwave_server.subprocess.Popen
 
     def popen(*args, **kwargs):
         kwargs["preexec_fn"] = low_limit
         return original(*args, **kwargs)
 
-    conftest.subprocess.Popen = popen
+    airwave_server.subprocess.Popen = popen
     try:
         srv = make_server(args=("--disable-webrtc",))
     finally:
-        conftest.subprocess.Popen = original
+        airwave_server.subprocess.Popen = original
     try:
         for _ in range(100):  # logged right after "serving"
             if "max connections lowered" in srv.stderr:
