@@ -1,6 +1,6 @@
 // Audio with WebCodecs: every speaker's Opus decoded per source id (AudioDecoder) into a
 // jitter-buffered AudioWorklet mix; the microphone encoded to 20 ms mono Opus (AudioEncoder).
-import { Flag, Kind, audioClock, encodeFrame } from "./protocol.js";
+import { Flag, Kind, audioClock, encodeFrame, rfc6464Level } from "./protocol.js";
 
 const SAMPLE_RATE = 48000;
 
@@ -115,7 +115,8 @@ export class SpeakerMix {
 }
 
 /**
- * The microphone, encoded to Opus: 48 kHz mono, 20 ms packets, each sent as one media frame.
+ * The microphone, encoded to Opus: 48 kHz mono, 20 ms packets, each sent as one media frame whose
+ * header carries the level of the 20 ms of PCM it was encoded from (RFC 6464, byte 3).
  * `processing: false` asks the browser for raw capture (no echo cancellation / noise suppression).
  */
 export class Microphone {
@@ -124,7 +125,9 @@ export class Microphone {
     this.processing = processing;
     this.sending = false;
     this.sequence = 0;
-    this.level = 0;
+    this.level = 0; // RMS of the last block, for the page's meter
+    this.audioLevel = 127; // RFC 6464 level of the last block (127 = silence)
+    this.pending = []; // [timestamp µs, RFC 6464 level] of blocks handed to the encoder
     this.marker = true;
     this.onFrame = () => {};
   }
@@ -151,6 +154,7 @@ export class Microphone {
       });
       this.encoder.configure({ codec: "opus", sampleRate: SAMPLE_RATE, numberOfChannels: 1, bitrate: 32000, opus: { frameDuration: 20000 } });
       this.clock = 0;
+      this.pending = [];
     }
     this.marker = true;
     this.sending = true;
@@ -160,7 +164,10 @@ export class Microphone {
     let sum = 0;
     for (let i = 0; i < samples.length; i += 8) sum += samples[i] * samples[i];
     this.level = Math.sqrt(sum / (samples.length / 8));
+    this.audioLevel = rfc6464Level(samples); // before encoding: the data's buffer moves below
     if (!this.sending || this.encoder.state !== "configured") return;
+    this.pending.push([this.clock, this.audioLevel]);
+    if (this.pending.length > 50) this.pending.shift(); // encoder stalled: never grow
     const data = new AudioData({ format: "f32-planar", sampleRate: SAMPLE_RATE, numberOfFrames: samples.length, numberOfChannels: 1, timestamp: this.clock, data: samples });
     this.clock += (samples.length * 1e6) / SAMPLE_RATE;
     this.encoder.encode(data);
@@ -173,7 +180,19 @@ export class Microphone {
     chunk.copyTo(payload);
     const flags = this.marker ? Flag.marker : 0;
     this.marker = false;
-    this.onFrame(encodeFrame({ kind: Kind.opus, flags, sequence: this.sequence++, timestamp: audioClock(chunk.timestamp), payload }));
+    const audioLevel = this.levelOf(chunk.timestamp);
+    this.onFrame(encodeFrame({ kind: Kind.opus, flags, sequence: this.sequence++, timestamp: audioClock(chunk.timestamp), audioLevel, payload }));
+  }
+
+  /**
+   * The level of the block a packet was encoded from. Capture blocks are exactly one 20 ms Opus
+   * frame, so a packet's timestamp is its block's; blocks older than the packet are passed over
+   * (packets the encoder merged or dropped), and with no match the last measured level is used.
+   */
+  levelOf(timestamp) {
+    while (this.pending.length > 0 && this.pending[0][0] < timestamp - 10000) this.pending.shift();
+    if (this.pending.length > 0 && Math.abs(this.pending[0][0] - timestamp) <= 10000) return this.pending.shift()[1];
+    return this.audioLevel;
   }
 
   /** Stops sending (the device stays open so speaking again is instant). */

@@ -41,10 +41,12 @@ const conn = new Connection({
     } else if (state === "connecting") {
       setStatus("wait", "connecting…");
     } else if (state === "reconnecting") {
+      participants.clearSpeakers(); // nobody's level is known until the server speaks again
       setStatus("wait", "reconnecting…");
       showBanner("wait", "Connection lost.", `Your event stays live for a while; reconnecting in ${Math.round(delay / 1000)} s…`);
     } else if (state === "closed") {
       stopMedia();
+      participants.clearSpeakers();
       if (ended) return;
       setStatus("bad", info.title);
       // Back to the setup card: a fresh token can be pasted and the event started again.
@@ -85,8 +87,12 @@ function handle(msg) {
     case "participant_count":
       $("#count").textContent = msg.count;
       break;
+    case "active_speakers":
+      participants.setSpeakers(msg.speakers);
+      break;
     case "participant_joined":
     case "participant_left":
+      if (msg.type === "participant_left") participants.stopSpeaking(msg.user_id);
       toast(msg.message ?? `${msg.username} ${msg.type === "participant_joined" ? "joined" : "left"}`);
       break;
     case "cohost_joined":
@@ -100,6 +106,7 @@ function handle(msg) {
       const source = participants.sourceOf(msg.user_id);
       if (source !== undefined) mix.removeSource(source);
       participants.setRole(msg.user_id, "listener");
+      participants.stopSpeaking(msg.user_id);
       renderParticipants();
       toast(msg.message ?? `${msg.username} is no longer a co-host`);
       break;
@@ -122,6 +129,7 @@ function handle(msg) {
     case "stream_ended":
       ended = true;
       stopMedia();
+      participants.clearSpeakers();
       setStatus("off", "ended");
       showBanner("info", "Event ended.", "Everyone has been disconnected.", { label: "Back to start", run: () => (location.href = "./") });
       break;

@@ -41,11 +41,13 @@ const conn = new Connection({
     } else if (state === "connecting") {
       setStatus("wait", "connecting…");
     } else if (state === "reconnecting") {
+      participants.clearSpeakers(); // nobody's level is known until the server speaks again
       setStatus("wait", "reconnecting…");
       showBanner("wait", info.title, `Reconnecting in ${Math.round(delay / 1000)} s…`);
     } else if (state === "closed") {
       setRole("listener");
       mix.close();
+      participants.clearSpeakers();
       if (done) return;
       setStatus("bad", info.title);
       const again = info.state === "lost" || info.state === "too_slow" || info.state === "shutdown" || info.state === "too_big";
@@ -82,6 +84,12 @@ function handle(msg) {
     case "participant_count":
       $("#count").textContent = msg.count;
       break;
+    case "active_speakers":
+      participants.setSpeakers(msg.speakers);
+      break;
+    case "participant_left":
+      participants.stopSpeaking(msg.user_id);
+      break;
     case "cohost_invite":
       $("#invite-text").textContent = msg.message ?? `${msg.from_user} invites you to speak.`;
       $("#invite").hidden = false;
@@ -98,6 +106,7 @@ function handle(msg) {
       const source = participants.sourceOf(msg.user_id);
       if (source !== undefined) mix.removeSource(source);
       participants.setRole(msg.user_id, "listener");
+      participants.stopSpeaking(msg.user_id);
       participants.render($("#participants"), me.user);
       if (msg.user_id === me.user) {
         setRole("listener");
@@ -118,6 +127,7 @@ function handle(msg) {
       done = true;
       setRole("listener");
       mix.close();
+      participants.clearSpeakers();
       screen.reset();
       setStatus("off", "ended");
       showBanner("info", "Event ended.", msg.message ?? "The host ended the event.", { label: "Back to start", run: () => (location.href = "./") });

@@ -1,11 +1,17 @@
 // The participant list of a live event as the server last sent it (participant_list), plus
-// the source id of each speaker so a page can stop a speaker's audio the moment it is demoted.
+// the source id of each speaker so a page can stop a speaker's audio the moment it is demoted,
+// and who is speaking now (active_speakers) shown as a ring beside the name.
 import { el, roleLabel } from "./ui.js";
+
+/** How strongly the ring shows for an active_speakers level (127 loudest … 20, the server's floor). */
+export const speakingStrength = (level) => Math.min(1, Math.max(0.15, (level - 47) / 70)); // −80 … −10 dBov
 
 export class Participants {
   constructor() {
     this.list = [];
     this.sourceByUser = new Map();
+    this.speaking = new Map(); // user id → level (active_speakers: 127 loudest)
+    this.tbody = null;
   }
 
   /** participant_list */
@@ -36,18 +42,69 @@ export class Participants {
   setMuted(userId, muted) {
     const p = this.find(userId);
     if (p) p.muted = muted;
+    if (muted) this.stopSpeaking(userId); // the server leaves them out of the next list anyway
+  }
+
+  /**
+   * active_speakers: exactly these users are speaking now, at these levels. The server sends the
+   * list only when it changes (the empty list once when everyone fell silent), so a mark stays
+   * until the user leaves the list, is muted or demoted, or the connection closes; no timer.
+   */
+  setSpeakers(speakers) {
+    this.speaking = new Map((speakers ?? []).map((s) => [s.user_id, s.level]));
+    this.paintSpeakers();
+  }
+
+  /** One speaker stops at once (muted, demoted, left). */
+  stopSpeaking(userId) {
+    if (this.speaking.delete(userId)) this.paintSpeakers();
+  }
+
+  /** Nobody is speaking any more (connection closed, event ended). */
+  clearSpeakers() {
+    this.setSpeakers([]);
+  }
+
+  levelOf(userId) {
+    return this.speaking.get(userId);
+  }
+
+  /** Updates the rows in place (no re-render: four times a second must not disturb buttons). */
+  paintSpeakers() {
+    if (!this.tbody) return;
+    for (const row of this.tbody.rows) {
+      const level = this.speaking.get(row.dataset.user);
+      const ring = row.querySelector(".speaking");
+      if (level === undefined) {
+        delete row.dataset.speaking;
+        if (ring) {
+          ring.removeAttribute("title");
+          ring.removeAttribute("aria-label");
+        }
+        continue;
+      }
+      row.dataset.speaking = String(level);
+      if (!ring) continue;
+      ring.style.setProperty("--strength", speakingStrength(level).toFixed(2));
+      ring.title = `speaking (level ${level} of 127)`;
+      ring.setAttribute("aria-label", "speaking");
+    }
   }
 
   /** Renders rows into a tbody; actions(p) returns buttons for a row. */
   render(tbody, me, actions = () => []) {
+    this.tbody = tbody;
     tbody.replaceChildren(
       ...this.list.map((p) =>
         el("tr", { dataset: { user: p.user_id, role: p.role } },
-          el("td", {}, p.username, p.user_id === me ? el("span", { class: "muted" }, " (you)") : null),
+          el("td", {},
+            el("span", { class: "speaking", role: "img" }), // shown by tr[data-speaking] (style.css)
+            p.username, p.user_id === me ? el("span", { class: "muted" }, " (you)") : null),
           el("td", {},
             el("span", { class: `badge ${p.role}` }, roleLabel[p.role] ?? p.role),
             p.muted ? el("span", { class: "badge muted" }, " muted") : null),
           el("td", {}, p.verified ? "✓" : "–"),
           el("td", { class: "actions" }, ...actions(p)))));
+    this.paintSpeakers();
   }
 }

@@ -7,14 +7,18 @@ export const Kind = Object.freeze({ opus: 1, pcm: 2, screen: 3 });
 export const Flag = Object.freeze({ keyframe: 0x01, config: 0x02, marker: 0x04, stereo: 0x08 });
 export const HEADER_SIZE = 16;
 
-/** One media frame as bytes: 16-byte big-endian header, then the payload. */
-export function encodeFrame({ kind, flags = 0, sequence = 0, timestamp = 0, payload }) {
+/**
+ * One media frame as bytes: 16-byte big-endian header, then the payload. `audioLevel` (RFC 6464,
+ * 0 = 0 dBov … 127 = silence), when given, goes into byte 3 as `0x80 | level` (docs/protocol.md,
+ * "Audio level in the frame header"); without it byte 3 stays 0, "no level".
+ */
+export function encodeFrame({ kind, flags = 0, sequence = 0, timestamp = 0, audioLevel = null, payload }) {
   const bytes = new Uint8Array(HEADER_SIZE + payload.byteLength);
   const view = new DataView(bytes.buffer);
   view.setUint8(0, 1); // version
   view.setUint8(1, kind);
   view.setUint8(2, flags);
-  view.setUint8(3, 0);
+  view.setUint8(3, audioLevel == null ? 0 : 0x80 | clampLevel(audioLevel));
   view.setUint32(4, 0); // source id: 0 from clients, the server sets it
   view.setUint32(8, sequence >>> 0);
   view.setUint32(12, timestamp >>> 0);
@@ -22,14 +26,32 @@ export function encodeFrame({ kind, flags = 0, sequence = 0, timestamp = 0, payl
   return bytes.buffer;
 }
 
+const clampLevel = (level) => (Number.isFinite(level) ? Math.min(127, Math.max(0, Math.round(level))) : 127);
+
+/**
+ * The RFC 6464 level of a block of float samples (full scale ±1): −dBov of its RMS, where
+ * 0 dBov is a full-scale square wave (a full-scale sine is −3 dBov, level 3), rounded and clamped to
+ * 0…127 (digital silence is 127).
+ */
+export function rfc6464Level(samples) {
+  if (samples.length === 0) return 127;
+  let sum = 0;
+  for (let i = 0; i < samples.length; i++) sum += samples[i] * samples[i];
+  const meanSquare = sum / samples.length;
+  if (meanSquare <= 0) return 127;
+  return clampLevel(-10 * Math.log10(meanSquare));
+}
+
 /** Parses a binary WebSocket message; null for anything that is not a version-1 frame. */
 export function decodeFrame(buffer) {
   if (buffer.byteLength < HEADER_SIZE) return null;
   const view = new DataView(buffer);
   if (view.getUint8(0) !== 1) return null;
+  const level = view.getUint8(3);
   return {
     kind: view.getUint8(1),
     flags: view.getUint8(2),
+    audioLevel: level & 0x80 ? level & 0x7f : null, // RFC 6464; the server always sends none
     sourceId: view.getUint32(4),
     sequence: view.getUint32(8),
     timestamp: view.getUint32(12),
