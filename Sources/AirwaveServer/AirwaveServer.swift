@@ -69,7 +69,8 @@ public final class AirwaveServer: Sendable {
         if configuration.webRTC.enabled {
             do {
                 webRTC = try await WebRTCGateway.start(settings: configuration.webRTC, httpHost: configuration.host, httpPort: configuration.port,
-                                                       mediaRate: configuration.media.frameRate, metrics: metrics, logger: logger)
+                                                       mediaLimits: configuration.media, controlRate: configuration.controlRate,
+                                                       metrics: metrics, logger: logger)
             } catch {
                 try? await store.shutdown()
                 throw error

@@ -34,10 +34,8 @@ final class InboundRules<Message>: InboundReceiver {
     private let deliverMedia: ((MediaFrame) -> InboundVerdict)?
     private var chatBucket: TokenBucket
     private var controlBucket: TokenBucket
-    private var mediaBucket: TokenBucket
-    private var mediaByteBucket: TokenBucket
-    /// Milliseconds of PCM the server encodes for this connection (the encoder's CPU budget).
-    private var pcmBucket: TokenBucket
+    /// The media check shared with the WebRTC gateway: validation, budgets, counters.
+    private var media: MediaIngress
     private var rateErrorGate = IntervalGate(interval: .seconds(1))
     private var mediaErrorGate = IntervalGate(interval: .seconds(1))
 
@@ -59,10 +57,7 @@ final class InboundRules<Message>: InboundReceiver {
         self.deliverMedia = deliverMedia
         chatBucket = TokenBucket(rate: configuration.chatRate.perSecond, burst: configuration.chatRate.burst)
         controlBucket = TokenBucket(rate: configuration.controlRate.perSecond, burst: configuration.controlRate.burst)
-        let media = configuration.media
-        mediaBucket = TokenBucket(rate: media.frameRate.perSecond, burst: media.frameRate.burst)
-        mediaByteBucket = TokenBucket(rate: media.byteRate.perSecond, burst: media.byteRate.burst)
-        pcmBucket = TokenBucket(rate: media.pcmRate.perSecond, burst: media.pcmRate.burst)
+        media = MediaIngress(limits: configuration.media, metrics: metrics)
     }
 
     func text(_ text: String, now: Timestamp) -> InboundVerdict {
@@ -101,31 +96,16 @@ final class InboundRules<Message>: InboundReceiver {
             }
             return .keepReading
         }
-        let frame: MediaFrame
-        do {
-            frame = try MediaIngress.validate(buffer, maxPCMMilliseconds: configuration.media.maxPCMFrameMilliseconds)
-        } catch {
-            metrics.mediaDropped(reason: "malformed")
+        switch media.admit(buffer, now: now) {
+        case .accepted(let frame):
+            return deliverMedia(frame)
+        case .malformed(let rejection):
             if mediaErrorGate.allow(now: now) {
-                connection.send(ProtocolError(.badMessage, error.message, details: ["reason": .string(error.reason)]).json)
+                connection.send(ProtocolError(.badMessage, rejection.message, details: ["reason": .string(rejection.reason)]).json)
             }
             return .keepReading
-        }
-        metrics.mediaIn(kind: frame.header.kind)
-        // Frames, bytes and (for PCM) encoder time are budgeted separately: many small frames,
-        // a few huge ones and long PCM each cost the server differently.
-        guard mediaBucket.take(now: now) else {
-            metrics.mediaDropped(reason: "rate_limited")
+        case .overLimit:
             return .overLimit
         }
-        guard mediaByteBucket.take(Double(buffer.readableBytes), now: now) else {
-            metrics.mediaDropped(reason: "byte_rate_limited")
-            return .overLimit
-        }
-        guard frame.header.kind != .pcm || pcmBucket.take(frame.pcmMilliseconds, now: now) else {
-            metrics.mediaDropped(reason: "pcm_rate_limited")
-            return .overLimit
-        }
-        return deliverMedia(frame)
     }
 }

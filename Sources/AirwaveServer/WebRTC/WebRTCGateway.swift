@@ -19,8 +19,11 @@ final class WebRTCGateway: Sendable {
     private struct Entry: Sendable {
         let peer: WebRTCPeer
         let driver: LiveEventDriver
-        /// WHIP audio packets the publisher may send (the WebSocket media rate).
-        var media: TokenBucket
+        /// The media ingress check a WebSocket sender gets too: validation, budgets, counters.
+        var media: MediaIngress
+        /// Keyframe requests (PLI/FIR) a WHEP listener may send: the control budget of a
+        /// WebSocket's messages, since each becomes a `keyframe_request` of the event.
+        var control: TokenBucket
         /// The publisher's RTP sequence numbers as the 32-bit ones of media frames.
         var sequence = RTPSequenceExtender()
         /// What the session counts against (given back when it is removed).
@@ -58,12 +61,13 @@ final class WebRTCGateway: Sendable {
     private let table: NIOLockedValueBox<Table>
     /// The DTLS deadline and NACK budget of every session.
     private let sessionConfiguration: WebRTCSession.Configuration
-    private let mediaRate: RateLimit
+    private let mediaLimits: MediaLimits
+    private let controlRate: RateLimit
     private let metrics: ServerMetrics
     private let logger: Logger
 
     private init(udp: WebRTCUDPDriver, dtls: DTLSContext, candidates: [TransportAddress], settings: WebRTCSettings,
-                 mediaRate: RateLimit, metrics: ServerMetrics, logger: Logger) {
+                 mediaLimits: MediaLimits, controlRate: RateLimit, metrics: ServerMetrics, logger: Logger) {
         self.udp = udp
         table = NIOLockedValueBox(Table(admission: WebRTCAdmission(limits: .init(settings))))
         var configuration = WebRTCSession.Configuration()
@@ -74,13 +78,14 @@ final class WebRTCGateway: Sendable {
         self.dtls = dtls
         self.candidates = candidates
         self.port = udp.port
-        self.mediaRate = mediaRate
+        self.mediaLimits = mediaLimits
+        self.controlRate = controlRate
         self.metrics = metrics
         self.logger = logger
     }
 
     /// Makes the certificate and binds the UDP port; a port in use is a start error.
-    static func start(settings: WebRTCSettings, httpHost: String, httpPort: Int, mediaRate: RateLimit,
+    static func start(settings: WebRTCSettings, httpHost: String, httpPort: Int, mediaLimits: MediaLimits, controlRate: RateLimit,
                       metrics: ServerMetrics, logger: Logger) async throws(ServerStartError) -> WebRTCGateway {
         let bindHost = httpHost == "localhost" ? "127.0.0.1" : httpHost
         let port = settings.port ?? httpPort
@@ -107,8 +112,8 @@ final class WebRTCGateway: Sendable {
         }
         let addresses = try announcedAddresses(settings.announcedAddresses, bindHost: bindHost)
         let candidates = addresses.compactMap { TransportAddress(host: $0, port: UInt16(udp.port)) }
-        let gateway = WebRTCGateway(udp: udp, dtls: dtls, candidates: candidates, settings: settings, mediaRate: mediaRate,
-                                    metrics: metrics, logger: logger)
+        let gateway = WebRTCGateway(udp: udp, dtls: dtls, candidates: candidates, settings: settings, mediaLimits: mediaLimits,
+                                    controlRate: controlRate, metrics: metrics, logger: logger)
         relay.withLockedValue { $0 = gateway }
         logger.info("webrtc", metadata: ["udp_port": "\(udp.port)", "announced": "\(addresses.joined(separator: ","))"])
         return gateway
@@ -162,8 +167,8 @@ final class WebRTCGateway: Sendable {
         let admitted = table.withLockedValue { table -> Result<Void, WebRTCAdmission.Refusal> in
             switch table.admission.admit(anonymousFrom: user.verified ? nil : address, now: .now()) {
             case .success(let holder):
-                table.bySession[sessionID] = Entry(peer: peer, driver: driver,
-                                                   media: TokenBucket(rate: mediaRate.perSecond, burst: mediaRate.burst),
+                table.bySession[sessionID] = Entry(peer: peer, driver: driver, media: MediaIngress(limits: mediaLimits, metrics: metrics),
+                                                   control: TokenBucket(rate: controlRate.perSecond, burst: controlRate.burst),
                                                    holder: holder)
                 table.sessionByUfrag[ufrag] = sessionID
                 return .success(())
@@ -266,18 +271,26 @@ final class WebRTCGateway: Sendable {
             }
         case .audio(let packet):
             guard peer.kind == .whip else { return }
-            let sequence = table.withLockedValue { table -> UInt32? in
-                guard table.bySession[peer.sessionID]?.media.take(now: .now()) == true else { return nil }
-                return table.bySession[peer.sessionID]?.sequence.extend(packet.sequenceNumber)
+            let verdict = table.withLockedValue { table -> MediaIngress.Verdict? in
+                guard var entry = table.bySession[peer.sessionID] else { return nil }
+                let header = MediaFrameHeader(kind: .opus, flags: packet.marker ? .marker : [],
+                                              sequence: entry.sequence.extend(packet.sequenceNumber), timestamp: packet.timestamp)
+                // Charged like the same frame on a WebSocket: its 16-byte header and the payload.
+                let verdict = entry.media.admit(MediaFrame(header: header, payload: ByteBuffer(bytes: packet.payload)),
+                                                wireBytes: MediaFrameHeader.size + packet.payload.count, now: .now())
+                table.bySession[peer.sessionID] = entry
+                return verdict
             }
-            guard let sequence else { return metrics.mediaDropped(reason: "over_limit") }
-            guard OpusPacket.info(packet.payload) != nil else { return metrics.mediaDropped(reason: "bad_opus") }
-            metrics.mediaIn(kind: .opus)
-            let header = MediaFrameHeader(kind: .opus, flags: packet.marker ? .marker : [], sequence: sequence,
-                                          timestamp: packet.timestamp)
-            entry.driver.submit(.media(peer.id, MediaFrame(header: header, payload: ByteBuffer(bytes: packet.payload))))
+            guard case .accepted(let frame)? = verdict else { return }
+            entry.driver.submit(.media(peer.id, frame))
         case .keyframeRequest:
-            if peer.kind == .whep { entry.driver.submit(.command(peer.id, .keyframeRequest)) }
+            // Raw requests: the event's engine throttles what reaches the host.
+            guard peer.kind == .whep else { return }
+            let allowed = table.withLockedValue { table -> Bool in
+                guard table.bySession[peer.sessionID]?.control.take(now: .now()) == true else { return false }
+                return true
+            }
+            if allowed { entry.driver.submit(.command(peer.id, .keyframeRequest)) }
         case .closed(let reason):
             guard table.withLockedValue({ $0.remove(peer.sessionID) }) != nil else { return }
             metrics.connectionsChanged(endpoint: peer.kind.rawValue, by: -1)

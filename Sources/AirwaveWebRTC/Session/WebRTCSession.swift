@@ -29,8 +29,9 @@ public final class WebRTCSession {
         case connected
         /// Audio from a WHIP speaker, decrypted, with the negotiated Opus payload type.
         case audio(RTPPacket)
-        /// A listener asked for a keyframe (PLI or FIR), at most once per
-        /// `keyframeRequestInterval`.
+        /// A listener asked for a keyframe (PLI or FIR on the video SSRC). Every request is
+        /// reported: the event's engine holds the one keyframe throttle, and the server's
+        /// ingress budget bounds how many reach it.
         case keyframeRequest
         case closed(CloseReason)
     }
@@ -49,7 +50,6 @@ public final class WebRTCSession {
     public let negotiated: NegotiatedSession
     public let localUfrag: String
     public let localPassword: String
-    public var keyframeRequestInterval: Duration = .milliseconds(1000)
     /// How often sender reports go out while media flows.
     public var senderReportInterval: Duration = .seconds(1)
     public let configuration: Configuration
@@ -63,7 +63,6 @@ public final class WebRTCSession {
     private var video: OutboundStream?
     private var videoPacketizer = VP8Packetizer()
     private let localSSRC: UInt32
-    private var lastKeyframeRequest: ContinuousClock.Instant?
     private var nextSenderReport: ContinuousClock.Instant?
     private let handshakeDeadline: ContinuousClock.Instant
     private var retransmissions: RetransmissionBudget
@@ -198,9 +197,9 @@ public final class WebRTCSession {
             case let .nack(_, mediaSSRC, lost):
                 events += retransmit(mediaSSRC: mediaSSRC, lost: lost, now: now)
             case let .pli(_, mediaSSRC) where mediaSSRC == video?.statistics.ssrc:
-                events += keyframeRequest(now: now)
+                events.append(.keyframeRequest)
             case let .fir(_, entries) where entries.contains(where: { $0.ssrc == video?.statistics.ssrc }):
-                events += keyframeRequest(now: now)
+                events.append(.keyframeRequest)
             case let .receiverReport(report):
                 for block in report.reports {
                     audio?.statistics.handle(block, now: now)
@@ -218,11 +217,6 @@ public final class WebRTCSession {
         return events
     }
 
-    private func keyframeRequest(now: ContinuousClock.Instant) -> [Event] {
-        if let last = lastKeyframeRequest, now - last < keyframeRequestInterval { return [] }
-        lastKeyframeRequest = now
-        return [.keyframeRequest]
-    }
 
     /// Resends NACKed packets: each at most once per `retransmitInterval` (a compound may
     /// list one packet many times), within the session's per-second budget of packets and bytes.
