@@ -1,8 +1,8 @@
 import AirwaveWebRTC
 
 /// One parser under fuzzing: its seed inputs and a function that runs everything built on that
-/// parser over an input. A run succeeds if it returns; a crash ends the process, which is the
-/// signal the fuzzer looks for.
+/// parser over an input and checks the result (round trips, see `run`). A crash ends the
+/// process; a broken property is returned.
 public enum FuzzTarget: String, CaseIterable, Sendable {
     case stun
     case rtp
@@ -56,46 +56,173 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
 
     static let icePassword = "0123456789abcdefghijkl"
 
-    /// Runs the parser (and what consumes its result) over one input.
-    public func run(_ input: [UInt8]) {
+    /// Runs the parser (and what consumes its result) over one input and returns the properties
+    /// the result broke (empty: none). What parses must serialize to bytes that parse to the
+    /// same value; what the code writes from a parsed value must itself parse. A crash still
+    /// ends the process.
+    public func run(_ input: [UInt8]) -> [String] {
         switch self {
         case .stun:
             _ = PacketKind(datagram: input)
-            if let message = try? STUNMessage.parse(input) {
-                _ = message.xorMappedAddress
-                _ = message.attribute(.username)?.stringValue
-                _ = message.attribute(.priority)?.uint32Value
-                _ = message.serialized(integrityPassword: FuzzTarget.icePassword, fingerprint: true)
-            }
             _ = try? STUNMessage.verifyMessageIntegrity(input, password: FuzzTarget.icePassword)
             let start = ContinuousClock.Instant.now
             var agent = ICELiteAgent(localUfrag: "abcd", localPassword: FuzzTarget.icePassword, remoteUfrag: "efgh",
                                      remotePassword: FuzzTarget.icePassword, now: start)
             _ = agent.handleSTUN(input, from: TransportAddress(ip: .v4(127, 0, 0, 1), port: 5000), now: start)
+            return Self.checkSTUN(input)
         case .rtp:
-            if let packet = try? RTPPacket.parse(input) {
-                _ = packet.serialized()
-                _ = VP8PayloadDescriptor.parse(packet.payload[...])
-                _ = VP8Frame.payloadStartsKeyframe(packet.payload)
-            }
+            return Self.checkRTP(input)
         case .rtcp:
-            if let packets = try? RTCPPacket.parseCompound(input) {
-                _ = RTCPPacket.serializeCompound(packets)
-            }
+            return Self.checkRTCP(input)
         case .sdp:
-            let text = String(decoding: input, as: UTF8.self)
-            guard let offer = try? SessionDescription.parse(text) else { return }
-            for role in [WebRTCPeerRole.listener, .speaker] {
-                let parameters = AnswerParameters(
-                    role: role, iceUfrag: "abcd", icePassword: FuzzTarget.icePassword,
-                    fingerprint: CertificateFingerprint(algorithm: "sha-256", value: "AB:CD"),
-                    candidates: [TransportAddress(ip: .v4(192, 0, 2, 1), port: 3478)], sendsVideo: true,
-                    audioSSRC: 1, videoSSRC: 2, cname: "fuzz", sessionID: 1)
-                if let negotiated = try? offer.answer(parameters) {
-                    _ = try? SessionDescription.parse(negotiated.answer)
-                }
+            return Self.checkSDP(input)
+        }
+    }
+
+    /// STUN: a parsed message without its FINGERPRINT re-serializes to a message equal to it, and
+    /// its attributes signed anew (MESSAGE-INTEGRITY, FINGERPRINT) parse back and verify with
+    /// that password only.
+    static func checkSTUN(_ input: [UInt8],
+                          serialize: (STUNMessage, String?, Bool) -> [UInt8] = { $0.serialized(integrityPassword: $1, fingerprint: $2) })
+        -> [String] {
+        guard let message = try? STUNMessage.parse(input) else { return [] }
+        _ = message.xorMappedAddress
+        _ = message.attribute(.username)?.stringValue
+        _ = message.attribute(.priority)?.uint32Value
+        var failures: [String] = []
+        var plain = message
+        plain.attributes.removeAll { $0.type == STUNAttributeType.fingerprint.rawValue }
+        let plainBytes = serialize(plain, nil, false)
+        if (try? STUNMessage.parse(plainBytes)) != plain {
+            failures.append("STUN: parse(serialize(m)) != m")
+        }
+        var bare = plain
+        bare.attributes.removeAll { $0.type == STUNAttributeType.messageIntegrity.rawValue }
+        let signed = serialize(bare, icePassword, true)
+        guard signed.count - 20 <= Int(UInt16.max) else { return failures }
+        if let reparsed = try? STUNMessage.parse(signed) {
+            let types = reparsed.attributes.suffix(2).map(\.type)
+            if Array(reparsed.attributes.dropLast(2)) != bare.attributes || reparsed.method != bare.method
+                || reparsed.messageClass != bare.messageClass || reparsed.transactionID != bare.transactionID
+                || types != [STUNAttributeType.messageIntegrity.rawValue, STUNAttributeType.fingerprint.rawValue] {
+                failures.append("STUN: a message signed anew does not parse back to its attributes, MESSAGE-INTEGRITY, FINGERPRINT")
+            }
+        } else {
+            failures.append("STUN: a message signed anew does not parse")
+        }
+        if (try? STUNMessage.verifyMessageIntegrity(signed, password: icePassword)) == nil {
+            failures.append("STUN: a message signed anew does not verify with its password")
+        }
+        if (try? STUNMessage.verifyMessageIntegrity(signed, password: icePassword + "x")) != nil {
+            failures.append("STUN: a message signed anew verifies with another password")
+        }
+        return failures
+    }
+
+    /// RTP: parse(serialize(p)) == p, and the bytes are the input's (padding bytes other than the
+    /// count are written as zeros).
+    static func checkRTP(_ input: [UInt8], serialize: (RTPPacket) -> [UInt8] = { $0.serialized() }) -> [String] {
+        guard let packet = try? RTPPacket.parse(input) else { return [] }
+        _ = VP8PayloadDescriptor.parse(packet.payload[...])
+        _ = VP8Frame.payloadStartsKeyframe(packet.payload)
+        var failures: [String] = []
+        let bytes = serialize(packet)
+        if (try? RTPPacket.parse(bytes)) != packet {
+            failures.append("RTP: parse(serialize(p)) != p")
+        }
+        let unpadded = input.count - Int(packet.paddingCount)
+        if bytes.count != input.count || bytes.prefix(unpadded) != input.prefix(unpadded) || bytes.last != input.last {
+            failures.append("RTP: serialize(parse(x)) differs from x outside the padding")
+        }
+        return failures
+    }
+
+    /// RTCP: the serialized compound packet parses to the same packets (NACK lists as sets,
+    /// opaque bodies padded to whole words, as the wire format keeps them) and serializes to the
+    /// same bytes again.
+    static func checkRTCP(_ input: [UInt8],
+                          serialize: ([RTCPPacket]) -> [UInt8] = { RTCPPacket.serializeCompound($0) }) -> [String] {
+        guard let packets = try? RTCPPacket.parseCompound(input) else { return [] }
+        let bytes = serialize(packets)
+        guard let reparsed = try? RTCPPacket.parseCompound(bytes) else {
+            return ["RTCP: serialize(parse(x)) does not parse"]
+        }
+        var failures: [String] = []
+        if reparsed.map(Self.wireForm) != packets.map(Self.wireForm) {
+            failures.append("RTCP: parse(serialize(p)) != p")
+        }
+        if serialize(reparsed) != bytes {
+            failures.append("RTCP: serialize(parse(serialize(p))) != serialize(p)")
+        }
+        return failures
+    }
+
+    /// What of an RTCP packet the wire keeps: a NACK's lost sequence numbers as a set (the
+    /// items may be merged), an opaque body padded to whole 32-bit words.
+    private static func wireForm(_ packet: RTCPPacket) -> RTCPPacket {
+        switch packet {
+        case let .nack(sender, media, lost):
+            return .nack(senderSSRC: sender, mediaSSRC: media, lost: Array(Set(lost)).sorted())
+        case let .other(type, count, body):
+            return .other(packetType: type, count: count, body: body + [UInt8](repeating: 0, count: (4 - body.count % 4) % 4))
+        default:
+            return packet
+        }
+    }
+
+    /// SDP: every answer to an offer that parses parses too, and says what it answered: one
+    /// section per offered one, of the same kind, in order; the accepted ones (exactly the
+    /// BUNDLE group, audio among them) at the candidate's port with our ICE credentials,
+    /// fingerprint and the role's direction, the others rejected with port 0.
+    static func checkSDP(_ input: [UInt8], answer: (SessionDescription, AnswerParameters) throws -> NegotiatedSession = {
+        try $0.answer($1)
+    }) -> [String] {
+        let text = String(decoding: input, as: UTF8.self)
+        guard let offer = try? SessionDescription.parse(text) else { return [] }
+        var failures: [String] = []
+        for role in [WebRTCPeerRole.listener, .speaker] {
+            let candidate = TransportAddress(ip: .v4(192, 0, 2, 1), port: 3478)
+            let fingerprint = CertificateFingerprint(algorithm: "sha-256", value: "AB:CD")
+            let parameters = AnswerParameters(
+                role: role, iceUfrag: "abcd", icePassword: FuzzTarget.icePassword, fingerprint: fingerprint,
+                candidates: [candidate], sendsVideo: true, audioSSRC: 1, videoSSRC: 2, cname: "fuzz", sessionID: 1)
+            guard let negotiated = try? answer(offer, parameters) else { continue }
+            guard let parsed = try? SessionDescription.parse(negotiated.answer) else {
+                failures.append("SDP: the \(role) answer does not parse")
+                continue
+            }
+            guard parsed.media.map(\.kind) == offer.media.map(\.kind) else {
+                failures.append("SDP: the \(role) answer's sections are not the offer's")
+                continue
+            }
+            let acceptedMids = [negotiated.audio, negotiated.video].compactMap { $0?.mid }
+            let accepted = parsed.media.filter { $0.port != 0 }
+            let direction: MediaDirection = role == .listener ? .sendonly : .recvonly
+            if parsed.bundleMids != accepted.compactMap(\.mid) || Set(acceptedMids) != Set(accepted.compactMap(\.mid))
+                || accepted.count != acceptedMids.count || !accepted.contains(where: { $0.kind == "audio" }) {
+                failures.append("SDP: the \(role) answer's BUNDLE group is not the accepted sections")
+            }
+            if !accepted.allSatisfy({
+                $0.port == candidate.port && $0.value(of: "ice-ufrag") == parameters.iceUfrag
+                    && $0.value(of: "ice-pwd") == parameters.icePassword && $0.direction == direction
+                    && $0.value(of: "fingerprint") == fingerprint.attributeValue && $0.has("rtcp-mux")
+            }) {
+                failures.append("SDP: an accepted section of the \(role) answer lacks the port, credentials, fingerprint or direction")
             }
         }
+        return failures
+    }
+}
+
+/// A property a target broke on one input.
+public struct FuzzFailure: Sendable, CustomStringConvertible {
+    public let target: FuzzTarget
+    public let property: String
+    public let input: [UInt8]
+
+    public var description: String {
+        let hex = input.prefix(256).map { byte in (byte < 16 ? "0" : "") + String(byte, radix: 16) }.joined()
+        return "\(property) (input of \(input.count) bytes: \(hex)\(input.count > 256 ? "…" : ""))"
     }
 }
 
@@ -104,6 +231,10 @@ public struct FuzzRun: Sendable {
     public let target: FuzzTarget
     public private(set) var mutator: FuzzMutator
     public private(set) var iterations = 0
+    /// Broken properties, first ones only (`failureCount` counts them all).
+    public private(set) var failures: [FuzzFailure] = []
+    public private(set) var failureCount = 0
+    static let failuresKept = 20
 
     public init(target: FuzzTarget, sdpOffers: [String], seed: UInt64) {
         self.target = target
@@ -114,11 +245,19 @@ public struct FuzzRun: Sendable {
     /// Runs the seeds themselves, then `count` mutated inputs.
     public mutating func run(iterations count: Int) {
         if iterations == 0 {
-            for seed in mutator.seeds { target.run(seed) }
+            for seed in mutator.seeds { record(target.run(seed), seed) }
         }
         for _ in 0..<count {
-            target.run(mutator.next())
+            let input = mutator.next()
+            record(target.run(input), input)
             iterations += 1
+        }
+    }
+
+    private mutating func record(_ broken: [String], _ input: [UInt8]) {
+        failureCount += broken.count
+        for property in broken where failures.count < Self.failuresKept {
+            failures.append(FuzzFailure(target: target, property: property, input: input))
         }
     }
 }

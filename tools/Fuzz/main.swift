@@ -1,6 +1,7 @@
 // airwave-fuzz: runs the WebRTC parsers (STUN, RTP, RTCP, SDP) over deterministically mutated
-// inputs for a bounded time or number of iterations. A parser that crashes kills the process
-// (non-zero exit); the seed printed first reproduces the run.
+// inputs for a bounded time or number of iterations, checking each result's round trip. A
+// parser that crashes kills the process, a broken property exits 1 after the run (the first
+// inputs that broke one are printed); the seed printed first reproduces the run.
 //
 //   airwave-fuzz [--seconds S | --iterations N] [--seed N] [--fixtures DIR] [stun rtp rtcp sdp]
 import AirwaveWebRTCFuzzing
@@ -45,6 +46,7 @@ if targets.contains(.sdp) && offers.isEmpty {
 }
 
 print("airwave-fuzz: seed \(seed)")
+var broken = 0
 for target in targets {
     var run = FuzzRun(target: target, sdpOffers: offers, seed: seed)
     let start = Date()
@@ -55,5 +57,9 @@ for target in targets {
     }
     let elapsed = max(Date().timeIntervalSince(start), 1e-9)
     let rate = Double(run.iterations) / elapsed
-    print("\(target.rawValue): \(run.iterations) inputs in \(String(format: "%.1f", elapsed)) s, \(Int(rate)) inputs/s, no crash")
+    let verdict = run.failureCount == 0 ? "no crash, no broken property" : "\(run.failureCount) broken properties"
+    print("\(target.rawValue): \(run.iterations) inputs in \(String(format: "%.1f", elapsed)) s, \(Int(rate)) inputs/s, \(verdict)")
+    for failure in run.failures { print("  \(failure)") }
+    broken += run.failureCount
 }
+if broken > 0 { exit(1) }

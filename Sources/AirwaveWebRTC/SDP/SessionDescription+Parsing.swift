@@ -20,6 +20,8 @@ extension SessionDescription {
             var utf8 = Array(rawLine)
             if utf8.last == UInt8(ascii: "\r") { utf8.removeLast() }
             if utf8.isEmpty { continue }
+            // RFC 8866 §5: no CR or NUL inside a line; an answer copies offered values into its own lines.
+            guard !utf8.contains(UInt8(ascii: "\r")), !utf8.contains(0) else { throw .malformedLine(lineNumber) }
             guard utf8.count >= 2, utf8[1] == UInt8(ascii: "="), (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(utf8[0])
             else { throw .malformedLine(lineNumber) }
             let type = utf8[0]
@@ -52,6 +54,8 @@ extension SessionDescription {
                 } else {
                     attribute = Attribute(value)
                 }
+                // A mid is a token (RFC 5888 §4): the answer lists it in `a=group:BUNDLE`, space-separated.
+                if attribute.name == "mid", !isToken(attribute.value ?? "") { throw .malformedLine(lineNumber) }
                 if media.isEmpty {
                     sessionAttributes.append(attribute)
                 } else {
@@ -63,5 +67,15 @@ extension SessionDescription {
         }
         guard sawVersion else { throw .missingVersion }
         return SessionDescription(origin: origin, attributes: sessionAttributes, media: media)
+    }
+
+    /// RFC 8866 `token`: one or more of `!#$%&'*+-.0-9A-Z^_`a-z{|}~`.
+    static func isToken(_ text: String) -> Bool {
+        !text.isEmpty && text.utf8.allSatisfy { byte in
+            switch byte {
+            case 0x21, 0x23...0x27, 0x2A, 0x2B, 0x2D, 0x2E, 0x30...0x39, 0x41...0x5A, 0x5E...0x7E: true
+            default: false
+            }
+        }
     }
 }
