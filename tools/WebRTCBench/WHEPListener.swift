@@ -170,7 +170,7 @@ public final class WHEPListener: @unchecked Sendable {
                     throw WHEPListenerError("no local address")
                 }
                 let listener = WHEPListener(channel: channel, context: context, configuration: configuration, ufrag: ufrag,
-                                            password: Self.randomToken(24), localAddress: local)
+                                            password: ICECredentials.random().password, localAddress: local)
                 relay.listener = listener
                 return listener
             }
@@ -479,12 +479,6 @@ public final class WHEPListener: @unchecked Sendable {
     static func randomBytes(_ count: Int) -> [UInt8] {
         var generator = SystemRandomNumberGenerator()
         return (0..<count).map { _ in UInt8.random(in: 0...255, using: &generator) }
-    }
-
-    /// ICE characters (RFC 8839 `ice-char`: ALPHA / DIGIT / "+" / "/"), alphanumerics only.
-    static func randomToken(_ count: Int) -> String {
-        let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
-        return String((0..<count).map { _ in alphabet.randomElement()! })
     }
 }
 

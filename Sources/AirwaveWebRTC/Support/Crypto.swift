@@ -32,13 +32,6 @@ enum Crypto {
         precondition(status == 1, "OpenSSL RAND_bytes failed")
         return bytes
     }
-
-    /// A random string over the ICE character set (ALPHA / DIGIT / "+" / "/"), which has the
-    /// entropy RFC 8445 asks for: 24 bits for a ufrag, 128 for a password.
-    static func randomICEString(length: Int) -> String {
-        let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
-        return String(randomBytes(length).map { alphabet[Int($0) & 63] })
-    }
 }
 
 extension Sequence where Element == UInt8 {
