@@ -17,6 +17,7 @@ extension LiveEvent {
         /// Exactly these, ascending (the media-only sessions eligible for a VP8 screen frame).
         case only([ConnectionID])
 
+        /// True when nobody of this kind receives it.
         public var isNone: Bool { self == .none }
     }
 
@@ -43,6 +44,7 @@ extension LiveEvent {
         public var sessions: Audience = .none
         /// Edge links of other nodes (PROTOCOL.md 8), the next kind of recipient: none yet.
         public var links: Audience = .none
+        /// The class the frame takes in each WebSocket recipient's outbound queue.
         public var queue: QueueClass = .control
         /// The event mixer takes this frame (a speaker's Opus while the mix runs).
         public var mix = false
@@ -50,6 +52,7 @@ extension LiveEvent {
         /// sends no level, while no mixer measures it.
         public var measureLevel = false
 
+        /// A route; everything but the WebSocket audience defaults to "nothing more".
         public init(sockets: Audience, sessions: Audience = .none, links: Audience = .none, queue: QueueClass = .control,
                     mix: Bool = false, measureLevel: Bool = false) {
             self.sockets = sockets
@@ -66,17 +69,21 @@ extension LiveEvent {
 
     /// A server message with its type as a typed value (for counters), beside the JSON that goes out.
     public struct Message: Sendable, Hashable {
+        /// The message's `type`, the same as the JSON's.
         public var type: MessageType
         /// The `code` of an `error` message.
         public var errorCode: ErrorCode?
+        /// What goes on the wire.
         public var json: JSONValue
 
+        /// A message of this type.
         public init(_ type: MessageType, _ json: JSONValue, errorCode: ErrorCode? = nil) {
             self.type = type
             self.json = json
             self.errorCode = errorCode
         }
 
+        /// An `error` message, its code typed for the counters.
         public init(_ error: ProtocolError) {
             self.init(.error, error.json, errorCode: error.code)
         }
@@ -111,6 +118,7 @@ extension LiveEvent {
         case error
     }
 
+    /// Sends a control message of `type` to WebSocket connections.
     mutating func send(_ type: MessageType, _ json: JSONValue, to sockets: Audience) {
         emit(.send(Message(type, json), .control(sockets)))
     }
