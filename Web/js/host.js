@@ -92,7 +92,6 @@ function handle(msg) {
       break;
     case "participant_joined":
     case "participant_left":
-      if (msg.type === "participant_left") participants.stopSpeaking(msg.user_id);
       toast(msg.message ?? `${msg.username} ${msg.type === "participant_joined" ? "joined" : "left"}`);
       break;
     case "cohost_joined":
@@ -106,7 +105,6 @@ function handle(msg) {
       const source = participants.sourceOf(msg.user_id);
       if (source !== undefined) mix.removeSource(source);
       participants.setRole(msg.user_id, "listener");
-      participants.stopSpeaking(msg.user_id);
       renderParticipants();
       toast(msg.message ?? `${msg.username} is no longer a co-host`);
       break;

@@ -87,9 +87,6 @@ function handle(msg) {
     case "active_speakers":
       participants.setSpeakers(msg.speakers);
       break;
-    case "participant_left":
-      participants.stopSpeaking(msg.user_id);
-      break;
     case "cohost_invite":
       $("#invite-text").textContent = msg.message ?? `${msg.from_user} invites you to speak.`;
       $("#invite").hidden = false;
@@ -106,7 +103,6 @@ function handle(msg) {
       const source = participants.sourceOf(msg.user_id);
       if (source !== undefined) mix.removeSource(source);
       participants.setRole(msg.user_id, "listener");
-      participants.stopSpeaking(msg.user_id);
       participants.render($("#participants"), me.user);
       if (msg.user_id === me.user) {
         setRole("listener");

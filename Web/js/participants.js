@@ -10,7 +10,8 @@ export class Participants {
   constructor() {
     this.list = [];
     this.sourceByUser = new Map();
-    this.speaking = new Map(); // user id → level (active_speakers: 127 loudest)
+    this.speaking = new Map(); // user id → level, as the server's last active_speakers has it
+    this.stopped = new Set(); // users stopped since (muted, demoted, left): not shown
     this.tbody = null;
   }
 
@@ -37,27 +38,41 @@ export class Participants {
   setRole(userId, role) {
     const p = this.find(userId);
     if (p) p.role = role;
+    if (role === "listener") this.stopSpeaking(userId);
+    else this.mayResumeSpeaking(userId);
   }
 
   setMuted(userId, muted) {
     const p = this.find(userId);
     if (p) p.muted = muted;
-    if (muted) this.stopSpeaking(userId); // the server leaves them out of the next list anyway
+    if (muted) this.stopSpeaking(userId);
+    else this.mayResumeSpeaking(userId);
   }
 
   /**
    * active_speakers: exactly these users are speaking now, at these levels. The server sends the
    * list only when it changes (the empty list once when everyone fell silent), so a mark stays
-   * until the user leaves the list, is muted or demoted, or the connection closes; no timer.
+   * until the next list leaves the user out; no timer.
    */
   setSpeakers(speakers) {
     this.speaking = new Map((speakers ?? []).map((s) => [s.user_id, s.level]));
+    this.stopped.clear();
     this.paintSpeakers();
   }
 
-  /** One speaker stops at once (muted, demoted, left). */
+  /**
+   * One speaker stops at once (muted, demoted, left), before the server's next list says so.
+   * The mark is hidden, not forgotten: if the speaker is back (unmuted, promoted) before that
+   * list went out, the server sends none (its list did not change) and the mark must return.
+   */
   stopSpeaking(userId) {
-    if (this.speaking.delete(userId)) this.paintSpeakers();
+    this.stopped.add(userId);
+    this.paintSpeakers();
+  }
+
+  /** Unmuted or promoted again: shown as the server's last list has it. */
+  mayResumeSpeaking(userId) {
+    if (this.stopped.delete(userId)) this.paintSpeakers();
   }
 
   /** Nobody is speaking any more (connection closed, event ended). */
@@ -65,15 +80,16 @@ export class Participants {
     this.setSpeakers([]);
   }
 
+  /** The user's level in active_speakers (127 loudest), or undefined while not speaking. */
   levelOf(userId) {
-    return this.speaking.get(userId);
+    return this.stopped.has(userId) ? undefined : this.speaking.get(userId);
   }
 
   /** Updates the rows in place (no re-render: four times a second must not disturb buttons). */
   paintSpeakers() {
     if (!this.tbody) return;
     for (const row of this.tbody.rows) {
-      const level = this.speaking.get(row.dataset.user);
+      const level = this.levelOf(row.dataset.user);
       const ring = row.querySelector(".speaking");
       if (level === undefined) {
         delete row.dataset.speaking;
