@@ -141,12 +141,15 @@ def test_room_flood_keeps_an_honest_members_round_trip(start_server):
             backlog = last_flood_frame[0] - end_at
             summary = (f"flood {stats}; honest round trips n={len(rtts)} p50={percentile(rtts, 0.5) * 1000:.1f} ms "
                        f"p99={percentile(rtts, 0.99) * 1000:.1f} ms max={rtts[-1] * 1000:.1f} ms; "
-                       f"after the flood p99={percentile(after, 0.99) * 1000:.1f} ms; last flood frame {backlog:.2f} s after its end")
+                       f"after the flood p50={percentile(after, 0.5) * 1000:.1f} ms p99={percentile(after, 0.99) * 1000:.1f} ms; last flood frame {backlog:.2f} s after its end")
             print(summary)
             assert not missing, f"probes never relayed: {missing[:10]} ({len(missing)}); {summary}"
             assert len(during) >= 100, summary
             assert percentile(rtts, 0.99) < 0.100, summary
-            assert percentile(after, 0.99) < 0.100, summary
+            # Once the flood stops, round trips are back to an idle room's: a backlog would show
+            # in every probe, not one (a single scheduling stall of a loaded 2-core box would
+            # fail a p99 of 20 samples).
+            assert percentile(after, 0.5) < 0.020, summary
             # No backlog: the server is not still working off the flood once it has stopped.
             assert backlog < 1.0, summary
             # The flood filled the queue to its bound and no further.
