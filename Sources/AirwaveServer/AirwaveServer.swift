@@ -192,11 +192,10 @@ public final class AirwaveServer: Sendable {
     }
 
     private static func describe(_ error: any Error, _ configuration: ServerConfiguration) -> String {
-        let text = "\(error)"
-        if text.contains("Address already in use") || text.contains("EADDRINUSE") || text.contains("errno: 98") {
+        if let error = error as? IOError, error.errnoCode == EADDRINUSE {
             return "Port \(configuration.port) on \(configuration.host) is already in use."
         }
-        return "The server stopped: \(text)"
+        return "The server stopped: \(error)"
     }
 }
 
