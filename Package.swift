@@ -200,6 +200,7 @@ let package = Package(
                 "AirwaveWebRTCUDP", "AirwaveWebRTC",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]
         ),
         .testTarget(

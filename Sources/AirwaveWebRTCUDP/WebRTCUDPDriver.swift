@@ -22,6 +22,9 @@ public struct WebRTCUDPConfiguration: Sendable {
     public var readBatchSize: Int
     /// Kernel send and receive buffer of the socket (the kernel may cap it at `wmem_max`).
     public var socketBufferSize: Int = 4 * 1024 * 1024
+    /// Told how many datagrams were dropped since it was last told, by reason, at most once per
+    /// timer pass (on the channel's event loop): what the server exports as a metric.
+    public var onDroppedDatagrams: (@Sendable (WebRTCUDPDropReason, Int) -> Void)?
 
     public init(host: String = "0.0.0.0", port: Int = 0, maximumSessions: Int = 10_000,
                 timerInterval: TimeAmount = .milliseconds(100), readBatchSize: Int = 32) {
@@ -37,6 +40,28 @@ public struct WebRTCUDPConfiguration: Sendable {
 public enum WebRTCUDPError: Error, Equatable, Sendable {
     case tooManySessions
     case duplicateUfrag
+}
+
+/// Why the driver dropped an outgoing datagram (the `reason` label of
+/// `airwave_webrtc_datagrams_dropped_total`).
+public enum WebRTCUDPDropReason: String, CaseIterable, Sendable {
+    /// The socket was not writable, even after handing the queued datagrams to the kernel.
+    case socketFull = "socket_full"
+}
+
+/// Why the UDP socket could not be bound.
+public enum WebRTCUDPStartError: Error, CustomStringConvertible {
+    /// Another socket has the port (EADDRINUSE).
+    case portInUse(host: String, port: Int)
+    /// Any other failure, as NIO reported it.
+    case cannotBind(host: String, port: Int, underlying: any Error)
+
+    public var description: String {
+        switch self {
+        case let .portInUse(host, port): "UDP port \(port) on \(host) is already in use"
+        case let .cannotBind(host, port, underlying): "UDP port \(port) on \(host) cannot be bound (\(underlying))"
+        }
+    }
 }
 
 /// The thin I/O layer under `WebRTCSession`: one UDP socket for all sessions. Datagrams are
@@ -60,11 +85,32 @@ public final class WebRTCUDPDriver: Sendable {
         self.handler = handler
     }
 
-    /// Binds the UDP socket and starts the session timer.
+    /// Binds the UDP socket and starts the session timer. A bind that fails throws
+    /// `WebRTCUDPStartError` (`portInUse` by the errno, not by the message's text).
     public static func start(configuration: WebRTCUDPConfiguration, group: any EventLoopGroup,
                              onEvent: @escaping EventHandler) async throws -> WebRTCUDPDriver {
-        let handler = WebRTCUDPHandler(maximumSessions: configuration.maximumSessions, onEvent: onEvent)
-        let channel = try await DatagramBootstrap(group: group)
+        let handler = WebRTCUDPHandler(maximumSessions: configuration.maximumSessions, onEvent: onEvent,
+                                       onDroppedDatagrams: configuration.onDroppedDatagrams)
+        let channel: any Channel
+        do {
+            channel = try await bind(configuration, handler: handler, group: group)
+        } catch let error as IOError where error.errnoCode == EADDRINUSE {
+            throw WebRTCUDPStartError.portInUse(host: configuration.host, port: configuration.port)
+        } catch {
+            throw WebRTCUDPStartError.cannotBind(host: configuration.host, port: configuration.port, underlying: error)
+        }
+        let interval = configuration.timerInterval
+        channel.eventLoop.execute {
+            handler.timer = channel.eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
+                handler.runTimers()
+            }
+        }
+        return WebRTCUDPDriver(channel: channel, handler: handler)
+    }
+
+    private static func bind(_ configuration: WebRTCUDPConfiguration, handler: WebRTCUDPHandler,
+                             group: any EventLoopGroup) async throws -> any Channel {
+        try await DatagramBootstrap(group: group)
             .channelOption(.datagramVectorReadMessageCount, value: configuration.readBatchSize)
             // One socket carries every session: a fan-out burst to thousands of listeners must fit.
             .channelOption(.socketOption(.so_sndbuf), value: configuration.socketBufferSize)
@@ -81,13 +127,6 @@ public final class WebRTCUDPDriver: Sendable {
             }
             .bind(host: configuration.host, port: configuration.port)
             .get()
-        let interval = configuration.timerInterval
-        channel.eventLoop.execute {
-            handler.timer = channel.eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
-                handler.runTimers()
-            }
-        }
-        return WebRTCUDPDriver(channel: channel, handler: handler)
     }
 
     /// The bound port.
@@ -159,6 +198,7 @@ final class WebRTCUDPHandler: ChannelInboundHandler, @unchecked Sendable {
 
     let maximumSessions: Int
     let onEvent: WebRTCUDPDriver.EventHandler
+    let onDroppedDatagrams: (@Sendable (WebRTCUDPDropReason, Int) -> Void)?
     var sessions: [String: WebRTCSession] = [:]
     /// Verified remote addresses → session ufrag.
     var routes: [TransportAddress: String] = [:]
@@ -172,14 +212,17 @@ final class WebRTCUDPHandler: ChannelInboundHandler, @unchecked Sendable {
     var timer: RepeatedTask?
     private var context: ChannelHandlerContext?
     private var pendingFlush = false
-    /// Datagrams not written because the socket was not writable.
+    /// Datagrams not written because the socket was not writable: all, and since the last report.
     var droppedDatagrams = 0
+    private var droppedUnreported: [WebRTCUDPDropReason: Int] = [:]
     /// Each session's last destination as a NIO address.
     private var destinations: [String: (transport: TransportAddress, socket: NIOCore.SocketAddress)] = [:]
 
-    init(maximumSessions: Int, onEvent: @escaping WebRTCUDPDriver.EventHandler) {
+    init(maximumSessions: Int, onEvent: @escaping WebRTCUDPDriver.EventHandler,
+         onDroppedDatagrams: (@Sendable (WebRTCUDPDropReason, Int) -> Void)? = nil) {
         self.maximumSessions = maximumSessions
         self.onEvent = onEvent
+        self.onDroppedDatagrams = onDroppedDatagrams
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -268,6 +311,19 @@ final class WebRTCUDPHandler: ChannelInboundHandler, @unchecked Sendable {
             dispatch(session.handleTimer(now: now, ntpTime: ntp), ufrag: ufrag)
         }
         flush()
+        reportDrops()
+    }
+
+    func recordDrop(_ reason: WebRTCUDPDropReason) {
+        droppedDatagrams &+= 1
+        droppedUnreported[reason, default: 0] += 1
+    }
+
+    /// Drops are reported in a batch per timer pass, not per datagram: they come in bursts.
+    func reportDrops() {
+        guard !droppedUnreported.isEmpty else { return }
+        for (reason, count) in droppedUnreported { onDroppedDatagrams?(reason, count) }
+        droppedUnreported.removeAll(keepingCapacity: true)
     }
 
     func dispatch(_ events: [WebRTCSession.Event], ufrag: String) {
@@ -296,7 +352,7 @@ final class WebRTCUDPHandler: ChannelInboundHandler, @unchecked Sendable {
             context.flush()
         }
         guard context.channel.isWritable else {
-            droppedDatagrams &+= 1
+            recordDrop(.socketFull)
             return
         }
         let buffer = context.channel.allocator.buffer(bytes: bytes)

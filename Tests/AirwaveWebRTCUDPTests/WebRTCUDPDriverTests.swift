@@ -1,9 +1,11 @@
 import AirwaveWebRTC
-import AirwaveWebRTCUDP
 import Foundation
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import Testing
+
+@testable import AirwaveWebRTCUDP
 
 /// Collects the datagrams a client socket receives.
 final class DatagramCollector: ChannelInboundHandler, Sendable {
@@ -218,5 +220,47 @@ extension TransportAddress {
         try await driver.shutdown()
         try await listener.channel.close()
         try await group.shutdownGracefully()
+    }
+}
+
+/// Starting the driver and what it reports besides session events.
+@Suite struct WebRTCUDPDriverStartTests {
+    /// Found by the errno (EADDRINUSE), so the server's one-line start error does not depend on
+    /// the wording of the system's message.
+    @Test func aPortInUseIsReportedAsSuch() async throws {
+        let taken = try await DatagramBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .bind(host: "127.0.0.1", port: 0).get()
+        let port = try #require(taken.localAddress?.port)
+        do {
+            let driver = try await WebRTCUDPDriver.start(configuration: .init(host: "127.0.0.1", port: port),
+                                                         group: MultiThreadedEventLoopGroup.singleton, onEvent: { _, _ in })
+            try await driver.channel.close()
+            Issue.record("the driver bound a UDP port in use")
+        } catch let error as WebRTCUDPStartError {
+            guard case .portInUse(let host, let inUse) = error else {
+                Issue.record("expected portInUse, got \(error)")
+                return
+            }
+            #expect(host == "127.0.0.1" && inUse == port)
+            #expect(error.description == "UDP port \(port) on 127.0.0.1 is already in use")
+        }
+        try await taken.close()
+    }
+
+    /// Dropped datagrams reach `onDroppedDatagrams` once per timer pass, as a count since the
+    /// last report (the server adds it to `airwave_webrtc_datagrams_dropped_total`).
+    @Test func droppedDatagramsAreReportedPerTimerPass() {
+        let reports = NIOLockedValueBox<[String]>([])
+        let handler = WebRTCUDPHandler(maximumSessions: 1, onEvent: { _, _ in },
+                                       onDroppedDatagrams: { reason, count in reports.withLockedValue { $0.append("\(reason.rawValue) \(count)") } })
+        handler.runTimers()
+        #expect(reports.withLockedValue { $0 }.isEmpty, "nothing dropped, nothing reported")
+        for _ in 0..<3 { handler.recordDrop(.socketFull) }
+        handler.runTimers()
+        handler.recordDrop(.socketFull)
+        handler.runTimers()
+        handler.runTimers()
+        #expect(reports.withLockedValue { $0 } == ["socket_full 3", "socket_full 1"])
+        #expect(handler.droppedDatagrams == 4)
     }
 }

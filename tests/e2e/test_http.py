@@ -221,3 +221,8 @@ def test_event_gauges_and_media_bytes(server):
         await close_all(ws, *(m.ws for m in members))
 
     run(main())
+
+
+def test_metrics_export_dropped_webrtc_datagrams(server):
+    """The WebRTC UDP driver's dropped datagrams are a metric, present (at 0) from the start."""
+    assert metrics(server).get(("airwave_webrtc_datagrams_dropped_total", '{reason="socket_full"}')) == 0

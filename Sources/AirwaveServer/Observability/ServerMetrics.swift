@@ -1,4 +1,5 @@
 import AirwaveProtocol
+import AirwaveWebRTCUDP
 import Metrics
 import NIOConcurrencyHelpers
 import Prometheus
@@ -16,6 +17,8 @@ final class ServerMetrics: Sendable {
     private let gauges = NIOLockedValueBox([String: Metrics.Gauge]())
     private let openConnections = NIOLockedValueBox([String: Int]())
     private let eventGauges = NIOLockedValueBox([String: Metrics.Gauge]())
+    /// `airwave_webrtc_datagrams_dropped_total{reason}`, made at start so the series exist at 0.
+    private let webRTCDropped: [WebRTCUDPDropReason: Metrics.Counter]
 
     init() {
         registry = PrometheusCollectorRegistry()
@@ -25,6 +28,10 @@ final class ServerMetrics: Sendable {
         storeWrites = Metrics.Counter(label: "airwave_store_records_written_total", factory: factory)
         storeErrors = Metrics.Counter(label: "airwave_store_errors_total", factory: factory)
         let factory = self.factory
+        webRTCDropped = Dictionary(uniqueKeysWithValues: WebRTCUDPDropReason.allCases.map { reason in
+            (reason, Metrics.Counter(label: "airwave_webrtc_datagrams_dropped_total", dimensions: [("reason", reason.rawValue)],
+                                     factory: factory))
+        })
         func make(_ label: String, _ kind: String) -> Metrics.Counter {
             Metrics.Counter(label: label, dimensions: [("kind", kind)], factory: factory)
         }
@@ -94,6 +101,12 @@ final class ServerMetrics: Sendable {
     /// A media frame was dropped: `gate`, `muted`, `inactive_pipeline`, `malformed`, `rate_limited`.
     func mediaDropped(reason: String, count: Int = 1) {
         counter("airwave_media_frames_dropped_total", "reason", reason).increment(by: Int64(count))
+    }
+
+    /// `count` outgoing WebRTC datagrams were dropped for `reason` (the UDP driver reports them
+    /// per timer pass through `WebRTCUDPConfiguration.onDroppedDatagrams`).
+    func webRTCDatagramsDropped(reason: WebRTCUDPDropReason, count: Int) {
+        webRTCDropped[reason]?.increment(by: Int64(count))
     }
 
     /// Listeners and co-hosts of one live event (`airwave_event_participants{event_id}`);
