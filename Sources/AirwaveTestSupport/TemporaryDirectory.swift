@@ -1,7 +1,7 @@
 import Foundation
 
 /// A new, empty folder under the system's temporary directory, for one test. Nothing removes it
-/// implicitly: call `remove()` (usually in a `defer`), or use `withTemporaryDirectory`.
+/// implicitly: call `remove()`, usually in a `defer`.
 public struct TemporaryDirectory: Sendable {
     public let url: URL
 
@@ -32,20 +32,4 @@ public struct TemporaryDirectory: Sendable {
     public func remove() {
         try? FileManager.default.removeItem(at: url)
     }
-}
-
-/// Runs `body` with a new temporary folder and removes the folder afterwards, also on a throw.
-public func withTemporaryDirectory<T>(
-    prefix: String = "airwave-test", _ body: (TemporaryDirectory) async throws -> T
-) async throws -> T {
-    let directory = try TemporaryDirectory(prefix: prefix)
-    defer { directory.remove() }
-    return try await body(directory)
-}
-
-/// The synchronous form of `withTemporaryDirectory`.
-public func withTemporaryDirectory<T>(prefix: String = "airwave-test", _ body: (TemporaryDirectory) throws -> T) throws -> T {
-    let directory = try TemporaryDirectory(prefix: prefix)
-    defer { directory.remove() }
-    return try body(directory)
 }
