@@ -114,6 +114,8 @@ final class LiveEventDriver: Sendable {
                 engine.handle(.shutdown, now: now)
             }
             await perform(&engine, &state, services)
+            // Levels the meter measured in this pass go back to the engine in the same step, so
+            // `active_speakers` follows the audio without another trip through the inbox.
             if !state.measuredLevels.isEmpty {
                 engine.handle(.measuredLevels(state.measuredLevels), now: now)
                 state.measuredLevels.removeAll(keepingCapacity: true)
