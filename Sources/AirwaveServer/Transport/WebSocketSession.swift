@@ -149,7 +149,8 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
         case .resumeReading:
             connection.channel.setOption(ChannelOptions.autoRead, value: true).whenFailure { _ in }
         case .schedule(let timer, let deadline):
-            guard let context else { return }  // the handler is gone: so is the channel
+            // A channel that is gone needs no timer (`channelInactive` cancelled the others).
+            guard let context, !machine.channelClosed else { return }
             timers[timer]?.cancel()
             let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
             timers[timer] = context.eventLoop.scheduleTask(deadline: deadline) { loopBound.value.fire(timer) }
