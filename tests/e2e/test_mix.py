@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 import opus_ctypes
-from awtest import close_all, connect, go_live, host_path, join_path, q, recv_json, run, send, token, uid
+from awtest import close_all, connect, go_live, host_path, join, join_path, q, recv_json, run, send, token, uid
 from test_media import (FLAG_STEREO, KIND_OPUS, KIND_PCM, SPEECH, Tap, _read, is_media, make_cohost, media,
                         sync_point)
 
@@ -252,6 +252,33 @@ def test_active_speakers_without_mix_or_client_levels(server):
         assert any(is_media()(f) for _, f in tap.frames[start:]), "no media reached the listener"
         await close_all(ws, listener.ws, cohost.ws)
     run(main(), 90)
+
+
+def test_a_late_joiner_gets_the_current_speakers_at_once(server):
+    """`active_speakers` goes out only on change: someone who joins while the host talks at a
+    steady level gets the current list right after its catch-up, not after the next change."""
+    async def main():
+        from test_media import live_event
+        ws, host_tap, event_id, members, (tap,) = await live_event(server, listeners=1)
+        t0 = time.monotonic()
+
+        async def speak():
+            for i in range(150):  # 3 s of speech with a steady client level (RFC 6464 30 → 97)
+                frame = bytearray(media(KIND_OPUS, SPEECH[i % len(SPEECH)], seq=i, ts=i * 960))
+                frame[3] = 0x80 | 30
+                await ws.send(bytes(frame))
+                await asyncio.sleep(max(0, t0 + (i + 1) * 0.02 - time.monotonic()))
+        speaking = asyncio.create_task(speak())
+        await tap.wait_text("active_speakers", 5, pred=lambda m: m["speakers"] != [])
+        late = await join(server, event_id, uid("late"))
+        late_tap = Tap(late.ws, "late")
+        i = await late_tap.wait_text("active_speakers", 2)
+        host_id = late.state["host"]["user_id"]
+        assert late_tap.frames[i][1]["speakers"] == [{"user_id": host_id, "level": 97}]
+        assert not speaking.done(), "the host stopped before the late joiner's list arrived"
+        await speaking
+        await close_all(ws, late.ws, *members)
+    run(main(), 60)
 
 
 # ---------------------------------------------------------------------------- recording

@@ -17,6 +17,7 @@ extension LiveEvent {
             send(.chatHistory, LiveServerMessage.chatHistory(chat), to: .one(connection))
             send(.participantList, participantList, to: .one(connection))
             send(.participantCount, LiveServerMessage.participantCount(participantCount), to: .one(connection))
+            sendAnnouncedSpeakers(to: connection)
             if mode == .screen, !screenPipeline.awaitingKeyframe.isEmpty {
                 // Viewers who joined while the host was away still wait for a keyframe.
                 requestKeyframe(now: now)
@@ -68,6 +69,7 @@ extension LiveEvent {
             send(.cohostJoined, LiveServerMessage.cohostJoined(userID: user.userID, username: user.username, sourceID: sourceID), to: .all)
             speakingRoleChanged(user.userID)
         }
+        sendAnnouncedSpeakers(to: connection)
         if mode == .screen { catchUpOnScreen(connection, now: now) }
         membershipChanged()
     }

@@ -64,6 +64,15 @@ extension LiveEvent {
         return speakers.first { $0.value.sourceID == source }?.key
     }
 
+    /// The list everyone else last got, to one connection that just arrived (a joiner, a host
+    /// resuming): the list is sent only on change, so a steady speaker would stay unseen.
+    mutating func sendAnnouncedSpeakers(to connection: ConnectionID) {
+        let announced = speakerLevels.announced
+        guard !announced.isEmpty else { return }
+        let speakers = announced.compactMap { entry in userID(forSource: entry.source).map { (userID: $0, level: entry.level) } }
+        send(.activeSpeakers, LiveServerMessage.activeSpeakers(speakers), to: .one(connection))
+    }
+
     /// `active_speakers` when the list changed and the interval allows.
     mutating func flushActiveSpeakers(now: Timestamp) {
         guard let list = speakerLevels.poll(now: now) else { return }

@@ -63,6 +63,10 @@ public struct ActiveSpeakerDetector: Sendable {
             .sorted { $0.level != $1.level ? $0.level > $1.level : $0.source < $1.source }
     }
 
+    /// The list last sent: what everyone in the event currently believes. A joiner gets it, so
+    /// it need not wait for the next change to see who is talking.
+    public var announced: [Entry] { lastSent }
+
     /// The list to send now, if it changed and the interval allows; nil otherwise.
     public mutating func poll(now: Timestamp) -> [Entry]? {
         let list = current(now: now)
