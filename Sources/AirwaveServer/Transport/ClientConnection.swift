@@ -116,7 +116,7 @@ final class RawFrameWriter: ChannelInboundHandler, RemovableChannelHandler {
     /// Set right after init and cleared when the handler leaves the pipeline, which breaks the
     /// cycle with the connection. Not `weak`: a weak reference would move every retain of the
     /// connection (one per fan-out write) to the slow side-table path.
-    fileprivate(set) var connection: ClientConnection?
+    fileprivate var connection: ClientConnection?
     private let metrics: ServerMetrics
     private var context: ChannelHandlerContext?
     private var queue: OutboundQueue<ByteBuffer>
