@@ -1,5 +1,6 @@
 import AirwaveCore
 import AirwaveProtocol
+import AirwaveWebRTC
 import Logging
 
 /// Knows every live event: finds an event by id, a host's event by user, starts and forgets
@@ -68,8 +69,6 @@ actor LiveEventRegistry {
 
     /// A fresh event id: 16 random characters of `[a-z0-9]`.
     static func newEventID() -> String {
-        let alphabet = Array("abcdefghijklmnopqrstuvwxyz0123456789")
-        var generator = SystemRandomNumberGenerator()
-        return String((0..<16).map { _ in alphabet.randomElement(using: &generator)! })
+        RandomToken.make(length: 16, alphabet: RandomToken.lowercaseAlphanumerics)
     }
 }

@@ -101,13 +101,16 @@ final class WebRTCGateway: Sendable {
         // The UDP driver reports to the gateway, which needs the driver: the relay breaks the knot.
         let relay = NIOLockedValueBox<WebRTCGateway?>(nil)
         let udp: WebRTCUDPDriver
+        var udpConfiguration = WebRTCUDPConfiguration(host: bindHost, port: port, maximumSessions: settings.maximumSessions)
+        udpConfiguration.onDroppedDatagrams = { [metrics] reason, count in metrics.webRTCDatagramsDropped(reason: reason, count: count) }
         do {
             udp = try await WebRTCUDPDriver.start(
-                configuration: .init(host: bindHost, port: port, maximumSessions: settings.maximumSessions),
+                configuration: udpConfiguration,
                 group: MultiThreadedEventLoopGroup.singleton,
                 onEvent: { ufrag, event in relay.withLockedValue { $0 }?.handle(ufrag: ufrag, event: event) })
         } catch {
-            let reason = "\(error)".contains("in use") || "\(error)".contains("errno: 98") ? "is already in use" : "cannot be bound (\(error))"
+            let reason: String
+            if case .portInUse = error as? WebRTCUDPStartError { reason = "is already in use" } else { reason = "cannot be bound (\(error))" }
             throw ServerStartError("UDP port \(port) on \(bindHost) for WebRTC \(reason); --webrtc-port picks another, --disable-webrtc turns WebRTC off.")
         }
         let addresses = try announcedAddresses(settings.announcedAddresses, bindHost: bindHost)
@@ -146,9 +149,9 @@ final class WebRTCGateway: Sendable {
               driver: LiveEventDriver,
               admit: @Sendable (WebRTCPeer) async -> Bool) async throws(OpenError) -> (peer: WebRTCPeer, answer: String) {
         var random = SystemRandomNumberGenerator()
-        let ufrag = Self.token(8, using: &random)
-        let password = Self.token(24, using: &random)
-        let sessionID = Self.token(16, using: &random)
+        let credentials = ICECredentials.random()
+        let (ufrag, password) = (credentials.ufrag, credentials.password)
+        let sessionID = RandomToken.make(length: 16, alphabet: RandomToken.lowercaseAlphanumerics)
         let audioSSRC = UInt32.random(in: 1...UInt32.max, using: &random)
         let videoSSRC = UInt32.random(in: 1...UInt32.max, using: &random)
         let negotiated: NegotiatedSession
@@ -332,11 +335,5 @@ final class WebRTCGateway: Sendable {
         default:
             return "?"
         }
-    }
-
-    /// Random `[a-z0-9]` text (ICE ufrag and password, session ids).
-    private static func token(_ length: Int, using random: inout SystemRandomNumberGenerator) -> String {
-        let alphabet = Array("abcdefghijklmnopqrstuvwxyz0123456789")
-        return String((0..<length).map { _ in alphabet.randomElement(using: &random)! })
     }
 }
