@@ -151,7 +151,7 @@ let package = Package(
                 .product(name: "NIOWebSocket", package: "swift-nio"),
                 "AirwaveWHEPClient", "AirwaveWebRTC",
             ],
-            path: "tools/Bench"
+            path: "tools/LoadBench"
         ),
         .target(
             name: "AirwaveWHEPClient",

@@ -8,7 +8,7 @@ import Testing
 @testable import AirwaveServer
 
 /// Graceful shutdown through the server's own API (the SIGTERM path of the binary is covered
-/// end to end in tests/e2e).
+/// end to end in e2e).
 @Suite struct ShutdownTests {
     @Test func shutdownTellsEveryConnectionAndClosesWithGoingAway() async throws {
         let received = NIOLockedValueBox<[String]>([])

@@ -1,4 +1,4 @@
-"""Starts and stops the real `airwave serve` for the Python suites (tests/e2e and tests/browser
+"""Starts and stops the real `airwave serve` for the Python suites (e2e and e2e-browser
 import it): a free port of 127.0.0.1 (`--port 0`, the port read from the "serving" log line), a
 temporary data folder, stderr kept for the report of a failing test, SIGTERM then SIGKILL.
 """
@@ -17,7 +17,7 @@ import pytest
 
 import awtest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 AIRWAVE_BIN = os.environ.get("AIRWAVE_BIN", os.path.join(ROOT, ".build", "debug", "airwave"))
 
 # Every server started and not yet stopped, oldest first: a failing test's report shows their stderr.

@@ -27,7 +27,7 @@ import opus_ctypes
 from awtest import (ConnectionClosed, close_all, close_code_of, go_live, join, join_path, metric_sum, metrics, run,
                     send, uid)
 
-MEDIA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "Fixtures", "media")
+MEDIA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Fixtures", "media")
 
 KIND_OPUS, KIND_PCM, KIND_SCREEN = 1, 2, 3
 FLAG_KEYFRAME, FLAG_CONFIG, FLAG_MARKER, FLAG_STEREO = 0x01, 0x02, 0x04, 0x08

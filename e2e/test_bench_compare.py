@@ -29,7 +29,7 @@ import pytest
 from conftest import base_env, wait_for_binary
 from test_bench import bench_binary
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 COMPARE = os.path.join(ROOT, "tools", "bench", "compare.py")
 VENV = os.path.join(ROOT, ".build-bench", "venv")
 

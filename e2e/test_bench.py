@@ -19,7 +19,7 @@ import pytest
 from conftest import AIRWAVE_BIN, base_env, wait_for_binary
 
 AIRWAVE_BENCH_BIN = os.environ.get("AIRWAVE_BENCH_BIN", os.path.join(os.path.dirname(AIRWAVE_BIN), "airwave-bench"))
-FIXTURE = os.path.join(os.path.dirname(__file__), "..", "..", "Fixtures", "media", "speech.opus-packets")
+FIXTURE = os.path.join(os.path.dirname(__file__), "..", "Fixtures", "media", "speech.opus-packets")
 
 LISTENERS = 50
 SPEAKERS = 2

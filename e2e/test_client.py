@@ -22,7 +22,7 @@ import awtest
 from conftest import ROOT, base_env
 
 CLIENT_BIN = os.environ.get("AIRWAVE_CLIENT_BIN", os.path.join(ROOT, ".build", "debug", "airwave-client"))
-FIXTURES = os.path.join(os.path.dirname(__file__), "..", "..", "Fixtures", "media")
+FIXTURES = os.path.join(os.path.dirname(__file__), "..", "Fixtures", "media")
 
 
 # ---------------------------------------------------------------------------- Ogg helpers

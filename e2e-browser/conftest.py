@@ -1,8 +1,8 @@
 """Harness for the browser tests: a real `airwave serve`, Debian's Chromium driven by Playwright
 (never Playwright's own browser download), fake microphones that play tone WAVs made here, and
-screenshots saved to tests/browser/artifacts/.
+screenshots saved to e2e-browser/artifacts/.
 
-The tests must run in a network namespace with only loopback: start them with tests/browser/run.
+The tests must run in a network namespace with only loopback: start them with e2e-browser/run.
 
 Fixtures
   server        one server for the module (fast notices), serving the web client from Web/
@@ -42,7 +42,7 @@ def pytest_configure(config):
         interfaces = sorted(line.split(":", 1)[0].strip() for line in f.readlines()[2:])
     if interfaces != ["lo"]:
         pytest.exit(f"the browser tests run in a network namespace with only loopback (found {interfaces}): "
-                    "start them with tests/browser/run", returncode=2)
+                    "start them with e2e-browser/run", returncode=2)
 
 
 # ---------------------------------------------------------------------------- server
