@@ -17,18 +17,21 @@ extension SQLEventStore: RoomStore {
     /// The id must be 1–64 characters (a database CHECK); a longer one makes this throw.
     public func createRoom(id: String, hostUserID: String?, at: EpochMillis) async throws -> Bool {
         try await transaction { db in
-            let existing = try await db.select()
-                .column("room_id")
-                .from(Table.rooms)
-                .where("room_id", .equal, id)
-                .first()
-            guard existing == nil else { return false }
-            try await db.insert(into: Table.rooms)
-                .columns("room_id", "host_user_id", "created_at")
-                .values(id, hostUserID, at)
-                .run()
+            guard try await !Self.roomExists(id, on: db) else { return false }
+            try await Self.insertRoom(id, hostUserID: hostUserID, at: at, on: db)
             return true
         }
+    }
+
+    private static func roomExists(_ id: String, on db: any SQLDatabase) async throws -> Bool {
+        try await db.select().column("room_id").from(Table.rooms).where("room_id", .equal, id).first() != nil
+    }
+
+    private static func insertRoom(_ id: String, hostUserID: String?, at: EpochMillis, on db: any SQLDatabase) async throws {
+        try await db.insert(into: Table.rooms)
+            .columns("room_id", "host_user_id", "created_at")
+            .values(id, hostUserID, at)
+            .run()
     }
 
     /// The room, or nil if it was never created or used.
@@ -65,22 +68,14 @@ extension SQLEventStore: RoomStore {
     /// user cannot pass the quota together.
     public func createRoom(id: String, hostUserID: String, at: EpochMillis, hostRoomLimit: Int) async throws -> RoomCreation {
         try await transaction { db in
-            let existing = try await db.select()
-                .column("room_id")
-                .from(Table.rooms)
-                .where("room_id", .equal, id)
-                .first()
-            guard existing == nil else { return .exists }
+            guard try await !Self.roomExists(id, on: db) else { return .exists }
             let owned = try await db.select()
                 .column(SQLFunction("COUNT", args: SQLLiteral.all), as: "owned")
                 .from(Table.rooms)
                 .where("host_user_id", .equal, hostUserID)
                 .first(decodingColumn: "owned", as: Int.self) ?? 0
             guard owned < hostRoomLimit else { return .quotaExceeded(owned: owned) }
-            try await db.insert(into: Table.rooms)
-                .columns("room_id", "host_user_id", "created_at")
-                .values(id, hostUserID, at)
-                .run()
+            try await Self.insertRoom(id, hostUserID: hostUserID, at: at, on: db)
             return .created
         }
     }
