@@ -6,6 +6,8 @@ public enum EventStoreError: Error, Sendable, Equatable, CustomStringConvertible
     case schemaTooNew(found: Int, supported: Int)
     /// A stored value could not be understood (for example an unknown role name).
     case invalidStoredValue(column: String, value: String)
+    /// A database URL that cannot be read (shown with its password replaced by `***`).
+    case invalidDatabaseURL(String)
 
     /// A readable description of the error.
     public var description: String {
@@ -16,6 +18,8 @@ public enum EventStoreError: Error, Sendable, Equatable, CustomStringConvertible
             return "the database schema is at version \(found) but this program supports at most \(supported)"
         case .invalidStoredValue(let column, let value):
             return "unexpected value \(value.debugDescription) in column \(column)"
+        case .invalidDatabaseURL(let url):
+            return "cannot read the database URL \(url) (expected postgres://USER:PASS@HOST:PORT/DB)"
         }
     }
 }

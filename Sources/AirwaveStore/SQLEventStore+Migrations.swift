@@ -135,6 +135,7 @@ extension SQLEventStore {
     /// its own transaction together with the row recording it.
     func runMigrations() async throws {
         try await transaction { db in
+            try await Self.lockMigrations(on: db)
             try await db.create(table: Table.schemaVersions)
                 .ifNotExists()
                 .column("version", type: .bigint, .primaryKey(autoIncrement: false))
@@ -146,6 +147,7 @@ extension SQLEventStore {
         let latest = Self.latestSchemaVersion
         for migration in Self.migrations {
             let applied = try await transaction { db in
+                try await Self.lockMigrations(on: db)
                 let current = try await Self.currentSchemaVersion(on: db)
                 if current > latest {
                     throw EventStoreError.schemaTooNew(found: current, supported: latest)
@@ -166,6 +168,18 @@ extension SQLEventStore {
             }
         }
     }
+
+    /// On PostgreSQL, makes nodes that start together migrate one after the other: the lock is
+    /// held until the transaction ends, and the version is read after taking it. (SQLite's
+    /// `BEGIN` on one file already serialises writers once they write.)
+    static func lockMigrations(on db: any SQLDatabase) async throws {
+        guard db.dialect.name == "postgresql" else { return }
+        // Any constant shared by every node; this one spells "airwave" in its low bytes.
+        try await db.raw("SELECT pg_advisory_xact_lock(\(unsafeRaw: String(migrationLockKey)))").run()
+    }
+
+    /// The advisory lock key of ``lockMigrations(on:)``.
+    static let migrationLockKey: Int64 = 0x61_69_72_77_61_76_65
 
     /// The highest applied migration version, 0 if none.
     static func currentSchemaVersion(on db: any SQLDatabase) async throws -> Int {

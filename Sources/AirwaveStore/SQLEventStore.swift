@@ -9,8 +9,11 @@ import SQLKit
 ///
 /// Transactions are run with plain `BEGIN` / `COMMIT` / `ROLLBACK` inside
 /// `SQLDatabase.withSession(_:)`, so the database handed in must either be a single connection
-/// or pin one connection for the duration of a session. The store runs one transaction at a
-/// time (per store value and its copies), which also keeps records in the order they were written.
+/// or pin one connection for the duration of a session (as postgres-kit's pooled database
+/// does). The store runs one transaction at a time (per store value and its copies), which also
+/// keeps records in the order they were written. On a pool, each read runs in a session of its
+/// own, in a read-only transaction (repeatable read on PostgreSQL), so that a read of several
+/// statements sees one snapshot.
 public struct SQLEventStore: EventStore {
     /// The database the store queries.
     public let database: any SQLDatabase
@@ -18,6 +21,8 @@ public struct SQLEventStore: EventStore {
     public let logger: Logger
     /// Whether reads also wait for a running transaction (see ``init(database:logger:singleConnection:)``).
     public let singleConnection: Bool
+    /// Tells a lost connection from a failed statement; nil: never retry.
+    let isConnectionLost: (@Sendable (any Error) -> Bool)?
     let gate = SerialGate()
 
     /// Creates a store on `database`; call ``migrate()`` before using it.
@@ -29,9 +34,20 @@ public struct SQLEventStore: EventStore {
     ///     then wait for a running transaction, so they never see its uncommitted rows. Pass
     ///     `false` for a connection pool, where reads may run beside a transaction.
     public init(database: any SQLDatabase, logger: Logger, singleConnection: Bool) {
+        self.init(database: database, logger: logger, singleConnection: singleConnection, isConnectionLost: nil)
+    }
+
+    /// Creates a store that retries a call once when `isConnectionLost` says its error means the
+    /// connection went away (a pooled connection the database closed while it was idle); never
+    /// after a `COMMIT` was sent, whose outcome is then unknown.
+    public init(
+        database: any SQLDatabase, logger: Logger, singleConnection: Bool,
+        isConnectionLost: (@Sendable (any Error) -> Bool)?
+    ) {
         self.database = database
         self.logger = logger
         self.singleConnection = singleConnection
+        self.isConnectionLost = isConnectionLost
     }
 
     // MARK: - EventStore
@@ -225,34 +241,85 @@ public struct SQLEventStore: EventStore {
     /// Runs `body` in one transaction on one session, one transaction at a time.
     func transaction<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
         try await gate.run {
-            try await database.withSession { db in
-                try await db.raw("BEGIN").run()
-                do {
-                    let result = try await body(db)
-                    try await db.raw("COMMIT").run()
-                    return result
-                } catch {
-                    do {
-                        try await db.raw("ROLLBACK").run()
-                    } catch let rollbackError {
-                        db.logger.error(
-                            "event store rollback failed",
-                            metadata: ["error": "\(String(reflecting: rollbackError))"]
-                        )
-                    }
-                    throw error
+            try await retryingLostConnection {
+                try await database.withSession { db in
+                    try await Self.runTransaction(begin: "BEGIN", on: db, body)
                 }
             }
         }
     }
 
-    /// Runs a read: behind the gate on a single connection, beside transactions otherwise.
+    /// Runs a read: behind the gate on a single connection; on a pool, beside transactions in a
+    /// read-only transaction of its own session (one snapshot for all its statements).
     func read<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
         if singleConnection {
             return try await gate.run { try await body(database) }
         }
         try await gate.checkOpen()
-        return try await body(database)
+        let begin: SQLQueryString = database.dialect.name == "postgresql"
+            ? "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY" : "BEGIN"
+        return try await retryingLostConnection {
+            try await database.withSession { db in
+                try await Self.runTransaction(begin: begin, on: db, body)
+            }
+        }
+    }
+
+    /// A `COMMIT` that failed: whether it took effect is unknown, so the call is not retried.
+    private struct CommitFailed: Error {
+        let underlying: any Error
+    }
+
+    /// `BEGIN`, `body`, `COMMIT` on one session; `ROLLBACK` when something fails.
+    private static func runTransaction<T: Sendable>(
+        begin: SQLQueryString, on db: any SQLDatabase,
+        _ body: @escaping @Sendable (any SQLDatabase) async throws -> T
+    ) async throws -> T {
+        try await db.raw(begin).run()
+        let result: T
+        do {
+            result = try await body(db)
+        } catch {
+            await rollback(on: db)
+            throw error
+        }
+        do {
+            try await db.raw("COMMIT").run()
+        } catch {
+            // SQLite leaves the transaction open when COMMIT fails (e.g. busy).
+            await rollback(on: db)
+            throw CommitFailed(underlying: error)
+        }
+        return result
+    }
+
+    private static func rollback(on db: any SQLDatabase) async {
+        do {
+            try await db.raw("ROLLBACK").run()
+        } catch let rollbackError {
+            db.logger.error(
+                "event store rollback failed",
+                metadata: ["error": "\(String(reflecting: rollbackError))"]
+            )
+        }
+    }
+
+    /// Runs `operation`, and once more if it failed because its connection was lost before a
+    /// `COMMIT` was sent (nothing of it was stored then).
+    private func retryingLostConnection<T: Sendable>(_ operation: () async throws -> T) async throws -> T {
+        do {
+            return try await operation()
+        } catch let error as CommitFailed {
+            throw error.underlying
+        } catch {
+            guard let isConnectionLost, isConnectionLost(error) else { throw error }
+            logger.warning("event store connection lost; retrying on a new one", metadata: ["error": "\(String(reflecting: error))"])
+            do {
+                return try await operation()
+            } catch let error as CommitFailed {
+                throw error.underlying
+            }
+        }
     }
 
     /// Applies one record inside a transaction.

@@ -1,0 +1,190 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import PostgresKit
+import SQLKit
+
+/// An ``EventStore`` (and ``RoomStore``) in a PostgreSQL database, shared by every node of a
+/// cluster.
+///
+/// Owns a connection pool and the event loop group its connections run on; ``shutdown()``
+/// closes both. The SQL itself lives in ``SQLEventStore``, which this type runs over the pool:
+/// each transaction pins one pooled connection (`SQLDatabase.withSession`), reads run beside
+/// transactions in a repeatable-read snapshot.
+///
+/// The pool connects lazily and reconnects by itself: while the database is unreachable every
+/// call throws within ``connectionTimeout`` (the server answers `503 server_busy`); once it is
+/// back, the next call opens a new connection. A call that finds its pooled connection closed
+/// by a restart is retried once on a fresh one, unless its `COMMIT` had already been sent.
+public final class PostgresEventStore: EventStore, @unchecked Sendable {
+    // @unchecked: the async-kit pool is not marked Sendable but guards its state with a lock
+    // and hops to its event loops itself; every stored property is immutable.
+
+    /// How long a call waits for a connection (to open one, or for a free one) before failing.
+    public static let connectionTimeout: TimeAmount = .seconds(5)
+
+    /// The generic store doing the queries.
+    public let store: SQLEventStore
+    private let pool: EventLoopGroupConnectionPool<PostgresConnectionSource>
+    private let eventLoopGroup: MultiThreadedEventLoopGroup
+
+    private init(
+        store: SQLEventStore,
+        pool: EventLoopGroupConnectionPool<PostgresConnectionSource>,
+        eventLoopGroup: MultiThreadedEventLoopGroup
+    ) {
+        self.store = store
+        self.pool = pool
+        self.eventLoopGroup = eventLoopGroup
+    }
+
+    /// Creates a store on the database at `url`, `postgres://USER:PASS@HOST:PORT/DB`
+    /// (`?tlsmode=disable|prefer|require` as postgres-kit reads it; `prefer` by default).
+    ///
+    /// Does not connect: the first call (normally ``migrate()``) does, and throws if the
+    /// database is unreachable. Call ``migrate()`` next.
+    ///
+    /// - Parameters:
+    ///   - url: The database URL.
+    ///   - searchPath: The schemas the connections use (`SET search_path`); nil: the server's
+    ///     default (`public`).
+    ///   - logger: Where the store reports migrations and the pool its connection failures.
+    ///   - maxConnections: The most connections the pool opens.
+    ///   - connectionTimeout: How long a call may wait for a connection before it throws.
+    /// - Throws: ``EventStoreError/invalidDatabaseURL(_:)`` for a URL postgres-kit cannot read.
+    public static func open(
+        url: String,
+        searchPath: [String]? = nil,
+        logger: Logger,
+        maxConnections: Int = 8,
+        connectionTimeout: TimeAmount = PostgresEventStore.connectionTimeout
+    ) async throws -> PostgresEventStore {
+        var configuration: SQLPostgresConfiguration
+        do {
+            configuration = try SQLPostgresConfiguration(url: url)
+        } catch {
+            throw EventStoreError.invalidDatabaseURL(redactingPassword(url))
+        }
+        configuration.searchPath = searchPath
+        return try await open(
+            configuration: configuration, logger: logger,
+            maxConnections: maxConnections, connectionTimeout: connectionTimeout
+        )
+    }
+
+    /// Creates a store from a postgres-kit configuration (e.g. with a `searchPath`, as the tests
+    /// use for a schema of their own). See ``open(url:searchPath:logger:maxConnections:connectionTimeout:)``.
+    public static func open(
+        configuration: SQLPostgresConfiguration,
+        logger: Logger,
+        maxConnections: Int = 8,
+        connectionTimeout: TimeAmount = PostgresEventStore.connectionTimeout
+    ) async throws -> PostgresEventStore {
+        precondition(maxConnections > 0, "the pool needs at least one connection")
+        var configuration = configuration
+        // Bounds the TCP connect (and TLS start-up) to an address that does not answer; the
+        // pool's request timeout bounds the whole wait.
+        configuration.coreConfiguration.options.connectTimeout = connectionTimeout
+        // One loop: the store's traffic is small statements, and a single loop keeps every
+        // pooled connection in one per-loop pool, so `maxConnections` is the real limit.
+        let eventLoopGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let pool = EventLoopGroupConnectionPool(
+            source: PostgresConnectionSource(sqlConfiguration: configuration),
+            maxConnectionsPerEventLoop: maxConnections,
+            requestTimeout: connectionTimeout,
+            logger: logger,
+            on: eventLoopGroup
+        )
+        let database = pool.database(logger: logger).sql()
+        return PostgresEventStore(
+            store: SQLEventStore(
+                database: database, logger: logger, singleConnection: false,
+                isConnectionLost: isConnectionLost
+            ),
+            pool: pool,
+            eventLoopGroup: eventLoopGroup
+        )
+    }
+
+    /// Whether `error` says the connection went away (the server restarted or terminated the
+    /// backend) rather than that a statement failed: such a call can be retried on a new one.
+    static func isConnectionLost(_ error: any Error) -> Bool {
+        guard let error = error as? PSQLError else { return false }
+        switch error.code {
+        case .serverClosedConnection, .uncleanShutdown:
+            return true
+        case .server:
+            // admin_shutdown (pg_terminate_backend, a fast shutdown), crash_shutdown,
+            // cannot_connect_now (the server is still starting).
+            let state = error.serverInfo?[.sqlState]
+            return state == "57P01" || state == "57P02" || state == "57P03"
+        default:
+            return false
+        }
+    }
+
+    /// `url` with its password replaced by `***`, for error messages and logs.
+    static func redactingPassword(_ url: String) -> String {
+        guard var components = URLComponents(string: url), components.password != nil else { return url }
+        components.password = "***"
+        return components.string ?? url
+    }
+
+    // MARK: - EventStore
+
+    /// Creates or upgrades the schema (versioned migrations table; idempotent; runs at start).
+    /// Throws when the database is unreachable.
+    public func migrate() async throws {
+        try await store.migrate()
+    }
+
+    /// The highest schema version applied to the database; call it after ``migrate()``.
+    public func schemaVersion() async throws -> Int {
+        try await store.schemaVersion()
+    }
+
+    /// Writes the records in order, all in one transaction (all or nothing).
+    public func write(_ records: [StoreRecord]) async throws {
+        try await store.write(records)
+    }
+
+    /// The event, with every participant session or none; nil if the id never existed.
+    public func event(id: String, withParticipants: Bool) async throws -> StoredEvent? {
+        try await store.event(id: id, withParticipants: withParticipants)
+    }
+
+    /// One page of an event's participant sessions in join order.
+    public func participants(eventID: String, after: Int64?, limit: Int) async throws -> ParticipantPage {
+        try await store.participants(eventID: eventID, after: after, limit: limit)
+    }
+
+    /// Chat of an event, newest last: at most `limit` messages with id < `before`
+    /// (or the newest ones if before is nil).
+    public func chat(eventID: String, before: Int64?, limit: Int) async throws -> [StoredChatMessage] {
+        try await store.chat(eventID: eventID, before: before, limit: limit)
+    }
+
+    /// Marks every event that is still live as ended (reason given) — used at start after a
+    /// crash; returns how many.
+    public func endInterruptedEvents(reason: String, at: EpochMillis) async throws -> Int {
+        try await store.endInterruptedEvents(reason: reason, at: at)
+    }
+
+    /// Cheap query proving the database answers (for `/readyz`); throws within
+    /// ``connectionTimeout`` while it is unreachable.
+    public func ping() async throws {
+        try await store.ping()
+    }
+
+    /// Waits for the transaction in progress, then closes the pool's connections and the event
+    /// loop group. Later calls of the other methods throw ``EventStoreError/closed``; calling it
+    /// again does nothing.
+    public func shutdown() async throws {
+        guard await store.closeGate() else { return }
+        var firstError: (any Error)?
+        do { try await pool.shutdownAsync() } catch { firstError = firstError ?? error }
+        do { try await eventLoopGroup.shutdownGracefully() } catch { firstError = firstError ?? error }
+        if let firstError { throw firstError }
+    }
+}
