@@ -2,8 +2,8 @@ import Testing
 import AirwaveStore
 
 @Suite struct ChatTests {
-    @Test func pagingThroughTwoHundredFiftyMessages() async throws {
-        try await withStore { store, _ in
+    @Test(arguments: Backend.allCases) func pagingThroughTwoHundredFiftyMessages(_ backend: Backend) async throws {
+        try await withStore(backend) { store in
             try await store.write([started("e1"), started("other")])
             // Interleave another event's chat so paging must filter by event.
             var records: [StoreRecord] = []
@@ -51,8 +51,8 @@ import AirwaveStore
         }
     }
 
-    @Test func idsIncreaseAndIgnoreGivenID() async throws {
-        try await withStore { store, _ in
+    @Test(arguments: Backend.allCases) func idsIncreaseAndIgnoreGivenID(_ backend: Backend) async throws {
+        try await withStore(backend) { store in
             try await store.write([started("e1")])
             try await store.write([
                 .chat(StoredChatMessage(id: 999, eventID: "e1", userID: "u", username: "U", message: "a", sentAt: 1, verified: true)),

@@ -2,8 +2,8 @@ import Testing
 import AirwaveStore
 
 @Suite struct EventLifecycleTests {
-    @Test func fullLifecycleRoundTrips() async throws {
-        try await withStore { store, _ in
+    @Test(arguments: Backend.allCases) func fullLifecycleRoundTrips(_ backend: Backend) async throws {
+        try await withStore(backend) { store in
             try await store.write([
                 .eventStarted(eventID: "ev-1", hostUserID: "alice", hostUsername: "Alice", mode: "open", at: 1_000),
                 .participantJoined(
@@ -65,8 +65,8 @@ import AirwaveStore
         }
     }
 
-    @Test func endingTwiceKeepsTheFirstEnd() async throws {
-        try await withStore { store, _ in
+    @Test(arguments: Backend.allCases) func endingTwiceKeepsTheFirstEnd(_ backend: Backend) async throws {
+        try await withStore(backend) { store in
             try await store.write([
                 started("e1"),
                 .eventEnded(eventID: "e1", reason: "first", at: 5_000),
@@ -78,10 +78,10 @@ import AirwaveStore
         }
     }
 
-    @Test func reusedConnectionIDMatchesMostRecentSession() async throws {
+    @Test(arguments: Backend.allCases) func reusedConnectionIDMatchesMostRecentSession(_ backend: Backend) async throws {
         // Connection ids are unique per server process only: after a restart the same id can
         // come back for the same event.
-        try await withStore { store, _ in
+        try await withStore(backend) { store in
             try await store.write([
                 started("e1"),
                 .participantJoined(
@@ -112,8 +112,8 @@ import AirwaveStore
         }
     }
 
-    @Test func sameConnectionIDInAnotherEventIsSeparate() async throws {
-        try await withStore { store, _ in
+    @Test(arguments: Backend.allCases) func sameConnectionIDInAnotherEventIsSeparate(_ backend: Backend) async throws {
+        try await withStore(backend) { store in
             try await store.write([
                 started("a"), started("b"),
                 .participantJoined(
@@ -129,8 +129,8 @@ import AirwaveStore
         }
     }
 
-    @Test func largeConnectionIDsAreStored() async throws {
-        try await withStore { store, _ in
+    @Test(arguments: Backend.allCases) func largeConnectionIDsAreStored(_ backend: Backend) async throws {
+        try await withStore(backend) { store in
             try await store.write([
                 started("e1"),
                 .participantJoined(
@@ -146,8 +146,8 @@ import AirwaveStore
         }
     }
 
-    @Test func unknownIDReturnsNil() async throws {
-        try await withStore { store, _ in
+    @Test(arguments: Backend.allCases) func unknownIDReturnsNil(_ backend: Backend) async throws {
+        try await withStore(backend) { store in
             #expect(try await store.event(id: "nope") == nil)
             try await store.write([started("e1")])
             #expect(try await store.event(id: "nope") == nil)
@@ -157,7 +157,7 @@ import AirwaveStore
         }
     }
 
-    @Test func quotesUnicodeAndEmojiRoundTrip() async throws {
+    @Test(arguments: Backend.allCases) func quotesUnicodeAndEmojiRoundTrip(_ backend: Backend) async throws {
         let awkward = [
             "Robert'); DROP TABLE events;--",
             "\"double\" and 'single' quotes, back\\slash, 100% _like_",
@@ -166,7 +166,7 @@ import AirwaveStore
             "line one\nline two\ttabbed\r\n",
             "",
         ]
-        try await withStore { store, _ in
+        try await withStore(backend) { store in
             for (index, text) in awkward.enumerated() {
                 let id = "ev-\(index)-\(text)"
                 try await store.write([

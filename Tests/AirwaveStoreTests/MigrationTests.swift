@@ -5,8 +5,8 @@ import AirwaveStore
 import AirwaveTestSupport
 
 @Suite struct MigrationTests {
-    @Test func migratingTwiceIsHarmless() async throws {
-        try await withStore { store, _ in
+    @Test(arguments: Backend.allCases) func migratingTwiceIsHarmless(_ backend: Backend) async throws {
+        try await withStore(backend) { store in
             #expect(try await store.schemaVersion() == SQLEventStore.latestSchemaVersion)
             try await store.write([started("e1"), chatRecord("e1", "before")])
 
@@ -24,8 +24,8 @@ import AirwaveTestSupport
         }
     }
 
-    @Test func newerSchemaIsRefused() async throws {
-        try await withStore { store, _ in
+    @Test(arguments: Backend.allCases) func newerSchemaIsRefused(_ backend: Backend) async throws {
+        try await withStore(backend) { store in
             let future = Int64(SQLEventStore.latestSchemaVersion + 1)
             try await store.store.database.insert(into: "airwave_schema_versions")
                 .columns("version", "name", "applied_at")
@@ -39,19 +39,39 @@ import AirwaveTestSupport
         }
     }
 
-    @Test func indexesExist() async throws {
-        try await withStore { store, _ in
-            let names = try await store.store.database.raw(
-                "SELECT name FROM sqlite_master WHERE type = 'index' AND name NOT LIKE 'sqlite_%' ORDER BY name"
-            ).all(decodingColumn: "name", as: String.self)
+    @Test(arguments: Backend.allCases) func indexesExist(_ backend: Backend) async throws {
+        try await withStore(backend) { store in
+            let names = try await indexNames(on: store.store.database)
             #expect(names == [
                 "chat_messages_event_id_id_idx", "event_participants_event_connection_idx", "room_chat_room_id_id_idx",
             ])
 
-            let chatIndexColumns = try await store.store.database.raw(
-                "SELECT name FROM pragma_index_info('chat_messages_event_id_id_idx') ORDER BY seqno"
-            ).all(decodingColumn: "name", as: String.self)
+            let chatIndexColumns = try await indexColumns("chat_messages_event_id_id_idx", on: store.store.database)
             #expect(chatIndexColumns == ["event_id", "id"])
+        }
+    }
+
+    /// Nodes that start together on one PostgreSQL database migrate it once, one after the
+    /// other (an advisory lock), instead of failing on each other's tables.
+    @Test func nodesStartingTogetherMigrateOnce() async throws {
+        try await withDatabase(.postgres) { database in
+            var stores: [any SQLBackedStore] = []
+            for _ in 0..<3 { stores.append(try await database.open()) }
+            let opened = stores
+            do {
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for store in opened { group.addTask { try await store.migrate() } }
+                    try await group.waitForAll()
+                }
+                let versions = try await opened[0].store.database.select()
+                    .column("version").from("airwave_schema_versions").orderBy("version")
+                    .all(decodingColumn: "version", as: Int.self)
+                #expect(versions == Array(1...SQLEventStore.latestSchemaVersion))
+                for store in opened { try await store.shutdown() }
+            } catch {
+                for store in opened { try? await store.shutdown() }
+                throw error
+            }
         }
     }
 

@@ -3,8 +3,8 @@ import AirwaveStore
 import AirwaveTestSupport
 
 @Suite struct RecoveryTests {
-    @Test func endInterruptedEventsEndsOnlyLiveOnes() async throws {
-        try await withStore { store, _ in
+    @Test(arguments: Backend.allCases) func endInterruptedEventsEndsOnlyLiveOnes(_ backend: Backend) async throws {
+        try await withStore(backend) { store in
             #expect(try await store.endInterruptedEvents(reason: "crash", at: 1) == 0)
             try await store.write([
                 started("live-1"), started("live-2"), started("done"),
@@ -40,50 +40,49 @@ import AirwaveTestSupport
         }
     }
 
-    @Test func reopeningTheFileReturnsTheSameData() async throws {
-        let dir = try TemporaryDirectory(prefix: "airwave-store")
-        defer { dir.remove() }
-        let path = dir.path("restart.sqlite")
+    @Test(arguments: Backend.allCases) func reopeningTheFileReturnsTheSameData(_ backend: Backend) async throws {
+        try await withDatabase(backend) { database in
 
-        let first = try await SQLiteEventStore.open(path: path, logger: testLogger)
-        try await first.migrate()
-        try await first.write([
-            started("e1", at: 100),
-            .participantJoined(
-                eventID: "e1", connectionID: 1, userID: "a", username: "Ä 🎧",
-                role: .host, verified: true, at: 101),
-            chatRecord("e1", "one"), chatRecord("e1", "two"),
-        ])
-        let eventBefore = try #require(try await first.event(id: "e1"))
-        let chatBefore = try await first.recentChat(eventID: "e1", limit: 10)
-        try await first.shutdown()
+            let first = try await database.open()
+            try await first.migrate()
+            try await first.write([
+                started("e1", at: 100),
+                .participantJoined(
+                    eventID: "e1", connectionID: 1, userID: "a", username: "Ä 🎧",
+                    role: .host, verified: true, at: 101),
+                chatRecord("e1", "one"), chatRecord("e1", "two"),
+            ])
+            let eventBefore = try #require(try await first.event(id: "e1"))
+            let chatBefore = try await first.recentChat(eventID: "e1", limit: 10)
+            try await first.shutdown()
 
-        let second = try await SQLiteEventStore.open(path: path, logger: testLogger)
-        do {
-            try await second.migrate()
-            #expect(try await second.schemaVersion() == SQLEventStore.latestSchemaVersion)
-            #expect(try await second.event(id: "e1") == eventBefore)
-            #expect(try await second.recentChat(eventID: "e1", limit: 10) == chatBefore)
-            #expect(chatBefore.map(\.message) == ["one", "two"])
+            let second = try await database.open()
+            do {
+                try await second.migrate()
+                #expect(try await second.schemaVersion() == SQLEventStore.latestSchemaVersion)
+                #expect(try await second.event(id: "e1") == eventBefore)
+                #expect(try await second.recentChat(eventID: "e1", limit: 10) == chatBefore)
+                #expect(chatBefore.map(\.message) == ["one", "two"])
 
-            // The process "crashed" with e1 live: recovery at start ends it.
-            #expect(try await second.endInterruptedEvents(reason: "restart", at: 500) == 1)
-            try await second.write([chatRecord("e1", "three")])
-            let chatAfter = try await second.recentChat(eventID: "e1", limit: 10)
-            #expect(chatAfter.map(\.message) == ["one", "two", "three"])
-            let lastBefore = try #require(chatBefore.last?.id)
-            #expect((chatAfter.last?.id ?? 0) > lastBefore)
-            try await second.shutdown()
-        } catch {
-            try? await second.shutdown()
-            throw error
+                // The process "crashed" with e1 live: recovery at start ends it.
+                #expect(try await second.endInterruptedEvents(reason: "restart", at: 500) == 1)
+                try await second.write([chatRecord("e1", "three")])
+                let chatAfter = try await second.recentChat(eventID: "e1", limit: 10)
+                #expect(chatAfter.map(\.message) == ["one", "two", "three"])
+                let lastBefore = try #require(chatBefore.last?.id)
+                #expect((chatAfter.last?.id ?? 0) > lastBefore)
+                try await second.shutdown()
+            } catch {
+                try? await second.shutdown()
+                throw error
+            }
+
+            let third = try await database.open()
+            let ended = try await third.event(id: "e1")
+            try await third.shutdown()
+            #expect(ended?.endReason == "restart")
+            #expect(ended?.participants.first?.leftAt == 500)
         }
-
-        let third = try await SQLiteEventStore.open(path: path, logger: testLogger)
-        let ended = try await third.event(id: "e1")
-        try await third.shutdown()
-        #expect(ended?.endReason == "restart")
-        #expect(ended?.participants.first?.leftAt == 500)
     }
 
     @Test func inMemoryStoreWorks() async throws {

@@ -7,101 +7,93 @@ import Testing
 @Suite struct RoomMigrationTests {
     /// A database left by the previous program (schema version 1, events only) is upgraded in
     /// place at the next start, keeping its events, participants and chat.
-    @Test func versionOneDatabaseUpgradesToVersionTwoWithItsEventsIntact() async throws {
-        let dir = try TemporaryDirectory(prefix: "airwave-store")
-        defer { dir.remove() }
-        let path = dir.path("v1.sqlite")
+    @Test(arguments: Backend.allCases) func versionOneDatabaseUpgradesToVersionTwoWithItsEventsIntact(_ backend: Backend) async throws {
+        try await withDatabase(backend) { database in
 
-        // What version 1 of the program did: the versions table plus migration 1 only.
-        let old = try await SQLiteEventStore.open(path: path, logger: testLogger)
-        do {
-            let db = old.store.database
-            try await db.create(table: "airwave_schema_versions")
-                .column("version", type: .bigint, .primaryKey(autoIncrement: false))
-                .column("name", type: .text, .notNull)
-                .column("applied_at", type: .bigint, .notNull)
-                .run()
-            let first = try #require(SQLEventStore.migrations.first)
-            #expect(first.version == 1)
-            try await first.apply(db)
-            try await db.insert(into: "airwave_schema_versions")
-                .columns("version", "name", "applied_at")
-                .values(Int64(1), first.name, Int64(0))
-                .run()
-            #expect(try await old.schemaVersion() == 1)
-            try await old.write([
-                started("e1"),
-                .participantJoined(
-                    eventID: "e1", connectionID: 7, userID: "u", username: "U",
-                    role: .host, verified: true, at: 1_100),
-                started("e2"),
-                .eventEnded(eventID: "e2", reason: "done", at: 3_000),
-            ])
-            // A chat row as version 1 wrote it (today's writer also sets later columns).
-            try await db.insert(into: "chat_messages")
-                .columns("event_id", "user_id", "username", "message", "sent_at")
-                .values("e1", "u1", "User u1", "from version 1", Int64(2_000))
-                .run()
-            let tables = try await db.raw("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'rooms'")
-                .all(decodingColumn: "name", as: String.self)
-            #expect(tables.isEmpty)
-            try await old.shutdown()
-        } catch {
-            try? await old.shutdown()
-            throw error
-        }
+            // What version 1 of the program did: the versions table plus migration 1 only.
+            let old = try await database.open()
+            do {
+                let db = old.store.database
+                try await db.create(table: "airwave_schema_versions")
+                    .column("version", type: .bigint, .primaryKey(autoIncrement: false))
+                    .column("name", type: .text, .notNull)
+                    .column("applied_at", type: .bigint, .notNull)
+                    .run()
+                let first = try #require(SQLEventStore.migrations.first)
+                #expect(first.version == 1)
+                try await first.apply(db)
+                try await db.insert(into: "airwave_schema_versions")
+                    .columns("version", "name", "applied_at")
+                    .values(Int64(1), first.name, Int64(0))
+                    .run()
+                #expect(try await old.schemaVersion() == 1)
+                try await old.write([
+                    started("e1"),
+                    .participantJoined(
+                        eventID: "e1", connectionID: 7, userID: "u", username: "U",
+                        role: .host, verified: true, at: 1_100),
+                    started("e2"),
+                    .eventEnded(eventID: "e2", reason: "done", at: 3_000),
+                ])
+                // A chat row as version 1 wrote it (today's writer also sets later columns).
+                try await db.insert(into: "chat_messages")
+                    .columns("event_id", "user_id", "username", "message", "sent_at")
+                    .values("e1", "u1", "User u1", "from version 1", Int64(2_000))
+                    .run()
+                #expect(try await tableColumns("rooms", on: db).isEmpty)
+                try await old.shutdown()
+            } catch {
+                try? await old.shutdown()
+                throw error
+            }
 
-        let new = try await SQLiteEventStore.open(path: path, logger: testLogger)
-        do {
-            try await new.migrate()
-            #expect(try await new.schemaVersion() == SQLEventStore.latestSchemaVersion)
-            #expect(SQLEventStore.latestSchemaVersion >= 4)
-            let versions = try await new.store.database.select()
-                .columns("version", "name")
-                .from("airwave_schema_versions")
-                .orderBy("version")
-                .all()
-            #expect(try versions.map { try $0.decode(column: "version", as: Int.self) } == Array(1...SQLEventStore.latestSchemaVersion))
-            #expect(try versions.prefix(2).map { try $0.decode(column: "name", as: String.self) }
-                == ["events, participants and chat", "listening rooms and their chat"])
+            let new = try await database.open()
+            do {
+                try await new.migrate()
+                #expect(try await new.schemaVersion() == SQLEventStore.latestSchemaVersion)
+                #expect(SQLEventStore.latestSchemaVersion >= 4)
+                let versions = try await new.store.database.select()
+                    .columns("version", "name")
+                    .from("airwave_schema_versions")
+                    .orderBy("version")
+                    .all()
+                #expect(try versions.map { try $0.decode(column: "version", as: Int.self) } == Array(1...SQLEventStore.latestSchemaVersion))
+                #expect(try versions.prefix(2).map { try $0.decode(column: "name", as: String.self) }
+                    == ["events, participants and chat", "listening rooms and their chat"])
 
-            let e1 = try #require(try await new.event(id: "e1"))
-            #expect(e1.isLive && e1.hostUserID == "host-e1")
-            #expect(e1.participants.map(\.userID) == ["u"])
-            #expect(try await new.recentChat(eventID: "e1", limit: 10).map(\.message) == ["from version 1"])
-            #expect(try await new.event(id: "e2")?.endReason == "done")
+                let e1 = try #require(try await new.event(id: "e1"))
+                #expect(e1.isLive && e1.hostUserID == "host-e1")
+                #expect(e1.participants.map(\.userID) == ["u"])
+                #expect(try await new.recentChat(eventID: "e1", limit: 10).map(\.message) == ["from version 1"])
+                #expect(try await new.event(id: "e2")?.endReason == "done")
 
-            // The new tables work, and migrating again changes nothing.
-            #expect(try await new.createRoom(id: "r1", hostUserID: "alice", at: 5))
-            try await new.writeRooms([
-                .state(roomID: "r1", StoredRoomState(currentSong: "s"), at: 6),
-                roomChatRecord("r1", "room chat", at: 7),
-            ])
-            try await new.migrate()
-            #expect(try await new.schemaVersion() == SQLEventStore.latestSchemaVersion)
-            #expect(try await new.room(id: "r1")?.state.currentSong == "s")
-            #expect(try await new.roomChat(roomID: "r1", limit: 10).map(\.message) == ["room chat"])
-            #expect(try await new.recentChat(eventID: "e1", limit: 10).map(\.message) == ["from version 1"])
-            try await new.shutdown()
-        } catch {
-            try? await new.shutdown()
-            throw error
+                // The new tables work, and migrating again changes nothing.
+                #expect(try await new.createRoom(id: "r1", hostUserID: "alice", at: 5))
+                try await new.writeRooms([
+                    .state(roomID: "r1", StoredRoomState(currentSong: "s"), at: 6),
+                    roomChatRecord("r1", "room chat", at: 7),
+                ])
+                try await new.migrate()
+                #expect(try await new.schemaVersion() == SQLEventStore.latestSchemaVersion)
+                #expect(try await new.room(id: "r1")?.state.currentSong == "s")
+                #expect(try await new.roomChat(roomID: "r1", limit: 10).map(\.message) == ["room chat"])
+                #expect(try await new.recentChat(eventID: "e1", limit: 10).map(\.message) == ["from version 1"])
+                try await new.shutdown()
+            } catch {
+                try? await new.shutdown()
+                throw error
+            }
         }
     }
 
-    @Test func roomTablesHaveTheExpectedShape() async throws {
-        try await withStore { store, _ in
+    @Test(arguments: Backend.allCases) func roomTablesHaveTheExpectedShape(_ backend: Backend) async throws {
+        try await withStore(backend) { store in
             let db = store.store.database
-            let roomColumns = try await db.raw("SELECT name FROM pragma_table_info('rooms') ORDER BY cid")
-                .all(decodingColumn: "name", as: String.self)
+            let roomColumns = try await tableColumns("rooms", on: db)
             #expect(roomColumns == ["room_id", "host_user_id", "created_at", "closed_at", "state_json", "current_song", "playback_json", "active_at"])
-            let chatColumns = try await db.raw("SELECT name FROM pragma_table_info('room_chat') ORDER BY cid")
-                .all(decodingColumn: "name", as: String.self)
+            let chatColumns = try await tableColumns("room_chat", on: db)
             #expect(chatColumns == ["id", "room_id", "user_id", "name", "message", "sent_at", "cleared"])
-            let indexColumns = try await db.raw(
-                "SELECT name FROM pragma_index_info('room_chat_room_id_id_idx') ORDER BY seqno"
-            ).all(decodingColumn: "name", as: String.self)
-            #expect(indexColumns == ["room_id", "id"])
+            #expect(try await indexColumns("room_chat_room_id_id_idx", on: db) == ["room_id", "id"])
 
             // cleared defaults to false for rows inserted without it.
             try await db.insert(into: "rooms").columns("room_id", "created_at").values("r", Int64(1)).run()
@@ -116,8 +108,8 @@ import Testing
     /// The JSON in `state_json` is a stored format (schema version 2): rows written in it must
     /// stay readable, so its keys are pinned here (version 4 moves such rows to `room_songs`,
     /// `room_votes` and two columns, `RoomRowsTests`; a document found later is still read).
-    @Test func storedStateJSONFormatIsStable() async throws {
-        try await withStore { store, _ in
+    @Test(arguments: Backend.allCases) func storedStateJSONFormatIsStable(_ backend: Backend) async throws {
+        try await withStore(backend) { store in
             let db = store.store.database
             // A hand-written row in that format reads back; fields left out are nil.
             try await db.insert(into: "rooms")

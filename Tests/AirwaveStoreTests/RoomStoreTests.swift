@@ -12,8 +12,8 @@ func roomChatRecord(_ roomID: String, _ text: String, user: String = "u1", at: E
 }
 
 @Suite struct RoomStoreTests {
-    @Test func createRoomOnceThenRefusesTheId() async throws {
-        try await withStore { store, _ in
+    @Test(arguments: Backend.allCases) func createRoomOnceThenRefusesTheId(_ backend: Backend) async throws {
+        try await withStore(backend) { store in
             #expect(try await store.createRoom(id: "r1", hostUserID: "alice", at: 100))
             #expect(try await store.createRoom(id: "r1", hostUserID: "bob", at: 200) == false)
             #expect(try await store.createRoom(id: "r1", hostUserID: nil, at: 300) == false)
@@ -36,8 +36,8 @@ func roomChatRecord(_ roomID: String, _ text: String, user: String = "u1", at: E
         }
     }
 
-    @Test func unknownRoomIsNil() async throws {
-        try await withStore { store, _ in
+    @Test(arguments: Backend.allCases) func unknownRoomIsNil(_ backend: Backend) async throws {
+        try await withStore(backend) { store in
             #expect(try await store.room(id: "nope") == nil)
             #expect(try await store.roomChat(roomID: "nope", limit: 10).isEmpty)
             // Closing a room that was never stored does not create it.
@@ -46,8 +46,8 @@ func roomChatRecord(_ roomID: String, _ text: String, user: String = "u1", at: E
         }
     }
 
-    @Test func stateRoundTripsWithUnicodeSongIDs() async throws {
-        try await withStore { store, _ in
+    @Test(arguments: Backend.allCases) func stateRoundTripsWithUnicodeSongIDs(_ backend: Backend) async throws {
+        try await withStore(backend) { store in
             let state = StoredRoomState(
                 queue: [
                     song("spotify:track:Ünïcødé-🎵", ["alice", "bob"], at: 1_001),
@@ -79,8 +79,8 @@ func roomChatRecord(_ roomID: String, _ text: String, user: String = "u1", at: E
         }
     }
 
-    @Test func severalStatesInOneBatchLastWins() async throws {
-        try await withStore { store, _ in
+    @Test(arguments: Backend.allCases) func severalStatesInOneBatchLastWins(_ backend: Backend) async throws {
+        try await withStore(backend) { store in
             let first = StoredRoomState(queue: [song("a", ["u1"])])
             let second = StoredRoomState(queue: [song("a", ["u1", "u2"]), song("b", ["u2"])])
             let third = StoredRoomState(queue: [song("b", ["u2"])], currentSong: "a")
@@ -105,8 +105,8 @@ func roomChatRecord(_ roomID: String, _ text: String, user: String = "u1", at: E
         }
     }
 
-    @Test func stateAfterACloseInTheSameBatchIsTheNewState() async throws {
-        try await withStore { store, _ in
+    @Test(arguments: Backend.allCases) func stateAfterACloseInTheSameBatchIsTheNewState(_ backend: Backend) async throws {
+        try await withStore(backend) { store in
             let before = StoredRoomState(queue: [song("old", ["u1"])], currentSong: "old")
             let after = StoredRoomState(queue: [song("new", ["u2"])])
             try await store.writeRooms([
@@ -133,8 +133,8 @@ func roomChatRecord(_ roomID: String, _ text: String, user: String = "u1", at: E
         }
     }
 
-    @Test func chatIsOldestFirstLimitedAndPerRoom() async throws {
-        try await withStore { store, _ in
+    @Test(arguments: Backend.allCases) func chatIsOldestFirstLimitedAndPerRoom(_ backend: Backend) async throws {
+        try await withStore(backend) { store in
             #expect(try await store.createRoom(id: "r1", hostUserID: "alice", at: 1))
             try await store.writeRooms((1...7).map { roomChatRecord("r1", "m\($0)", user: "u\($0 % 2)", at: EpochMillis(100 + $0)) })
             try await store.writeRooms([roomChatRecord("r2", "elsewhere"), roomChatRecord("r1", "m8", at: 108)])
@@ -159,8 +159,8 @@ func roomChatRecord(_ roomID: String, _ text: String, user: String = "u1", at: E
         }
     }
 
-    @Test func closeClearsStateAndChatAndTheRoomCanBeUsedAgain() async throws {
-        try await withStore { store, _ in
+    @Test(arguments: Backend.allCases) func closeClearsStateAndChatAndTheRoomCanBeUsedAgain(_ backend: Backend) async throws {
+        try await withStore(backend) { store in
             #expect(try await store.createRoom(id: "r1", hostUserID: "alice", at: 1))
             let state = StoredRoomState(
                 queue: [song("s1", ["alice"])], currentSong: "s0",
@@ -198,60 +198,59 @@ func roomChatRecord(_ roomID: String, _ text: String, user: String = "u1", at: E
         }
     }
 
-    @Test func roomsSurviveARestart() async throws {
-        let dir = try TemporaryDirectory(prefix: "airwave-store")
-        defer { dir.remove() }
-        let path = dir.path("rooms.sqlite")
-        let state = StoredRoomState(
-            queue: [song("ü-1", ["a", "b"], at: 3), song("ü-2", [], at: 4)], currentSong: "ü-0",
-            playback: StoredPlayback(percentage: nil, paused: true, songProgress: 1_234, songLength: 9_999, at: 6))
+    @Test(arguments: Backend.allCases) func roomsSurviveARestart(_ backend: Backend) async throws {
+        try await withDatabase(backend) { database in
+            let state = StoredRoomState(
+                queue: [song("ü-1", ["a", "b"], at: 3), song("ü-2", [], at: 4)], currentSong: "ü-0",
+                playback: StoredPlayback(percentage: nil, paused: true, songProgress: 1_234, songLength: 9_999, at: 6))
 
-        let first = try await SQLiteEventStore.open(path: path, logger: testLogger)
-        try await first.migrate()
-        #expect(try await first.createRoom(id: "hosted", hostUserID: "alice", at: 1))
-        try await first.writeRooms([
-            .state(roomID: "hosted", state, at: 6),
-            roomChatRecord("hosted", "before restart", at: 7),
-            roomChatRecord("plain", "hello", user: "anon", at: 8),
-            roomChatRecord("gone", "cleared", at: 8),
-            .closed(roomID: "gone", at: 9),
-        ])
-        let hostedBefore = try await first.room(id: "hosted")
-        let plainBefore = try await first.room(id: "plain")
-        let goneBefore = try await first.room(id: "gone")
-        let chatBefore = try await first.roomChat(roomID: "hosted", limit: 100)
-        try await first.shutdown()
+            let first = try await database.open()
+            try await first.migrate()
+            #expect(try await first.createRoom(id: "hosted", hostUserID: "alice", at: 1))
+            try await first.writeRooms([
+                .state(roomID: "hosted", state, at: 6),
+                roomChatRecord("hosted", "before restart", at: 7),
+                roomChatRecord("plain", "hello", user: "anon", at: 8),
+                roomChatRecord("gone", "cleared", at: 8),
+                .closed(roomID: "gone", at: 9),
+            ])
+            let hostedBefore = try await first.room(id: "hosted")
+            let plainBefore = try await first.room(id: "plain")
+            let goneBefore = try await first.room(id: "gone")
+            let chatBefore = try await first.roomChat(roomID: "hosted", limit: 100)
+            try await first.shutdown()
 
-        let second = try await SQLiteEventStore.open(path: path, logger: testLogger)
-        do {
-            try await second.migrate()
-            let hosted = try #require(try await second.room(id: "hosted"))
-            #expect(hosted == hostedBefore)
-            #expect(hosted == StoredRoom(roomID: "hosted", hostUserID: "alice", createdAt: 1, state: state))
-            #expect(try await second.room(id: "plain") == plainBefore)
-            #expect(plainBefore?.hostUserID == nil)
-            #expect(try await second.room(id: "gone") == goneBefore)
-            #expect(goneBefore?.closedAt == 9)
-            let chat = try await second.roomChat(roomID: "hosted", limit: 100)
-            #expect(chat == chatBefore)
-            #expect(chat.map(\.message) == ["before restart"])
-            #expect(try await second.roomChat(roomID: "plain", limit: 100).map(\.userID) == ["anon"])
-            #expect(try await second.roomChat(roomID: "gone", limit: 100).isEmpty)
+            let second = try await database.open()
+            do {
+                try await second.migrate()
+                let hosted = try #require(try await second.room(id: "hosted"))
+                #expect(hosted == hostedBefore)
+                #expect(hosted == StoredRoom(roomID: "hosted", hostUserID: "alice", createdAt: 1, state: state))
+                #expect(try await second.room(id: "plain") == plainBefore)
+                #expect(plainBefore?.hostUserID == nil)
+                #expect(try await second.room(id: "gone") == goneBefore)
+                #expect(goneBefore?.closedAt == 9)
+                let chat = try await second.roomChat(roomID: "hosted", limit: 100)
+                #expect(chat == chatBefore)
+                #expect(chat.map(\.message) == ["before restart"])
+                #expect(try await second.roomChat(roomID: "plain", limit: 100).map(\.userID) == ["anon"])
+                #expect(try await second.roomChat(roomID: "gone", limit: 100).isEmpty)
 
-            // Ids keep increasing after the restart.
-            try await second.writeRooms([roomChatRecord("hosted", "after restart", at: 20)])
-            let after = try await second.roomChat(roomID: "hosted", limit: 100)
-            #expect(after.map(\.message) == ["before restart", "after restart"])
-            #expect((after[1].id ?? 0) > (after[0].id ?? .max))
-            try await second.shutdown()
-        } catch {
-            try? await second.shutdown()
-            throw error
+                // Ids keep increasing after the restart.
+                try await second.writeRooms([roomChatRecord("hosted", "after restart", at: 20)])
+                let after = try await second.roomChat(roomID: "hosted", limit: 100)
+                #expect(after.map(\.message) == ["before restart", "after restart"])
+                #expect((after[1].id ?? 0) > (after[0].id ?? .max))
+                try await second.shutdown()
+            } catch {
+                try? await second.shutdown()
+                throw error
+            }
         }
     }
 
-    @Test func failingRecordRollsBackTheWholeRoomBatch() async throws {
-        try await withStore { store, _ in
+    @Test(arguments: Backend.allCases) func failingRecordRollsBackTheWholeRoomBatch(_ backend: Backend) async throws {
+        try await withStore(backend) { store in
             #expect(try await store.createRoom(id: "r1", hostUserID: "alice", at: 1))
             let kept = StoredRoomState(queue: [song("kept", ["alice"])])
             try await store.writeRooms([.state(roomID: "r1", kept, at: 2), roomChatRecord("r1", "kept", at: 3)])
@@ -268,8 +267,8 @@ func roomChatRecord(_ roomID: String, _ text: String, user: String = "u1", at: E
                     roomChatRecord(tooLong, "orphan", at: 14),
                 ])
             }
-            let failure = String(describing: try #require(error))
-            #expect(failure.contains("CHECK constraint failed"), "\(failure)")
+            let failure = String(reflecting: try #require(error))
+            #expect(failure.contains(backend == .sqlite ? "CHECK constraint failed" : "violates check constraint"), "\(failure)")
 
             let r1 = try #require(try await store.room(id: "r1"))
             #expect(r1.state == kept)
@@ -290,8 +289,8 @@ func roomChatRecord(_ roomID: String, _ text: String, user: String = "u1", at: E
         }
     }
 
-    @Test func unencodableStateFailsTheBatchBeforeWriting() async throws {
-        try await withStore { store, _ in
+    @Test(arguments: Backend.allCases) func unencodableStateFailsTheBatchBeforeWriting(_ backend: Backend) async throws {
+        try await withStore(backend) { store in
             let nan = StoredRoomState(playback: StoredPlayback(percentage: .nan, paused: false, at: 1))
             let error = await thrownError {
                 try await store.writeRooms([roomChatRecord("r1", "lost", at: 1), .state(roomID: "r1", nan, at: 2)])
@@ -305,28 +304,28 @@ func roomChatRecord(_ roomID: String, _ text: String, user: String = "u1", at: E
         }
     }
 
-    @Test func roomsAndEventsShareTheStoreAndShutdownClosesBoth() async throws {
-        let dir = try TemporaryDirectory(prefix: "airwave-store")
-        defer { dir.remove() }
-        let store = try await SQLiteEventStore.open(path: dir.path("s.sqlite"), logger: testLogger)
-        try await store.migrate()
-        try await store.write([started("e1"), chatRecord("e1", "event chat")])
-        try await store.writeRooms([roomChatRecord("e1", "room chat")])
-        // Same id in both worlds, kept apart.
-        #expect(try await store.recentChat(eventID: "e1", limit: 10).map(\.message) == ["event chat"])
-        #expect(try await store.roomChat(roomID: "e1", limit: 10).map(\.message) == ["room chat"])
-        try await store.writeRooms([])
-        try await store.shutdown()
-        #expect(await thrownError { _ = try await store.room(id: "e1") } as? EventStoreError == .closed)
-        #expect(await thrownError { try await store.writeRooms([]) } as? EventStoreError == .closed)
-        #expect(await thrownError { _ = try await store.roomChat(roomID: "e1", limit: 0) } as? EventStoreError == .closed)
-        #expect(
-            await thrownError { _ = try await store.createRoom(id: "r", hostUserID: nil, at: 1) } as? EventStoreError
-                == .closed)
+    @Test(arguments: Backend.allCases) func roomsAndEventsShareTheStoreAndShutdownClosesBoth(_ backend: Backend) async throws {
+        try await withDatabase(backend) { database in
+            let store = try await database.open()
+            try await store.migrate()
+            try await store.write([started("e1"), chatRecord("e1", "event chat")])
+            try await store.writeRooms([roomChatRecord("e1", "room chat")])
+            // Same id in both worlds, kept apart.
+            #expect(try await store.recentChat(eventID: "e1", limit: 10).map(\.message) == ["event chat"])
+            #expect(try await store.roomChat(roomID: "e1", limit: 10).map(\.message) == ["room chat"])
+            try await store.writeRooms([])
+            try await store.shutdown()
+            #expect(await thrownError { _ = try await store.room(id: "e1") } as? EventStoreError == .closed)
+            #expect(await thrownError { try await store.writeRooms([]) } as? EventStoreError == .closed)
+            #expect(await thrownError { _ = try await store.roomChat(roomID: "e1", limit: 0) } as? EventStoreError == .closed)
+            #expect(
+                await thrownError { _ = try await store.createRoom(id: "r", hostUserID: nil, at: 1) } as? EventStoreError
+                    == .closed)
+        }
     }
 
-    @Test func concurrentRoomBatchesAreEachAtomicAndWhole() async throws {
-        try await withStore { store, _ in
+    @Test(arguments: Backend.allCases) func concurrentRoomBatchesAreEachAtomicAndWhole(_ backend: Backend) async throws {
+        try await withStore(backend) { store in
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for batch in 0..<20 {
                     group.addTask {

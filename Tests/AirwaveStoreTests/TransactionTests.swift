@@ -3,8 +3,8 @@ import AirwaveStore
 import AirwaveTestSupport
 
 @Suite struct TransactionTests {
-    @Test func duplicateEventRollsBackTheWholeBatch() async throws {
-        try await withStore { store, _ in
+    @Test(arguments: Backend.allCases) func duplicateEventRollsBackTheWholeBatch(_ backend: Backend) async throws {
+        try await withStore(backend) { store in
             try await store.write([started("e1"), chatRecord("e1", "kept")])
 
             let error = await thrownError {
@@ -31,8 +31,8 @@ import AirwaveTestSupport
         }
     }
 
-    @Test func recordForUnknownEventRollsBackTheBatch() async throws {
-        try await withStore { store, _ in
+    @Test(arguments: Backend.allCases) func recordForUnknownEventRollsBackTheBatch(_ backend: Backend) async throws {
+        try await withStore(backend) { store in
             try await store.write([started("e1")])
             let joinError = await thrownError {
                 try await store.write([
@@ -58,8 +58,8 @@ import AirwaveTestSupport
         }
     }
 
-    @Test func concurrentBatchesAreEachAtomicAndWhole() async throws {
-        try await withStore { store, _ in
+    @Test(arguments: Backend.allCases) func concurrentBatchesAreEachAtomicAndWhole(_ backend: Backend) async throws {
+        try await withStore(backend) { store in
             try await store.write([started("e1")])
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for batch in 0..<20 {
@@ -84,23 +84,23 @@ import AirwaveTestSupport
         }
     }
 
-    @Test func emptyBatchIsANoOp() async throws {
-        try await withStore { store, _ in
+    @Test(arguments: Backend.allCases) func emptyBatchIsANoOp(_ backend: Backend) async throws {
+        try await withStore(backend) { store in
             try await store.write([])
             #expect(try await store.endInterruptedEvents(reason: "none", at: 1) == 0)
         }
     }
 
-    @Test func shutdownStopsTheStoreAndIsIdempotent() async throws {
-        let dir = try TemporaryDirectory(prefix: "airwave-store")
-        defer { dir.remove() }
-        let store = try await SQLiteEventStore.open(path: dir.path("s.sqlite"), logger: testLogger)
-        try await store.migrate()
-        try await store.ping()
-        try await store.shutdown()
-        try await store.shutdown()
-        #expect(await thrownError { try await store.ping() } as? EventStoreError == .closed)
-        #expect(await thrownError { try await store.write([started("x")]) } as? EventStoreError == .closed)
-        #expect(await thrownError { _ = try await store.event(id: "x") } as? EventStoreError == .closed)
+    @Test(arguments: Backend.allCases) func shutdownStopsTheStoreAndIsIdempotent(_ backend: Backend) async throws {
+        try await withDatabase(backend) { database in
+            let store = try await database.open()
+            try await store.migrate()
+            try await store.ping()
+            try await store.shutdown()
+            try await store.shutdown()
+            #expect(await thrownError { try await store.ping() } as? EventStoreError == .closed)
+            #expect(await thrownError { try await store.write([started("x")]) } as? EventStoreError == .closed)
+            #expect(await thrownError { _ = try await store.event(id: "x") } as? EventStoreError == .closed)
+        }
     }
 }
