@@ -50,8 +50,9 @@ public enum ErrorCode: String, Sendable, Hashable, CaseIterable {
         case .roomClosed: .normal
         case .badRequest: .badRequest
         case .serverShuttingDown: .goingAway
+        case .serverBusy: .tryAgainLater
         case .badMessage, .unknownType, .notAllowed, .noPendingInvite, .rateLimited, .cannotInvite, .alreadyVoted,
-            .notCohost, .roomExists, .roomNotFound, .notRecording, .recordingNotFound, .serverBusy, .sessionNotFound,
+            .notCohost, .roomExists, .roomNotFound, .notRecording, .recordingNotFound, .sessionNotFound,
             .queueFull, .quotaExceeded:
             nil
         }
@@ -70,6 +71,8 @@ public struct CloseCode: RawRepresentable, Sendable, Hashable, CustomStringConve
     /// RFC 6455 7.4.1: a text message that is not UTF-8.
     public static let invalidPayload = CloseCode(rawValue: 1007)
     public static let messageTooBig = CloseCode(rawValue: 1009)
+    /// RFC 6455 registry: the server cannot serve now (its database is unavailable); try again.
+    public static let tryAgainLater = CloseCode(rawValue: 1013)
     public static let replaced = CloseCode(rawValue: 4000)
     public static let badRequest = CloseCode(rawValue: 4400)
     public static let unauthorized = CloseCode(rawValue: 4401)

@@ -85,26 +85,58 @@ public final class AirwaveServer: Sendable {
     }
 
     private static func openStore(_ configuration: ServerConfiguration, logger: Logger) async throws(ServerStartError) -> any EventStore & RoomStore {
-        let path: String
-        switch configuration.databaseURL {
-        case nil, "":
-            path = URL(fileURLWithPath: configuration.dataDirectory).appendingPathComponent("airwave.sqlite").path
-        case let url? where url.hasPrefix("sqlite://"):
-            path = String(url.dropFirst("sqlite://".count))
-        case let url? where url.hasPrefix("postgres://") || url.hasPrefix("postgresql://"):
-            throw ServerStartError("--database \(url.prefix(11))…: this build of Airwave stores in SQLite only; PostgreSQL support is not built in yet.")
-        case let url?:
-            throw ServerStartError("--database must be sqlite://PATH (or empty for SQLite in --data-dir), not \(url).")
+        let store: any EventStore & RoomStore
+        let described: String
+        if let url = configuration.databaseURL, url.hasPrefix("postgres://") || url.hasPrefix("postgresql://") {
+            described = Self.redacted(url)
+            // The pool logs every failed connection attempt as an error; a failed start must be
+            // one line (PROTOCOL.md 7), and later outages show in the requests' own warnings.
+            var poolLogger = logger
+            poolLogger.logLevel = .critical
+            do {
+                let postgres = try await PostgresEventStore.open(url: url, logger: poolLogger)
+                do {
+                    try await postgres.ping()
+                } catch {
+                    try? await postgres.shutdown()
+                    throw ServerStartError("Cannot reach the PostgreSQL database \(described): is it running, and are host, port, user, password and database right?")
+                }
+                store = postgres
+            } catch let error as ServerStartError {
+                throw error
+            } catch {
+                throw ServerStartError("--database \(described): \(error)")
+            }
+        } else {
+            let path: String
+            switch configuration.databaseURL {
+            case nil, "": path = URL(fileURLWithPath: configuration.dataDirectory).appendingPathComponent("airwave.sqlite").path
+            case let url? where url.hasPrefix("sqlite://"): path = String(url.dropFirst("sqlite://".count))
+            case let url?: throw ServerStartError("--database must be postgres://USER:PASS@HOST:PORT/DB, sqlite://PATH or empty (SQLite in --data-dir), not \(url).")
+            }
+            described = path
+            do {
+                store = try await SQLiteEventStore.open(path: path, logger: logger)
+            } catch {
+                throw ServerStartError("Cannot open the database at \(path): \(error)")
+            }
         }
         do {
-            let store = try await SQLiteEventStore.open(path: path, logger: logger)
             try await store.migrate()
             let ended = try await store.endInterruptedEvents(reason: "server_restart", at: Timestamp.now().milliseconds)
             if ended > 0 { logger.info("ended events left live by the last run", metadata: ["count": "\(ended)"]) }
             return store
         } catch {
-            throw ServerStartError("Cannot open the database at \(path): \(error)")
+            try? await store.shutdown()
+            throw ServerStartError("Cannot prepare the database \(described): \(error)")
         }
+    }
+
+    /// A database URL without its password, for messages and logs.
+    static func redacted(_ url: String) -> String {
+        guard var components = URLComponents(string: url), components.password != nil else { return url }
+        components.password = "***"
+        return components.string ?? url
     }
 
     /// True once shutdown has begun: no new connections are accepted.
@@ -141,6 +173,7 @@ public final class AirwaveServer: Sendable {
     /// - Parameter onListening: called with the bound port once the server accepts connections.
     public func run(signals: [UnixSignal] = [.sigterm, .sigint], onListening: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
         let router = Router(context: AirwaveRequestContext.self)
+        router.add(middleware: StoreFailureMiddleware(logger: logger))  // first: it covers every route below
         HTTPRoutes(server: self).register(on: router)
         RoomHTTPRoutes(server: self).register(on: router)
         RecordingHTTPRoutes(server: self).register(on: router)

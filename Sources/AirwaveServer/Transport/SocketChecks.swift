@@ -44,7 +44,9 @@ struct SocketChecks {
 
     /// The refusal for an error thrown while checking.
     func refusal(_ error: any Error) -> Admission {
-        let protocolError = (error as? ProtocolError) ?? ProtocolError(.badRequest, "The request could not be served.")
+        // What is not a protocol error came from the store (the database restarting): the
+        // client may try again shortly.
+        let protocolError = (error as? ProtocolError) ?? ProtocolError.storeUnavailable
         server.metrics.error(code: protocolError.code.rawValue)
         return .refused(protocolError)
     }
