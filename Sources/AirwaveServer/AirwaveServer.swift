@@ -88,7 +88,7 @@ public final class AirwaveServer: Sendable {
         let store: any EventStore & RoomStore
         let described: String
         if let url = configuration.databaseURL, url.hasPrefix("postgres://") || url.hasPrefix("postgresql://") {
-            described = Self.redacted(url)
+            described = PostgresEventStore.redactingPassword(url)
             // The pool logs every failed connection attempt as an error; a failed start must be
             // one line (PROTOCOL.md 7), and later outages show in the requests' own warnings.
             var poolLogger = logger
@@ -130,13 +130,6 @@ public final class AirwaveServer: Sendable {
             try? await store.shutdown()
             throw ServerStartError("Cannot prepare the database \(described): \(error)")
         }
-    }
-
-    /// A database URL without its password, for messages and logs.
-    static func redacted(_ url: String) -> String {
-        guard var components = URLComponents(string: url), components.password != nil else { return url }
-        components.password = "***"
-        return components.string ?? url
     }
 
     /// True once shutdown has begun: no new connections are accepted.

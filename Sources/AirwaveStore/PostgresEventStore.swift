@@ -17,7 +17,7 @@ import SQLKit
 /// call throws within ``connectionTimeout`` (the server answers `503 server_busy`); once it is
 /// back, the next call opens a new connection. A call that finds its pooled connection closed
 /// by a restart is retried once on a fresh one, unless its `COMMIT` had already been sent.
-public final class PostgresEventStore: EventStore, @unchecked Sendable {
+public final class PostgresEventStore: SQLBackedStore, @unchecked Sendable {
     // @unchecked: the async-kit pool is not marked Sendable but guards its state with a lock
     // and hops to its event loops itself; every stored property is immutable.
 
@@ -125,57 +125,13 @@ public final class PostgresEventStore: EventStore, @unchecked Sendable {
     }
 
     /// `url` with its password replaced by `***`, for error messages and logs.
-    static func redactingPassword(_ url: String) -> String {
+    public static func redactingPassword(_ url: String) -> String {
         guard var components = URLComponents(string: url), components.password != nil else { return url }
         components.password = "***"
         return components.string ?? url
     }
 
-    // MARK: - EventStore
-
-    /// Creates or upgrades the schema (versioned migrations table; idempotent; runs at start).
-    /// Throws when the database is unreachable.
-    public func migrate() async throws {
-        try await store.migrate()
-    }
-
-    /// The highest schema version applied to the database; call it after ``migrate()``.
-    public func schemaVersion() async throws -> Int {
-        try await store.schemaVersion()
-    }
-
-    /// Writes the records in order, all in one transaction (all or nothing).
-    public func write(_ records: [StoreRecord]) async throws {
-        try await store.write(records)
-    }
-
-    /// The event, with every participant session or none; nil if the id never existed.
-    public func event(id: String, withParticipants: Bool) async throws -> StoredEvent? {
-        try await store.event(id: id, withParticipants: withParticipants)
-    }
-
-    /// One page of an event's participant sessions in join order.
-    public func participants(eventID: String, after: Int64?, limit: Int) async throws -> ParticipantPage {
-        try await store.participants(eventID: eventID, after: after, limit: limit)
-    }
-
-    /// Chat of an event, newest last: at most `limit` messages with id < `before`
-    /// (or the newest ones if before is nil).
-    public func chat(eventID: String, before: Int64?, limit: Int) async throws -> [StoredChatMessage] {
-        try await store.chat(eventID: eventID, before: before, limit: limit)
-    }
-
-    /// Marks every event that is still live as ended (reason given) — used at start after a
-    /// crash; returns how many.
-    public func endInterruptedEvents(reason: String, at: EpochMillis) async throws -> Int {
-        try await store.endInterruptedEvents(reason: reason, at: at)
-    }
-
-    /// Cheap query proving the database answers (for `/readyz`); throws within
-    /// ``connectionTimeout`` while it is unreachable.
-    public func ping() async throws {
-        try await store.ping()
-    }
+    // MARK: - Closing
 
     /// Waits for the transaction in progress, then closes the pool's connections and the event
     /// loop group. Later calls of the other methods throw ``EventStoreError/closed``; calling it

@@ -11,7 +11,7 @@ import SQLKit
 ///
 /// The file is opened in WAL mode with `synchronous=NORMAL`: once ``write(_:)`` returns, its
 /// records survive the process being killed (a power loss may lose the last commits).
-public final class SQLiteEventStore: EventStore {
+public final class SQLiteEventStore: SQLBackedStore {
     /// How long a statement waits for a lock held by another connection before failing.
     public static let busyTimeoutMillis = 5_000
 
@@ -99,49 +99,7 @@ public final class SQLiteEventStore: EventStore {
         try await database.raw("PRAGMA busy_timeout=\(unsafeRaw: String(busyTimeoutMillis))").run()
     }
 
-    // MARK: - EventStore
-
-    /// Creates or upgrades the schema (versioned migrations table; idempotent; runs at start).
-    public func migrate() async throws {
-        try await store.migrate()
-    }
-
-    /// The highest schema version applied to the database; call it after ``migrate()``.
-    public func schemaVersion() async throws -> Int {
-        try await store.schemaVersion()
-    }
-
-    /// Writes the records in order, all in one transaction (all or nothing).
-    public func write(_ records: [StoreRecord]) async throws {
-        try await store.write(records)
-    }
-
-    /// The event, with every participant session or none; nil if the id never existed.
-    public func event(id: String, withParticipants: Bool) async throws -> StoredEvent? {
-        try await store.event(id: id, withParticipants: withParticipants)
-    }
-
-    /// One page of an event's participant sessions in join order.
-    public func participants(eventID: String, after: Int64?, limit: Int) async throws -> ParticipantPage {
-        try await store.participants(eventID: eventID, after: after, limit: limit)
-    }
-
-    /// Chat of an event, newest last: at most `limit` messages with id < `before`
-    /// (or the newest ones if before is nil).
-    public func chat(eventID: String, before: Int64?, limit: Int) async throws -> [StoredChatMessage] {
-        try await store.chat(eventID: eventID, before: before, limit: limit)
-    }
-
-    /// Marks every event that is still live as ended (reason given) — used at start after a
-    /// crash; returns how many.
-    public func endInterruptedEvents(reason: String, at: EpochMillis) async throws -> Int {
-        try await store.endInterruptedEvents(reason: reason, at: at)
-    }
-
-    /// Cheap query proving the store answers (for a readiness probe).
-    public func ping() async throws {
-        try await store.ping()
-    }
+    // MARK: - Closing
 
     /// Waits for the operation in progress, then closes the connection, the thread pool and
     /// the event loop group. Later calls of the other methods throw ``EventStoreError/closed``;
