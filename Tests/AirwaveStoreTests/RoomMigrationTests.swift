@@ -14,18 +14,7 @@ import Testing
             let old = try await database.open()
             do {
                 let db = old.store.database
-                try await db.create(table: "airwave_schema_versions")
-                    .column("version", type: .bigint, .primaryKey(autoIncrement: false))
-                    .column("name", type: .text, .notNull)
-                    .column("applied_at", type: .bigint, .notNull)
-                    .run()
-                let first = try #require(SQLEventStore.migrations.first)
-                #expect(first.version == 1)
-                try await first.apply(db)
-                try await db.insert(into: "airwave_schema_versions")
-                    .columns("version", "name", "applied_at")
-                    .values(Int64(1), first.name, Int64(0))
-                    .run()
+                try await applyMigrations(upTo: 1, on: db)
                 #expect(try await old.schemaVersion() == 1)
                 try await old.write([
                     started("e1"),

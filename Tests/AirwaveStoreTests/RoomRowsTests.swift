@@ -89,16 +89,7 @@ import Testing
             let old = try await database.open()
             do {
                 let db = old.store.database
-                try await db.create(table: "airwave_schema_versions")
-                    .column("version", type: .bigint, .primaryKey(autoIncrement: false))
-                    .column("name", type: .text, .notNull)
-                    .column("applied_at", type: .bigint, .notNull)
-                    .run()
-                for migration in SQLEventStore.migrations where migration.version <= 3 {
-                    try await migration.apply(db)
-                    try await db.insert(into: "airwave_schema_versions").columns("version", "name", "applied_at")
-                        .values(Int64(migration.version), migration.name, Int64(0)).run()
-                }
+                try await applyMigrations(upTo: 3, on: db)
                 // Exactly what version 2 wrote.
                 try await db.insert(into: "rooms")
                     .columns("room_id", "host_user_id", "created_at", "state_json")

@@ -2,7 +2,7 @@ import Foundation
 import Logging
 import SQLKit
 import Testing
-import AirwaveStore
+@testable import AirwaveStore
 import AirwaveTestSupport
 
 let testLogger: Logger = {
@@ -225,4 +225,19 @@ func tableColumns(_ table: String, on db: any SQLDatabase) async throws -> [Stri
           WHERE table_schema = current_schema() AND table_name = \(bind: table) ORDER BY ordinal_position
           """
     return try await db.raw(query).all(decodingColumn: "name", as: String.self)
+}
+
+/// A database as an earlier program left it: the versions table and the migrations up to
+/// `version`, each recorded as applied (what `migrate()` of that program did).
+func applyMigrations(upTo version: Int, on db: any SQLDatabase) async throws {
+    try await db.create(table: "airwave_schema_versions")
+        .column("version", type: .bigint, .primaryKey(autoIncrement: false))
+        .column("name", type: .text, .notNull)
+        .column("applied_at", type: .bigint, .notNull)
+        .run()
+    for migration in SQLEventStore.migrations where migration.version <= version {
+        try await migration.apply(db)
+        try await db.insert(into: "airwave_schema_versions").columns("version", "name", "applied_at")
+            .values(Int64(migration.version), migration.name, Int64(0)).run()
+    }
 }
