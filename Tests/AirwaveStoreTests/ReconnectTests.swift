@@ -13,18 +13,19 @@ import Darwin
 /// The PostgreSQL store while its database is unreachable, and after its connections die.
 @Suite struct ReconnectTests {
     /// Nothing listens on the port: every call throws at once (the server answers 503), and
-    /// again on the next call: nothing hangs.
+    /// again on the next call: nothing waits for the (long) connection timeout.
     @Test func aRefusedConnectionThrowsAtOnce() async throws {
         let port = try closedPort()
         let store = try await PostgresEventStore.open(
-            url: "postgres://postgres@127.0.0.1:\(port)/postgres", logger: quietLogger, connectionTimeout: .seconds(2)
+            url: "postgres://postgres@127.0.0.1:\(port)/postgres", logger: quietLogger, connectionTimeout: .seconds(60)
         )
         do {
             for _ in 0..<2 {
                 let begin = ContinuousClock.now
                 #expect(await thrownError { try await store.ping() } != nil)
                 #expect(await thrownError { try await store.write([started("e")]) } != nil)
-                #expect(ContinuousClock.now - begin < .seconds(2))
+                // Far below the timeout; loose because the whole suite shares two cores.
+                #expect(ContinuousClock.now - begin < .seconds(15))
             }
             try await store.shutdown()
         } catch {
@@ -46,7 +47,8 @@ import Darwin
             let begin = ContinuousClock.now
             #expect(await thrownError { try await store.ping() } != nil)
             let elapsed = ContinuousClock.now - begin
-            #expect(elapsed >= .milliseconds(900) && elapsed < .seconds(4))
+            // Not before the timeout, and not forever (loose: the whole suite shares two cores).
+            #expect(elapsed >= .milliseconds(900) && elapsed < .seconds(15))
             try await store.shutdown()
         } catch {
             try? await store.shutdown()

@@ -124,7 +124,9 @@ import Testing
         }
         let started = ContinuousClock.now
         #expect(await fixture.nextEvent { if case .closed = $0 { true } else { false } } == .closed(.handshakeTimeout))
-        #expect(ContinuousClock.now - started < .seconds(3))
+        // Well before consent expiry (30 s), the only other way out; loose because the whole
+        // suite shares two cores.
+        #expect(ContinuousClock.now - started < .seconds(15))
         #expect(try await fixture.driver.sessionCount() == 0)
         try await fixture.stop()
     }
