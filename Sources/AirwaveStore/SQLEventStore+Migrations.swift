@@ -21,6 +21,7 @@ extension SQLEventStore {
         SQLSchemaMigration(version: 2, name: "listening rooms and their chat", apply: createRoomsSchema),
         SQLSchemaMigration(version: 3, name: "chat messages say whether the sender was verified", apply: addChatVerified),
         SQLSchemaMigration(version: 4, name: "listening-room state as rows", apply: storeRoomStateAsRows),
+        SQLSchemaMigration(version: 5, name: "listening-room log shared by nodes", apply: createRoomLog),
     ]
 
     /// Version 3: `chat_messages.verified`, whether the sender joined with a token (PROTOCOL.md

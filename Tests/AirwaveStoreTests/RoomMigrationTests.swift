@@ -79,7 +79,8 @@ import Testing
         try await withStore(backend) { store in
             let db = store.store.database
             let roomColumns = try await tableColumns("rooms", on: db)
-            #expect(roomColumns == ["room_id", "host_user_id", "created_at", "closed_at", "state_json", "current_song", "playback_json", "active_at"])
+            #expect(roomColumns == ["room_id", "host_user_id", "created_at", "closed_at", "state_json", "current_song", "playback_json", "active_at", "log_seq"])
+            #expect(try await tableColumns("room_log", on: db) == ["room_id", "seq", "entry_json", "at"])
             let chatColumns = try await tableColumns("room_chat", on: db)
             #expect(chatColumns == ["id", "room_id", "user_id", "name", "message", "sent_at", "cleared"])
             #expect(try await indexColumns("room_chat_room_id_id_idx", on: db) == ["room_id", "id"])
