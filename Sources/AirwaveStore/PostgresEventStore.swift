@@ -26,15 +26,19 @@ public final class PostgresEventStore: SQLBackedStore, @unchecked Sendable {
 
     /// The generic store doing the queries.
     public let store: SQLEventStore
+    /// How the pool connects; a notification listener connects the same way.
+    let connectionConfiguration: PostgresConnection.Configuration
     private let pool: EventLoopGroupConnectionPool<PostgresConnectionSource>
-    private let eventLoopGroup: MultiThreadedEventLoopGroup
+    let eventLoopGroup: MultiThreadedEventLoopGroup
 
     private init(
         store: SQLEventStore,
+        connectionConfiguration: PostgresConnection.Configuration,
         pool: EventLoopGroupConnectionPool<PostgresConnectionSource>,
         eventLoopGroup: MultiThreadedEventLoopGroup
     ) {
         self.store = store
+        self.connectionConfiguration = connectionConfiguration
         self.pool = pool
         self.eventLoopGroup = eventLoopGroup
     }
@@ -102,6 +106,7 @@ public final class PostgresEventStore: SQLBackedStore, @unchecked Sendable {
                 database: database, logger: logger, singleConnection: false,
                 isConnectionLost: isConnectionLost
             ),
+            connectionConfiguration: configuration.coreConfiguration,
             pool: pool,
             eventLoopGroup: eventLoopGroup
         )

@@ -1,7 +1,7 @@
 /// A store that is a ``SQLEventStore`` on a database of its own (SQLite's one connection,
 /// PostgreSQL's pool): every ``EventStore`` and ``RoomStore`` call goes to that store. A
 /// conforming type only opens the database and says how to close it (`shutdown()`).
-public protocol SQLBackedStore: EventStore, RoomStore {
+public protocol SQLBackedStore: EventStore, RoomStore, ClusterStore {
     /// The portable store over this database.
     var store: SQLEventStore { get }
 }
@@ -93,5 +93,49 @@ extension SQLBackedStore {
     /// The last `limit` chat messages of the room since it was last closed, oldest first.
     public func roomChat(roomID: String, limit: Int) async throws -> [StoredRoomChat] {
         try await store.roomChat(roomID: roomID, limit: limit)
+    }
+}
+
+extension SQLBackedStore {
+    // MARK: - ClusterStore
+
+    /// Writes the node's heartbeat row.
+    public func heartbeat(_ node: NodeRecord) async throws {
+        try await store.heartbeat(node)
+    }
+
+    /// Nodes whose last heartbeat is at `seenSince` or later.
+    public func liveNodes(seenSince: EpochMillis) async throws -> [NodeRecord] {
+        try await store.liveNodes(seenSince: seenSince)
+    }
+
+    /// Removes a node's heartbeat and origin rows.
+    public func removeNode(_ nodeID: String) async throws {
+        try await store.removeNode(nodeID)
+    }
+
+    /// Writes origin rows and deletes the node's rows of `removed`, in one transaction.
+    public func publishOrigins(_ origins: [OriginRecord], removed: [String], nodeID: String) async throws {
+        try await store.publishOrigins(origins, removed: removed, nodeID: nodeID)
+    }
+
+    /// The origin rows of events whose node is live.
+    public func liveOrigins(seenSince: EpochMillis) async throws -> [OriginRecord] {
+        try await store.liveOrigins(seenSince: seenSince)
+    }
+
+    /// The live origin node of an event.
+    public func origin(of eventID: String, seenSince: EpochMillis) async throws -> NodeRecord? {
+        try await store.origin(of: eventID, seenSince: seenSince)
+    }
+
+    /// Ends live events except those whose origin is in `sparing`.
+    public func endInterruptedEvents(reason: String, at: EpochMillis, sparing: Set<String>) async throws -> Int {
+        try await store.endInterruptedEvents(reason: reason, at: at, sparing: sparing)
+    }
+
+    /// `NOTIFY` on PostgreSQL; nothing on SQLite.
+    public func notify(channel: String, payload: String) async throws {
+        try await store.notify(channel: channel, payload: payload)
     }
 }

@@ -22,6 +22,7 @@ extension SQLEventStore {
         SQLSchemaMigration(version: 3, name: "chat messages say whether the sender was verified", apply: addChatVerified),
         SQLSchemaMigration(version: 4, name: "listening-room state as rows", apply: storeRoomStateAsRows),
         SQLSchemaMigration(version: 5, name: "listening-room log shared by nodes", apply: createRoomLog),
+        SQLSchemaMigration(version: 6, name: "cluster nodes and event origins", apply: createClusterSchema),
     ]
 
     /// Version 3: `chat_messages.verified`, whether the sender joined with a token (PROTOCOL.md

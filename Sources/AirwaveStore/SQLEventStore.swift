@@ -183,32 +183,7 @@ public struct SQLEventStore: EventStore {
     ///
     /// The participant sessions of those events that are still open are closed at `at` too.
     public func endInterruptedEvents(reason: String, at: EpochMillis) async throws -> Int {
-        try await transaction { db in
-            let live = try await db.select()
-                .column("event_id")
-                .from(Table.events)
-                .where("ended_at", .is, SQLLiteral.null)
-                .all(decodingColumn: "event_id", as: String.self)
-            guard !live.isEmpty else { return 0 }
-            try await db.update(Table.participants)
-                .set("left_at", to: at)
-                .where("left_at", .is, SQLLiteral.null)
-                .where(
-                    "event_id", .in,
-                    SQLSubquery.select {
-                        $0.column("event_id")
-                            .from(Table.events)
-                            .where("ended_at", .is, SQLLiteral.null)
-                    }
-                )
-                .run()
-            try await db.update(Table.events)
-                .set("ended_at", to: at)
-                .set("end_reason", to: reason)
-                .where("ended_at", .is, SQLLiteral.null)
-                .run()
-            return live.count
-        }
+        try await endInterruptedEvents(reason: reason, at: at, sparing: [])
     }
 
     /// Cheap query proving the store answers (for a readiness probe).

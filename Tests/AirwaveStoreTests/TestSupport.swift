@@ -11,15 +11,6 @@ let testLogger: Logger = {
     return logger
 }()
 
-/// A store whose SQL is ``SQLEventStore``: what every test gets, on either backend.
-protocol SQLBackedStore: EventStore, RoomStore {
-    var store: SQLEventStore { get }
-    func schemaVersion() async throws -> Int
-}
-
-extension SQLiteEventStore: SQLBackedStore {}
-extension PostgresEventStore: SQLBackedStore {}
-
 /// The databases every store test runs on.
 enum Backend: String, CaseIterable, Sendable, CustomTestStringConvertible {
     case sqlite

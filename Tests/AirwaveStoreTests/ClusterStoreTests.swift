@@ -1,0 +1,97 @@
+import Foundation
+import Logging
+import Testing
+@testable import AirwaveStore
+
+/// The rows nodes of a cluster share (PROTOCOL.md 8): heartbeats, event origins, and the
+/// notifications that announce changes.
+@Suite struct ClusterStoreTests {
+    private func node(_ id: String, seen: EpochMillis, events: Int = 0) -> NodeRecord {
+        NodeRecord(nodeID: id, url: "http://\(id).test:8000", startedAt: 1_000, lastSeen: seen, events: events, connections: 3)
+    }
+
+    private func origin(_ eventID: String, on nodeID: String, count: Int = 0, startedAt: EpochMillis = 2_000) -> OriginRecord {
+        OriginRecord(eventID: eventID, nodeID: nodeID, hostUserID: "h-\(eventID)", hostUsername: "Host", mode: "audio",
+                     participantCount: count, startedAt: startedAt)
+    }
+
+    /// A node is listed while its last heartbeat is inside the window; a later heartbeat
+    /// replaces the row rather than adding one.
+    @Test(arguments: Backend.allCases) func heartbeatsKeepANodeListedUntilTheyStop(_ backend: Backend) async throws {
+        try await withStore(backend) { store in
+            try await store.heartbeat(node("a", seen: 10_000))
+            try await store.heartbeat(node("b", seen: 10_000))
+            try await store.heartbeat(node("a", seen: 16_000, events: 2))
+            #expect(try await store.liveNodes(seenSince: 10_000).map(\.nodeID) == ["a", "b"])
+            #expect(try await store.liveNodes(seenSince: 12_000) == [node("a", seen: 16_000, events: 2)])
+            try await store.removeNode("a")
+            #expect(try await store.liveNodes(seenSince: 0).map(\.nodeID) == ["b"])
+        }
+    }
+
+    /// Origins are the directory across nodes: only those of live nodes count, a node replaces
+    /// and removes only its own rows, and the origin of an event names its node.
+    @Test(arguments: Backend.allCases) func originsOfLiveNodesMakeTheDirectory(_ backend: Backend) async throws {
+        try await withStore(backend) { store in
+            try await store.heartbeat(node("a", seen: 10_000))
+            try await store.heartbeat(node("dead", seen: 1_000))
+            try await store.publishOrigins([origin("e1", on: "a"), origin("e2", on: "a", startedAt: 1_500)], removed: [], nodeID: "a")
+            try await store.publishOrigins([origin("e3", on: "dead")], removed: [], nodeID: "dead")
+            #expect(try await store.liveOrigins(seenSince: 5_000).map(\.eventID) == ["e2", "e1"])
+
+            try await store.publishOrigins([origin("e1", on: "a", count: 7)], removed: ["e2", "e3"], nodeID: "a")
+            #expect(try await store.liveOrigins(seenSince: 5_000) == [origin("e1", on: "a", count: 7)])
+            // "e3" belongs to another node: "a" cannot remove it.
+            #expect(try await store.liveOrigins(seenSince: 0).map(\.eventID) == ["e1", "e3"])
+
+            #expect(try await store.origin(of: "e1", seenSince: 5_000)?.nodeID == "a")
+            #expect(try await store.origin(of: "e3", seenSince: 5_000) == nil)
+            #expect(try await store.origin(of: "e9", seenSince: 0) == nil)
+        }
+    }
+
+    /// A node starting ends what a gone node left live, but not the events of live nodes.
+    @Test(arguments: Backend.allCases) func startingEndsOnlyEventsOfGoneNodes(_ backend: Backend) async throws {
+        try await withStore(backend) { store in
+            try await store.write([started("mine"), started("theirs"), started("orphan")])
+            try await store.publishOrigins([origin("theirs", on: "b")], removed: [], nodeID: "b")
+            try await store.publishOrigins([origin("mine", on: "a")], removed: [], nodeID: "a")
+
+            #expect(try await store.endInterruptedEvents(reason: "node_restart", at: 9_000, sparing: ["b"]) == 2)
+            #expect(try await store.event(id: "theirs")?.isLive == true)
+            #expect(try await store.event(id: "mine")?.endReason == "node_restart")
+            #expect(try await store.event(id: "orphan")?.endReason == "node_restart")
+            #expect(try await store.liveOrigins(seenSince: 0).map(\.eventID) == ["theirs"])
+        }
+    }
+
+    /// Notifications reach a listener on the same database, in order; after the database drops
+    /// its connection, `.listening` says it listens again (what was sent meanwhile is lost).
+    @Test func notificationsReachAListener() async throws {
+        try await withDatabase(.postgres) { database in
+            let store = try #require(try await database.open() as? PostgresEventStore)
+            let listener = store.makeNotificationListener(channels: ["airwave_test_a", "airwave_test_b"], logger: Logger(label: "test"))
+            let running = Task { await listener.run() }
+            var received = listener.notifications.makeAsyncIterator()
+            #expect(await received.next() == .listening)
+            try await store.notify(channel: "airwave_test_a", payload: "ping")
+            #expect(await received.next() == .message(channel: "airwave_test_a", payload: "ping"))
+            try await store.notify(channel: "airwave_test_b", payload: "one")
+            try await store.notify(channel: "airwave_test_a", payload: "two")
+            #expect(await received.next() == .message(channel: "airwave_test_b", payload: "one"))
+            #expect(await received.next() == .message(channel: "airwave_test_a", payload: "two"))
+
+            // The database drops the listening connection (as a restart does).
+            try await postgresAdmin("""
+                SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                WHERE pid <> pg_backend_pid() AND query LIKE 'LISTEN airwave_test_%'
+                """)
+            #expect(await received.next() == .listening)
+            try await store.notify(channel: "airwave_test_a", payload: "after")
+            #expect(await received.next() == .message(channel: "airwave_test_a", payload: "after"))
+            running.cancel()
+            await running.value
+            try await store.shutdown()
+        }
+    }
+}
