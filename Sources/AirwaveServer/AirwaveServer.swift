@@ -23,7 +23,7 @@ public struct ServerStartError: Error, CustomStringConvertible, Sendable {
 public final class AirwaveServer: Sendable {
     public let configuration: ServerConfiguration
     let logger: Logger
-    let store: any EventStore & RoomStore
+    let store: any EventStore & RoomStore & ClusterStore
     let verifier: TokenVerifier
     let metrics: ServerMetrics
     let registry: LiveEventRegistry
@@ -32,22 +32,43 @@ public final class AirwaveServer: Sendable {
     let writer: StoreWriter
     /// WHEP and WHIP over the WebRTC UDP port; nil when turned off.
     let webRTC: WebRTCGateway?
+    /// This server as a node of a cluster; nil when it serves alone.
+    let cluster: ClusterNode?
+    /// Counts and bounds the open connections.
+    let gate: ConnectionGate
     private let draining = NIOLockedValueBox(false)
     private let nextConnectionID = NIOLockedValueBox<UInt64>(0)
     private let serviceGroup = NIOLockedValueBox<ServiceGroup?>(nil)
 
-    private init(configuration: ServerConfiguration, logger: Logger, store: any EventStore & RoomStore, verifier: TokenVerifier,
-                 metrics: ServerMetrics, webRTC: WebRTCGateway?) {
+    private init(configuration: ServerConfiguration, logger: Logger, store: any EventStore & RoomStore & ClusterStore,
+                 verifier: TokenVerifier, metrics: ServerMetrics, webRTC: WebRTCGateway?, node: ClusterNodeStart?) {
         self.configuration = configuration
         self.logger = logger
         self.store = store
         self.verifier = verifier
         self.metrics = metrics
         self.webRTC = webRTC
-        registry = LiveEventRegistry(configuration: configuration.liveEvent, metrics: metrics)
+        let registry = LiveEventRegistry(configuration: configuration.liveEvent, metrics: metrics)
+        let gate = ConnectionGate(limits: configuration.connections)
+        self.registry = registry
+        self.gate = gate
         rooms = ListeningRoomRegistry(store: store, metrics: metrics)
-        directory = ActiveStreamsDirectory(interval: configuration.directoryInterval)
+        let directory = ActiveStreamsDirectory(interval: configuration.directoryInterval)
+        self.directory = directory
         writer = StoreWriter(store: store, logger: logger, metrics: metrics)
+        cluster = node.map { node in
+            ClusterNode(identity: node.identity, settings: node.settings, store: store, listener: node.listener,
+                        directory: directory, logger: logger) {
+                (await registry.liveCount, gate.open)
+            }
+        }
+    }
+
+    /// What `make` found out about the node before the server exists.
+    private struct ClusterNodeStart {
+        let identity: ClusterNode.Identity
+        let settings: ClusterSettings
+        let listener: PostgresNotificationListener
     }
 
     /// Opens and migrates the store, ends events a crash left live, and loads the keys.
@@ -63,7 +84,16 @@ public final class AirwaveServer: Sendable {
         } catch {
             throw ServerStartError("\(error)")
         }
+        var nodeID: String?
+        if let settings = configuration.cluster { nodeID = try checkCluster(settings, configuration) }
         let store = try await openStore(configuration, logger: logger)
+        var node: ClusterNodeStart?
+        if let settings = configuration.cluster, let nodeID, let postgres = store as? PostgresEventStore {
+            node = ClusterNodeStart(
+                identity: ClusterNode.Identity(nodeID: nodeID, url: settings.nodeURL, startedAt: .now()), settings: settings,
+                listener: postgres.makeNotificationListener(channels: [ClusterNode.Channel.directory, ClusterNode.Channel.rooms],
+                                                            logger: logger))
+        }
         let metrics = ServerMetrics()
         var webRTC: WebRTCGateway?
         if configuration.webRTC.enabled {
@@ -77,17 +107,52 @@ public final class AirwaveServer: Sendable {
             }
         }
         let server = AirwaveServer(configuration: configuration, logger: logger, store: store, verifier: verifier,
-                                   metrics: metrics, webRTC: webRTC)
+                                   metrics: metrics, webRTC: webRTC, node: node)
+        do {
+            // Events a crash left live, except those of the other live nodes.
+            let sparing = try await server.cluster?.otherLiveNodeIDs() ?? []
+            let ended = try await store.endInterruptedEvents(reason: "server_restart", at: Timestamp.now().milliseconds, sparing: sparing)
+            if ended > 0 { logger.info("ended events left live by the last run", metadata: ["count": "\(ended)"]) }
+            try await server.cluster?.register()
+        } catch {
+            await webRTC?.shutdown()
+            try? await store.shutdown()
+            throw ServerStartError("Cannot prepare the database: \(error)")
+        }
         await server.registry.attach(writer: server.writer, directory: server.directory, logger: logger,
                                      recordingsDirectory: server.recordingsDirectory, webRTC: webRTC)
         await server.rooms.attach(writer: server.writer)
         return server
     }
 
-    private static func openStore(_ configuration: ServerConfiguration, logger: Logger) async throws(ServerStartError) -> any EventStore & RoomStore {
-        let store: any EventStore & RoomStore
+    /// The cluster's settings checked (PROTOCOL.md 8: PostgreSQL only, a secret of 32 bytes or
+    /// more, an http(s) URL); returns this node's id.
+    private static func checkCluster(_ settings: ClusterSettings, _ configuration: ServerConfiguration) throws(ServerStartError) -> String {
+        guard let database = configuration.databaseURL, isPostgres(database) else {
+            throw ServerStartError("--node-url needs --database postgres://…: the nodes of a cluster share one PostgreSQL database, and SQLite is one node's file.")
+        }
+        guard settings.secret.utf8.count >= ClusterSettings.minimumSecretBytes else {
+            throw ServerStartError("--cluster-secret must be at least \(ClusterSettings.minimumSecretBytes) bytes, not \(settings.secret.utf8.count).")
+        }
+        guard let url = URL(string: settings.nodeURL), ["http", "https"].contains(url.scheme ?? ""), url.host?.isEmpty == false else {
+            throw ServerStartError("--node-url must be this node's base URL as the other nodes reach it, like http://10.0.0.2:8000, not \(settings.nodeURL).")
+        }
+        let nodeID: String
+        if let given = settings.nodeID { nodeID = given } else { nodeID = try NodeID.loadOrCreate(in: configuration.dataDirectory) }
+        guard Identifier.isValid(nodeID) else {
+            throw ServerStartError("--node-id must be 1–64 characters of A–Z, a–z, 0–9, _ . @ -, not \(nodeID).")
+        }
+        return nodeID
+    }
+
+    private static func isPostgres(_ url: String) -> Bool {
+        url.hasPrefix("postgres://") || url.hasPrefix("postgresql://")
+    }
+
+    private static func openStore(_ configuration: ServerConfiguration, logger: Logger) async throws(ServerStartError) -> any EventStore & RoomStore & ClusterStore {
+        let store: any EventStore & RoomStore & ClusterStore
         let described: String
-        if let url = configuration.databaseURL, url.hasPrefix("postgres://") || url.hasPrefix("postgresql://") {
+        if let url = configuration.databaseURL, isPostgres(url) {
             described = PostgresEventStore.redactingPassword(url)
             // The pool logs every failed connection attempt as an error; a failed start must be
             // one line (PROTOCOL.md 7), and later outages show in the requests' own warnings.
@@ -123,8 +188,6 @@ public final class AirwaveServer: Sendable {
         }
         do {
             try await store.migrate()
-            let ended = try await store.endInterruptedEvents(reason: "server_restart", at: Timestamp.now().milliseconds)
-            if ended > 0 { logger.info("ended events left live by the last run", metadata: ["count": "\(ended)"]) }
             return store
         } catch {
             try? await store.shutdown()
@@ -148,14 +211,20 @@ public final class AirwaveServer: Sendable {
         })
     }
 
-    /// The error for a join to an event that is not live: ended, or never existed.
     /// `<data-dir>/recordings`: one folder per event, one Ogg Opus file per recording.
     var recordingsDirectory: String {
         URL(fileURLWithPath: configuration.dataDirectory).appendingPathComponent("recordings").path
     }
 
+    /// The error for a join to an event that is not live here: ended, never existed, or live on
+    /// another node of the cluster (`server_busy` naming that node).
     func eventGone(_ eventID: String) async throws -> ProtocolError {
-        if try await store.event(id: eventID, withParticipants: false) != nil {
+        if let event = try await store.event(id: eventID, withParticipants: false) {
+            if event.isLive, let cluster, let origin = try await cluster.origin(of: eventID), origin.nodeID != cluster.identity.nodeID {
+                // Until edges relay events (the cascade), its listeners connect to its origin.
+                return ProtocolError(.serverBusy, "This event is served by node \(origin.nodeID); connect to \(origin.url).",
+                                     details: ["reason": "other_node", "origin_node": .string(origin.nodeID), "origin_url": .string(origin.url)])
+            }
             return ProtocolError(.eventEnded, "This event has ended.")
         }
         return ProtocolError(.eventNotFound, "There is no event \(eventID).")
@@ -171,9 +240,10 @@ public final class AirwaveServer: Sendable {
         RoomHTTPRoutes(server: self).register(on: router)
         RecordingHTTPRoutes(server: self).register(on: router)
         WebRTCHTTPRoutes(server: self).register(on: router)
+        ListenHTTPRoutes(server: self).register(on: router)
         WebClientRoutes(server: self).register(on: router)  // last: it serves what no route claims
         let limits = configuration.connections
-        let gate = ConnectionGate(limits: limits)
+        let gate = self.gate
         let app = Application(
             router: router,
             server: HTTPServerBuilder { responder in AirwaveChildChannel(responder: responder, service: self, limits: limits, gate: gate) },
@@ -233,6 +303,14 @@ struct RelayService: Service {
     func run() async throws {
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { await server.writer.run() }
+            // Cancelled on its own at the end: the writer must drain, not be cancelled.
+            let clusterTask = server.cluster.map { cluster in
+                Task {
+                    async let rooms: Void = { for await _ in cluster.roomNotifications {} }()  // TODO(rooms): follow
+                    await cluster.run()
+                    await rooms
+                }
+            }
             try? await gracefulShutdown()
             server.beginDraining()
             server.logger.info("shutting down: telling every connection")
@@ -241,6 +319,9 @@ struct RelayService: Service {
             await server.rooms.shutdownAll()
             await server.directory.shutdown()
             server.writer.finish()
+            await server.cluster?.leave()
+            clusterTask?.cancel()
+            await clusterTask?.value
             try await group.waitForAll()
         }
     }

@@ -11,7 +11,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Address to listen on (default 127.0.0.1).") var host: String?
     @Option(help: "Port to listen on (default 8000).") var port: Int?
     @Option(name: .customLong("data-dir"), help: "Folder for the SQLite database and the development secret (default ./data).") var dataDir: String?
-    @Option(help: "Store URL: empty for SQLite in --data-dir, or sqlite://PATH.") var database: String?
+    @Option(help: "Store URL: empty for SQLite in --data-dir, sqlite://PATH, or postgres://USER:PASS@HOST:PORT/DB.") var database: String?
     @Option(name: .customLong("jwt-secret"), help: "HS256 shared secret (at least 32 bytes).") var jwtSecret: String?
     @Option(name: .customLong("jwt-public-key"), help: "PEM file with an RS256 or ES256 public key.") var jwtPublicKey: String?
     @Option(help: "JWKS file or URL.") var jwks: String?
@@ -30,6 +30,7 @@ struct ServeCommand: AsyncParsableCommand {
     @OptionGroup(title: "Media limits") var mediaLimits: MediaLimitOptions
     @OptionGroup(title: "Listening-room limits") var roomLimits: RoomLimitOptions
     @OptionGroup(title: "WebRTC limits") var webRTCLimits: WebRTCLimitOptions
+    @OptionGroup(title: "Several nodes") var cluster: ClusterOptions
 
     func run() async throws {
         let settings = try Settings(configFile: config)
@@ -67,6 +68,7 @@ struct ServeCommand: AsyncParsableCommand {
         try roomLimits.apply(settings, to: &configuration.rooms)
         try roomLimits.apply(settings, recordingLimit: &configuration.liveEvent.recordingLimit)
         try webRTCLimits.apply(settings, to: &configuration.webRTC)
+        configuration.cluster = try cluster.settings(settings)
 
         let auth = configuration.auth
         if auth.hs256Secret == nil, auth.publicKeyPEMPath == nil, auth.jwks == nil {

@@ -39,6 +39,8 @@ public struct ServerConfiguration: Sendable {
     public var webDirectory: String?
     /// WHEP listeners and WHIP publishers over UDP.
     public var webRTC = WebRTCSettings()
+    /// Set when this node joins a cluster on a shared PostgreSQL database (PROTOCOL.md 8).
+    public var cluster: ClusterSettings?
 
     public init() {}
 }

@@ -32,6 +32,21 @@ struct HTTPRoutes: Sendable {
         router.get("api/streams/:eventId/chat") { request, context in
             try await self.chat(request, context)
         }
+        router.get("api/cluster") { _, _ in
+            try await self.clusterNodes()
+        }
+    }
+
+    /// `GET /api/cluster` (PROTOCOL.md 8): the live nodes; none for a server that is not a node.
+    private func clusterNodes() async throws -> Response {
+        let nodes = try await server.cluster?.liveNodes() ?? []
+        return Self.json(["nodes": .array(nodes.map { node in
+            [
+                "node_id": .string(node.nodeID), "url": .string(node.url),
+                "last_seen": .string(Timestamp(milliseconds: node.lastSeen).iso8601),
+                "events": .int(node.events), "connections": .int(node.connections),
+            ]
+        })])
     }
 
     static func json(_ value: JSONValue, status: HTTPResponse.Status = .ok) -> Response {
@@ -42,6 +57,16 @@ struct HTTPRoutes: Sendable {
 
     static func error(_ error: ProtocolError, status: HTTPResponse.Status) -> Response {
         json(error.json, status: status)
+    }
+
+    /// The HTTP status of ``AirwaveServer/eventGone(_:)``'s answer: 410 ended, 503 on another
+    /// node (PROTOCOL.md 8), 404 otherwise.
+    static func status(ofGone error: ProtocolError) -> HTTPResponse.Status {
+        switch error.code {
+        case .eventEnded: .gone
+        case .serverBusy: .serviceUnavailable
+        default: .notFound
+        }
     }
 
     private func eventID(_ context: AirwaveRequestContext) -> String? {
@@ -94,6 +119,11 @@ struct HTTPRoutes: Sendable {
             page = try await server.store.participants(eventID: eventID, after: after, limit: firstPage ? limit - 1 : limit)
         }
         let live = await server.directory.summary(of: eventID)
+        var originNode: JSONValue?
+        if let cluster = server.cluster, live != nil {
+            originNode = await server.directory.isLocal(eventID)
+                ? .string(cluster.identity.nodeID) : try await cluster.origin(of: eventID).map { .string($0.nodeID) } ?? .null
+        }
         func entry(userID: String, username: String, role: String, verified: Bool, joinedAt: EpochMillis, leftAt: EpochMillis?) -> JSONValue {
             [
                 "user_id": .string(userID), "username": .string(username), "role": .string(role),
@@ -109,7 +139,7 @@ struct HTTPRoutes: Sendable {
         participants += page.participants.map { p in
             entry(userID: p.userID, username: p.username, role: p.role.rawValue, verified: p.verified, joinedAt: p.joinedAt, leftAt: p.leftAt)
         }
-        return Self.json([
+        var fields: [String: JSONValue] = [
             "event_id": .string(event.eventID), "room_id": .string(event.eventID), "host_user_id": .string(event.hostUserID),
             "host_username": .string(event.hostUsername), "mode": .string(live?.mode ?? event.mode),
             "status": .string(live != nil ? "active" : "ended"), "type": "AUDIO",
@@ -120,7 +150,10 @@ struct HTTPRoutes: Sendable {
             "participants": .array(participants),
             "participants_total": .int(page.total + 1),
             "next_after": page.next.map { .int($0) } ?? .null,
-        ])
+        ]
+        // Only nodes of a cluster have an origin to name (PROTOCOL.md 8).
+        if let originNode { fields["origin_node"] = originNode }
+        return Self.json(.object(fields))
     }
 
     private func chat(_ request: Request, _ context: AirwaveRequestContext) async throws -> Response {

@@ -74,7 +74,7 @@ struct WebRTCHTTPRoutes: Sendable {
         }
         guard let driver = await server.registry.driver(for: eventID) else {
             let gone = try await server.eventGone(eventID)
-            return refuse(gone, gone.code == .eventEnded ? .gone : .notFound)
+            return refuse(gone, HTTPRoutes.status(ofGone: gone))
         }
         let ended = ProtocolError(.eventEnded, "This event has ended.")
         guard !driver.hasEnded else { return refuse(ended, .gone) }

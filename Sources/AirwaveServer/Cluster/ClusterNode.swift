@@ -1,0 +1,181 @@
+import AirwaveProtocol
+import AirwaveStore
+import Logging
+
+/// This server as one node of several on a shared PostgreSQL database (PROTOCOL.md 8): writes
+/// its heartbeat, publishes its events' origin rows (the directory entries the other nodes
+/// show), and follows the other nodes' notifications: directory changes and listening-room
+/// changes. Everything shared lives in the database; this type only keeps it moving.
+actor ClusterNode {
+    /// Who this node is, as the other nodes see it.
+    struct Identity: Sendable {
+        let nodeID: String
+        let url: String
+        let startedAt: Timestamp
+    }
+
+    /// Notification channels.
+    enum Channel {
+        /// A node published its origin rows; the payload is its id.
+        static let directory = "airwave_directory"
+        /// A listening room stored changes; the payload is the room's (see `ListeningRoomRegistry`).
+        static let rooms = "airwave_rooms"
+    }
+
+    let identity: Identity
+    let settings: ClusterSettings
+    private let store: any ClusterStore
+    private let listener: PostgresNotificationListener
+    private let directory: ActiveStreamsDirectory
+    private let logger: Logger
+    /// This node's live events and open connections, for its heartbeat row.
+    private let counts: @Sendable () async -> (events: Int, connections: Int)
+    /// Room notifications, handed to the listening rooms.
+    let roomNotifications: AsyncStream<String>
+    private let roomContinuation: AsyncStream<String>.Continuation
+    private var publication: OriginPublication
+    private let (publishWakeUps, publishWake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+    private let (reloadWakeUps, reloadWake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+
+    init(identity: Identity, settings: ClusterSettings, store: any ClusterStore, listener: PostgresNotificationListener,
+         directory: ActiveStreamsDirectory, logger: Logger, counts: @escaping @Sendable () async -> (events: Int, connections: Int)) {
+        self.identity = identity
+        self.settings = settings
+        self.store = store
+        self.listener = listener
+        self.directory = directory
+        self.logger = logger
+        self.counts = counts
+        publication = OriginPublication(nodeID: identity.nodeID)
+        (roomNotifications, roomContinuation) = AsyncStream.makeStream(of: String.self, bufferingPolicy: .bufferingNewest(4096))
+    }
+
+    /// Nodes whose heartbeat is older than this are gone.
+    private func liveSince(_ now: Timestamp = .now()) -> EpochMillis {
+        now.milliseconds - Int64(settings.nodeTimeout / .milliseconds(1))
+    }
+
+    /// The live nodes, this one included once its first heartbeat is written.
+    func liveNodes() async throws -> [NodeRecord] {
+        try await store.liveNodes(seenSince: liveSince())
+    }
+
+    /// The node a live event's host is connected to, if that node is live.
+    func origin(of eventID: String) async throws -> NodeRecord? {
+        try await store.origin(of: eventID, seenSince: liveSince())
+    }
+
+    /// Live nodes other than this one: their events are spared when this node starts.
+    func otherLiveNodeIDs() async throws -> Set<String> {
+        Set(try await liveNodes().map(\.nodeID)).subtracting([identity.nodeID])
+    }
+
+    /// Writes the first heartbeat, so that the node is listed as soon as it serves.
+    func register() async throws {
+        try await heartbeat()
+    }
+
+    /// Runs until cancelled: heartbeat, publications, notifications.
+    func run() async {
+        await directory.publishLocalChanges { [weak self] eventID, summary in
+            Task { await self?.localChange(eventID, summary) }
+        }
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.listener.run() }
+            group.addTask { await self.followNotifications() }
+            group.addTask { await self.heartbeats() }
+            group.addTask { await self.publications() }
+            group.addTask { await self.reloads() }
+            await group.next()
+            group.cancelAll()
+        }
+        roomContinuation.finish()
+    }
+
+    /// Stops being a node: the heartbeat and origin rows go at once, so the others drop this
+    /// node without waiting for the timeout.
+    func leave() async {
+        do {
+            try await store.removeNode(identity.nodeID)
+            try await store.notify(channel: Channel.directory, payload: identity.nodeID)
+        } catch {
+            logger.warning("could not remove this node from the cluster table", metadata: ["error": "\(error)"])
+        }
+    }
+
+    private func localChange(_ eventID: String, _ summary: LiveServerMessage.StreamSummary?) {
+        publication.changed(eventID, summary)
+        publishWake.yield()
+    }
+
+    private func heartbeat() async throws {
+        let (events, connections) = await counts()
+        try await store.heartbeat(NodeRecord(
+            nodeID: identity.nodeID, url: identity.url, startedAt: identity.startedAt.milliseconds,
+            lastSeen: Timestamp.now().milliseconds, events: events, connections: connections))
+    }
+
+    /// A heartbeat per interval; each also re-reads the directory, which drops the events of
+    /// nodes that stopped beating.
+    private func heartbeats() async {
+        while !Task.isCancelled {
+            do {
+                try await heartbeat()
+            } catch {
+                logger.warning("cannot write this node's heartbeat", metadata: ["error": "\(error)"])
+            }
+            reloadWake.yield()
+            try? await Task.sleep(for: settings.heartbeatInterval)
+        }
+    }
+
+    /// Writes pending origin rows, at most once per `publishInterval`, then tells the others.
+    private func publications() async {
+        for await _ in publishWakeUps {
+            while !publication.isEmpty && !Task.isCancelled {
+                let (origins, removed) = publication.take()
+                do {
+                    try await store.publishOrigins(origins, removed: removed, nodeID: identity.nodeID)
+                    try await store.notify(channel: Channel.directory, payload: identity.nodeID)
+                } catch {
+                    publication.restore(origins: origins, removed: removed)
+                    logger.warning("cannot publish this node's events; retrying", metadata: ["error": "\(error)"])
+                }
+                try? await Task.sleep(for: settings.publishInterval)
+            }
+        }
+    }
+
+    /// Re-reads the other nodes' events whenever one of them published (coalesced: one read
+    /// at a time, one more if anything arrived meanwhile).
+    private func reloads() async {
+        for await _ in reloadWakeUps {
+            do {
+                let origins = try await store.liveOrigins(seenSince: liveSince())
+                await directory.replaceRemote(origins.filter { $0.nodeID != identity.nodeID }.map(\.summary))
+            } catch {
+                logger.debug("cannot read the other nodes' events", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+
+    private func followNotifications() async {
+        for await notification in listener.notifications {
+            switch notification {
+            case .message(Channel.directory, let nodeID):
+                if nodeID != identity.nodeID { reloadWake.yield() }
+            case .message(Channel.rooms, let payload):
+                roomContinuation.yield(payload)
+            case .message:
+                break
+            case .listening:
+                // Notifications may have been missed while not listening: read everything again.
+                reloadWake.yield()
+                roomContinuation.yield(ClusterNode.everyRoom)
+            }
+        }
+    }
+
+    /// The room payload that means "re-read every room you follow" (after a reconnection).
+    static let everyRoom = "*"
+}
