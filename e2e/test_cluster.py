@@ -1,0 +1,160 @@
+"""PROTOCOL.md 8: several `airwave serve` processes on one PostgreSQL database form one service.
+Nodes list each other in GET /api/cluster (a dead one drops out within 10 s), every node's
+directory shows every node's events within 2 s of a change, GET /api/streams/{id} names the
+origin, and the configuration errors of section 8 are one line and exit 2. tools/test starts the
+PostgreSQL cluster (AIRWAVE_TEST_POSTGRES_URL)."""
+
+import os
+import socket
+import tempfile
+import time
+
+import pytest
+
+from awtest import (close_all, connect, expect_refusal, go_live, http_json, join_path, recv_until, run, send, uid)
+from conftest import run_cli
+from test_postgres import URL, fresh_database, wait_for
+
+pytestmark = pytest.mark.skipif(not URL, reason="AIRWAVE_TEST_POSTGRES_URL is not set (tools/test sets it)")
+CLUSTER_SECRET = "cluster-secret-of-the-e2e-tests-0123456789"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_nodes(start_server, database, names):
+    """One node per name on `database`, each told its own URL (so its port is chosen first)."""
+    nodes = {}
+    for name in names:
+        port = free_port()
+        nodes[name] = start_server("--database", database, "--node-url", f"http://127.0.0.1:{port}",
+                                   "--cluster-secret", CLUSTER_SECRET, "--node-id", name, port_flag=str(port))
+    return nodes
+
+
+def cluster_ids(node):
+    return [n["node_id"] for n in http_json(node, "/api/cluster")["nodes"]]
+
+
+async def streams_until(ws, pred, timeout):
+    """Reads the directory until `pred(streams)` holds; returns the seconds it took."""
+    started = time.monotonic()
+    while True:
+        left = timeout - (time.monotonic() - started)
+        assert left > 0, f"the directory did not change as expected within {timeout} s"
+        msg, _ = await recv_until(ws, "active_streams", left)
+        if pred(msg["streams"]):
+            return time.monotonic() - started
+
+
+def test_three_nodes_share_the_directory_and_name_the_origin(start_server):
+    database = fresh_database(URL)
+    nodes = start_nodes(start_server, database, ["a", "b", "c"])
+    a, b, c = nodes["a"], nodes["b"], nodes["c"]
+    # Each node writes its heartbeat before it serves.
+    assert cluster_ids(c) == ["a", "b", "c"]
+    entry = next(n for n in http_json(a, "/api/cluster")["nodes"] if n["node_id"] == "b")
+    assert entry["url"] == b.http and isinstance(entry["events"], int) and isinstance(entry["connections"], int)
+    assert entry["last_seen"].endswith("Z")
+
+    async def scenario():
+        directory = await connect(c.ws("/ws/active-streams/"))
+        first, _ = await recv_until(directory, "active_streams", 5)
+        assert first["streams"] == []
+
+        host, link = await go_live(a, username="Ada")
+        event_id = link["event_id"]
+        took = await streams_until(directory, lambda s: [e["event_id"] for e in s] == [event_id], 5)
+        assert took < 2.0, f"the directory on node c showed the event after {took:.2f} s"
+
+        listed = http_json(b, "/api/streams")["streams"]
+        assert [(e["event_id"], e["host_username"], e["status"]) for e in listed] == [(event_id, "Ada", "active")]
+        info = http_json(b, f"/api/streams/{event_id}")
+        assert info["origin_node"] == "a" and info["status"] == "active", info
+        assert http_json(a, f"/api/streams/{event_id}")["origin_node"] == "a"
+
+        # Until edges relay events (the cascade), a listener of another node is sent to the origin.
+        refusal = await expect_refusal(b.ws(join_path(event_id, uid("lis"))), "server_busy", 1013)
+        assert refusal["details"]["origin_node"] == "a" and refusal["details"]["origin_url"] == a.http, refusal
+
+        await send(host, {"type": "stream_ended"})
+        took = await streams_until(directory, lambda s: s == [], 5)
+        assert took < 2.0, f"the directory on node c dropped the event after {took:.2f} s"
+        assert http_json(b, f"/api/streams/{event_id}")["status"] == "ended"
+        await close_all(host, directory)
+    run(scenario())
+
+    # A node that dies without a word drops out of every node's list within 10 s.
+    b.kill()
+    killed = time.monotonic()
+    wait_for(lambda: cluster_ids(a) == ["a", "c"], 12, "node b leaving /api/cluster")
+    assert time.monotonic() - killed < 10.0
+    # One that stops cleanly leaves at once.
+    c.stop()
+    assert cluster_ids(a) == ["a"]
+
+
+def test_a_dead_nodes_events_leave_the_directory_and_a_restarted_node_ends_its_own(start_server):
+    database = fresh_database(URL)
+    nodes = start_nodes(start_server, database, ["a", "b"])
+    a, b = nodes["a"], nodes["b"]
+
+    async def live_on_b():
+        host, link = await go_live(b)
+        return host, link["event_id"]
+    host, event_id = run(live_on_b())
+    wait_for(lambda: [e["event_id"] for e in http_json(a, "/api/streams")["streams"]] == [event_id], 3, "the event on node a")
+
+    b.kill()
+    wait_for(lambda: http_json(a, "/api/streams")["streams"] == [], 12, "the dead node's event leaving the directory")
+    # Node b comes back with the same id: the event its crash left live is ended, a's are not.
+    async def live_on_a():
+        ws, link = await go_live(a)
+        return ws, link["event_id"]
+    a_host, a_event = run(live_on_a())
+    start_server("--database", database, "--node-url", f"http://127.0.0.1:{b.port}", "--cluster-secret", CLUSTER_SECRET,
+                 "--node-id", "b", port_flag=str(b.port), data_dir=b.data_dir)
+    assert http_json(a, f"/api/streams/{event_id}")["status"] == "ended"
+    assert http_json(a, f"/api/streams/{a_event}")["status"] == "active"
+    run(close_all(a_host))
+
+
+def test_a_node_keeps_its_id_in_the_data_folder(start_server):
+    database = fresh_database(URL)
+    port = free_port()
+    args = ("--database", database, "--node-url", f"http://127.0.0.1:{port}", "--cluster-secret", CLUSTER_SECRET)
+    first = start_server(*args, port_flag=str(port))
+    (node_id,) = cluster_ids(first)
+    assert node_id.startswith("node-")
+    first.stop()
+    again = start_server(*args, port_flag=str(port), data_dir=first.data_dir)
+    assert cluster_ids(again) == [node_id]
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--node-url", "http://127.0.0.1:9", "--cluster-secret", "short"], "--cluster-secret must be at least 32 bytes"),
+    (["--node-url", "http://127.0.0.1:9"], "--node-url needs --cluster-secret"),
+    (["--cluster-secret", CLUSTER_SECRET], "need --node-url"),
+    (["--node-url", "not a url", "--cluster-secret", CLUSTER_SECRET], "--node-url must be"),
+    (["--node-url", "http://127.0.0.1:9", "--cluster-secret", CLUSTER_SECRET, "--node-id", "no spaces"], "--node-id must be"),
+], ids=["short-secret", "no-secret", "secret-alone", "bad-url", "bad-id"])
+def test_cluster_configuration_errors_are_one_line_and_exit_2(args, says):
+    with tempfile.TemporaryDirectory() as data:
+        result = run_cli(["serve", "--port", "0", "--data-dir", data, "--jwt-secret", "x" * 32,
+                          "--database", URL, *args], timeout=60)
+    assert result.returncode == 2, (result.returncode, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and says in lines[0], result.stderr
+
+
+def test_node_url_with_sqlite_is_a_configuration_error():
+    with tempfile.TemporaryDirectory() as data:
+        result = run_cli(["serve", "--port", "0", "--data-dir", data, "--jwt-secret", "x" * 32,
+                          "--node-url", "http://127.0.0.1:9", "--cluster-secret", CLUSTER_SECRET], timeout=60)
+        assert not os.path.exists(os.path.join(data, "airwave.sqlite")), "nothing is created before the error"
+    assert result.returncode == 2, (result.returncode, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--node-url needs --database postgres://" in lines[0], result.stderr
