@@ -18,6 +18,8 @@ struct EventMix {
     private var peerGroups: [AudioMixer.Output: [ConnectionID: String]] = [:]
     /// `peerGroups` as arrays, made once per change rather than once per packet.
     private var peerRecipients: [AudioMixer.Output: [String]] = [:]
+    /// The live Ogg stream of each output that has HTTP listeners (`GET /listen/`).
+    private var httpOutputs: [AudioMixer.Output: OggHTTPOutput] = [:]
     private var recorder: MixRecorder?
 
     /// Where this event's recordings go: `<data-dir>/recordings/<event_id>/`.
@@ -37,10 +39,16 @@ struct EventMix {
     enum Recipient {
         case socket(ClientConnection)
         case session(ufrag: String)
+        /// An HTTP listener: pages of the output's Ogg stream, built once for all of them.
+        case http(HTTPListener)
     }
 
     /// Connection `id` now hears the mix without `minus` (nil: the full mix).
     mutating func subscribe(_ id: ConnectionID, minus: UInt32?, via recipient: Recipient) {
+        // An HTTP listener moved to another output: its stream ends and the new one follows (chained Ogg).
+        if case .http = recipient, let old = subscribers[id], Self.output(old) != Self.output(minus) {
+            _ = httpOutputs[Self.output(old)]?.finish(id)
+        }
         unsubscribe(id, updating: false)
         subscribers[id] = minus
         let output = Self.output(minus)
@@ -50,8 +58,18 @@ struct EventMix {
         case .session(let ufrag):
             peerGroups[output, default: [:]][id] = ufrag
             peerRecipients[output] = peerGroups[output].map { Array($0.values) }
+        case .http(let listener):
+            httpOutputs[output, default: OggHTTPOutput()].add(listener)
         }
         updateOutputs()
+    }
+
+    /// Ends an HTTP listener's stream with the end page of its output and forgets it; false
+    /// when it is not a listener here.
+    mutating func finishHTTPListener(_ id: ConnectionID) -> Bool {
+        guard let minus = subscribers[id], httpOutputs[Self.output(minus)]?.finish(id) == true else { return false }
+        unsubscribe(id)
+        return true
     }
 
     /// Connection `id` no longer hears the mix.
@@ -64,6 +82,8 @@ struct EventMix {
             if peerGroups[output]?.isEmpty == true { peerGroups[output] = nil }
             peerRecipients[output] = peerGroups[output].map { Array($0.values) }
         }
+        httpOutputs[output]?.remove(id)
+        if httpOutputs[output]?.isEmpty == true { httpOutputs[output] = nil }
         if updating { updateOutputs() }
     }
 
@@ -74,7 +94,7 @@ struct EventMix {
     /// The mixer encodes exactly the outputs someone receives (the full mix also for a
     /// recording) and goes away when nothing needs it.
     private mutating func updateOutputs() {
-        var outputs = Set(groups.keys).union(peerGroups.keys)
+        var outputs = Set(groups.keys).union(peerGroups.keys).union(httpOutputs.keys)
         if recorder != nil { outputs.insert(.full) }
         if outputs.isEmpty {
             mixer = nil
@@ -113,6 +133,9 @@ struct EventMix {
                 webRTC.sendAudio(to: ufrags, payload: packet.bytes, stream: Self.streamID(packet.output),
                                  sequence: packet.sequence, timestamp: packet.timestamp)
                 metrics.mediaForwarded(kind: .opus, recipients: ufrags.count, bytes: ufrags.count * packet.bytes.count)
+            }
+            if let sent = httpOutputs[packet.output]?.append(packet.bytes, samples: AudioMixer.frameSamples), sent.recipients > 0 {
+                metrics.mediaForwarded(kind: .opus, recipients: sent.recipients, bytes: sent.recipients * sent.bytes)
             }
             guard let group = groups[packet.output] else { continue }
             let frame = WebSocketWire.frame(MediaFrame(

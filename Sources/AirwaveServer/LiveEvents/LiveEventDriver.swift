@@ -20,6 +20,8 @@ final class LiveEventDriver: Sendable {
         case input(LiveEvent.Input, connection: ClientConnection?, mixed: Bool)
         /// An input about a WebRTC peer (a WHEP listener joining), which the driver keeps for its outputs.
         case peerInput(LiveEvent.Input, peer: WebRTCPeer)
+        /// An input about an HTTP listener (`GET /listen/` joining), which the driver keeps for its outputs.
+        case listenerInput(LiveEvent.Input, listener: HTTPListener)
         /// A WHIP publisher asks to speak for its user; `reply` says whether the event accepted it.
         case publisher(WebRTCPeer, reply: @Sendable (Bool) -> Void)
         case tick
@@ -61,6 +63,8 @@ final class LiveEventDriver: Sendable {
         var members = ConnectionGroups()
         /// WebRTC peers of the event (WHEP listeners, WHIP publishers), by connection id.
         var peers: [ConnectionID: WebRTCPeer] = [:]
+        /// HTTP listeners of the event (`GET /listen/`), by connection id.
+        var listeners: [ConnectionID: HTTPListener] = [:]
         var timer: Task<Void, Never>?
         var timerAt: Timestamp?
         var ended = false
@@ -95,10 +99,14 @@ final class LiveEventDriver: Sendable {
                 if case .disconnected(let id) = input {
                     state.members.remove(id)
                     state.peers[id] = nil
+                    state.listeners[id] = nil
                     state.encoders.remove(id)
                 }
             case .peerInput(let input, let peer):
                 state.peers[peer.id] = peer
+                engine.handle(input, now: now)
+            case .listenerInput(let input, let listener):
+                state.listeners[listener.id] = listener
                 engine.handle(input, now: now)
             case .publisher(let peer, let reply):
                 state.peers[peer.id] = peer
@@ -143,6 +151,10 @@ final class LiveEventDriver: Sendable {
                     connection.close(code)
                 } else if let peer = state.peers.removeValue(forKey: id) {
                     services.webRTC?.close(peer)
+                } else if let listener = state.listeners.removeValue(forKey: id) {
+                    // The stream's end page, then the end of the response.
+                    if !state.mix.finishHTTPListener(id) { listener.abort() }
+                    updateMixClock(&state)
                 }
             case .persist(let record):
                 state.records.append(StoreRecord(record))
@@ -161,6 +173,8 @@ final class LiveEventDriver: Sendable {
                     state.mix.subscribe(id, minus: minus, via: .socket(connection))
                 } else if let peer = state.peers[id] {
                     state.mix.subscribe(id, minus: minus, via: .session(ufrag: peer.ufrag))
+                } else if let listener = state.listeners[id] {
+                    state.mix.subscribe(id, minus: minus, via: .http(listener))
                 }
                 updateMixClock(&state)
             case .mixUnsubscriber(let id):
