@@ -109,18 +109,22 @@ async def stop_taps(*taps):
 
 
 # ---------------------------------------------------------------------------- 1. WHEP listener
-def test_whep_listener_hears_the_host_and_counts_as_a_listener(server):
+# Both SRTP profiles the server sends with OpenSSL: AEAD_AES_128_GCM (what aiortc and browsers
+# pick first) and AES_CM_128_HMAC_SHA1_80 (peers that offer only that, as OBS does).
+@pytest.mark.parametrize("srtp_profile", ["SRTP_AEAD_AES_128_GCM", "SRTP_AES128_CM_SHA1_80"])
+def test_whep_listener_hears_the_host_and_counts_as_a_listener(server, srtp_profile):
     async def main():
         ws, link = await go_live(server, uid("host"), "Host")
         host_tap = Tap(ws, "host")
         ev = link["event_id"]
         pacer = PCMPacer(ws, TONE_440)
-        whep = wp.WhepListener()
+        whep = wp.WhepListener(srtp_profile=srtp_profile)
         try:
             mark = len(host_tap)
             resp = await whep.negotiate(server.port, f"/whep/{q(ev)}")
             location = check_answer(resp, f"/whep/{ev}/")
             await whep.connected(10)
+            assert whep.srtp_profiles() == [srtp_profile], whep.srtp_profiles()
             # Once ICE and DTLS are up it is a listener (host excluded from the count).
             await wait_count_msg(host_tap, 1, start=mark)
             i = await host_tap.wait_text("participant_list", start=mark, pred=lambda m: len(m["participants"]) == 2)

@@ -23,6 +23,7 @@ import aioice.ice
 import numpy as np
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import AudioStreamTrack, MediaStreamError
+from aiortc.rtcdtlstransport import SRTP_PROFILES
 from av import AudioFrame
 
 LOOPBACK = "127.0.0.1"
@@ -191,6 +192,15 @@ class Peer:
         state = await self.wait_state({"connected", "failed", "closed"}, timeout)
         assert state == "connected", f"connectionState {state} (history {self.states})"
 
+    def srtp_profiles(self) -> list[str]:
+        """The SRTP protection profile each DTLS transport negotiated (OpenSSL's name)."""
+        out = []
+        for t in self.pc.getTransceivers():
+            transport = t.sender.transport or t.receiver.transport
+            if transport is not None and transport._ssl is not None:
+                out.append(transport._ssl.get_selected_srtp_profile().decode())
+        return out
+
     def dtls_states(self) -> list[str]:
         out = []
         for t in self.pc.getTransceivers():
@@ -258,12 +268,21 @@ class Collector:
 
 
 class WhepListener(Peer):
-    """Receives audio (and optionally video) from POST /whep/{eventId}."""
+    """Receives audio (and optionally video) from POST /whep/{eventId}. `srtp_profile` (an
+    OpenSSL name such as "SRTP_AES128_CM_SHA1_80") makes aiortc's DTLS offer only that SRTP
+    protection profile, as OBS and many SDKs do; by default it offers all it has (GCM first)."""
 
-    def __init__(self, video=False):
+    def __init__(self, video=False, srtp_profile: str | None = None):
         super().__init__()
         self.audio_transceiver = self.pc.addTransceiver("audio", direction="recvonly")
         self.video_transceiver = self.pc.addTransceiver("video", direction="recvonly") if video else None
+        if srtp_profile is not None:
+            wanted = [p for p in SRTP_PROFILES if p.openssl_profile == srtp_profile.encode()]
+            assert wanted, f"aiortc has no SRTP profile {srtp_profile}"
+            for t in self.pc.getTransceivers():
+                # aiortc has no public option for it; its DTLS transport reads this list when
+                # it sets up the handshake (use_srtp) and when it keys SRTP.
+                t.sender.transport._srtp_profiles = wanted
         self.tracks: dict[str, object] = {}
         self.collectors: dict[str, Collector] = {}
         self._track_added = asyncio.Event()

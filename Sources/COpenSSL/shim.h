@@ -1,5 +1,5 @@
 // COpenSSL: the system OpenSSL 3 (Debian/Ubuntu: libssl-dev), used by AirwaveWebRTC for DTLS,
-// the certificate and its fingerprint, and STUN's HMAC-SHA1.
+// the certificate and its fingerprint, STUN's HMAC-SHA1 and outbound SRTP/SRTCP.
 //
 // Several calls AirwaveWebRTC needs are function-like macros (SSL_ctrl wrappers) or variadic,
 // which Swift cannot import; they are wrapped below as non-variadic inline functions.
@@ -7,6 +7,7 @@
 #define AIRWAVE_COPENSSL_SHIM_H
 
 #include <openssl/bio.h>
+#include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -90,18 +91,77 @@ static inline EVP_CIPHER_CTX *airwave_aes128gcm_context(const unsigned char *key
     return context;
 }
 
-/// SRTP AEAD_AES_128_GCM protection of one RTP packet in place (RFC 7714 section 8): the
-/// header is authenticated, the payload encrypted, and the 16-byte tag written after it (the
-/// buffer must have room). Returns 1 on success.
+/// SRTP/SRTCP AEAD_AES_128_GCM protection of one packet in place (RFC 7714 sections 8 and 9):
+/// the header and then `extra_aad` (SRTCP's E flag and index; NULL for RTP) are authenticated,
+/// the payload encrypted, and the 16-byte tag written after it (the buffer must have room).
+/// Returns 1 on success.
 static inline int airwave_srtp_gcm_protect(EVP_CIPHER_CTX *context, const unsigned char *iv, unsigned char *packet,
-                                           int header_length, int payload_length) {
+                                           int header_length, int payload_length,
+                                           const unsigned char *extra_aad, int extra_aad_length) {
     int written = 0;
     unsigned char *payload = packet + header_length;
     if (EVP_EncryptInit_ex(context, NULL, NULL, NULL, iv) != 1) return 0;
     if (EVP_EncryptUpdate(context, NULL, &written, packet, header_length) != 1) return 0;
+    if (extra_aad_length > 0 && EVP_EncryptUpdate(context, NULL, &written, extra_aad, extra_aad_length) != 1) return 0;
     if (payload_length > 0 && EVP_EncryptUpdate(context, payload, &written, payload, payload_length) != 1) return 0;
     if (EVP_EncryptFinal_ex(context, payload + payload_length, &written) != 1) return 0;
     return EVP_CIPHER_CTX_ctrl(context, EVP_CTRL_AEAD_GET_TAG, 16, payload + payload_length) == 1;
+}
+
+/// An AES-128-CTR encryption context, keyed once for a whole session (the IV is set per packet).
+static inline EVP_CIPHER_CTX *airwave_aes128ctr_context(const unsigned char *key) {
+    EVP_CIPHER_CTX *context = EVP_CIPHER_CTX_new();
+    if (context == NULL) return NULL;
+    if (EVP_EncryptInit_ex(context, EVP_aes_128_ctr(), NULL, key, NULL) != 1) {
+        EVP_CIPHER_CTX_free(context);
+        return NULL;
+    }
+    return context;
+}
+
+/// An HMAC-SHA1 context keyed once for a whole session; each packet re-initializes it with the
+/// same key (`EVP_MAC_init` without a key), which skips the key schedule.
+static inline EVP_MAC_CTX *airwave_hmac_sha1_context(const unsigned char *key, int key_length) {
+    EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    if (mac == NULL) return NULL;
+    EVP_MAC_CTX *context = EVP_MAC_CTX_new(mac);
+    EVP_MAC_free(mac);  // the context holds its own reference
+    if (context == NULL) return NULL;
+    char digest[] = "SHA1";
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
+        OSSL_PARAM_construct_end(),
+    };
+    if (EVP_MAC_init(context, key, (size_t)key_length, params) != 1) {
+        EVP_MAC_CTX_free(context);
+        return NULL;
+    }
+    return context;
+}
+
+/// SRTP/SRTCP AES_CM_128_HMAC_SHA1_80 protection of one packet in place (RFC 3711 sections 4.1.1
+/// and 4.2.1): `packet[encrypt_from..<encrypt_to]` is encrypted with AES-128 in counter mode from
+/// `iv`, then the HMAC-SHA1 of `packet[0..<auth_length]` followed by `extra` (the rollover
+/// counter for RTP; NULL for RTCP, whose E flag and index are in the packet) is written,
+/// truncated to 10 bytes, at `packet + auth_length` (the buffer must have room). Returns 1 on
+/// success.
+static inline int airwave_srtp_cm_protect(EVP_CIPHER_CTX *cipher, EVP_MAC_CTX *mac, const unsigned char *iv,
+                                          unsigned char *packet, int encrypt_from, int encrypt_to, int auth_length,
+                                          const unsigned char *extra, int extra_length) {
+    int written = 0;
+    if (encrypt_to > encrypt_from) {
+        if (EVP_EncryptInit_ex(cipher, NULL, NULL, NULL, iv) != 1) return 0;
+        if (EVP_EncryptUpdate(cipher, packet + encrypt_from, &written, packet + encrypt_from,
+                              encrypt_to - encrypt_from) != 1) return 0;
+    }
+    unsigned char digest[20];
+    size_t digest_length = 0;
+    if (EVP_MAC_init(mac, NULL, 0, NULL) != 1) return 0;
+    if (EVP_MAC_update(mac, packet, (size_t)auth_length) != 1) return 0;
+    if (extra_length > 0 && EVP_MAC_update(mac, extra, (size_t)extra_length) != 1) return 0;
+    if (EVP_MAC_final(mac, digest, &digest_length, sizeof digest) != 1 || digest_length != 20) return 0;
+    memcpy(packet + auth_length, digest, 10);
+    return 1;
 }
 
 #endif

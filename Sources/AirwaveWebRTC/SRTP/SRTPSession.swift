@@ -11,44 +11,53 @@ public enum SRTPError: Error, Equatable, Sendable {
 /// libsrtp2 must be initialized once per process; Swift runs a global's initializer once.
 private let srtpLibraryStatus: Int32 = Int32(bitPattern: srtp_init().rawValue)
 
-/// The SRTP/SRTCP contexts of one session (libsrtp2): one for what this side sends (its own
-/// key from the DTLS export) and one for what it receives (the peer's). Retransmissions of the
-/// same packet are allowed (`allow_repeat_tx`), which NACK answers need. Not thread-safe.
+/// The SRTP/SRTCP protection of one session: what this side sends (its own key from the DTLS
+/// export) on OpenSSL (`SRTPSender`, either profile), what it receives (the peer's key) on
+/// libsrtp2. Retransmissions of the same packet are allowed, which NACK answers need. Not
+/// thread-safe.
 public final class SRTPSession {
     public let profile: SRTPProfile
-    private let outbound: srtp_t
+    /// libsrtp's context for what this side sends: only when the tests ask for the reference.
+    private let outbound: srtp_t?
     private let inbound: srtp_t
-    /// RTP this side sends under AEAD_AES_128_GCM, on OpenSSL (see `SRTPGCMSender`).
-    private let gcmSender: SRTPGCMSender?
-    /// Room libsrtp may append (authentication tag, MKI) when protecting.
+    private let sender: (any SRTPSender)?
+    /// Room a protected packet may grow by (authentication tag, SRTCP index; libsrtp's MKI):
+    /// what serializing reserves, so protection does not reallocate.
     static let trailerCapacity = 148
 
     /// `role` is this side's DTLS role: it picks which exported key is sent with.
     public convenience init(keyingMaterial: SRTPKeyingMaterial, role: DTLSRole, replayWindow: UInt = 1024) throws(SRTPError) {
-        try self.init(keyingMaterial: keyingMaterial, role: role, replayWindow: replayWindow, openSSLForGCM: true)
+        try self.init(keyingMaterial: keyingMaterial, role: role, replayWindow: replayWindow, openSSLSender: true)
     }
 
-    /// `openSSLForGCM: false` keeps libsrtp for everything (the tests compare the two).
-    init(keyingMaterial: SRTPKeyingMaterial, role: DTLSRole, replayWindow: UInt = 1024, openSSLForGCM: Bool) throws(SRTPError) {
+    /// `openSSLSender: false` protects with libsrtp instead (the reference the tests compare with).
+    init(keyingMaterial: SRTPKeyingMaterial, role: DTLSRole, replayWindow: UInt = 1024, openSSLSender: Bool) throws(SRTPError) {
         guard srtpLibraryStatus == 0 else { throw .initialization(srtpLibraryStatus) }
         profile = keyingMaterial.profile
-        gcmSender = openSSLForGCM && profile == .aeadAES128GCM
-            ? SRTPGCMSender(masterKeyAndSalt: keyingMaterial.sendingKey(for: role)) : nil
-        outbound = try Self.makeContext(
-            profile: keyingMaterial.profile, key: keyingMaterial.sendingKey(for: role),
-            direction: ssrc_any_outbound, window: replayWindow)
+        if openSSLSender {
+            guard let sender = makeSRTPSender(profile: profile, masterKeyAndSalt: keyingMaterial.sendingKey(for: role)) else {
+                throw .creation(Int32(bitPattern: srtp_err_status_init_fail.rawValue))
+            }
+            self.sender = sender
+            outbound = nil
+        } else {
+            sender = nil
+            outbound = try Self.makeContext(
+                profile: keyingMaterial.profile, key: keyingMaterial.sendingKey(for: role),
+                direction: ssrc_any_outbound, window: replayWindow)
+        }
         do {
             inbound = try Self.makeContext(
                 profile: keyingMaterial.profile, key: keyingMaterial.receivingKey(for: role),
                 direction: ssrc_any_inbound, window: replayWindow)
         } catch {
-            srtp_dealloc(outbound)
+            if let outbound { srtp_dealloc(outbound) }
             throw error
         }
     }
 
     deinit {
-        srtp_dealloc(outbound)
+        if let outbound { srtp_dealloc(outbound) }
         srtp_dealloc(inbound)
     }
 
@@ -80,13 +89,11 @@ public final class SRTPSession {
 
     /// Encrypts and authenticates an RTP packet in place.
     public func protectRTP(_ packet: inout [UInt8]) throws(SRTPError) {
-        if let gcmSender {
-            guard packet.count <= 65536, gcmSender.protect(&packet) else {
-                throw .protect(Int32(bitPattern: srtp_err_status_bad_param.rawValue))
-            }
-            return
+        if let sender {
+            guard packet.count <= 65536, sender.protectRTP(&packet) else { throw Self.senderFailure }
+        } else if let outbound {
+            if let code = transform(&packet, grow: true, { srtp_protect(outbound, $0, $1) }) { throw .protect(code) }
         }
-        if let code = transform(&packet, grow: true, { srtp_protect(outbound, $0, $1) }) { throw .protect(code) }
     }
 
     /// Authenticates and decrypts an SRTP packet in place.
@@ -94,10 +101,19 @@ public final class SRTPSession {
         if let code = transform(&packet, grow: false, { srtp_unprotect(inbound, $0, $1) }) { throw .unprotect(code) }
     }
 
+    /// Encrypts and authenticates an RTCP compound in place.
     public func protectRTCP(_ packet: inout [UInt8]) throws(SRTPError) {
-        if let code = transform(&packet, grow: true, { srtp_protect_rtcp(outbound, $0, $1) }) { throw .protect(code) }
+        if let sender {
+            guard packet.count <= 65536, sender.protectRTCP(&packet) else { throw Self.senderFailure }
+        } else if let outbound {
+            if let code = transform(&packet, grow: true, { srtp_protect_rtcp(outbound, $0, $1) }) { throw .protect(code) }
+        }
     }
 
+    /// What a refusal of the OpenSSL sender is reported as: libsrtp's code for the same cases.
+    private static let senderFailure = SRTPError.protect(Int32(bitPattern: srtp_err_status_bad_param.rawValue))
+
+    /// Authenticates and decrypts an SRTCP packet in place.
     public func unprotectRTCP(_ packet: inout [UInt8]) throws(SRTPError) {
         if let code = transform(&packet, grow: false, { srtp_unprotect_rtcp(inbound, $0, $1) }) { throw .unprotect(code) }
     }

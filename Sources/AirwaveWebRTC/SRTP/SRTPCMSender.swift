@@ -1,0 +1,116 @@
+import COpenSSL
+
+/// Outbound SRTP and SRTCP for AES_CM_128_HMAC_SHA1_80 (RFC 3711) on OpenSSL's AES-128-CTR and
+/// HMAC-SHA1, each keyed once per session for RTP and for RTCP (see `SRTPSender` for why not
+/// libsrtp). OBS and many SDKs offer only this profile.
+final class SRTPCMSender: SRTPSender {
+    /// HMAC-SHA1 truncated to 80 bits.
+    static let tagLength = 10
+    private let rtpCipher: OpaquePointer
+    private let rtpMAC: OpaquePointer
+    private let rtcpCipher: OpaquePointer
+    private let rtcpMAC: OpaquePointer
+    /// The 14-byte session salts the counter blocks are made from.
+    private let rtpSalt: [UInt8]
+    private let rtcpSalt: [UInt8]
+    private var indices = SRTPSenderIndices()
+
+    /// `masterKeyAndSalt`: the 16-byte master key followed by the 14-byte master salt of the
+    /// sending side (the DTLS export). Nil if OpenSSL cannot set the ciphers up.
+    init?(masterKeyAndSalt: [UInt8]) {
+        guard masterKeyAndSalt.count == 30 else { return nil }
+        let masterKey = Array(masterKeyAndSalt[0..<16])
+        let masterSalt = Array(masterKeyAndSalt[16..<30])
+        // Labels of RFC 3711 4.3.2: 0x00-0x02 RTP's encryption key, authentication key and
+        // salt, 0x03-0x05 RTCP's.
+        func derive(_ label: UInt8, _ length: Int) -> [UInt8]? {
+            var out = [UInt8](repeating: 0, count: length)
+            return airwave_srtp_kdf(masterKey, masterSalt, label, &out, Int32(length)) == 1 ? out : nil
+        }
+        guard let rtpKey = derive(0x00, 16), let rtpAuth = derive(0x01, 20), let rtpSalt = derive(0x02, 14),
+              let rtcpKey = derive(0x03, 16), let rtcpAuth = derive(0x04, 20), let rtcpSalt = derive(0x05, 14)
+        else { return nil }
+        let rtpCipher = airwave_aes128ctr_context(rtpKey)
+        let rtcpCipher = airwave_aes128ctr_context(rtcpKey)
+        let rtpMAC = airwave_hmac_sha1_context(rtpAuth, 20)
+        let rtcpMAC = airwave_hmac_sha1_context(rtcpAuth, 20)
+        guard let rtpCipher, let rtcpCipher, let rtpMAC, let rtcpMAC else {
+            EVP_CIPHER_CTX_free(rtpCipher)
+            EVP_CIPHER_CTX_free(rtcpCipher)
+            EVP_MAC_CTX_free(rtpMAC)
+            EVP_MAC_CTX_free(rtcpMAC)
+            return nil
+        }
+        self.rtpCipher = rtpCipher
+        self.rtcpCipher = rtcpCipher
+        self.rtpMAC = rtpMAC
+        self.rtcpMAC = rtcpMAC
+        self.rtpSalt = rtpSalt
+        self.rtcpSalt = rtcpSalt
+    }
+
+    deinit {
+        EVP_CIPHER_CTX_free(rtpCipher)
+        EVP_CIPHER_CTX_free(rtcpCipher)
+        EVP_MAC_CTX_free(rtpMAC)
+        EVP_MAC_CTX_free(rtcpMAC)
+    }
+
+    /// RFC 3711 4.1.1 and 4.2: header || ciphertext || HMAC(header || ciphertext || ROC)[0..<10].
+    func protectRTP(_ packet: inout [UInt8]) -> Bool {
+        guard let headerLength = SRTPPacketLayout.rtpHeaderLength(packet) else { return false }
+        let sequence = UInt16(packet[2]) << 8 | UInt16(packet[3])
+        let ssrc = SRTPPacketLayout.word(packet, at: 8)
+        let rollover = indices.rollover(ssrc: ssrc, sequence: sequence)
+        // Counter block: salt (14 bytes) || 00 00, xor SSRC at byte 4 and the 48-bit index
+        // (ROC || SEQ) at byte 8.
+        var iv = Self.counterBlock(salt: rtpSalt, ssrc: ssrc)
+        Self.xor(&iv, rollover, at: 8)
+        iv[12] ^= UInt8(sequence >> 8)
+        iv[13] ^= UInt8(truncatingIfNeeded: sequence)
+        let length = packet.count
+        let roc = SRTPPacketLayout.bytes(rollover)
+        packet.append(contentsOf: repeatElement(0, count: Self.tagLength))
+        let status = packet.withUnsafeMutableBufferPointer { buffer in
+            airwave_srtp_cm_protect(rtpCipher, rtpMAC, iv, buffer.baseAddress, Int32(headerLength), Int32(length),
+                                    Int32(length), roc, Int32(roc.count))
+        }
+        guard status == 1 else {
+            packet.removeLast(Self.tagLength)
+            return false
+        }
+        return true
+    }
+
+    /// RFC 3711 3.4: header || ciphertext || E flag and SRTCP index || HMAC of all before it.
+    func protectRTCP(_ packet: inout [UInt8]) -> Bool {
+        let headerLength = SRTPPacketLayout.rtcpHeaderLength
+        guard packet.count >= headerLength else { return false }
+        let ssrc = SRTPPacketLayout.word(packet, at: 4)
+        guard let index = indices.nextRTCPIndex(ssrc: ssrc) else { return false }
+        var iv = Self.counterBlock(salt: rtcpSalt, ssrc: ssrc)
+        Self.xor(&iv, index, at: 10)
+        let length = packet.count
+        packet += SRTPPacketLayout.bytes(0x8000_0000 | index)  // E: the payload is encrypted
+        packet.append(contentsOf: repeatElement(0, count: Self.tagLength))
+        let status = packet.withUnsafeMutableBufferPointer { buffer in
+            airwave_srtp_cm_protect(rtcpCipher, rtcpMAC, iv, buffer.baseAddress, Int32(headerLength), Int32(length),
+                                    Int32(length + 4), nil, 0)
+        }
+        guard status == 1 else {
+            packet.removeLast(4 + Self.tagLength)
+            return false
+        }
+        return true
+    }
+
+    private static func counterBlock(salt: [UInt8], ssrc: UInt32) -> [UInt8] {
+        var block = salt + [0, 0]
+        xor(&block, ssrc, at: 4)
+        return block
+    }
+
+    private static func xor(_ block: inout [UInt8], _ value: UInt32, at offset: Int) {
+        for index in 0..<4 { block[offset + index] ^= UInt8(truncatingIfNeeded: value >> (24 - 8 * index)) }
+    }
+}
