@@ -1,4 +1,5 @@
 import AirwaveWebRTC
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 
@@ -20,7 +21,14 @@ public struct WebRTCUDPConfiguration: Sendable {
     public var timerInterval: TimeAmount
     /// Datagrams read per system call (recvmmsg).
     public var readBatchSize: Int
-    /// Kernel send and receive buffer of the socket (the kernel may cap it at `wmem_max`).
+    /// Sockets on the port (`SO_REUSEPORT`), each on its own event loop of the group with the
+    /// sessions placed there; nil: one per event loop of the group.
+    public var sockets: Int?
+    /// Where DTLS handshake steps run (the public-key operations of a join), so that a join
+    /// storm does not hold up media, consent checks or anything else on the sockets' loops;
+    /// nil: on the socket's loop. See `WebRTCUDPDriver.makeHandshakeGroup`.
+    public var handshakeGroup: (any EventLoopGroup)?
+    /// Kernel send and receive buffer of each socket (the kernel may cap it at `wmem_max`).
     public var socketBufferSize: Int = 4 * 1024 * 1024
     /// Told how many datagrams were dropped since it was last told, by reason, at most once per
     /// timer pass (on the channel's event loop): what the server exports as a metric.
@@ -64,55 +72,86 @@ public enum WebRTCUDPStartError: Error, CustomStringConvertible {
     }
 }
 
-/// The thin I/O layer under `WebRTCSession`: one UDP socket for all sessions. Datagrams are
-/// routed by RFC 7983 kind: STUN with a USERNAME (a check) by the local ufrag in it, an answer
-/// to a session's own check by its transaction ID, everything else (DTLS, SRTP) by the remote
-/// address: the session that address consented to, else the first whose check it passed. So a
-/// session whose peer forges checks from someone else's address cannot take that address's
-/// datagrams from the session it really belongs to. Session events other than `send` go to `onEvent`; datagrams
-/// are written without flushing and flushed once per read batch, timer pass or fan-out, so NIO
-/// hands many of them to the kernel in one `sendmmsg`.
+/// The thin I/O layer under `WebRTCSession`: one UDP port for all sessions, bound by one socket
+/// per event loop (`SO_REUSEPORT`), so that sessions use every core. Each socket's handler (a
+/// shard) owns the sessions placed on its loop, the least loaded when a session is added.
 ///
-/// All session state lives on the channel's event loop; the public methods hop there.
+/// The kernel picks a socket for a datagram by its addresses, not by session, so a datagram may
+/// reach another shard than its session's: the shared `WebRTCUDPRoutes` name the session (STUN
+/// with a USERNAME by the local ufrag in it, an answer to a session's own check by its
+/// transaction ID, everything else by the remote address: the session that address consented
+/// to, else the first whose check it passed, so a session whose peer forges checks from someone
+/// else's address cannot take that address's datagrams) and its shard, and a datagram of
+/// another shard is handed to that shard's loop, in one hop per read batch. Session events other
+/// than `send` go to `onEvent` (on the session's loop); datagrams are written on the session's
+/// socket without flushing and flushed once per read batch, timer pass or fan-out, so NIO hands
+/// many of them to the kernel in one `sendmmsg`. A fan-out to many sessions is split by shard,
+/// one task per loop.
+///
+/// Session state lives on its shard's event loop; the public methods hop there.
 public final class WebRTCUDPDriver: Sendable {
     public typealias EventHandler = @Sendable (_ ufrag: String, _ event: WebRTCSession.Event) -> Void
 
-    public let channel: any Channel
-    private let handler: WebRTCUDPHandler
+    /// One channel per socket, each on its own event loop.
+    public let channels: [any Channel]
+    let shards: [WebRTCUDPHandler]
+    private let routes: NIOLockedValueBox<WebRTCUDPRoutes>
 
-    private init(channel: any Channel, handler: WebRTCUDPHandler) {
-        self.channel = channel
-        self.handler = handler
+    private init(channels: [any Channel], shards: [WebRTCUDPHandler], routes: NIOLockedValueBox<WebRTCUDPRoutes>) {
+        self.channels = channels
+        self.shards = shards
+        self.routes = routes
     }
 
-    /// Binds the UDP socket and starts the session timer. A bind that fails throws
+    /// Binds the sockets and starts the session timers. A bind that fails throws
     /// `WebRTCUDPStartError` (`portInUse` by the errno, not by the message's text).
     public static func start(configuration: WebRTCUDPConfiguration, group: any EventLoopGroup,
                              onEvent: @escaping EventHandler) async throws -> WebRTCUDPDriver {
-        let handler = WebRTCUDPHandler(maximumSessions: configuration.maximumSessions, onEvent: onEvent,
-                                       onDroppedDatagrams: configuration.onDroppedDatagrams)
-        let channel: any Channel
+        var loops: [any EventLoop] = []
+        var seen = Set<ObjectIdentifier>()
+        for loop in group.makeIterator() where seen.insert(ObjectIdentifier(loop)).inserted { loops.append(loop) }
+        if loops.isEmpty { loops = [group.next()] }
+        let count = max(1, configuration.sockets ?? loops.count)
+        let routes = NIOLockedValueBox(WebRTCUDPRoutes(shards: count))
+        let shards = (0..<count).map { index in
+            WebRTCUDPHandler(index: index, eventLoop: loops[index % loops.count], routes: routes,
+                             maximumSessions: configuration.maximumSessions, onEvent: onEvent,
+                             onDroppedDatagrams: configuration.onDroppedDatagrams,
+                             handshakeGroup: configuration.handshakeGroup)
+        }
+        // Set before any socket exists: read-only from then on, cleared at shutdown.
+        for shard in shards { shard.shards = shards }
+        var channels: [any Channel] = []
+        var port = configuration.port
         do {
-            channel = try await bind(configuration, handler: handler, group: group)
+            for shard in shards {
+                let channel = try await bind(configuration, port: port, handler: shard, reusePort: count > 1)
+                channels.append(channel)
+                port = channel.localAddress?.port ?? port  // port 0: the others join the one picked
+            }
         } catch let error as IOError where error.errnoCode == EADDRINUSE {
+            for channel in channels { try? await channel.close() }
             throw WebRTCUDPStartError.portInUse(host: configuration.host, port: configuration.port)
         } catch {
+            for channel in channels { try? await channel.close() }
             throw WebRTCUDPStartError.cannotBind(host: configuration.host, port: configuration.port, underlying: error)
         }
         let interval = configuration.timerInterval
-        channel.eventLoop.execute {
-            handler.timer = channel.eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
-                handler.runTimers()
+        for shard in shards {
+            shard.eventLoop.execute {
+                shard.timer = shard.eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
+                    shard.runTimers()
+                }
             }
         }
-        return WebRTCUDPDriver(channel: channel, handler: handler)
+        return WebRTCUDPDriver(channels: channels, shards: shards, routes: routes)
     }
 
-    private static func bind(_ configuration: WebRTCUDPConfiguration, handler: WebRTCUDPHandler,
-                             group: any EventLoopGroup) async throws -> any Channel {
-        try await DatagramBootstrap(group: group)
+    private static func bind(_ configuration: WebRTCUDPConfiguration, port: Int, handler: WebRTCUDPHandler,
+                             reusePort: Bool) async throws -> any Channel {
+        var bootstrap = DatagramBootstrap(group: handler.eventLoop)
             .channelOption(.datagramVectorReadMessageCount, value: configuration.readBatchSize)
-            // One socket carries every session: a fan-out burst to thousands of listeners must fit.
+            // One socket carries many sessions: a fan-out burst to thousands of listeners must fit.
             .channelOption(.socketOption(.so_sndbuf), value: configuration.socketBufferSize)
             .channelOption(.socketOption(.so_rcvbuf), value: configuration.socketBufferSize)
             // A fan-out is written whole and then flushed once: NIO's default 64 KiB water mark
@@ -120,106 +159,182 @@ public final class WebRTCUDPDriver: Sendable {
             .channelOption(.writeBufferWaterMark, value: .init(low: configuration.socketBufferSize / 2,
                                                                high: configuration.socketBufferSize))
             .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 2048 * configuration.readBatchSize))
+        if reusePort {
+            // Only sockets that all set it share a port: one bound without it (another program)
+            // still makes the bind fail with EADDRINUSE.
+            bootstrap = bootstrap.channelOption(ChannelOptions.Types.SocketOption(level: .socket, name: .init(rawValue: SO_REUSEPORT)), value: 1)
+        }
+        return try await bootstrap
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(handler)
                 }
             }
-            .bind(host: configuration.host, port: configuration.port)
+            .bind(host: configuration.host, port: port)
             .get()
     }
 
-    /// The bound port.
-    public var port: Int { channel.localAddress?.port ?? 0 }
+    /// A group for `WebRTCUDPConfiguration.handshakeGroup`: `threads` threads at a lower
+    /// scheduling priority (nice +10 on Linux), so that the kernel runs media, consent checks and
+    /// the WebSocket loops first when a join storm has more handshakes than the cores can do.
+    /// The caller shuts it down after the driver.
+    public static func makeHandshakeGroup(threads: Int) -> MultiThreadedEventLoopGroup {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, threads))
+        #if os(Linux)
+        for loop in group.makeIterator() {
+            // On Linux the niceness is per thread, and 0 names the calling one.
+            loop.execute { _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 10) }
+        }
+        #endif
+        return group
+    }
 
-    /// Adds a session made on the event loop by `make` (WebRTCSession is not Sendable).
+    /// The bound port.
+    public var port: Int { channels.first?.localAddress?.port ?? 0 }
+
+    /// Adds a session made by `make` on the event loop of the least loaded shard
+    /// (WebRTCSession is not Sendable).
     public func addSession(_ make: @escaping @Sendable () throws -> WebRTCSession) async throws {
-        let handler = self.handler
-        try await channel.eventLoop.submit {
-            try handler.add(try make())
+        let shard = shards[routes.withLockedValue { $0.leastLoadedShard }]
+        try await shard.eventLoop.submit {
+            try shard.add(try make())
         }.get()
     }
 
     /// Closes a session (close_notify to the peer) and forgets it.
     public func removeSession(ufrag: String) async throws {
-        let handler = self.handler
-        try await channel.eventLoop.submit { handler.remove(ufrag: ufrag) }.get()
+        guard let index = routes.withLockedValue({ $0.shardByUfrag[ufrag] }) else { return }
+        let shard = shards[index]
+        try await shard.eventLoop.submit { shard.remove(ufrag: ufrag) }.get()
     }
 
     /// Number of sessions.
     public func sessionCount() async throws -> Int {
-        let handler = self.handler
-        return try await channel.eventLoop.submit { handler.sessions.count }.get()
+        routes.withLockedValue { $0.sessionCount }
     }
 
-    /// Sends one Opus packet to each listed listener session; one flush for all.
+    /// Sessions per socket, in the order of `channels`.
+    public func sessionsPerSocket() -> [Int] {
+        routes.withLockedValue { $0.sessionsPerShard }
+    }
+
+    /// Datagrams a socket read for a session of another socket's loop and handed over.
+    public func datagramsHandedOver() async throws -> Int {
+        var total = 0
+        for shard in shards { total += try await shard.eventLoop.submit { shard.handedOver }.get() }
+        return total
+    }
+
+    /// Sessions whose DTLS step is running on the handshake group now (the tests wait for one).
+    func sessionsInHandshakeStep() async throws -> Int {
+        var total = 0
+        for shard in shards { total += try await shard.eventLoop.submit { shard.lentCount }.get() }
+        return total
+    }
+
+    /// Sends one Opus packet to each listed listener session; one task and one flush per shard.
     public func sendAudio(to ufrags: [String], payload: [UInt8], sourceSSRC: UInt32, sequenceNumber: UInt16,
                           timestamp: UInt32) {
-        let handler = self.handler
-        channel.eventLoop.execute {
+        forEachShard(of: ufrags) { shard, ufrags in
             let now = ContinuousClock.now
             for ufrag in ufrags {
-                guard let session = handler.sessions[ufrag] else { continue }
-                handler.dispatch(session.sendAudio(payload: payload, sourceSSRC: sourceSSRC, sequenceNumber: sequenceNumber,
-                                                   timestamp: timestamp, now: now), ufrag: ufrag)
+                guard let session = shard.available(ufrag) else { continue }
+                shard.dispatch(session.sendAudio(payload: payload, sourceSSRC: sourceSSRC, sequenceNumber: sequenceNumber,
+                                                 timestamp: timestamp, now: now), ufrag: ufrag)
             }
-            handler.flush()
+            shard.flush()
         }
     }
 
-    /// Sends one VP8 frame to each listed listener session; one flush for all.
+    /// Sends one VP8 frame to each listed listener session; one task and one flush per shard.
     public func sendVideo(to ufrags: [String], frame: [UInt8], timestamp: UInt32) {
-        let handler = self.handler
-        channel.eventLoop.execute {
+        forEachShard(of: ufrags) { shard, ufrags in
             let now = ContinuousClock.now
             for ufrag in ufrags {
-                guard let session = handler.sessions[ufrag] else { continue }
-                handler.dispatch(session.sendVideo(frame: frame, timestamp: timestamp, now: now), ufrag: ufrag)
+                guard let session = shard.available(ufrag) else { continue }
+                shard.dispatch(session.sendVideo(frame: frame, timestamp: timestamp, now: now), ufrag: ufrag)
             }
-            handler.flush()
+            shard.flush()
         }
     }
 
-    /// Closes every session and the socket.
+    /// Runs `body` on each shard's loop with the listed sessions it owns (one lookup under the
+    /// lock for the whole list; with one socket, none).
+    private func forEachShard(of ufrags: [String],
+                              _ body: @escaping @Sendable (WebRTCUDPHandler, [String]) -> Void) {
+        guard shards.count > 1 else {
+            let shard = shards[0]
+            shard.eventLoop.execute { body(shard, ufrags) }
+            return
+        }
+        var groups = Array(repeating: [String](), count: shards.count)
+        routes.withLockedValue { routes in
+            for ufrag in ufrags {
+                if let index = routes.shardByUfrag[ufrag] { groups[index].append(ufrag) }
+            }
+        }
+        for (index, group) in groups.enumerated() where !group.isEmpty {
+            let shard = shards[index]
+            shard.eventLoop.execute { body(shard, group) }
+        }
+    }
+
+    /// Closes every session and the sockets.
     public func shutdown() async throws {
-        let handler = self.handler
-        try await channel.eventLoop.submit {
-            handler.timer?.cancel()
-            for ufrag in Array(handler.sessions.keys) { handler.remove(ufrag: ufrag) }
-        }.get()
-        try await channel.close()
+        for shard in shards {
+            try await shard.eventLoop.submit {
+                shard.timer?.cancel()
+                for ufrag in Array(shard.sessions.keys) { shard.remove(ufrag: ufrag) }
+                shard.shards = []  // the shards refer to one another until here
+            }.get()
+        }
+        for channel in channels { try await channel.close() }
     }
 }
 
-/// The channel handler that owns the sessions. Only touched on the channel's event loop.
+/// One socket's channel handler: the sessions placed on its event loop (a shard). Only touched
+/// on that loop, except `shards`, which is set before the socket exists.
 final class WebRTCUDPHandler: ChannelInboundHandler, @unchecked Sendable {
     typealias InboundIn = AddressedEnvelope<ByteBuffer>
     typealias OutboundOut = AddressedEnvelope<ByteBuffer>
 
+    let index: Int
+    let eventLoop: any EventLoop
+    let routes: NIOLockedValueBox<WebRTCUDPRoutes>
     let maximumSessions: Int
     let onEvent: WebRTCUDPDriver.EventHandler
     let onDroppedDatagrams: (@Sendable (WebRTCUDPDropReason, Int) -> Void)?
+    /// Every shard of the port, this one included.
+    var shards: [WebRTCUDPHandler] = []
     var sessions: [String: WebRTCSession] = [:]
-    /// Verified remote addresses → session ufrag.
-    var routes: [TransportAddress: String] = [:]
-    /// Each session's entries in `routes`, so that forgetting a session costs its own routes only.
-    private var routesBySession: [String: [TransportAddress]] = [:]
-    /// Transaction IDs of the checks sessions sent → session ufrag: answers carry no USERNAME.
-    private var checks: [[UInt8]: String] = [:]
-    /// Each session's last few entries in `checks` (retransmissions reuse one).
-    private var checksBySession: [String: [[UInt8]]] = [:]
-    private static let checksKeptPerSession = 8
+    let handshakeGroup: (any EventLoopGroup)?
+    /// Sessions lent to the handshake group for one DTLS step, not touched here until they are
+    /// back: the datagrams that came for them meanwhile, and whether they were removed.
+    private var lent: [String: (waiting: [(datagram: [UInt8], source: TransportAddress, destination: WebRTCUDPRoutes.Destination)], removed: Bool)] = [:]
+    private static let maximumWaitingWhileLent = 16
+    /// DTLS handshake steps run on the handshake group.
+    var handshakeSteps = 0
     var timer: RepeatedTask?
     private var context: ChannelHandlerContext?
     private var pendingFlush = false
+    /// Datagrams of other shards' sessions read in this batch, by shard: handed over at its end.
+    private var handOver: [Int: [(datagram: [UInt8], source: TransportAddress, destination: WebRTCUDPRoutes.Destination)]] = [:]
+    /// Datagrams this shard read for another shard's session.
+    var handedOver = 0
     /// Datagrams not written because the socket was not writable: all, and since the last report.
     var droppedDatagrams = 0
     private var droppedUnreported: [WebRTCUDPDropReason: Int] = [:]
     /// Each session's last destination as a NIO address.
     private var destinations: [String: (transport: TransportAddress, socket: NIOCore.SocketAddress)] = [:]
 
-    init(maximumSessions: Int, onEvent: @escaping WebRTCUDPDriver.EventHandler,
-         onDroppedDatagrams: (@Sendable (WebRTCUDPDropReason, Int) -> Void)? = nil) {
+    init(index: Int, eventLoop: any EventLoop, routes: NIOLockedValueBox<WebRTCUDPRoutes>, maximumSessions: Int,
+         onEvent: @escaping WebRTCUDPDriver.EventHandler,
+         onDroppedDatagrams: (@Sendable (WebRTCUDPDropReason, Int) -> Void)? = nil,
+         handshakeGroup: (any EventLoopGroup)? = nil) {
+        self.handshakeGroup = handshakeGroup
+        self.index = index
+        self.eventLoop = eventLoop
+        self.routes = routes
         self.maximumSessions = maximumSessions
         self.onEvent = onEvent
         self.onDroppedDatagrams = onDroppedDatagrams
@@ -234,69 +349,121 @@ final class WebRTCUDPHandler: ChannelInboundHandler, @unchecked Sendable {
     }
 
     func add(_ session: WebRTCSession) throws {
-        guard sessions.count < maximumSessions else { throw WebRTCUDPError.tooManySessions }
-        guard sessions[session.localUfrag] == nil else { throw WebRTCUDPError.duplicateUfrag }
-        sessions[session.localUfrag] = session
+        let ufrag = session.localUfrag
+        if let error = routes.withLockedValue({ $0.add(ufrag: ufrag, shard: index, maximumSessions: maximumSessions) }) {
+            throw error
+        }
+        sessions[ufrag] = session
+    }
+
+    var lentCount: Int { lent.count }
+
+    /// The session, unless it is lent to the handshake group.
+    func available(_ ufrag: String) -> WebRTCSession? {
+        lent[ufrag] == nil ? sessions[ufrag] : nil
     }
 
     func remove(ufrag: String) {
+        if lent[ufrag] != nil {
+            lent[ufrag]?.removed = true  // removed when it is back
+            return
+        }
         guard let session = sessions.removeValue(forKey: ufrag) else { return }
         dispatch(session.close(), ufrag: ufrag)
-        forgetRoutes(of: ufrag)
+        forget(ufrag)
         flush()
     }
 
-    private func forgetRoutes(of ufrag: String) {
-        for address in routesBySession.removeValue(forKey: ufrag) ?? [] where routes[address] == ufrag {
-            routes[address] = nil
-        }
-        for transaction in checksBySession.removeValue(forKey: ufrag) ?? [] where checks[transaction] == ufrag {
-            checks[transaction] = nil
-        }
+    private func forget(_ ufrag: String) {
+        routes.withLockedValue { $0.remove(ufrag: ufrag) }
         destinations[ufrag] = nil
-    }
-
-    /// Remembers the transaction of a Binding request a session sends, to route its answer.
-    private func noteCheck(_ bytes: [UInt8], ufrag: String) {
-        guard bytes.count >= 20, bytes[0] == 0x00, bytes[1] == 0x01 else { return }
-        let transaction = Array(bytes[8..<20])
-        guard checks[transaction] == nil else { return }
-        checks[transaction] = ufrag
-        var kept = checksBySession[ufrag, default: []]
-        kept.append(transaction)
-        if kept.count > Self.checksKeptPerSession {
-            let oldest = kept.removeFirst()
-            if checks[oldest] == ufrag { checks[oldest] = nil }
-        }
-        checksBySession[ufrag] = kept
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let envelope = unwrapInboundIn(data)
         guard let source = TransportAddress(envelope.remoteAddress) else { return }
         let datagram = Array(envelope.data.readableBytesView)
-        var ufrag: String?
+        let key: WebRTCUDPRoutes.Key
         if PacketKind(datagram: datagram) == .stun, let message = try? STUNMessage.parse(datagram) {
             if let username = message.attribute(.username) {
-                ufrag = username.stringValue.flatMap(ICELiteAgent.localUfrag(fromUsername:)).map(String.init)
+                guard let ufrag = username.stringValue.flatMap(ICELiteAgent.localUfrag(fromUsername:)) else { return }
+                key = .ufrag(String(ufrag))
             } else if message.messageClass == .successResponse || message.messageClass == .errorResponse {
-                ufrag = checks[message.transactionID]
+                key = .transaction(message.transactionID)
+            } else {
+                return
             }
         } else {
-            ufrag = routes[source]
+            key = .address
         }
-        guard let ufrag, let session = sessions[ufrag] else { return }
+        guard let destination = routes.withLockedValue({ $0.destination(key, source: source) }) else { return }
+        if destination.shard == index {
+            deliver(datagram, from: source, to: destination)
+        } else {
+            handOver[destination.shard, default: []].append((datagram, source, destination))
+        }
+    }
+
+    /// Hands a datagram to its session, on this shard's loop.
+    func deliver(_ datagram: [UInt8], from source: TransportAddress, to destination: WebRTCUDPRoutes.Destination) {
+        let ufrag = destination.ufrag
+        guard let session = sessions[ufrag] else { return }
+        if lent[ufrag] != nil {
+            if lent[ufrag]!.waiting.count < Self.maximumWaitingWhileLent { lent[ufrag]!.waiting.append((datagram, source, destination)) }
+            return
+        }
+        if let handshakeGroup, !session.isConnected, PacketKind(datagram: datagram) == .dtls {
+            // Routed by its address, so that address is this session's already: no route to update.
+            lend(session, datagram: datagram, from: source, to: handshakeGroup.next())
+            return
+        }
         let events = session.handle(datagram: datagram, from: source, now: .now)
         // A consented address belongs to its session even if another one's check claimed it first.
-        if routes[source] != ufrag, routes[source] == nil ? session.accepts(source) : session.hasConsent(from: source) {
-            routes[source] = ufrag
-            routesBySession[ufrag, default: []].append(source)
+        if destination.route != ufrag,
+           destination.route == nil ? session.accepts(source) : session.hasConsent(from: source) {
+            routes.withLockedValue { $0.route(source, to: ufrag) }
         }
         dispatch(events, ufrag: ufrag)
     }
 
+    /// Runs one DTLS handshake step of `session` on `loop`; the session is back on this loop,
+    /// with the events of the step, when it is done.
+    private func lend(_ session: WebRTCSession, datagram: [UInt8], from source: TransportAddress, to loop: any EventLoop) {
+        let ufrag = session.localUfrag
+        lent[ufrag] = ([], false)
+        handshakeSteps += 1
+        let loan = Loan(session: session)
+        loop.execute {
+            let events = loan.session.handle(datagram: datagram, from: source, now: .now)
+            self.eventLoop.execute { self.returned(loan, events: events) }
+        }
+    }
+
+    private func returned(_ loan: Loan, events: [WebRTCSession.Event]) {
+        let ufrag = loan.session.localUfrag
+        guard let entry = lent.removeValue(forKey: ufrag) else { return }
+        dispatch(events, ufrag: ufrag)
+        if entry.removed {
+            remove(ufrag: ufrag)
+            return
+        }
+        guard sessions[ufrag] != nil else { return }  // closed by the step
+        for (datagram, source, destination) in entry.waiting { deliver(datagram, from: source, to: destination) }
+        flush()
+    }
+
     func channelReadComplete(context: ChannelHandlerContext) {
         flush()
+        guard !handOver.isEmpty else { return }
+        for (target, datagrams) in handOver {
+            handedOver += datagrams.count
+            let shard = shards[target]
+            shard.eventLoop.execute {
+                for item in datagrams { shard.deliver(item.datagram, from: item.source, to: item.destination) }
+                shard.flush()
+            }
+        }
+        handOver.removeAll(keepingCapacity: true)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
@@ -306,7 +473,7 @@ final class WebRTCUDPHandler: ChannelInboundHandler, @unchecked Sendable {
     func runTimers() {
         let now = ContinuousClock.now
         let ntp = Self.ntpNow()
-        for (ufrag, session) in sessions {
+        for (ufrag, session) in sessions where lent[ufrag] == nil {
             guard let due = session.nextTimer(now: now), due <= now else { continue }
             dispatch(session.handleTimer(now: now, ntpTime: ntp), ufrag: ufrag)
         }
@@ -330,18 +497,19 @@ final class WebRTCUDPHandler: ChannelInboundHandler, @unchecked Sendable {
         for event in events {
             switch event {
             case let .send(bytes, destination):
-                noteCheck(bytes, ufrag: ufrag)
+                if bytes.count >= 20, bytes[0] == 0x00, bytes[1] == 0x01 {  // a check of its own
+                    routes.withLockedValue { $0.noteCheck(bytes, ufrag: ufrag) }
+                }
                 write(bytes, to: destination, ufrag: ufrag)
             case .closed:
                 sessions.removeValue(forKey: ufrag)
-                forgetRoutes(of: ufrag)
+                forget(ufrag)
                 onEvent(ufrag, event)
             default:
                 onEvent(ufrag, event)
             }
         }
     }
-
     private func write(_ bytes: [UInt8], to destination: TransportAddress, ufrag: String) {
         guard let context, let address = socketAddress(destination, ufrag: ufrag) else { return }
         // UDP has no backpressure to wait for: while the kernel buffer is full, media is dropped
@@ -379,4 +547,10 @@ final class WebRTCUDPHandler: ChannelInboundHandler, @unchecked Sendable {
         clock_gettime(CLOCK_REALTIME, &now)
         return RTPSenderStatistics.ntpTime(unixSeconds: Int64(now.tv_sec), nanoseconds: Int64(now.tv_nsec))
     }
+}
+
+/// A session on loan to the handshake group: owned there until it is handed back, so the one
+/// owner rule of `WebRTCSession` holds though it crosses threads.
+private struct Loan: @unchecked Sendable {
+    let session: WebRTCSession
 }

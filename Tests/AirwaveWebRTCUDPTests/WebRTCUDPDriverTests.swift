@@ -234,7 +234,7 @@ extension TransportAddress {
         do {
             let driver = try await WebRTCUDPDriver.start(configuration: .init(host: "127.0.0.1", port: port),
                                                          group: MultiThreadedEventLoopGroup.singleton, onEvent: { _, _ in })
-            try await driver.channel.close()
+            try await driver.shutdown()
             Issue.record("the driver bound a UDP port in use")
         } catch let error as WebRTCUDPStartError {
             guard case .portInUse(let host, let inUse) = error else {
@@ -251,7 +251,8 @@ extension TransportAddress {
     /// last report (the server adds it to `airwave_webrtc_datagrams_dropped_total`).
     @Test func droppedDatagramsAreReportedPerTimerPass() {
         let reports = NIOLockedValueBox<[String]>([])
-        let handler = WebRTCUDPHandler(maximumSessions: 1, onEvent: { _, _ in },
+        let handler = WebRTCUDPHandler(index: 0, eventLoop: MultiThreadedEventLoopGroup.singleton.next(),
+                                       routes: NIOLockedValueBox(WebRTCUDPRoutes(shards: 1)), maximumSessions: 1, onEvent: { _, _ in },
                                        onDroppedDatagrams: { reason, count in reports.withLockedValue { $0.append("\(reason.rawValue) \(count)") } })
         handler.runTimers()
         #expect(reports.withLockedValue { $0 }.isEmpty, "nothing dropped, nothing reported")

@@ -9,7 +9,10 @@ import NIOCore
 import NIOPosix
 
 /// The WebRTC transport beside the WebSocket one: the UDP port shared by every session
-/// (``WebRTCUDPDriver``), the DTLS certificate made at start, and the table of WHEP and WHIP
+/// (``WebRTCUDPDriver``, one socket per event loop of the server's group), the threads DTLS
+/// handshakes run on (fewer than the cores' worth and at a lower priority than everything else,
+/// so that a join storm cannot starve media, consent checks or WebSockets), the DTLS
+/// certificate made at start, and the table of WHEP and WHIP
 /// sessions with the event each belongs to. What a session reports (connected, audio, keyframe
 /// requests, closed) becomes an input of its event's driver; what the event sends goes out
 /// through `sendAudio`/`sendVideo`, one batch of datagrams per packet. Who gets a session at
@@ -58,6 +61,7 @@ final class WebRTCGateway: Sendable {
     let candidates: [TransportAddress]
     let port: Int
     private let udp: WebRTCUDPDriver
+    private let handshakes: MultiThreadedEventLoopGroup
     private let table: NIOLockedValueBox<Table>
     /// The DTLS deadline and NACK budget of every session.
     private let sessionConfiguration: WebRTCSession.Configuration
@@ -66,9 +70,10 @@ final class WebRTCGateway: Sendable {
     private let metrics: ServerMetrics
     private let logger: Logger
 
-    private init(udp: WebRTCUDPDriver, dtls: DTLSContext, candidates: [TransportAddress], settings: WebRTCSettings,
+    private init(udp: WebRTCUDPDriver, handshakes: MultiThreadedEventLoopGroup, dtls: DTLSContext, candidates: [TransportAddress], settings: WebRTCSettings,
                  mediaLimits: MediaLimits, controlRate: RateLimit, metrics: ServerMetrics, logger: Logger) {
         self.udp = udp
+        self.handshakes = handshakes
         table = NIOLockedValueBox(Table(admission: WebRTCAdmission(limits: .init(settings))))
         var configuration = WebRTCSession.Configuration()
         configuration.handshakeDeadline = settings.handshakeDeadline
@@ -103,19 +108,22 @@ final class WebRTCGateway: Sendable {
         let udp: WebRTCUDPDriver
         var udpConfiguration = WebRTCUDPConfiguration(host: bindHost, port: port, maximumSessions: settings.maximumSessions)
         udpConfiguration.onDroppedDatagrams = { [metrics] reason, count in metrics.webRTCDatagramsDropped(reason: reason, count: count) }
+        let handshakes = WebRTCUDPDriver.makeHandshakeGroup(threads: System.coreCount)
+        udpConfiguration.handshakeGroup = handshakes
         do {
             udp = try await WebRTCUDPDriver.start(
                 configuration: udpConfiguration,
                 group: MultiThreadedEventLoopGroup.singleton,
                 onEvent: { ufrag, event in relay.withLockedValue { $0 }?.handle(ufrag: ufrag, event: event) })
         } catch {
+            try? await handshakes.shutdownGracefully()
             let reason: String
             if case .portInUse = error as? WebRTCUDPStartError { reason = "is already in use" } else { reason = "cannot be bound (\(error))" }
             throw ServerStartError("UDP port \(port) on \(bindHost) for WebRTC \(reason); --webrtc-port picks another, --disable-webrtc turns WebRTC off.")
         }
         let addresses = try announcedAddresses(settings.announcedAddresses, bindHost: bindHost)
         let candidates = addresses.compactMap { TransportAddress(host: $0, port: UInt16(udp.port)) }
-        let gateway = WebRTCGateway(udp: udp, dtls: dtls, candidates: candidates, settings: settings, mediaLimits: mediaLimits,
+        let gateway = WebRTCGateway(udp: udp, handshakes: handshakes, dtls: dtls, candidates: candidates, settings: settings, mediaLimits: mediaLimits,
                                     controlRate: controlRate, metrics: metrics, logger: logger)
         relay.withLockedValue { $0 = gateway }
         logger.info("webrtc", metadata: ["udp_port": "\(udp.port)", "announced": "\(addresses.joined(separator: ","))"])
@@ -257,6 +265,7 @@ final class WebRTCGateway: Sendable {
     /// Closes every session and the port.
     func shutdown() async {
         try? await udp.shutdown()
+        try? await handshakes.shutdownGracefully()
     }
 
     /// A session's report, on the UDP event loop.
