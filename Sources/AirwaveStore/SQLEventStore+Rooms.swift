@@ -39,28 +39,30 @@ extension SQLEventStore: RoomStore {
     /// The state comes from the room's rows; a room whose state is still a `state_json` document
     /// (written before schema version 4 and not migrated, e.g. by hand) is read from that.
     public func room(id: String) async throws -> StoredRoom? {
-        try await read { db in
-            guard let row = try await db.select()
-                .columns("room_id", "host_user_id", "created_at", "closed_at", "state_json", "current_song", "playback_json")
-                .from(Table.rooms)
-                .where("room_id", .equal, id)
-                .first()
-            else { return nil }
-            let state: StoredRoomState
-            if let json = try row.optional("state_json", as: String.self) {
-                state = try Self.decodeRoomState(json)
-            } else {
-                state = try await Self.roomStateRows(id, currentSong: try row.optional("current_song", as: String.self),
-                                                     playbackJSON: try row.optional("playback_json", as: String.self), on: db)
-            }
-            return StoredRoom(
-                roomID: try row.decode(column: "room_id", as: String.self),
-                hostUserID: try row.optional("host_user_id", as: String.self),
-                createdAt: try row.decode(column: "created_at", as: EpochMillis.self),
-                state: state,
-                closedAt: try row.optional("closed_at", as: EpochMillis.self)
-            )
+        try await read { db in try await Self.roomRow(id, on: db) }
+    }
+
+    static func roomRow(_ id: String, on db: any SQLDatabase) async throws -> StoredRoom? {
+        guard let row = try await db.select()
+            .columns("room_id", "host_user_id", "created_at", "closed_at", "state_json", "current_song", "playback_json")
+            .from(Table.rooms)
+            .where("room_id", .equal, id)
+            .first()
+        else { return nil }
+        let state: StoredRoomState
+        if let json = try row.optional("state_json", as: String.self) {
+            state = try decodeRoomState(json)
+        } else {
+            state = try await roomStateRows(id, currentSong: try row.optional("current_song", as: String.self),
+                                            playbackJSON: try row.optional("playback_json", as: String.self), on: db)
         }
+        return StoredRoom(
+            roomID: try row.decode(column: "room_id", as: String.self),
+            hostUserID: try row.optional("host_user_id", as: String.self),
+            createdAt: try row.decode(column: "created_at", as: EpochMillis.self),
+            state: state,
+            closedAt: try row.optional("closed_at", as: EpochMillis.self)
+        )
     }
 
     /// Creates a room with a host unless the id exists or the host owns `hostRoomLimit` rooms
@@ -111,6 +113,7 @@ extension SQLEventStore: RoomStore {
                 .where("cleared", .equal, false).limit(1).first()
             guard song == nil, chat == nil else { return false }
             try await db.delete(from: Table.roomChat).where("room_id", .equal, id).run()
+            try await db.delete(from: Table.roomLog).where("room_id", .equal, id).run()
             try await db.delete(from: Table.rooms).where("room_id", .equal, id).run()
             return true
         }
@@ -137,6 +140,7 @@ extension SQLEventStore: RoomStore {
                 try await db.delete(from: Table.roomVotes).where("room_id", .equal, roomID).run()
                 try await db.delete(from: Table.roomSongs).where("room_id", .equal, roomID).run()
                 try await db.delete(from: Table.roomChat).where("room_id", .equal, roomID).run()
+                try await db.delete(from: Table.roomLog).where("room_id", .equal, roomID).run()
                 try await db.delete(from: Table.rooms).where("room_id", .equal, roomID).run()
                 deleted += 1
             }
@@ -173,25 +177,27 @@ extension SQLEventStore: RoomStore {
             try await gate.checkOpen()
             return []
         }
-        return try await read { db in
-            let rows = try await db.select()
-                .columns("id", "room_id", "user_id", "name", "message", "sent_at")
-                .from(Table.roomChat)
-                .where("room_id", .equal, roomID)
-                .where("cleared", .equal, false)
-                .orderBy("id", .descending)
-                .limit(limit)
-                .all()
-            return try rows.reversed().map { row in
-                StoredRoomChat(
-                    id: try row.decode(column: "id", as: Int64.self),
-                    roomID: try row.decode(column: "room_id", as: String.self),
-                    userID: try row.decode(column: "user_id", as: String.self),
-                    name: try row.decode(column: "name", as: String.self),
-                    message: try row.decode(column: "message", as: String.self),
-                    sentAt: try row.decode(column: "sent_at", as: EpochMillis.self)
-                )
-            }
+        return try await read { db in try await Self.roomChatRows(roomID, limit: limit, on: db) }
+    }
+
+    static func roomChatRows(_ roomID: String, limit: Int, on db: any SQLDatabase) async throws -> [StoredRoomChat] {
+        let rows = try await db.select()
+            .columns("id", "room_id", "user_id", "name", "message", "sent_at")
+            .from(Table.roomChat)
+            .where("room_id", .equal, roomID)
+            .where("cleared", .equal, false)
+            .orderBy("id", .descending)
+            .limit(limit)
+            .all()
+        return try rows.reversed().map { row in
+            StoredRoomChat(
+                id: try row.decode(column: "id", as: Int64.self),
+                roomID: try row.decode(column: "room_id", as: String.self),
+                userID: try row.decode(column: "user_id", as: String.self),
+                name: try row.decode(column: "name", as: String.self),
+                message: try row.decode(column: "message", as: String.self),
+                sentAt: try row.decode(column: "sent_at", as: EpochMillis.self)
+            )
         }
     }
 
