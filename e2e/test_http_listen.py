@@ -398,3 +398,82 @@ def test_a_stuck_player_is_dropped_at_the_bound_without_delaying_another(server)
         stuck.close()
         await close_all(ws)
     run(main(), 120)
+
+
+# ---------------------------------------------------------------------------- HLS
+def playlist_entries(text: str):
+    """(media sequence, [(segment name, seconds)], ended) of a media playlist."""
+    lines = text.strip().splitlines()
+    assert lines[0] == "#EXTM3U" and "#EXT-X-VERSION:7" in lines, text
+    sequence = int(next(line for line in lines if line.startswith("#EXT-X-MEDIA-SEQUENCE:")).split(":")[1])
+    entries = []
+    for index, line in enumerate(lines):
+        if line.startswith("#EXTINF:"):
+            entries.append((lines[index + 1], float(line[len("#EXTINF:"):].rstrip(","))))
+    return sequence, entries, "#EXT-X-ENDLIST" in lines
+
+
+def test_hls_playlist_plays_the_tone_with_cache_headers(server):
+    tone_frames = 150  # 3.00 s
+
+    async def main():
+        ws, link = await go_live(server, uid("host"), "Host")
+        base = f"/hls/{link['event_id']}"
+        # The first request starts the segmenter and waits for its first segment (2 s).
+        status, headers, body = await asyncio.to_thread(http_get, server, f"{base}/index.m3u8")
+        assert status == 200, (status, body)
+        assert headers["content-type"] == "application/vnd.apple.mpegurl" and headers["cache-control"] == "public, max-age=1", headers
+        sequence, entries, ended = playlist_entries(body.decode())
+        assert sequence == 0 and entries and not ended, body
+        await send_pcm(ws, TONE_440, tone_frames)
+        # Two more segments (4 s) cover the jitter buffer's delay and the tone's end.
+        have = len(entries)
+        deadline = time.monotonic() + 15
+        while len(entries) < have + 2 + tone_frames // 100:
+            assert time.monotonic() < deadline, f"segments stopped coming: {entries}"
+            await asyncio.sleep(0.5)  # the playlist is polled, as players do
+            _, _, body = await asyncio.to_thread(http_get, server, f"{base}/index.m3u8")
+            _, entries, _ = playlist_entries(body.decode())
+        await send(ws, {"type": "stream_ended", "event_id": link["event_id"]})
+        await recv_until(ws, "stream_ended", 10)
+        await close_all(ws)
+        # The ended event's playlist stays, with #EXT-X-ENDLIST.
+        status, _, body = await asyncio.to_thread(http_get, server, f"{base}/index.m3u8")
+        assert status == 200, status
+        sequence, entries, ended = playlist_entries(body.decode())
+        assert ended, body
+        assert all(1.0 <= seconds <= 2.0 for _, seconds in entries[:-1]) and 0 < entries[-1][1] <= 2.0, entries
+        assert [name for name, _ in entries] == [f"{n}.m4s" for n in range(len(entries))], entries
+
+        for name in ["init.mp4"] + [name for name, _ in entries]:
+            status, headers, _ = await asyncio.to_thread(http_get, server, f"{base}/{name}")
+            assert status == 200 and headers["cache-control"] == "public, max-age=3600, immutable", (name, status, headers)
+            assert headers["content-type"] == "audio/mp4", headers
+        status, _, _ = await asyncio.to_thread(http_get, server, f"{base}/{len(entries)}.m4s")
+        assert status == 404
+
+        url = f"http://127.0.0.1:{server.port}{base}/index.m3u8"
+        stream = await asyncio.to_thread(ffprobe, url)
+        assert (stream["codec_name"], stream["sample_rate"], stream["channels"]) == ("opus", "48000", 1), stream
+        decoded = await asyncio.to_thread(decode_file, url)
+        listed = sum(seconds for _, seconds in entries)
+        assert abs(len(decoded) / RATE - listed) < 0.1, (len(decoded) / RATE, listed)
+        windows = tone_windows(decoded)
+        heard = windows.sum() * 0.02
+        assert abs(heard - tone_frames * 0.02) <= 0.1, f"tone for {heard:.2f} s, sent {tone_frames * 0.02:.2f} s"
+        print(f"\nHLS: {len(entries)} segments, {listed:.2f} s listed, decoded {len(decoded) / RATE:.2f} s, tone {heard:.2f} s")
+
+    run(main(), 90)
+
+
+def test_hls_of_an_unknown_event_is_404_and_an_ended_one_410(server):
+    async def main():
+        status, _, body = await asyncio.to_thread(http_get, server, f"/hls/{uid('nope')}/index.m3u8")
+        assert status == 404 and json.loads(body)["code"] == "event_not_found", (status, body)
+        ws, link = await go_live(server, uid("host"), "Host")
+        await send(ws, {"type": "stream_ended", "event_id": link["event_id"]})
+        await recv_until(ws, "stream_ended", 10)
+        await close_all(ws)
+        status, _, body = await asyncio.to_thread(http_get, server, f"/hls/{link['event_id']}/index.m3u8")
+        assert status == 410 and json.loads(body)["code"] == "event_ended", (status, body)
+    run(main(), 30)

@@ -31,6 +31,9 @@ extension LiveEvent {
         /// is the host or a current co-host; its `media` is that user's voice. Closed when the
         /// user's speaking role ends.
         case publisherConnected(ConnectionID, UserIdentity)
+        /// The HLS segmenter (PROTOCOL.md 9) wants the full mix, under a connection id of its own,
+        /// or no longer does. It is no participant: not counted, not listed, never closed.
+        case segmenterSubscription(ConnectionID, subscribed: Bool)
         /// The server is going away: `server_shutdown` to everyone, every connection closed with
         /// 1001, the event ended (recorded with the reason `server_shutdown`).
         case shutdown

@@ -126,6 +126,7 @@ public struct LiveEvent: Sendable {
         case .measuredLevels(let levels): measuredLevels(levels, now: now)
         case .mediaListenerJoined(let connection, let user, let video): joinMediaOnly(connection, user: user, video: video, now: now)
         case .publisherConnected(let connection, let user): connectPublisher(connection, user: user)
+        case .segmenterSubscription(let connection, let subscribed): setSegmenterSubscription(connection, subscribed: subscribed)
         case .shutdown:
             end(reason: "server_shutdown", notice: Message(.serverShutdown, LiveServerMessage.serverShutdown), closeCode: .goingAway, now: now)
         }
@@ -181,7 +182,7 @@ public struct LiveEvent: Sendable {
         case .hostConnected(let connection, _), .join(let connection, _), .mediaListenerJoined(let connection, _, _),
              .publisherConnected(let connection, _):
             refuse(connection, ProtocolError(.eventEnded, "This event has ended."))
-        case .command, .disconnected, .tick, .media, .encodedAudio, .mixSubscription, .measuredLevels, .shutdown:
+        case .command, .disconnected, .tick, .media, .encodedAudio, .mixSubscription, .measuredLevels, .segmenterSubscription, .shutdown:
             break
         }
     }

@@ -6,13 +6,17 @@ import Hummingbird
 import NIOCore
 
 /// Listening over plain HTTP (PROTOCOL.md 9): `GET /listen/{eventId}` is the event's mix as a
-/// live Ogg Opus stream that any player can play.
+/// live Ogg Opus stream that any player can play; `GET /hls/{eventId}/index.m3u8`, `init.mp4`
+/// and `{n}.m4s` are the same mix as HLS for caches and CDNs.
 struct ListenHTTPRoutes: Sendable {
     let server: AirwaveServer
 
     func register(on router: Router<AirwaveRequestContext>) {
         router.get("listen/:eventId") { request, context in
             try await self.listen(request, context)
+        }
+        router.get("hls/:eventId/:file") { _, context in
+            try await self.hls(context)
         }
     }
 
@@ -74,6 +78,71 @@ struct ListenHTTPRoutes: Sendable {
             })
     }
 
+    /// Immutable once listed: a cache in front fetches each segment once (PROTOCOL.md 9).
+    static let segmentCaching = "public, max-age=3600, immutable"
+    /// A live playlist changes with every segment.
+    static let playlistCaching = "public, max-age=1"
+    /// How long the first playlist request waits for the first segment of a new stream.
+    static let firstSegmentWait: Duration = .seconds(5)
+
+    /// The playlist, `init.mp4` or a segment. The first request for an event starts its
+    /// segmenter (the mix runs from then until the event ends) and waits for its first segment;
+    /// nothing after that touches the event, and nothing is per listener.
+    private func hls(_ context: AirwaveRequestContext) async throws -> Response {
+        guard let raw = context.parameters.get("eventId"), let eventID = raw.removingPercentEncoding, Identifier.isValid(eventID) else {
+            return refuse(ProtocolError(.badRequest, "eventId must be 1–64 characters of A–Z, a–z, 0–9, _ . @ -.",
+                                        details: ["parameter": "eventId"]), .badRequest)
+        }
+        let file = context.parameters.get("file") ?? ""
+        let segmentNumber = file.hasSuffix(".m4s") ? Int(file.dropLast(4)) : nil
+        guard file == "index.m3u8" || file == "init.mp4" || (segmentNumber ?? -1) >= 0 else {
+            return Response(status: .notFound)
+        }
+        let stream: HLSStream
+        if let known = HLSStreams.shared[eventID] {
+            stream = known
+        } else {
+            guard !server.isDraining else {
+                return refuse(ProtocolError(.serverShuttingDown, "The server is shutting down."), .serviceUnavailable)
+            }
+            guard let driver = await server.registry.driver(for: eventID), !driver.hasEnded else {
+                let gone = try await server.eventGone(eventID)
+                return refuse(gone, gone.code == .eventEnded ? .gone : .notFound)
+            }
+            let (made, isNew) = HLSStreams.shared.stream(for: eventID)
+            if isNew, !driver.startSegmenter(made, id: server.newConnectionID()) {
+                HLSStreams.shared.remove(made)
+                return refuse(ProtocolError(.eventEnded, "This event has ended."), .gone)
+            }
+            stream = made
+        }
+        if file == "init.mp4" {
+            return Response(status: .ok, headers: [.contentType: "audio/mp4", .cacheControl: Self.segmentCaching],
+                            body: .init(byteBuffer: stream.initialization))
+        }
+        if let segmentNumber {
+            guard let bytes = stream.segment(segmentNumber) else {
+                return Response(status: .notFound)  // not yet, or slid out of the window
+            }
+            return Response(status: .ok, headers: [.contentType: "audio/mp4", .cacheControl: Self.segmentCaching],
+                            body: .init(byteBuffer: bytes))
+        }
+        let deadline = ContinuousClock.now + Self.firstSegmentWait
+        var playlist = stream.playlist
+        while playlist == nil, ContinuousClock.now < deadline, !stream.isEnded {
+            // Only until the stream's first segment exists (2 s after it starts).
+            try await Task.sleep(for: .milliseconds(100))
+            playlist = stream.playlist
+        }
+        guard let playlist else {
+            var busy = refuse(ProtocolError(.serverBusy, "The stream has no segment yet; try again shortly."), .serviceUnavailable)
+            busy.headers[.retryAfter] = "2"
+            return busy
+        }
+        return Response(status: .ok, headers: [.contentType: "application/vnd.apple.mpegurl", .cacheControl: Self.playlistCaching],
+                        body: .init(byteBuffer: playlist))
+    }
+
     /// `?token=`: nil without one, an error for a bad one.
     private func tokenUser(_ request: Request) async -> Result<VerifiedUser?, ProtocolError> {
         guard let token = request.uri.queryParameters.get("token"), !token.isEmpty else { return .success(nil) }
@@ -92,6 +161,16 @@ struct ListenHTTPRoutes: Sendable {
 }
 
 extension LiveEventDriver {
+    /// Starts the event's HLS segmenter (a mix subscriber that is no participant); false once
+    /// the event is over.
+    func startSegmenter(_ stream: HLSStream, id: ConnectionID) -> Bool {
+        isOver.withLockedValue { over in
+            guard !over else { return false }
+            if case .enqueued = continuation.yield(.segmenter(stream, id: id)) { return true }
+            return false
+        }
+    }
+
     /// Queues an input about an HTTP listener; false once the event is over.
     @discardableResult
     func submit(_ input: LiveEvent.Input, listener: HTTPListener) -> Bool {

@@ -20,6 +20,8 @@ struct EventMix {
     private var peerRecipients: [AudioMixer.Output: [String]] = [:]
     /// The live Ogg stream of each output that has HTTP listeners (`GET /listen/`).
     private var httpOutputs: [AudioMixer.Output: OggHTTPOutput] = [:]
+    /// The HLS segmenter of each output it takes (`GET /hls/`), by its connection id.
+    private var segmenters: [AudioMixer.Output: (id: ConnectionID, segmenter: HLSSegmenter)] = [:]
     private var recorder: MixRecorder?
 
     /// Where this event's recordings go: `<data-dir>/recordings/<event_id>/`.
@@ -41,6 +43,8 @@ struct EventMix {
         case session(ufrag: String)
         /// An HTTP listener: pages of the output's Ogg stream, built once for all of them.
         case http(HTTPListener)
+        /// The HLS segmenter: fragmented MP4 segments of the output, listed as they are cut.
+        case segmenter(HLSStream)
     }
 
     /// Connection `id` now hears the mix without `minus` (nil: the full mix).
@@ -60,7 +64,16 @@ struct EventMix {
             peerRecipients[output] = peerGroups[output].map { Array($0.values) }
         case .http(let listener):
             httpOutputs[output, default: OggHTTPOutput()].add(listener)
+        case .segmenter(let stream):
+            segmenters[output] = (id, HLSSegmenter(stream: stream))
         }
+        updateOutputs()
+    }
+
+    /// The event ended: each HLS playlist gets its last segment and `#EXT-X-ENDLIST`.
+    mutating func endSegmenters() {
+        for output in segmenters.keys { segmenters[output]?.segmenter.end() }
+        segmenters.removeAll()
         updateOutputs()
     }
 
@@ -84,6 +97,7 @@ struct EventMix {
         }
         httpOutputs[output]?.remove(id)
         if httpOutputs[output]?.isEmpty == true { httpOutputs[output] = nil }
+        if segmenters[output]?.id == id { segmenters[output] = nil }
         if updating { updateOutputs() }
     }
 
@@ -94,7 +108,7 @@ struct EventMix {
     /// The mixer encodes exactly the outputs someone receives (the full mix also for a
     /// recording) and goes away when nothing needs it.
     private mutating func updateOutputs() {
-        var outputs = Set(groups.keys).union(peerGroups.keys).union(httpOutputs.keys)
+        var outputs = Set(groups.keys).union(peerGroups.keys).union(httpOutputs.keys).union(segmenters.keys)
         if recorder != nil { outputs.insert(.full) }
         if outputs.isEmpty {
             mixer = nil
@@ -134,6 +148,7 @@ struct EventMix {
                                  sequence: packet.sequence, timestamp: packet.timestamp)
                 metrics.mediaForwarded(kind: .opus, recipients: ufrags.count, bytes: ufrags.count * packet.bytes.count)
             }
+            segmenters[packet.output]?.segmenter.append(packet.bytes)
             if let sent = httpOutputs[packet.output]?.append(packet.bytes, samples: AudioMixer.frameSamples), sent.recipients > 0 {
                 metrics.mediaForwarded(kind: .opus, recipients: sent.recipients, bytes: sent.recipients * sent.bytes)
             }

@@ -22,6 +22,8 @@ final class LiveEventDriver: Sendable {
         case peerInput(LiveEvent.Input, peer: WebRTCPeer)
         /// An input about an HTTP listener (`GET /listen/` joining), which the driver keeps for its outputs.
         case listenerInput(LiveEvent.Input, listener: HTTPListener)
+        /// The first HLS request for the event: the segmenter starts, under this connection id.
+        case segmenter(HLSStream, id: ConnectionID)
         /// A WHIP publisher asks to speak for its user; `reply` says whether the event accepted it.
         case publisher(WebRTCPeer, reply: @Sendable (Bool) -> Void)
         case tick
@@ -65,6 +67,8 @@ final class LiveEventDriver: Sendable {
         var peers: [ConnectionID: WebRTCPeer] = [:]
         /// HTTP listeners of the event (`GET /listen/`), by connection id.
         var listeners: [ConnectionID: HTTPListener] = [:]
+        /// The HLS segmenter, once an HLS request asked for it.
+        var segmenter: (id: ConnectionID, stream: HLSStream)?
         var timer: Task<Void, Never>?
         var timerAt: Timestamp?
         var ended = false
@@ -108,6 +112,9 @@ final class LiveEventDriver: Sendable {
             case .listenerInput(let input, let listener):
                 state.listeners[listener.id] = listener
                 engine.handle(input, now: now)
+            case .segmenter(let stream, let id):
+                state.segmenter = (id, stream)
+                engine.handle(.segmenterSubscription(id, subscribed: true), now: now)
             case .publisher(let peer, let reply):
                 state.peers[peer.id] = peer
                 engine.handle(.publisherConnected(peer.id, peer.user), now: now)
@@ -161,6 +168,8 @@ final class LiveEventDriver: Sendable {
             case .awaitPersistence:
                 await flushRecords(&state, services)
             case .ended:
+                state.mix.endSegmenters()
+                updateMixClock(&state)
                 state.ended = true
                 isOver.withLockedValue { $0 = true }
                 services.logger.info("event ended", metadata: ["event_id": "\(eventID)"])
@@ -175,6 +184,8 @@ final class LiveEventDriver: Sendable {
                     state.mix.subscribe(id, minus: minus, via: .session(ufrag: peer.ufrag))
                 } else if let listener = state.listeners[id] {
                     state.mix.subscribe(id, minus: minus, via: .http(listener))
+                } else if let segmenter = state.segmenter, segmenter.id == id {
+                    state.mix.subscribe(id, minus: minus, via: .segmenter(segmenter.stream))
                 }
                 updateMixClock(&state)
             case .mixUnsubscriber(let id):
