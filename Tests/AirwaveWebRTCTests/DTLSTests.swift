@@ -1,3 +1,4 @@
+import COpenSSL
 import Testing
 
 @testable import AirwaveWebRTC
@@ -36,6 +37,12 @@ struct DTLSPair {
 }
 
 @Suite struct DTLSTests {
+    /// A connection idles after its handshake: its record buffers are released, not kept.
+    @Test func connectionsReleaseTheirBuffersWhenIdle() throws {
+        let context = try DTLSContext()
+        #expect(SSL_CTX_ctrl(context.context, SSL_CTRL_MODE, 0, nil) & Int(SSL_MODE_RELEASE_BUFFERS) != 0)
+    }
+
     @Test func theCertificateFingerprintIsSHA256() throws {
         let context = try DTLSContext()
         #expect(context.fingerprint.algorithm == "sha-256")
