@@ -32,10 +32,8 @@ enum RoomOutputJSON {
         switch output {
         case .send(let message, let recipients): ["send": message, "to": json(recipients)]
         case .close(let connection, let code): ["close": OutputJSON.id(connection), "code": .int(code.rawValue)]
-        case .persistChange(let change): ["persist_change": json(change)]
-        case .persistChat(let entry): ["persist_chat": json(entry)]
-        case .persistClosed: "persist_closed"
-        case .awaitPersistence: "await_persistence"
+        // The room log's own form of the event (RoomEvent.json), so the fixtures pin it too.
+        case .publish(let event): ["publish": event.json]
         }
     }
 
@@ -43,17 +41,6 @@ enum RoomOutputJSON {
         switch recipients {
         case .one(let connection): [OutputJSON.id(connection)]
         case .all: "all"
-        }
-    }
-
-    /// `{"song_queued": {"song_id", "voters", "time_added"}}`, `{"voted": {"song_id", "voter"}}`,
-    /// `{"song_changed": id | null}`, `{"playback": {…}}`.
-    static func json(_ change: RoomChange) -> JSONValue {
-        switch change {
-        case .songQueued(let song): ["song_queued": json(song)]
-        case .voted(let songID, let voter): ["voted": ["song_id": .string(songID), "voter": .string(voter)]]
-        case .songChanged(let songID): ["song_changed": .string(songID)]
-        case .playback(let playback): ["playback": json(playback)]
         }
     }
 
@@ -85,15 +72,18 @@ enum RoomOutputJSON {
         ["user_id": .string(entry.userID), "name": .string(entry.name), "message": .string(entry.message), "sent_at": .int(entry.sentAt.milliseconds)]
     }
 
-    /// Whether the fixture's `ignore` list drops this output.
-    static func isIgnored(_ output: ListeningRoom.Output, by ignore: Set<String>) -> Bool {
+    /// The output as the fixture's `expect` shows it, or nil when its `ignore` list drops it: a
+    /// `.send` of an ignored message type is dropped; a `.publish` of one is shown without its
+    /// message, and dropped if it has no effect either.
+    static func shown(_ output: ListeningRoom.Output, ignoring ignore: Set<String>) -> JSONValue? {
+        func ignored(_ message: JSONValue) -> Bool { message["type"]?.stringValue.map(ignore.contains) ?? false }
         switch output {
-        case .persistChange: ignore.contains("persist_change")
-        case .persistChat: ignore.contains("persist_chat")
-        case .persistClosed: ignore.contains("persist_closed")
-        case .awaitPersistence: ignore.contains("await_persistence")
-        case .send(let message, _): message["type"]?.stringValue.map(ignore.contains) ?? false
-        case .close: false
+        case .send(let message, _) where ignored(message): return nil
+        case .publish(let event) where ignored(event.message):
+            guard case .object(var fields) = event.json else { return nil }
+            fields["message"] = nil
+            return fields.isEmpty ? nil : ["publish": .object(fields)]
+        default: return json(output)
         }
     }
 
@@ -163,7 +153,7 @@ struct RoomFixtureRunner {
     }
 
     /// Every input a step may have (exactly one), with the keys that may come with it.
-    static let stepInputs: [String: Set<String>] = ["join": ["member"], "leave": [], "from": ["message", "raw"]]
+    static let stepInputs: [String: Set<String>] = ["join": ["member"], "leave": [], "from": ["message", "raw"], "replay": [], "restore": []]
     static let stepKeys: Set<String> = ["at", "expect", "member_count", "queue_order"]
 
     /// Every output of the step, none ignored.
@@ -187,6 +177,8 @@ struct RoomFixtureRunner {
             let now = Timestamp(milliseconds: Int64(at))
             let before = room.state
             var decodeError: JSONValue?
+            var replayed: RoomEvent?
+            var restored: RoomSnapshot?
             let label: String
             if let c = step["join"]?.intValue {
                 guard let member = step["member"], let userID = member["user_id"]?.stringValue else {
@@ -194,7 +186,8 @@ struct RoomFixtureRunner {
                 }
                 label = "join \(c) as \(userID)"
                 let roomMember = RoomMember(userID: userID, name: member["name"]?.stringValue ?? userID,
-                                            verified: member["verified"]?.boolValue ?? false, connection: ConnectionID(UInt64(c)))
+                                            verified: member["verified"]?.boolValue ?? false, connection: ConnectionID(UInt64(c)),
+                                            instance: Self.instance)
                 room.handle(.join(ConnectionID(UInt64(c)), roomMember), now: now)
             } else if let c = step["leave"]?.intValue {
                 label = "leave \(c)"
@@ -209,17 +202,28 @@ struct RoomFixtureRunner {
                 } catch {
                     decodeError = ["send": error.json, "to": [.int(c)]]
                 }
+            } else if let entry = step["replay"] {
+                guard let event = RoomEvent(json: entry) else { throw FixtureError("\(name): step \(index) replay is not a room log entry") }
+                label = "replay \(entry.jsonText.prefix(120))"
+                replayed = event
+                room.handle(.replay(event), now: now)
+            } else if let spec = step["restore"] {
+                try FixtureKeys.check(spec, allowed: ["queue", "current_song", "playback", "chat"], "\(name): step \(index) restore")
+                label = "restore"
+                restored = try RoomOutputJSON.snapshot(spec, name: name)
+                room.handle(.restore(restored!), now: now)
             } else {
                 throw FixtureError("\(name): step \(index) has no input")
             }
             let where_ = "step \(index) (at \(at), \(label))"
             let outputs = drain()
-            for problem in Self.ruleViolations(outputs, before: before, after: room.state) {
+            for problem in Self.ruleViolations(outputs, before: restored == nil ? before : room.state, after: room.state,
+                                               replayed: replayed, chatHistoryLimit: room.chatHistoryLimit) {
                 failures += 1
                 Issue.record(Comment(rawValue: "\(name) \(where_): \(problem)"), sourceLocation: sourceLocation)
             }
             var actual = decodeError.map { [$0] } ?? []
-            actual += outputs.filter { !RoomOutputJSON.isIgnored($0, by: ignore) }.map(RoomOutputJSON.json)
+            actual += outputs.compactMap { RoomOutputJSON.shown($0, ignoring: ignore) }
             if actual != expected {
                 failures += 1
                 Issue.record(Comment(rawValue: FixtureRunner.mismatch(name, where_, expected, actual)), sourceLocation: sourceLocation)
@@ -238,42 +242,44 @@ struct RoomFixtureRunner {
         return failures
     }
 
-    /// PROTOCOL.md 3 / docs/protocol.md "What is relayed": members see a change only once it is
-    /// stored. Checked on every step, whatever the fixture ignores:
-    /// - nothing is sent or closed while a persist record of the step is not yet awaited;
-    /// - a changed state is persisted: the step's `persist_change` records applied to the state
-    ///   before it (as the store applies them; `persist_closed` empties it) give the new state,
-    ///   and a changed chat history comes with a `persist_chat` (or `persist_closed`).
-    static func ruleViolations(_ outputs: [ListeningRoom.Output], before: RoomSnapshot, after: RoomSnapshot) -> [String] {
+    /// The instance the fixtures' members belong to: a guest on connection 3 votes as
+    /// `connection:n1:3` (another node's guests, in replayed events, have other instances).
+    static let instance = "n1"
+
+    /// PROTOCOL.md 3 / docs/protocol.md "What is relayed": members, here or on another node, see
+    /// a change only once it is stored. Checked on every step, whatever the fixture ignores:
+    /// - a command's step sends nothing to all members directly: what they all see is published
+    ///   (stored in the room's log first); only a replayed or restored step relays to all;
+    /// - a changed state is explained by the step's events: the replayed event, then each
+    ///   published one, applied to the state before it as a node that replays them would
+    ///   (`closed` empties it) give the new state, chat included;
+    /// - a close in a command's step follows the publication of `room_closed`.
+    static func ruleViolations(_ outputs: [ListeningRoom.Output], before: RoomSnapshot, after: RoomSnapshot,
+                               replayed: RoomEvent? = nil, chatHistoryLimit: Int = 100) -> [String] {
         var problems: [String] = []
-        var unawaited = false
-        var replayed = before
-        var chatPersisted = false
+        var rebuilt = ListeningRoom(roomID: "rules", hostUserID: nil, restored: before, chatHistoryLimit: chatHistoryLimit)
+        if let replayed { rebuilt.handle(.replay(replayed), now: Timestamp(milliseconds: 0)) }
+        var closedPublished = false
         for output in outputs {
             switch output {
-            case .persistChange(let change):
-                unawaited = true
-                replayed.apply(change)
-            case .persistChat:
-                unawaited = true
-                chatPersisted = true
-            case .persistClosed:
-                unawaited = true
-                chatPersisted = true
-                replayed = RoomSnapshot()
-            case .awaitPersistence: unawaited = false
-            case .send(let message, _):
-                if unawaited { problems.append("sent \(message.jsonText) before the records before it were awaited") }
+            case .publish(let event):
+                rebuilt.handle(.replay(event), now: Timestamp(milliseconds: 0))
+                if event.effect == .closed { closedPublished = true }
+            case .send(let message, .all):
+                if replayed == nil && !isRestore(outputs) {
+                    problems.append("sent \(message.jsonText) to all members without publishing it")
+                }
+            case .send: break
             case .close(let connection, _):
-                if unawaited { problems.append("closed \(connection) before the records before it were awaited") }
+                if replayed == nil && !closedPublished { problems.append("closed \(connection) before room_closed was published") }
             }
         }
-        if unawaited { problems.append("a persist record is not followed by await_persistence") }
-        var expected = after
-        replayed.chat = []
-        expected.chat = []
-        if replayed != expected { problems.append("the stored changes do not give the new state") }
-        if before.chat != after.chat && !chatPersisted { problems.append("the chat changed but was not persisted") }
+        if rebuilt.state != after { problems.append("the published events do not give the new state") }
         return problems
+    }
+
+    /// A restore's only output is `room_state` to every member.
+    private static func isRestore(_ outputs: [ListeningRoom.Output]) -> Bool {
+        outputs.allSatisfy { if case .send(let message, .all) = $0 { message["type"] == "room_state" } else { false } }
     }
 }

@@ -31,9 +31,9 @@ extension ListeningRoom {
                 guard state.queue.count < queueLimit else { return queueFull(songID, connection) }
                 change = .songQueued(QueuedSong(songID: songID, voters: [], timeAdded: now))
             } else {
-                // Already waiting: relayed, nothing stored.
+                // Already waiting: relayed to every member, the state unchanged.
                 describe(songID, into: &relayed)
-                return emit(.send(.object(relayed), to: .all))
+                return publish(RoomEvent(message: .object(relayed), effect: .none))
             }
         case .vote(let songID):
             guard let index = state.queue.firstIndex(where: { $0.songID == songID }) else {
@@ -55,24 +55,16 @@ extension ListeningRoom {
             change = .playback(playback)
         case .chat(let name, let message):
             let entry = RoomChatEntry(userID: member.userID, name: name ?? member.name, message: message, sentAt: now)
-            state.chat.append(entry)
-            if state.chat.count > chatHistoryLimit { state.chat.removeFirst(state.chat.count - chatHistoryLimit) }
             relayed["name"] = .string(entry.name)
             relayed["sent_at"] = .string(now.iso8601)
-            emit(.persistChat(entry))
-            emit(.awaitPersistence)
-            return emit(.send(.object(relayed), to: .all))
+            return publish(RoomEvent(message: .object(relayed), effect: .chat(entry)))
         case .closeRoom:
-            state = RoomSnapshot()
-            emit(.persistClosed)
-            emit(.awaitPersistence)
-            emit(.send(.object(relayed), to: .all))
-            for connection in members.keys.sorted() { emit(.close(connection, .normal)) }
-            members.removeAll()
-            return
+            publish(RoomEvent(message: .object(relayed), effect: .closed))
+            return closeMembers()
         case .userJoined:
-            return emit(.send(.object(relayed), to: .all))
+            return publish(RoomEvent(message: .object(relayed), effect: .none))
         }
+        // The relayed message describes the state after the change.
         state.apply(change)
         switch change {
         case .songQueued(let song): describe(song.songID, into: &relayed)
@@ -80,10 +72,14 @@ extension ListeningRoom {
         case .songChanged(let songID): relayed["song_id"] = .string(songID)
         case .playback(let playback): for (key, value) in Self.json(playback) { relayed[key] = value }
         }
-        // Members see a change only once it would survive a crash; only the change is stored.
-        emit(.persistChange(change))
-        emit(.awaitPersistence)
-        emit(.send(.object(relayed), to: .all))
+        // The state holds the change already; only the change is stored.
+        emit(.publish(RoomEvent(message: .object(relayed), effect: .change(change))))
+    }
+
+    /// Applies an event of this room and hands it to the driver to store and relay.
+    private mutating func publish(_ event: RoomEvent) {
+        apply(event)
+        emit(.publish(event))
     }
 
     private mutating func queueFull(_ songID: String, _ connection: ConnectionID) {

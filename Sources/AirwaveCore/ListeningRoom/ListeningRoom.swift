@@ -9,6 +9,13 @@ public struct ListeningRoom: Sendable {
         case join(ConnectionID, RoomMember)
         case leave(ConnectionID)
         case command(ConnectionID, RoomCommand)
+        /// An event the room's log holds that this room has not applied (another node published
+        /// it): applied as it is, without checking it again (it was checked against the state it
+        /// follows), and relayed to the members here.
+        case replay(RoomEvent)
+        /// The room's state as stored, replacing this one (the log no longer holds every event
+        /// since this room's last one): every member here receives the new `room_state`.
+        case restore(RoomSnapshot)
     }
 
     /// Who receives a message.
@@ -19,15 +26,13 @@ public struct ListeningRoom: Sendable {
 
     /// What the driver must do, in order.
     public enum Output: Sendable, Hashable {
+        /// Send to members connected here, now (after the outputs before it).
         case send(JSONValue, to: Recipients)
         case close(ConnectionID, CloseCode)
-        /// Persist one change of the room's state (queue entry, vote, current song, playback).
-        case persistChange(RoomChange)
-        case persistChat(RoomChatEntry)
-        /// `room_closed`: persist that the live state is gone.
-        case persistClosed
-        /// Do not perform the outputs that follow until the records so far are durable.
-        case awaitPersistence
+        /// Store the event in the room's log (and its effect in the room's state), then relay its
+        /// message to every member, here and on every other node: nothing after it happens before
+        /// it is stored.
+        case publish(RoomEvent)
     }
 
     public let roomID: String
@@ -50,16 +55,25 @@ public struct ListeningRoom: Sendable {
         self.hostUserID = hostUserID
         self.chatHistoryLimit = chatHistoryLimit
         self.queueLimit = queueLimit
-        state = restored
-        // A guest votes once per connection, and every connection of a stored room is closed by
-        // the time it is loaded again; connection numbers restart with the process, so a guest's
-        // key would otherwise match a new, unrelated connection after a restart.
+        state = Self.loaded(restored)
+    }
+
+    /// A stored state as the room uses it. Guest voter keys written before they named their
+    /// process (`connection:<n>`) are marked closed: connection numbers restart with the process,
+    /// so such a key would otherwise match a new, unrelated connection. Keys that name their
+    /// process (`connection:<instance>:<n>`) stay, as their connections may still be open on
+    /// another node.
+    static func loaded(_ stored: RoomSnapshot) -> RoomSnapshot {
+        var state = stored
         for index in state.queue.indices {
-            state.queue[index].voters = state.queue[index].voters.map {
-                $0.hasPrefix(RoomMember.guestVoterPrefix) ? RoomMember.closedGuestVoterPrefix + $0.dropFirst(RoomMember.guestVoterPrefix.count) : $0
+            state.queue[index].voters = state.queue[index].voters.map { key in
+                guard key.hasPrefix(RoomMember.guestVoterPrefix) else { return key }
+                let rest = key.dropFirst(RoomMember.guestVoterPrefix.count)
+                return rest.allSatisfy(\.isNumber) ? RoomMember.closedGuestVoterPrefix + rest : key
             }
         }
         state.sortQueue()
+        return state
     }
 
     /// Connections in the room.
@@ -75,7 +89,32 @@ public struct ListeningRoom: Sendable {
         case .command(let connection, let command):
             guard let member = members[connection] else { return }
             handle(command, from: connection, member: member, now: now)
+        case .replay(let event):
+            apply(event)
+            emit(.send(event.message, to: .all))
+            if event.effect == .closed { closeMembers() }
+        case .restore(let snapshot):
+            state = Self.loaded(snapshot)
+            emit(.send(roomStateMessage, to: .all))
         }
+    }
+
+    /// The one place an event changes the state, whether this room published it or replays it.
+    mutating func apply(_ event: RoomEvent) {
+        switch event.effect {
+        case .none: break
+        case .change(let change): state.apply(change)
+        case .chat(let entry):
+            state.chat.append(entry)
+            if state.chat.count > chatHistoryLimit { state.chat.removeFirst(state.chat.count - chatHistoryLimit) }
+        case .closed: state = RoomSnapshot()
+        }
+    }
+
+    /// `room_closed`: every member here is closed normally and leaves.
+    mutating func closeMembers() {
+        for connection in members.keys.sorted() { emit(.close(connection, .normal)) }
+        members.removeAll()
     }
 
     /// The next thing to do, or nil.

@@ -111,17 +111,21 @@ public struct RoomMember: Sendable, Hashable {
     public var userID: String
     public var name: String
     public var verified: Bool
-    /// Votes count once per verified user, and once per connection for guests.
+    /// Votes count once per verified user (`user:<id>`, on every node), and once per connection
+    /// for guests (`connection:<instance>:<n>`).
     public var voterKey: String
 
-    public init(userID: String, name: String, verified: Bool, connection: ConnectionID) {
+    /// `instance` names the process the connection belongs to and must differ between any two
+    /// processes that share a store, restarts of one node included: connection numbers are per
+    /// process, so without it two nodes' guests would share a voter key.
+    public init(userID: String, name: String, verified: Bool, connection: ConnectionID, instance: String) {
         self.userID = userID
         self.name = name
         self.verified = verified
-        voterKey = verified ? "user:\(userID)" : "\(Self.guestVoterPrefix)\(connection.rawValue)"
+        voterKey = verified ? "user:\(userID)" : "\(Self.guestVoterPrefix)\(instance):\(connection.rawValue)"
     }
 
-    /// A guest's voter key is this and its connection number.
+    /// A guest's voter key is this, its process's instance and its connection number.
     static let guestVoterPrefix = "connection:"
     /// The voter key of a guest whose connection closed before the room was loaded again.
     static let closedGuestVoterPrefix = "closed-connection:"

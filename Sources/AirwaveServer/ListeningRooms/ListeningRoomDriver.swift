@@ -7,16 +7,28 @@ import NIOCore
 
 /// Runs one `ListeningRoom` like `LiveEventDriver` runs an event: one task, each connection's
 /// inputs in arrival order, outputs performed in order. The room leaves memory when its last
-/// member leaves; its state is in the store by then.
+/// member here leaves; its state is in the store by then.
 ///
 /// Inputs wait in a bounded `RoomInbox` (commands per connection and per room), served
 /// round-robin across connections, so members who flood a room fill only their own share and
 /// an honest member's message is handled after at most one message of each other busy member.
-/// The driver takes up to ``batchLimit`` inputs at a time and stores all their changes with one
-/// flush before anything that depends on them is sent (group commit within the room).
+///
+/// The store is the room's sequencer across nodes (issue 15; docs/architecture.md, "Listening
+/// rooms across nodes"). The driver takes up to ``batchLimit`` inputs at a time and handles them
+/// in one turn of the room, one transaction: it waits for the room's turn, first replays what
+/// other nodes stored since its last entry (so every command is checked against the latest
+/// state), then runs the batch, and stores the room's changes and the events it published with
+/// the next sequence numbers (group commit). Nothing of the batch reaches a member before the
+/// commit; then everything goes out in order. The engine runs on a copy, adopted once the turn
+/// is committed, because the store may run the turn again. Another node's events arrive through
+/// ``notify(seq:)``: the driver reads the log past its last entry and replays it.
 final class ListeningRoomDriver: Sendable {
     private struct Inbox {
         var queue: RoomInbox<(ListeningRoom.Input, ClientConnection?)>
+        /// The room's last sequence number this driver has applied.
+        var knownSeq: Int64
+        /// The log holds entries past `knownSeq` (another node announced them).
+        var behind = false
         /// The driver stopped (idle or shut down): nothing more is accepted.
         var over = false
         var shutdown = false
@@ -31,7 +43,7 @@ final class ListeningRoomDriver: Sendable {
         case stopped
     }
 
-    /// Most inputs handled between two flushes.
+    /// Most inputs handled in one turn of the room (one transaction).
     static let batchLimit = 64
 
     let roomID: String
@@ -41,9 +53,11 @@ final class ListeningRoomDriver: Sendable {
     private let wakeUps: AsyncStream<Void>
     private let wake: AsyncStream<Void>.Continuation
 
-    init(roomID: String, limits: RoomLimits) {
+    /// `seq` is the room's last sequence number in the state the driver starts from.
+    init(roomID: String, seq: Int64, limits: RoomLimits) {
         self.roomID = roomID
-        inbox = NIOLockedValueBox(Inbox(queue: RoomInbox(perConnectionLimit: limits.inboxPerConnection, limit: limits.inboxLimit)))
+        inbox = NIOLockedValueBox(Inbox(queue: RoomInbox(perConnectionLimit: limits.inboxPerConnection, limit: limits.inboxLimit),
+                                        knownSeq: seq))
         (wakeUps, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
 
@@ -56,6 +70,7 @@ final class ListeningRoomDriver: Sendable {
         case .join(let id, _): (source, isCommand) = (id, false)
         case .leave(let id): (source, isCommand) = (id, false)
         case .command(let id, _): (source, isCommand) = (id, true)
+        case .replay, .restore: preconditionFailure("the driver reads the room's log itself")
         }
         let submission: Submission = inbox.withLockedValue { inbox in
             guard !inbox.over else { return .stopped }
@@ -65,24 +80,48 @@ final class ListeningRoomDriver: Sendable {
         return submission
     }
 
+    /// The room's log reached `seq` (a notification): catch up unless this driver is there.
+    func notify(seq: Int64) {
+        let behind = inbox.withLockedValue { inbox in
+            guard !inbox.over, seq > inbox.knownSeq else { return false }
+            inbox.behind = true
+            return true
+        }
+        if behind { wake.yield() }
+    }
+
+    /// The room's last sequence number this driver has applied.
+    var knownSeq: Int64 { inbox.withLockedValue { $0.knownSeq } }
+
     func shutdown() {
         inbox.withLockedValue { $0.shutdown = true }
         wake.yield()
     }
 
     struct Services: Sendable {
-        let writer: StoreWriter
+        let store: any RoomStore
         let metrics: ServerMetrics
+        let logger: Logger
+        /// How much of each room's log is kept.
+        let logBound: RoomLogBound
         /// Called when the room empties and the driver stops.
         let onIdle: @Sendable (String) async -> Void
     }
 
-    /// Something a member sees, held back until the changes before it are stored.
-    private enum Action {
+    /// Something done to the members here once the turn that decided it is committed.
+    private enum Action: Sendable {
         case send(JSONValue, ListeningRoom.Recipients)
         case close(ConnectionID, CloseCode)
         case admit(ClientConnection)
         case remove(ConnectionID)
+    }
+
+    /// What a turn decided: the room after it and what the members here see, in order.
+    private struct Outcome: Sendable {
+        var room: ListeningRoom
+        var actions: [Action]
+        /// How many entries the turn appends.
+        var published: Int
     }
 
     func run(room initial: ListeningRoom, services: Services) async {
@@ -90,10 +129,11 @@ final class ListeningRoomDriver: Sendable {
         var members = ConnectionGroups()
         for await _ in wakeUps {
             while true {
-                let (batch, shutdown) = inbox.withLockedValue { inbox in
+                let (batch, shutdown, behind) = inbox.withLockedValue { inbox in
                     var batch: [(ListeningRoom.Input, ClientConnection?)] = []
                     while batch.count < Self.batchLimit, let next = inbox.queue.pop() { batch.append(next) }
-                    return (batch, inbox.shutdown)
+                    defer { inbox.behind = false }
+                    return (batch, inbox.shutdown, inbox.behind)
                 }
                 if shutdown {
                     members.broadcast(WebSocketWire.text(LiveServerMessage.serverShutdown))
@@ -102,8 +142,8 @@ final class ListeningRoomDriver: Sendable {
                     wake.finish()
                     return
                 }
-                if batch.isEmpty { break }
-                await perform(batch, &room, &members, services)
+                if batch.isEmpty && !behind { break }
+                await turn(batch, &room, &members, services)
                 // Stop when nobody is left and nothing more can arrive for this instance.
                 let idle = members.count == 0 && room.memberCount == 0 && inbox.withLockedValue { inbox in
                     guard !inbox.over, inbox.queue.isEmpty else { return false }
@@ -119,37 +159,98 @@ final class ListeningRoomDriver: Sendable {
         }
     }
 
-    /// Handles a batch of inputs. What members see goes out at once until the first change that
-    /// must be stored; from there on it waits, in order, for one flush of the batch's records.
-    private func perform(_ batch: [(ListeningRoom.Input, ClientConnection?)], _ room: inout ListeningRoom,
-                         _ members: inout ConnectionGroups, _ services: Services) async {
-        var records: [RoomRecord] = []
-        var held: [Action] = []
-        var holding = false
-        func act(_ action: Action, _ members: inout ConnectionGroups) {
-            guard !holding else { return held.append(action) }
-            perform(action, &members, services)
-        }
-        for (input, connection) in batch {
-            let now = Timestamp.now()
-            if let connection { act(.admit(connection), &members) }
-            room.handle(input, now: now)
-            while let output = room.pollOutput() {
-                switch output {
-                case .send(let message, let recipients): act(.send(message, recipients), &members)
-                case .close(let id, let code): act(.close(id, code), &members)
-                case .persistChange(let change): records.append(RoomRecord(change, roomID: roomID, at: now))
-                case .persistChat(let entry): records.append(.chat(StoredRoomChat(roomID: roomID, entry)))
-                case .persistClosed: records.append(.closed(roomID: roomID, at: now.milliseconds))
-                case .awaitPersistence: holding = true
+    /// One turn of the room: what the log holds past this driver's last entry, then the batch.
+    /// A batch with a command takes the room's turn in the store and stores what it publishes;
+    /// one of joins and leaves only (which publish nothing) just reads the log.
+    private func turn(_ batch: [(ListeningRoom.Input, ClientConnection?)], _ room: inout ListeningRoom,
+                      _ members: inout ConnectionGroups, _ services: Services) async {
+        let now = Timestamp.now()
+        let roomID = self.roomID
+        let engine = room
+        let knownSeq = inbox.withLockedValue { $0.knownSeq }
+        let logger = services.logger
+        @Sendable func decide(_ tail: RoomLogTail) -> (RoomLogAppend, Outcome) {
+            var room = engine
+            var actions: [Action] = []
+            var append = RoomLogAppend()
+            func drain() {
+                while let output = room.pollOutput() {
+                    switch output {
+                    case .send(let message, let recipients): actions.append(.send(message, recipients))
+                    case .close(let id, let code): actions.append(.close(id, code))
+                    case .publish(let event):
+                        if let record = RoomRecord(event.effect, roomID: roomID, at: now) { append.records.append(record) }
+                        append.entries.append(event.json.jsonText)
+                        // Sent once committed, like everything the turn decided.
+                        actions.append(.send(event.message, .all))
+                    }
                 }
             }
-            if case .leave(let id) = input { act(.remove(id), &members) }
+            if let reload = tail.reload {
+                room.handle(.restore(reload.room.map { RoomSnapshot($0.state, chat: reload.chat) } ?? RoomSnapshot()), now: now)
+                drain()
+            }
+            for entry in tail.entries {
+                guard let json = try? JSONParser.parse(entry.entryJSON), let event = RoomEvent(json: json) else {
+                    logger.error("unreadable room log entry", metadata: ["room": "\(roomID)", "seq": "\(entry.seq)"])
+                    continue
+                }
+                room.handle(.replay(event), now: now)
+                drain()
+            }
+            for (input, connection) in batch {
+                if let connection { actions.append(.admit(connection)) }
+                room.handle(input, now: now)
+                drain()
+                if case .leave(let id) = input { actions.append(.remove(id)) }
+            }
+            return (append, Outcome(room: room, actions: actions, published: append.entries.count))
         }
-        services.writer.enqueue(rooms: records)
-        guard holding else { return }
-        await services.writer.flush()
-        for action in held { perform(action, &members, services) }
+
+        let hasCommand = batch.contains { if case .command = $0.0 { true } else { false } }
+        let outcome: Outcome
+        let seq: Int64
+        do {
+            if hasCommand {
+                let turn = try await services.store.sequenceRoom(
+                    id: roomID, after: knownSeq, at: now.milliseconds, bound: services.logBound,
+                    chatLimit: engine.chatHistoryLimit, decide)
+                outcome = turn.decision
+                seq = turn.tail.lastSeq + Int64(outcome.published)
+                services.metrics.storeWrites.increment(by: Int64(outcome.published))
+            } else {
+                let tail = try await services.store.roomLog(id: roomID, after: knownSeq, chatLimit: engine.chatHistoryLimit)
+                (_, outcome) = decide(tail)
+                seq = tail.lastSeq
+            }
+        } catch {
+            services.metrics.storeErrors.increment()
+            logger.error("room turn failed", metadata: ["room": "\(roomID)", "inputs": "\(batch.count)", "error": "\(error)"])
+            // Nothing was stored, so nothing is published: joins and leaves still happen, and
+            // each command's sender learns that it was dropped.
+            var fallback = engine
+            var actions: [Action] = []
+            for (input, connection) in batch {
+                if let connection { actions.append(.admit(connection)) }
+                if case .command(let id, let command) = input {
+                    let refusal = ProtocolError(.serverBusy, "The room could not store this; try again.",
+                                                details: ["type": .string(command.type)])
+                    actions.append(.send(refusal.json, .one(id)))
+                    continue
+                }
+                fallback.handle(input, now: now)
+                while let output = fallback.pollOutput() {
+                    if case .send(let message, let recipients) = output { actions.append(.send(message, recipients)) }
+                }
+                if case .leave(let id) = input { actions.append(.remove(id)) }
+            }
+            room = fallback
+            for action in actions { perform(action, &members, services) }
+            return
+        }
+        room = outcome.room
+        inbox.withLockedValue { $0.knownSeq = max($0.knownSeq, seq) }
+        for action in outcome.actions { perform(action, &members, services) }
     }
 
     private func perform(_ action: Action, _ members: inout ConnectionGroups, _ services: Services) {

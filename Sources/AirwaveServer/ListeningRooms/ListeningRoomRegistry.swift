@@ -29,16 +29,50 @@ actor ListeningRoomRegistry {
     private var unstoredGuestRooms: Set<String> = []
     private let store: any RoomStore
     private let metrics: ServerMetrics
+    private let logBound: RoomLogBound
     private var services: ListeningRoomDriver.Services?
+    /// Names this process in guest voter keys (`RoomMember(instance:)`): connection numbers are
+    /// per process, so two nodes, or two runs of one node, must never share it.
+    nonisolated let instance: String
 
-    init(store: any RoomStore, metrics: ServerMetrics) {
+    /// How much of each room's log is kept by default: a node that falls further behind (it
+    /// missed notifications for that long) reloads the room from its rows instead.
+    static let defaultLogBound = RoomLogBound(entries: 1_000, age: 10 * 60 * 1_000)
+
+    /// A fresh instance name: random, so a restarted node gets a new one too.
+    static func newInstance() -> String { String(UInt64.random(in: 0...UInt64.max), radix: 36) }
+
+    init(store: any RoomStore, metrics: ServerMetrics, instance: String = ListeningRoomRegistry.newInstance(),
+         logBound: RoomLogBound = ListeningRoomRegistry.defaultLogBound) {
         self.store = store
         self.metrics = metrics
+        self.instance = instance
+        self.logBound = logBound
     }
 
-    func attach(writer: StoreWriter) {
+    /// Starts the registry; rooms store their changes themselves, one transaction per turn.
+    func attach() {
         services = ListeningRoomDriver.Services(
-            writer: writer, metrics: metrics, onIdle: { [weak self] roomID in await self?.forget(roomID) })
+            store: store, metrics: metrics, logger: Logger(label: "airwave.rooms"), logBound: logBound,
+            onIdle: { [weak self] roomID in await self?.forget(roomID) })
+    }
+
+    /// The same as ``attach()``; rooms no longer write through the shared writer.
+    func attach(writer _: StoreWriter) { attach() }
+
+    /// Follows other nodes' turns: each payload is `<room id> <last seq>` as the store announces
+    /// it (`SQLEventStore.roomLogChannel`); a room open here whose driver is behind catches up.
+    /// `ClusterNode.everyRoom` (notifications may have been missed) makes every open room read
+    /// its log. Returns when the stream ends.
+    func follow(_ payloads: AsyncStream<String>) async {
+        for await payload in payloads {
+            if payload == ClusterNode.everyRoom {
+                for driver in drivers.values { driver.notify(seq: .max) }
+                continue
+            }
+            guard let space = payload.lastIndex(of: " "), let seq = Int64(payload[payload.index(after: space)...]) else { continue }
+            drivers[String(payload[..<space])]?.notify(seq: seq)
+        }
     }
 
     /// The room's driver, loading the room from the store if it is not in memory. A room that
@@ -58,10 +92,12 @@ actor ListeningRoomRegistry {
             loading[roomID]! -= 1
             if loading[roomID] == 0 { loading[roomID] = nil }
         }
-        let stored = try await store.room(id: roomID)
+        // The room as stored and its last sequence number, read together (a reader at -1 gets
+        // the room rather than its log).
+        let tail = try await store.roomLog(id: roomID, after: -1, chatLimit: 100)
+        let stored = tail.reload?.room
+        let chat = tail.reload?.chat ?? []
         // Another caller may have loaded it while this one waited for the store.
-        if let driver = drivers[roomID] { return driver }
-        let chat = stored == nil ? [] : try await store.roomChat(roomID: roomID, limit: 100)
         if let driver = drivers[roomID] { return driver }
         if stored == nil {
             try await loadGuestRoomCount()
@@ -80,7 +116,7 @@ actor ListeningRoomRegistry {
         let room = ListeningRoom(roomID: roomID, hostUserID: stored?.hostUserID,
                                  restored: stored.map { RoomSnapshot($0.state, chat: chat) } ?? RoomSnapshot(),
                                  queueLimit: limits.queueLimit)
-        let driver = ListeningRoomDriver(roomID: roomID, limits: limits)
+        let driver = ListeningRoomDriver(roomID: roomID, seq: tail.lastSeq, limits: limits)
         drivers[roomID] = driver
         metrics.roomsOpen.record(drivers.count)
         tasks[roomID] = Task { await driver.run(room: room, services: services) }

@@ -53,3 +53,16 @@ extension RoomRecord {
         }
     }
 }
+
+extension RoomRecord {
+    /// The store's record of what a published event does to the room's state; nil for an event
+    /// that only relays (its log entry is all that is stored).
+    init?(_ effect: RoomEvent.Effect, roomID: String, at now: Timestamp) {
+        switch effect {
+        case .none: return nil
+        case .change(let change): self.init(change, roomID: roomID, at: now)
+        case .chat(let entry): self = .chat(StoredRoomChat(roomID: roomID, entry))
+        case .closed: self = .closed(roomID: roomID, at: now.milliseconds)
+        }
+    }
+}

@@ -8,19 +8,18 @@ import NIOConcurrencyHelpers
 final class StoreWriter: Sendable {
     private struct State {
         var pending: [StoreRecord] = []
-        var pendingRooms: [RoomRecord] = []
         var waiters: [CheckedContinuation<Void, Never>] = []
         var finished = false
     }
 
-    private let store: any EventStore & RoomStore
+    private let store: any EventStore
     private let logger: Logger
     private let metrics: ServerMetrics
     private let state = NIOLockedValueBox(State())
     private let wakeUps: AsyncStream<Void>
     private let wake: AsyncStream<Void>.Continuation
 
-    init(store: any EventStore & RoomStore, logger: Logger, metrics: ServerMetrics) {
+    init(store: any EventStore, logger: Logger, metrics: ServerMetrics) {
         self.store = store
         self.logger = logger
         self.metrics = metrics
@@ -31,13 +30,6 @@ final class StoreWriter: Sendable {
     func enqueue(_ records: [StoreRecord]) {
         guard !records.isEmpty else { return }
         state.withLockedValue { $0.pending.append(contentsOf: records) }
-        wake.yield()
-    }
-
-    /// Queues listening-room records; written in order, like event records.
-    func enqueue(rooms records: [RoomRecord]) {
-        guard !records.isEmpty else { return }
-        state.withLockedValue { $0.pendingRooms.append(contentsOf: records) }
         wake.yield()
     }
 
@@ -53,7 +45,7 @@ final class StoreWriter: Sendable {
     func run() async {
         for await _ in wakeUps {
             await drain()
-            if state.withLockedValue({ $0.finished && $0.pending.isEmpty && $0.pendingRooms.isEmpty }) { break }
+            if state.withLockedValue({ $0.finished && $0.pending.isEmpty }) { break }
         }
         await drain()
     }
@@ -67,15 +59,14 @@ final class StoreWriter: Sendable {
 
     private func drain() async {
         while true {
-            let (batch, rooms, waiters) = state.withLockedValue { state in
+            let (batch, waiters) = state.withLockedValue { state in
                 defer {
                     state.pending.removeAll(keepingCapacity: true)
-                    state.pendingRooms.removeAll(keepingCapacity: true)
                     state.waiters.removeAll()
                 }
-                return (state.pending, state.pendingRooms, state.waiters)
+                return (state.pending, state.waiters)
             }
-            if batch.isEmpty && rooms.isEmpty && waiters.isEmpty { return }
+            if batch.isEmpty && waiters.isEmpty { return }
             if !batch.isEmpty {
                 do {
                     try await store.write(batch)
@@ -83,16 +74,6 @@ final class StoreWriter: Sendable {
                 } catch {
                     metrics.storeErrors.increment()
                     logger.error("store write failed", metadata: ["records": "\(batch.count)", "error": "\(error)"])
-                }
-            }
-            if !rooms.isEmpty {
-                do {
-                    // One transaction for every room's changes of this pass (group commit).
-                    try await store.writeRooms(rooms)
-                    metrics.storeWrites.increment(by: Int64(rooms.count))
-                } catch {
-                    metrics.storeErrors.increment()
-                    logger.error("room store write failed", metadata: ["records": "\(rooms.count)", "error": "\(error)"])
                 }
             }
             for waiter in waiters { waiter.resume() }

@@ -23,12 +23,14 @@ struct RoomSocketRoutes: Sendable {
             let user = try await checks.verifiedUser(request, pathUserID: nil)
             let member: RoomMember
             if let user {
-                member = RoomMember(userID: user.userID, name: name ?? user.username, verified: true, connection: connection.id)
+                member = RoomMember(userID: user.userID, name: name ?? user.username, verified: true, connection: connection.id,
+                                    instance: server.rooms.instance)
             } else {
                 // A guest is one connection: its id and its votes last as long as the socket. The id
                 // is random so it never matches a guest of an earlier run in the stored chat.
                 let guestID = "guest-" + LiveEventRegistry.newEventID().prefix(10)
-                member = RoomMember(userID: guestID, name: name ?? guestID, verified: false, connection: connection.id)
+                member = RoomMember(userID: guestID, name: name ?? guestID, verified: false, connection: connection.id,
+                                    instance: server.rooms.instance)
             }
             driver = try await joinedDriver(roomID, member: member, connection: connection)
         } catch {
