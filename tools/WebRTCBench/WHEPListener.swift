@@ -1,4 +1,5 @@
 import AirwaveWebRTC
+import Foundation
 import NIOCore
 import NIOPosix
 
@@ -18,6 +19,19 @@ public struct WHEPListenerConfiguration: Sendable {
     public var decryptEvery: Int
     /// The offer's media direction.
     public var direction: WHEPOffer.Direction
+    /// The SRTP protection profiles the DTLS handshake offers, in order (the server picks).
+    /// Defaults to both, GCM first, as browsers; `AIRWAVE_BENCH_WHEP_SRTP=aes_cm` (or `gcm`)
+    /// in the environment offers only that one, so that a run measures one profile.
+    public var srtpProfiles: [SRTPProfile] = WHEPListenerConfiguration.environmentSRTPProfiles
+
+    /// The profiles `AIRWAVE_BENCH_WHEP_SRTP` names, else both.
+    public static var environmentSRTPProfiles: [SRTPProfile] {
+        switch ProcessInfo.processInfo.environment["AIRWAVE_BENCH_WHEP_SRTP"] {
+        case "aes_cm": [.aes128CMHMACSHA1_80]
+        case "gcm": [.aeadAES128GCM]
+        default: [.aeadAES128GCM, .aes128CMHMACSHA1_80]
+        }
+    }
 
     /// The defaults are what `airwave-bench` uses unless told otherwise.
     public init(consentInterval: TimeAmount = .seconds(2), checkRetryInterval: TimeAmount = .milliseconds(100),
@@ -245,7 +259,8 @@ public final class WHEPListener: @unchecked Sendable {
         let dtls: DTLSEndpoint
         do {
             server = try NIOCore.SocketAddress(ipAddress: answer.serverAddress.host, port: Int(answer.serverAddress.port))
-            dtls = try DTLSEndpoint(context: context, role: answer.dtlsRole, remoteFingerprint: answer.serverFingerprint)
+            dtls = try DTLSEndpoint(context: context, role: answer.dtlsRole, remoteFingerprint: answer.serverFingerprint,
+                                    profiles: configuration.srtpProfiles)
         } catch {
             state = .failed("\(error)")
             return eventLoop.makeFailedFuture(WHEPListenerError("\(error)"))
