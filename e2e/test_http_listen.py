@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 
 from awtest import close_all, go_live, http_get, join, metric_sum, metrics, q, recv_until, run, send, token, uid
-from test_media import KIND_PCM, TONE_440, Tap, media, sync_point
+from test_media import KIND_PCM, TONE_440, Tap, make_cohost, media
 
 FFMPEG = shutil.which("ffmpeg")
 FFPROBE = shutil.which("ffprobe")
@@ -398,6 +398,55 @@ def test_a_stuck_player_is_dropped_at_the_bound_without_delaying_another(server)
         stuck.close()
         await close_all(ws)
     run(main(), 120)
+
+
+def test_a_hosts_resume_continues_the_stream(server):
+    async def main():
+        host_id = uid("host")
+        ws, link = await go_live(server, host_id, "Host")
+        stream = await listen(server, f"/listen/{link['event_id']}")
+        assert await asyncio.to_thread(stream.wait_chunks, 3, 10) >= 3
+        await ws.close()
+        ws2, link2 = await go_live(server, host_id, "Host")
+        assert link2["resumed"] is True and link2["event_id"] == link["event_id"]
+        have = len(stream.chunks)
+        assert await asyncio.to_thread(stream.wait_chunks, have + 5, 10) >= have + 5, "pages stopped after the resume"
+        assert not stream.eof.is_set()
+        pages = ogg_pages(stream.body)
+        assert [p.sequence for p in pages] == list(range(len(pages))), "one stream, no page missing"
+        assert len({p.serial for p in pages}) == 1 and not any(p.flags & 0x04 for p in pages)
+        await send(ws2, {"type": "stream_ended", "event_id": link["event_id"]})
+        assert await asyncio.to_thread(stream.eof.wait, 10) and stream.clean_end
+        await close_all(ws2)
+    run(main(), 40)
+
+
+def test_a_listener_who_becomes_a_cohost_hears_the_mix_without_itself(server):
+    """Its user's role changes the mix it hears, as for a WHEP listener: the stream it had ends
+    (end-of-stream page) and the mix-minus follows as a new chained stream (new serial, headers)."""
+    async def main():
+        ws, link = await go_live(server, uid("host"), "Host")
+        host = Tap(ws, "host")
+        member = await join(server, link["event_id"], uid("cohost"), verified=True)
+        member_tap = Tap(member.ws, "cohost")
+        stream = await listen(server, f"/listen/{link['event_id']}?token={q(token(member.user_id))}")
+        assert await asyncio.to_thread(stream.wait_chunks, 3, 10) >= 3
+        await make_cohost(ws, host, member, member_tap)
+        have = len(stream.chunks)
+        assert await asyncio.to_thread(stream.wait_chunks, have + 3, 10) >= have + 3
+        await send(ws, {"type": "stream_ended", "event_id": link["event_id"]})
+        assert await asyncio.to_thread(stream.eof.wait, 10) and stream.clean_end
+        await close_all(ws, member.ws)
+
+        pages = ogg_pages(stream.body)
+        serials = list(dict.fromkeys(p.serial for p in pages))
+        assert len(serials) == 2, serials
+        first = [p for p in pages if p.serial == serials[0]]
+        second = [p for p in pages if p.serial == serials[1]]
+        assert first[-1].flags == 0x04 and second[0].flags == 0x02, "the first stream ends before the second begins"
+        assert second[0].packets[0].startswith(b"OpusHead") and second[-1].flags == 0x04
+        assert pages.index(second[0]) == len(first), "chained: one after the other"
+    run(main(), 40)
 
 
 # ---------------------------------------------------------------------------- HLS

@@ -35,13 +35,28 @@ struct OggHTTPOutput {
         listeners.remove(id)
     }
 
-    /// Ends the stream for one listener (the end page where the stream stands) and forgets it.
-    /// False if it is not a listener of this output.
+    /// Ends the stream for one listener (the end page where the stream stands), and with it
+    /// the response, and forgets it. False if it is not a listener of this output.
     mutating func finish(_ id: ConnectionID) -> Bool {
         guard let listener = listeners.remove(id) else { return false }
-        if endChunk == nil { endChunk = HTTPChunk.frame(stream.endPage()) }
-        listener.finish(endChunk!)
+        listener.finish(currentEndChunk())
         return true
+    }
+
+    /// The listener moves to another output: this stream ends for it (the end page), and the
+    /// response goes on with the next stream (a chained Ogg stream).
+    mutating func handOver(_ id: ConnectionID) {
+        guard let listener = listeners.remove(id) else { return }
+        let end = currentEndChunk()
+        let now = Timestamp.now()
+        listener.channel.eventLoop.execute { listener.deliver(end, class: .control, now: now) }
+    }
+
+    private mutating func currentEndChunk() -> ByteBuffer {
+        if let endChunk { return endChunk }
+        let chunk = HTTPChunk.frame(stream.endPage())
+        endChunk = chunk
+        return chunk
     }
 
     /// Takes one 20 ms packet of the output; a completed page goes to every listener. Returns

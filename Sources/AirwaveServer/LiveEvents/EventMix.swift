@@ -51,7 +51,7 @@ struct EventMix {
     mutating func subscribe(_ id: ConnectionID, minus: UInt32?, via recipient: Recipient) {
         // An HTTP listener moved to another output: its stream ends and the new one follows (chained Ogg).
         if case .http = recipient, let old = subscribers[id], Self.output(old) != Self.output(minus) {
-            _ = httpOutputs[Self.output(old)]?.finish(id)
+            httpOutputs[Self.output(old)]?.handOver(id)
         }
         unsubscribe(id, updating: false)
         subscribers[id] = minus
