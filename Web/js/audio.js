@@ -115,6 +115,44 @@ export class SpeakerMix {
 }
 
 /**
+ * For browsers without WebCodecs (or `?player=http`): the event's mix as the live Ogg Opus stream
+ * of `GET /listen/{eventId}` (PROTOCOL.md 9) in an `<audio>` element, measured like `SpeakerMix`
+ * (same `peak`, `levelAt`). The WebSocket's media frames are not needed then.
+ */
+export class StreamPlayer {
+  constructor(engine, element, url) {
+    this.engine = engine;
+    this.element = element;
+    this.framesBySource = new Map();
+    element.src = url;
+    this.ready = engine.ready.then(() => {
+      const context = engine.context;
+      this.analyser = context.createAnalyser();
+      this.analyser.fftSize = 16384;
+      this.analyser.smoothingTimeConstant = 0;
+      context.createMediaElementSource(element).connect(this.analyser);
+      this.analyser.connect(context.destination);
+    });
+    this.play();
+  }
+
+  /** Starts playback; a browser that wants a click first waits for the page's sound button. */
+  play() {
+    return this.element.play().catch(() => {});
+  }
+
+  push() {}
+  removeSource() {}
+
+  close() {
+    this.element.pause();
+    this.element.removeAttribute("src");
+    this.element.load();
+  }
+}
+for (const name of ["spectrum", "peak", "levelAt"]) StreamPlayer.prototype[name] = SpeakerMix.prototype[name];
+
+/**
  * The microphone, encoded to Opus: 48 kHz mono, 20 ms packets, each sent as one media frame whose
  * header carries the level of the 20 ms of PCM it was encoded from (RFC 6464, byte 3).
  * `processing: false` asks the browser for raw capture (no echo cancellation / noise suppression).

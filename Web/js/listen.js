@@ -1,7 +1,7 @@
 // Listener page (PROTOCOL.md 2.2): plays every speaker, shows the screen share, chats, answers
 // the host's invitation and, as a co-host, sends its microphone. A verified listener (with a
 // token) reconnects by itself; an unverified one would be refused as a duplicate, so it asks.
-import { AudioEngine, Microphone, SpeakerMix } from "./audio.js";
+import { AudioEngine, Microphone, SpeakerMix, StreamPlayer } from "./audio.js";
 import { Connection } from "./connection.js";
 import { Kind, decodeFrame, urls } from "./protocol.js";
 import { Participants } from "./participants.js";
@@ -16,7 +16,16 @@ $("#event-id").textContent = eventId;
 $("#me").textContent = `${me.name}${me.token ? " (verified)" : ""}`;
 
 const engine = new AudioEngine();
-const mix = new SpeakerMix(engine);
+// Any player can play the event over plain HTTP (PROTOCOL.md 9); the link carries no token.
+const playerPath = `listen/${encodeURIComponent(eventId)}`;
+$("#player-link").href = playerPath;
+$("#player-link").textContent = new URL(playerPath, location.href).href;
+// Without WebCodecs the page plays that stream in an <audio> element (with the token, so the
+// player and this page count as one listener); `?player=http` asks for it anyway.
+const streamed = typeof AudioDecoder !== "function" || params.get("player") === "http";
+const mix = streamed
+  ? new StreamPlayer(engine, $("#stream-player"), me.token ? `${playerPath}?token=${encodeURIComponent(me.token)}` : playerPath)
+  : new SpeakerMix(engine);
 const participants = new Participants();
 const screen = new ScreenReceiver($("#screen"), () => conn.send({ type: "keyframe_request" }));
 let mic = null;
@@ -197,7 +206,10 @@ $("#leave").addEventListener("click", () => {
   setStatus("off", "left");
   showBanner("info", "You left.", "", { label: "Back to start", run: () => (location.href = "./") });
 });
-$("#unblock").addEventListener("click", () => engine.resume());
+$("#unblock").addEventListener("click", () => {
+  engine.resume();
+  if (streamed) mix.play();
+});
 wireChatForm($("#chat-form"), (text) => conn.send({ type: "broadcast_message", message: text }));
 
 setInterval(() => {
@@ -215,4 +227,4 @@ if (!eventId) showBanner("bad", "No event.", "Open this page from the start page
 else conn.connect();
 
 // For the browser tests and for poking around in the console.
-window.airwave = { conn, mix, screen, participants, get mic() { return mic; }, get role() { return role; } };
+window.airwave = { conn, mix, screen, participants, streamed, get mic() { return mic; }, get role() { return role; } };
