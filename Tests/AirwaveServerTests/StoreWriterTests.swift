@@ -1,6 +1,7 @@
 import AirwaveStore
 import Foundation
 import Logging
+import NIOConcurrencyHelpers
 import Testing
 
 @testable import AirwaveServer
@@ -37,9 +38,85 @@ import Testing
         writer.enqueue([.eventStarted(eventID: "e2", hostUserID: "h", hostUsername: "H", mode: "audio", at: 1)])
         await writer.flush()
         #expect(try await store.event(id: "e2") != nil)
-        #expect(metrics.render().contains("airwave_store_errors_total 1"))
+        // Refused twice while the store answers (one retry), then dropped.
+        #expect(metrics.render().contains("airwave_store_errors_total 2"))
         writer.finish()
         await running.value
         try await store.shutdown()
     }
+
+    /// While the store is unreachable nothing is dropped: a flush with a deadline says "not yet",
+    /// and once the store answers every record is written, in order.
+    @Test func recordsWaitForAnUnreachableStore() async throws {
+        let store = OutageStore(try await SQLiteEventStore.openInMemory())
+        try await store.migrate()
+        let writer = StoreWriter(store: store, logger: Logger(label: "test"), metrics: ServerMetrics())
+        let running = Task { await writer.run() }
+        writer.enqueue([.eventStarted(eventID: "e1", hostUserID: "h", hostUsername: "H", mode: "audio", at: 1)])
+        #expect(await writer.flush())
+        store.down.withLockedValue { $0 = true }
+        for i in 0..<3 { writer.enqueue([chat("e1", "while down \(i)", at: Int64(10 + i))]) }
+        #expect(await writer.flush(within: .milliseconds(300)) == false)
+        store.down.withLockedValue { $0 = false }
+        #expect(await writer.flush())
+        #expect(try await store.chat(eventID: "e1", before: nil, limit: 10).map(\.message) == ["while down 0", "while down 1", "while down 2"])
+        writer.finish()
+        await running.value
+        try await store.shutdown()
+    }
+
+    /// The queue is bounded: while the store is unreachable the oldest records beyond the bound go.
+    @Test func theQueueIsBoundedWhileTheStoreIsUnreachable() async throws {
+        let store = OutageStore(try await SQLiteEventStore.openInMemory())
+        try await store.migrate()
+        let metrics = ServerMetrics()
+        let writer = StoreWriter(store: store, logger: Logger(label: "test"), metrics: metrics, pendingLimit: 3)
+        let running = Task { await writer.run() }
+        writer.enqueue([.eventStarted(eventID: "e1", hostUserID: "h", hostUsername: "H", mode: "audio", at: 1)])
+        #expect(await writer.flush())
+        store.down.withLockedValue { $0 = true }
+        // The first is taken by the writer at once and kept; of the next ones only the newest 3 fit.
+        writer.enqueue([chat("e1", "first", at: 10)])
+        #expect(await writer.flush(within: .milliseconds(100)) == false)
+        for i in 0..<5 { writer.enqueue([chat("e1", "m\(i)", at: Int64(20 + i))]) }
+        store.down.withLockedValue { $0 = false }
+        #expect(await writer.flush())
+        #expect(try await store.chat(eventID: "e1", before: nil, limit: 10).map(\.message) == ["first", "m2", "m3", "m4"])
+        writer.finish()
+        await running.value
+        try await store.shutdown()
+    }
+
+    private func chat(_ eventID: String, _ message: String, at: Int64) -> StoreRecord {
+        .chat(StoredChatMessage(eventID: eventID, userID: "u", username: "U", message: message, sentAt: at, verified: false))
+    }
+}
+
+/// A store that can be made unreachable: while `down`, writes and pings throw.
+private final class OutageStore: EventStore {
+    struct Unreachable: Error {}
+    let inner: SQLiteEventStore
+    let down = NIOLockedValueBox(false)
+
+    init(_ inner: SQLiteEventStore) { self.inner = inner }
+
+    private func check() throws { if down.withLockedValue({ $0 }) { throw Unreachable() } }
+    func migrate() async throws { try await inner.migrate() }
+    func write(_ records: [StoreRecord]) async throws {
+        try check()
+        try await inner.write(records)
+    }
+    func event(id: String, withParticipants: Bool) async throws -> StoredEvent? { try await inner.event(id: id, withParticipants: withParticipants) }
+    func participants(eventID: String, after: Int64?, limit: Int) async throws -> ParticipantPage {
+        try await inner.participants(eventID: eventID, after: after, limit: limit)
+    }
+    func chat(eventID: String, before: Int64?, limit: Int) async throws -> [StoredChatMessage] {
+        try await inner.chat(eventID: eventID, before: before, limit: limit)
+    }
+    func endInterruptedEvents(reason: String, at: EpochMillis) async throws -> Int { try await inner.endInterruptedEvents(reason: reason, at: at) }
+    func ping() async throws {
+        try check()
+        try await inner.ping()
+    }
+    func shutdown() async throws { try await inner.shutdown() }
 }
