@@ -306,7 +306,7 @@ struct RelayService: Service {
             // Cancelled on its own at the end: the writer must drain, not be cancelled.
             let clusterTask = server.cluster.map { cluster in
                 Task {
-                    async let rooms: Void = { for await _ in cluster.roomNotifications {} }()  // TODO(rooms): follow
+                    async let rooms: Void = server.rooms.follow(cluster.roomNotifications)
                     await cluster.run()
                     await rooms
                 }
