@@ -15,20 +15,37 @@ public struct RoomLogEntry: Sendable, Equatable {
     }
 }
 
-/// What a room's log holds after a sequence number the reader knows.
+/// Where a reader of a room's log is: the last entry it applied, in which incarnation of the room.
+public struct RoomLogPosition: Sendable, Equatable {
+    /// The number of the last entry (0: none yet; below 0: the reader knows nothing yet).
+    public var seq: Int64
+    /// When the room's row was made (`rooms.created_at`). A room deleted and used again is a new
+    /// incarnation whose numbers start again at 1; nil: no row (known to the reader, or yet).
+    public var createdAt: EpochMillis?
+
+    public init(seq: Int64, createdAt: EpochMillis?) {
+        self.seq = seq
+        self.createdAt = createdAt
+    }
+
+    /// A reader that knows nothing of the room: it is given the room as stored.
+    public static let unknown = RoomLogPosition(seq: -1, createdAt: nil)
+}
+
+/// What a room's log holds after a position the reader knows.
 public struct RoomLogTail: Sendable, Equatable {
-    /// The entries after it, oldest first, ending at `lastSeq`; empty when `reload` is set.
+    /// The entries after it, oldest first, ending at `position.seq`; empty when `reload` is set.
     public var entries: [RoomLogEntry]
-    /// The room's last sequence number (0: none yet).
-    public var lastSeq: Int64
-    /// Set when the entries cannot bring the reader up to date: the log was pruned past the
-    /// number it knows, or the room was deleted and used again (its numbers went back). The
-    /// reader starts again from the room as stored now.
+    /// Where the log is now.
+    public var position: RoomLogPosition
+    /// Set when the entries cannot bring the reader up to date: the reader knew nothing, the log
+    /// was pruned past the number it knows, or the room was deleted and used again (another
+    /// incarnation). The reader starts again from the room as stored now.
     public var reload: RoomReload?
 
-    public init(entries: [RoomLogEntry], lastSeq: Int64, reload: RoomReload?) {
+    public init(entries: [RoomLogEntry], position: RoomLogPosition, reload: RoomReload?) {
         self.entries = entries
-        self.lastSeq = lastSeq
+        self.position = position
         self.reload = reload
     }
 }
@@ -72,8 +89,10 @@ public struct RoomLogAppend: Sendable, Equatable {
 public struct RoomTurn<Decision: Sendable>: Sendable {
     /// What the log held when the turn's decision was made (the last try's).
     public var tail: RoomLogTail
-    /// The sequence number of the turn's first entry (`tail.lastSeq + 1`).
+    /// The sequence number of the turn's first entry (`tail.position.seq + 1`).
     public var firstSeq: Int64
+    /// Where the log is after the turn (its last entry, and the room's row, new or not).
+    public var position: RoomLogPosition
     /// What the turn's `decide` returned besides the write.
     public var decision: Decision
 }

@@ -37,10 +37,10 @@ public protocol RoomStore: Sendable {
     /// A `limit` of zero or less returns no messages.
     func roomChat(roomID: String, limit: Int) async throws -> [StoredRoomChat]
 
-    /// The room's log after sequence number `after` (or the room as stored, when the log cannot
-    /// bring a reader at `after` up to date), read without taking the room's turn; `chatLimit`
-    /// bounds the chat of a reload.
-    func roomLog(id: String, after: Int64, chatLimit: Int) async throws -> RoomLogTail
+    /// The room's log after position `after` (or the room as stored, when the log cannot bring a
+    /// reader at `after` up to date), read without taking the room's turn; `chatLimit` bounds the
+    /// chat of a reload.
+    func roomLog(id: String, after: RoomLogPosition, chatLimit: Int) async throws -> RoomLogTail
 
     /// One turn of a room, all in one transaction: waits for the room's turn (other nodes'
     /// turns of the same room come before or after, never between), reads the log after
@@ -48,7 +48,7 @@ public protocol RoomStore: Sendable {
     /// with the next sequence numbers, prunes the log to `bound`, and announces the new last
     /// number to other nodes on commit. `decide` may run again if the transaction is retried.
     func sequenceRoom<Decision: Sendable>(
-        id: String, after: Int64, at: EpochMillis, bound: RoomLogBound, chatLimit: Int,
+        id: String, after: RoomLogPosition, at: EpochMillis, bound: RoomLogBound, chatLimit: Int,
         _ decide: @escaping @Sendable (RoomLogTail) throws -> (RoomLogAppend, Decision)
     ) async throws -> RoomTurn<Decision>
 }

@@ -28,7 +28,8 @@ extension SQLEventStore {
 
 extension SQLEventStore {
     /// The PostgreSQL channel on which ``sequenceRoom(id:after:at:bound:chatLimit:_:)`` announces a
-    /// room's new entries, payload `<room id> <last seq>`; sent on commit, in commit order.
+    /// room's new entries, payload `<room id> <last seq> <created_at>` (the room's position,
+    /// ``RoomLogPosition``); sent on commit, in commit order.
     public static let roomLogChannel = "airwave_rooms"
 
     /// The first key of the advisory locks that serialise each room's turns (the second is a
@@ -43,37 +44,40 @@ extension SQLEventStore {
         try await db.raw("SELECT pg_advisory_xact_lock(\(literal: Int(roomLockClass)), hashtext(\(bind: roomID)))").run()
     }
 
-    /// The room's last sequence number and its entries after `after`, or what it holds now if
-    /// those do not follow `after` (see ``RoomLogTail/reload``).
-    static func roomLogTail(_ roomID: String, after: Int64, chatLimit: Int, on db: any SQLDatabase) async throws -> RoomLogTail {
-        let lastSeq = try await db.select().column("log_seq").from(Table.rooms).where("room_id", .equal, roomID)
-            .first(decodingColumn: "log_seq", as: Int64.self) ?? 0
-        guard lastSeq != after else { return RoomLogTail(entries: [], lastSeq: lastSeq, reload: nil) }
-        // A reader with nothing yet (after < 0) starts from the stored room, not from the entries.
-        let rows = lastSeq < after || after < 0 ? [] : try await db.select()
+    /// The room's position and its entries after `after`, or what it holds now if those do not
+    /// follow `after` (see ``RoomLogTail/reload``).
+    static func roomLogTail(_ roomID: String, after: RoomLogPosition, chatLimit: Int, on db: any SQLDatabase) async throws -> RoomLogTail {
+        let row = try await db.select().columns("log_seq", "created_at").from(Table.rooms).where("room_id", .equal, roomID).first()
+        let now = RoomLogPosition(seq: try row?.decode(column: "log_seq", as: Int64.self) ?? 0,
+                                  createdAt: try row?.decode(column: "created_at", as: EpochMillis.self))
+        // The same incarnation of the room (a reader that knew of no row takes the first one's).
+        let sameRoom = after.seq >= 0 && (after.createdAt == nil || after.createdAt == now.createdAt)
+        if sameRoom, now.seq == after.seq { return RoomLogTail(entries: [], position: now, reload: nil) }
+        let rows = !sameRoom || now.seq < after.seq ? [] : try await db.select()
             .columns("seq", "entry_json", "at")
             .from(Table.roomLog)
             .where("room_id", .equal, roomID)
-            .where("seq", .greaterThan, after)
+            .where("seq", .greaterThan, after.seq)
             .orderBy("seq")
             .all()
         let entries = try rows.map { row in
             RoomLogEntry(seq: try row.decode(column: "seq", as: Int64.self), entryJSON: try row.decode(column: "entry_json", as: String.self),
                          at: try row.decode(column: "at", as: EpochMillis.self))
         }
-        // Entries are numbered without holes, and pruned only from the oldest: they follow `after`
-        // unless pruned past it, or the room's numbers went back (it was deleted and used again).
-        if lastSeq > after, entries.first?.seq == after + 1, entries.last?.seq == lastSeq {
-            return RoomLogTail(entries: entries, lastSeq: lastSeq, reload: nil)
+        // Entries are numbered without holes and pruned only from the oldest: they follow `after`
+        // unless pruned past it. A reader with nothing yet (seq < 0), or one of an earlier
+        // incarnation (the room was deleted and used again), starts from the room as stored.
+        if sameRoom, now.seq > after.seq, entries.first?.seq == after.seq + 1, entries.last?.seq == now.seq {
+            return RoomLogTail(entries: entries, position: now, reload: nil)
         }
         let room = try await roomRow(roomID, on: db)
         let chat = room == nil ? [] : try await roomChatRows(roomID, limit: chatLimit, on: db)
-        return RoomLogTail(entries: [], lastSeq: lastSeq, reload: RoomReload(room: room, chat: chat))
+        return RoomLogTail(entries: [], position: now, reload: RoomReload(room: room, chat: chat))
     }
 
     /// The room's entries after `after`, without taking its turn (a node catching up after a
     /// notification, or before a batch that stores nothing).
-    public func roomLog(id: String, after: Int64, chatLimit: Int) async throws -> RoomLogTail {
+    public func roomLog(id: String, after: RoomLogPosition, chatLimit: Int) async throws -> RoomLogTail {
         try await read { db in try await Self.roomLogTail(id, after: after, chatLimit: chatLimit, on: db) }
     }
 
@@ -86,30 +90,39 @@ extension SQLEventStore {
     /// effects of its own; what it returns besides the write comes back once committed. Returns
     /// the tail `decide` saw last and the sequence number of the first appended entry.
     public func sequenceRoom<Decision: Sendable>(
-        id roomID: String, after: Int64, at: EpochMillis, bound: RoomLogBound, chatLimit: Int,
+        id roomID: String, after: RoomLogPosition, at: EpochMillis, bound: RoomLogBound, chatLimit: Int,
         _ decide: @escaping @Sendable (RoomLogTail) throws -> (RoomLogAppend, Decision)
     ) async throws -> RoomTurn<Decision> {
         try await transaction { db in
             try await Self.lockRoom(roomID, on: db)
             let tail = try await Self.roomLogTail(roomID, after: after, chatLimit: chatLimit, on: db)
             let (append, decision) = try decide(tail)
-            let firstSeq = tail.lastSeq + 1
+            let firstSeq = tail.position.seq + 1
             guard !append.entries.isEmpty || !append.records.isEmpty else {
-                return RoomTurn(tail: tail, firstSeq: firstSeq, decision: decision)
+                return RoomTurn(tail: tail, firstSeq: firstSeq, position: tail.position, decision: decision)
             }
             var knownRooms = Set<String>()
             try await Self.ensureRoom(roomID, at: at, on: db, knownRooms: &knownRooms)
             for step in try Self.roomWriteSteps(for: append.records) {
                 try await Self.apply(step, on: db, knownRooms: &knownRooms)
             }
-            guard !append.entries.isEmpty else { return RoomTurn(tail: tail, firstSeq: firstSeq, decision: decision) }
+            // The row may be new: its creation time names this incarnation of the room.
+            var createdAt = tail.position.createdAt
+            if createdAt == nil {
+                createdAt = try await db.select().column("created_at").from(Table.rooms)
+                    .where("room_id", .equal, roomID).first(decodingColumn: "created_at", as: EpochMillis.self)
+            }
+            guard !append.entries.isEmpty else {
+                return RoomTurn(tail: tail, firstSeq: firstSeq, position: RoomLogPosition(seq: tail.position.seq, createdAt: createdAt),
+                                decision: decision)
+            }
             for (offset, entry) in append.entries.enumerated() {
                 try await db.insert(into: Table.roomLog)
                     .columns("room_id", "seq", "entry_json", "at")
                     .values(roomID, firstSeq + Int64(offset), entry, at)
                     .run()
             }
-            let lastSeq = tail.lastSeq + Int64(append.entries.count)
+            let lastSeq = tail.position.seq + Int64(append.entries.count)
             try await db.update(Table.rooms).set("log_seq", to: lastSeq).where("room_id", .equal, roomID).run()
             try await db.delete(from: Table.roomLog)
                 .where("room_id", .equal, roomID)
@@ -119,22 +132,23 @@ extension SQLEventStore {
                 }
                 .run()
             if db.dialect.name == "postgresql" {
-                try await db.raw("SELECT pg_notify(\(bind: Self.roomLogChannel), \(bind: "\(roomID) \(lastSeq)"))").run()
+                let payload = "\(roomID) \(lastSeq) \(createdAt ?? 0)"
+                try await db.raw("SELECT pg_notify(\(bind: Self.roomLogChannel), \(bind: payload))").run()
             }
-            return RoomTurn(tail: tail, firstSeq: firstSeq, decision: decision)
+            return RoomTurn(tail: tail, firstSeq: firstSeq, position: RoomLogPosition(seq: lastSeq, createdAt: createdAt), decision: decision)
         }
     }
 }
 
 extension SQLBackedStore {
     /// The room's log after `after` (see ``SQLEventStore/roomLog(id:after:chatLimit:)``).
-    public func roomLog(id: String, after: Int64, chatLimit: Int) async throws -> RoomLogTail {
+    public func roomLog(id: String, after: RoomLogPosition, chatLimit: Int) async throws -> RoomLogTail {
         try await store.roomLog(id: id, after: after, chatLimit: chatLimit)
     }
 
     /// One turn of a room (see ``SQLEventStore/sequenceRoom(id:after:at:bound:chatLimit:_:)``).
     public func sequenceRoom<Decision: Sendable>(
-        id: String, after: Int64, at: EpochMillis, bound: RoomLogBound, chatLimit: Int,
+        id: String, after: RoomLogPosition, at: EpochMillis, bound: RoomLogBound, chatLimit: Int,
         _ decide: @escaping @Sendable (RoomLogTail) throws -> (RoomLogAppend, Decision)
     ) async throws -> RoomTurn<Decision> {
         try await store.sequenceRoom(id: id, after: after, at: at, bound: bound, chatLimit: chatLimit, decide)

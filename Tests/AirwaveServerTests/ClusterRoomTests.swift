@@ -177,6 +177,48 @@ import Testing
         }
     }
 
+    @Test(.timeLimit(.minutes(2))) func aTurnTheStoreRefusesReachesNoMemberAndTellsTheSender() async throws {
+        try await Self.withTwoNodes { a, b, _, database in
+            let a1 = try await Self.join(a, "a1", token: try a.token("u1", username: "Uma"))
+            let b1 = try await Self.join(b, "b1")
+            a1.send(["type": "song_queued", "song_id": "s1"])
+            for member in [a1, b1] { try await member.wait("the first song") { $0.contains { $0["type"] == "song_queued" } } }
+            // The log's table is gone: no turn can commit.
+            try await database.store.database.raw("DROP TABLE room_log").run()
+            a1.send(["type": "chat_message", "message": "never stored"])
+            try await a1.wait("server_busy") { $0.contains { $0["code"] == "server_busy" } }
+            let refusal = try #require(a1.messages.first { $0["code"] == "server_busy" })
+            #expect(refusal["details"] == ["type": "chat_message", "reason": "store"])
+            // Nothing of it reached anyone: a member joining on the other node still gets its
+            // room_state (joins need no turn to succeed), and no chat was relayed.
+            let late = try await Self.join(b, "late")
+            #expect(late.messages.count == 1)
+            #expect(a1.relays.map { $0["type"] } == ["song_queued"])
+            #expect(b1.relays.map { $0["type"] } == ["song_queued"])
+            for member in [a1, b1, late] { await member.close() }
+        }
+    }
+
+    @Test(.timeLimit(.minutes(2))) func aRoomDeletedAndUsedAgainElsewhereIsReloadedOnceThenFollowed() async throws {
+        try await Self.withTwoNodes { a, b, _, database in
+            let b1 = try await Self.join(b, "b1")
+            b1.send(["type": "user_joined"])
+            try await b1.wait("its user_joined") { $0.contains { $0["type"] == "user_joined" } }
+            // Another node deleted the room, holding nothing (as its last member there left).
+            try await database.store.database.raw("DELETE FROM rooms WHERE room_id = 'r1'").run()
+            // Used again on node A: its numbers start again at 1.
+            let a1 = try await Self.join(a, "a1", token: try a.token("u1", username: "Uma"))
+            a1.send(["type": "user_joined"])
+            try await b1.wait("a second room_state") { $0.filter { $0["type"] == "room_state" }.count == 2 }
+            a1.send(["type": "song_queued", "song_id": "s1"])
+            try await b1.wait("the song") { $0.contains { $0["type"] == "song_queued" } }
+            // Reloaded once, then followed entry by entry.
+            #expect(b1.messages.map { $0["type"] } == ["room_state", "user_joined", "room_state", "song_queued"])
+            await a1.close()
+            await b1.close()
+        }
+    }
+
     /// The elements of a JSON array (none for anything else).
     static func items(_ value: JSONValue?) -> [JSONValue] {
         if case .array(let elements)? = value { elements } else { [] }

@@ -21,12 +21,12 @@ import NIOCore
 /// the next sequence numbers (group commit). Nothing of the batch reaches a member before the
 /// commit; then everything goes out in order. The engine runs on a copy, adopted once the turn
 /// is committed, because the store may run the turn again. Another node's events arrive through
-/// ``notify(seq:)``: the driver reads the log past its last entry and replays it.
+/// ``notify(_:)``: the driver reads the log past its last entry and replays it.
 final class ListeningRoomDriver: Sendable {
     private struct Inbox {
         var queue: RoomInbox<(ListeningRoom.Input, ClientConnection?)>
-        /// The room's last sequence number this driver has applied.
-        var knownSeq: Int64
+        /// The room's last entry this driver has applied, and the room's incarnation.
+        var known: RoomLogPosition
         /// The log holds entries past `knownSeq` (another node announced them).
         var behind = false
         /// The driver stopped (idle or shut down): nothing more is accepted.
@@ -53,11 +53,11 @@ final class ListeningRoomDriver: Sendable {
     private let wakeUps: AsyncStream<Void>
     private let wake: AsyncStream<Void>.Continuation
 
-    /// `seq` is the room's last sequence number in the state the driver starts from.
-    init(roomID: String, seq: Int64, limits: RoomLimits) {
+    /// `position` is the room's position in the state the driver starts from.
+    init(roomID: String, position: RoomLogPosition, limits: RoomLimits) {
         self.roomID = roomID
         inbox = NIOLockedValueBox(Inbox(queue: RoomInbox(perConnectionLimit: limits.inboxPerConnection, limit: limits.inboxLimit),
-                                        knownSeq: seq))
+                                        known: position))
         (wakeUps, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
 
@@ -80,18 +80,18 @@ final class ListeningRoomDriver: Sendable {
         return submission
     }
 
-    /// The room's log reached `seq` (a notification): catch up unless this driver is there.
-    func notify(seq: Int64) {
+    /// The room's log reached `position` (a notification): catch up unless this driver is there.
+    /// A position without an incarnation (nil) only compares numbers.
+    func notify(_ position: RoomLogPosition) {
         let behind = inbox.withLockedValue { inbox in
-            guard !inbox.over, seq > inbox.knownSeq else { return false }
+            let otherRoom = position.createdAt != nil && position.createdAt != inbox.known.createdAt
+            guard !inbox.over, position.seq > inbox.known.seq || otherRoom else { return false }
             inbox.behind = true
             return true
         }
         if behind { wake.yield() }
     }
 
-    /// The room's last sequence number this driver has applied.
-    var knownSeq: Int64 { inbox.withLockedValue { $0.knownSeq } }
 
     func shutdown() {
         inbox.withLockedValue { $0.shutdown = true }
@@ -167,7 +167,7 @@ final class ListeningRoomDriver: Sendable {
         let now = Timestamp.now()
         let roomID = self.roomID
         let engine = room
-        let knownSeq = inbox.withLockedValue { $0.knownSeq }
+        let known = inbox.withLockedValue { $0.known }
         let logger = services.logger
         @Sendable func decide(_ tail: RoomLogTail) -> (RoomLogAppend, Outcome) {
             var room = engine
@@ -209,19 +209,19 @@ final class ListeningRoomDriver: Sendable {
 
         let hasCommand = batch.contains { if case .command = $0.0 { true } else { false } }
         let outcome: Outcome
-        let seq: Int64
+        let position: RoomLogPosition
         do {
             if hasCommand {
                 let turn = try await services.store.sequenceRoom(
-                    id: roomID, after: knownSeq, at: now.milliseconds, bound: services.logBound,
+                    id: roomID, after: known, at: now.milliseconds, bound: services.logBound,
                     chatLimit: engine.chatHistoryLimit, decide)
                 outcome = turn.decision
-                seq = turn.tail.lastSeq + Int64(outcome.published)
+                position = turn.position
                 services.metrics.storeWrites.increment(by: Int64(outcome.published))
             } else {
-                let tail = try await services.store.roomLog(id: roomID, after: knownSeq, chatLimit: engine.chatHistoryLimit)
+                let tail = try await services.store.roomLog(id: roomID, after: known, chatLimit: engine.chatHistoryLimit)
                 (_, outcome) = decide(tail)
-                seq = tail.lastSeq
+                position = tail.position
             }
         } catch {
             services.metrics.storeErrors.increment()
@@ -234,7 +234,7 @@ final class ListeningRoomDriver: Sendable {
                 if let connection { actions.append(.admit(connection)) }
                 if case .command(let id, let command) = input {
                     let refusal = ProtocolError(.serverBusy, "The room could not store this; try again.",
-                                                details: ["type": .string(command.type)])
+                                                details: ["type": .string(command.type), "reason": "store"])
                     actions.append(.send(refusal.json, .one(id)))
                     continue
                 }
@@ -249,7 +249,8 @@ final class ListeningRoomDriver: Sendable {
             return
         }
         room = outcome.room
-        inbox.withLockedValue { $0.knownSeq = max($0.knownSeq, seq) }
+        // Only this loop moves it; after a reload of a room used again its number may go back.
+        inbox.withLockedValue { $0.known = position }
         for action in outcome.actions { perform(action, &members, services) }
     }
 

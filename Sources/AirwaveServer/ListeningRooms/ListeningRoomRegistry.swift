@@ -42,10 +42,13 @@ actor ListeningRoomRegistry {
     /// A fresh instance name: random, so a restarted node gets a new one too.
     static func newInstance() -> String { String(UInt64.random(in: 0...UInt64.max), radix: 36) }
 
-    init(store: any RoomStore, metrics: ServerMetrics, instance: String = ListeningRoomRegistry.newInstance(),
-         logBound: RoomLogBound = ListeningRoomRegistry.defaultLogBound) {
+    private let logger: Logger
+
+    init(store: any RoomStore, metrics: ServerMetrics, logger: Logger = Logger(label: "airwave.rooms"),
+         instance: String = ListeningRoomRegistry.newInstance(), logBound: RoomLogBound = ListeningRoomRegistry.defaultLogBound) {
         self.store = store
         self.metrics = metrics
+        self.logger = logger
         self.instance = instance
         self.logBound = logBound
     }
@@ -53,26 +56,35 @@ actor ListeningRoomRegistry {
     /// Starts the registry; rooms store their changes themselves, one transaction per turn.
     func attach() {
         services = ListeningRoomDriver.Services(
-            store: store, metrics: metrics, logger: Logger(label: "airwave.rooms"), logBound: logBound,
+            store: store, metrics: metrics, logger: logger, logBound: logBound,
             onIdle: { [weak self] roomID in await self?.forget(roomID) })
     }
 
     /// The same as ``attach()``; rooms no longer write through the shared writer.
     func attach(writer _: StoreWriter) { attach() }
 
-    /// Follows other nodes' turns: each payload is `<room id> <last seq>` as the store announces
-    /// it (`SQLEventStore.roomLogChannel`); a room open here whose driver is behind catches up.
-    /// `ClusterNode.everyRoom` (notifications may have been missed) makes every open room read
-    /// its log. Returns when the stream ends.
+    /// Follows other nodes' turns: each payload is `<room id> <last seq> <created_at>` as the
+    /// store announces it (`SQLEventStore.roomLogChannel`); a room open here whose driver is
+    /// behind, or knows another incarnation of the room, catches up. `ClusterNode.everyRoom`
+    /// (notifications may have been missed) makes every open room read its log. Returns when the
+    /// stream ends.
     func follow(_ payloads: AsyncStream<String>) async {
         for await payload in payloads {
             if payload == ClusterNode.everyRoom {
-                for driver in drivers.values { driver.notify(seq: .max) }
+                for driver in drivers.values { driver.notify(RoomLogPosition(seq: .max, createdAt: nil)) }
                 continue
             }
-            guard let space = payload.lastIndex(of: " "), let seq = Int64(payload[payload.index(after: space)...]) else { continue }
-            drivers[String(payload[..<space])]?.notify(seq: seq)
+            guard let (roomID, position) = Self.position(payload) else { continue }
+            drivers[roomID]?.notify(position)
         }
+    }
+
+    /// Reads `<room id> <seq> <created_at>` (the room id may hold spaces; the numbers cannot).
+    static func position(_ payload: String) -> (String, RoomLogPosition)? {
+        guard let last = payload.lastIndex(of: " "), let createdAt = Int64(payload[payload.index(after: last)...]) else { return nil }
+        let rest = payload[..<last]
+        guard let middle = rest.lastIndex(of: " "), let seq = Int64(rest[rest.index(after: middle)...]) else { return nil }
+        return (String(rest[..<middle]), RoomLogPosition(seq: seq, createdAt: createdAt))
     }
 
     /// The room's driver, loading the room from the store if it is not in memory. A room that
@@ -92,9 +104,8 @@ actor ListeningRoomRegistry {
             loading[roomID]! -= 1
             if loading[roomID] == 0 { loading[roomID] = nil }
         }
-        // The room as stored and its last sequence number, read together (a reader at -1 gets
-        // the room rather than its log).
-        let tail = try await store.roomLog(id: roomID, after: -1, chatLimit: 100)
+        // The room as stored and its position in the log, read together.
+        let tail = try await store.roomLog(id: roomID, after: .unknown, chatLimit: 100)
         let stored = tail.reload?.room
         let chat = tail.reload?.chat ?? []
         // Another caller may have loaded it while this one waited for the store.
@@ -116,7 +127,7 @@ actor ListeningRoomRegistry {
         let room = ListeningRoom(roomID: roomID, hostUserID: stored?.hostUserID,
                                  restored: stored.map { RoomSnapshot($0.state, chat: chat) } ?? RoomSnapshot(),
                                  queueLimit: limits.queueLimit)
-        let driver = ListeningRoomDriver(roomID: roomID, seq: tail.lastSeq, limits: limits)
+        let driver = ListeningRoomDriver(roomID: roomID, position: tail.position, limits: limits)
         drivers[roomID] = driver
         metrics.roomsOpen.record(drivers.count)
         tasks[roomID] = Task { await driver.run(room: room, services: services) }
