@@ -28,14 +28,6 @@ static inline int airwave_ssl_ctx_set_dtls12_minimum(SSL_CTX *context) {
     return (int)SSL_CTX_set_min_proto_version(context, DTLS1_2_VERSION);
 }
 
-/// Read and write buffers (each sized for the largest record, about 17 KiB) released whenever
-/// they are empty: a DTLS-SRTP connection carries no application data and idles after its
-/// handshake. Returns 1.
-static inline int airwave_ssl_ctx_release_buffers(SSL_CTX *context) {
-    SSL_CTX_set_mode(context, SSL_MODE_RELEASE_BUFFERS);
-    return 1;
-}
-
 /// Fixes the path MTU: memory BIOs cannot be asked for it.
 static inline void airwave_ssl_set_mtu(SSL *ssl, long mtu) {
     SSL_set_options(ssl, SSL_OP_NO_QUERY_MTU);

@@ -1,4 +1,3 @@
-import COpenSSL
 import Testing
 
 @testable import AirwaveWebRTC
@@ -37,10 +36,29 @@ struct DTLSPair {
 }
 
 @Suite struct DTLSTests {
-    /// A connection idles after its handshake: its record buffers are released, not kept.
-    @Test func connectionsReleaseTheirBuffersWhenIdle() throws {
-        let context = try DTLSContext()
-        #expect(SSL_CTX_ctrl(context.context, SSL_CTRL_MODE, 0, nil) & Int(SSL_MODE_RELEASE_BUFFERS) != 0)
+    /// A released endpoint keeps its keys and a close_notify the peer still accepts, and
+    /// ignores what the peer sends.
+    @Test func aReleasedConnectionStillClosesWithAValidCloseNotify() throws {
+        var pair = try DTLSPair()
+        pair.handshake()
+        guard case let .connected(keys) = pair.server.state else {
+            Issue.record("not connected: \(pair.server.state)")
+            return
+        }
+        pair.server.release()
+        #expect(pair.server.isReleased)
+        #expect(pair.server.state == .connected(keys))
+        #expect(pair.client.close().flatMap { pair.server.handleDatagram($0) }.isEmpty)
+        #expect(pair.server.state == .connected(keys), "a close_notify after the release is not seen")
+
+        var again = try DTLSPair()
+        again.handshake()
+        again.server.release()
+        let alert = again.server.close()
+        #expect(!alert.isEmpty)
+        #expect(again.server.state == .closed)
+        for datagram in alert { _ = again.client.handleDatagram(datagram) }
+        #expect(again.client.state == .closed)
     }
 
     @Test func theCertificateFingerprintIsSHA256() throws {

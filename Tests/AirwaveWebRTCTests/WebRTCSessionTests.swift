@@ -212,6 +212,52 @@ final class TestPeer {
         #expect(peer.session.isClosed)
     }
 
+    /// Issue 17: the DTLS connection is freed once the peer has been quiet for the release
+    /// delay (a retransmitted flight resets it); media flows on, and closing still sends a
+    /// close_notify the peer accepts.
+    @Test func theDTLSConnectionIsFreedAfterTheHandshakeGoesQuiet() throws {
+        let peer = try TestPeer(fixture: "chromium-whep-offer.sdp", role: .listener)
+        #expect(try peer.connect().contains(.connected))
+        let delay = peer.session.configuration.dtlsReleaseDelay
+        let due = try #require(peer.session.nextTimer(now: peer.start))
+        #expect(due <= peer.start + delay)
+        _ = peer.session.handleTimer(now: peer.start + delay - .milliseconds(1), ntpTime: 0)
+        #expect(!peer.session.isDTLSReleased)
+        // The peer sends DTLS again (as it does when it retransmits a flight that got no
+        // answer; here a record OpenSSL discards): the delay starts over.
+        let record: [UInt8] = [23, 0xFE, 0xFD, 0, 1, 0, 0, 0, 0, 0, 9, 0, 32] + Array(repeating: 0x5A, count: 32)
+        let again = peer.start + delay - .milliseconds(1)
+        _ = peer.session.handle(datagram: record, from: peer.address, now: again)
+        _ = peer.session.handleTimer(now: peer.start + delay, ntpTime: 0)
+        #expect(!peer.session.isDTLSReleased)
+        #expect(!peer.session.isClosed)
+        _ = peer.session.handleTimer(now: again + delay, ntpTime: 0)
+        #expect(peer.session.isDTLSReleased)
+    }
+
+    @Test func aReleasedSessionStillSendsMediaAndAValidCloseNotify() throws {
+        let peer = try TestPeer(fixture: "chromium-whep-offer.sdp", role: .listener)
+        _ = try peer.connect()
+        let delay = peer.session.configuration.dtlsReleaseDelay
+        _ = peer.session.handleTimer(now: peer.start + delay, ntpTime: 0)
+        #expect(peer.session.isDTLSReleased)
+        let sent = peer.session.sendAudio(payload: [0xFC, 7], sourceSSRC: 9, sequenceNumber: 1, timestamp: 960,
+                                          now: peer.start + delay)
+        guard case let .send(bytes, _) = try #require(sent.first) else {
+            Issue.record("nothing sent")
+            return
+        }
+        var packet = bytes
+        try #require(peer.srtp).unprotectRTP(&packet)
+        #expect(try RTPPacket.parse(packet).payload == [0xFC, 7])
+        let client = try #require(peer.dtls)
+        for case let .send(alert, to) in peer.session.close() {
+            #expect(to == peer.address)
+            _ = client.handleDatagram(alert)
+        }
+        #expect(client.state == .closed)
+    }
+
     // MARK: Issue 13: consent before a new address, the DTLS deadline, bounded retransmission
 
     /// Finding 2: one forged check with USE-CANDIDATE from another address moved the media.

@@ -12,8 +12,8 @@ public enum DTLSError: Error, Equatable, Sendable {
 
 /// The server's DTLS identity: a self-signed ECDSA P-256 certificate made at start, and an
 /// OpenSSL context (DTLS 1.2, peer certificate required, `use_srtp`) from which every session's
-/// `DTLSEndpoint` is made: the certificate and key are shared by every session, and idle
-/// connections release their record buffers. Immutable once made; OpenSSL allows one context to serve sessions on several
+/// `DTLSEndpoint` is made: the certificate and key are shared by every session. Immutable once
+/// made; OpenSSL allows one context to serve sessions on several
 /// threads.
 public final class DTLSContext: @unchecked Sendable {
     let context: OpaquePointer
@@ -57,7 +57,6 @@ public final class DTLSContext: @unchecked Sendable {
         ok = ok && SSL_CTX_use_certificate(context, certificate) == 1
         ok = ok && SSL_CTX_use_PrivateKey(context, key) == 1
         ok = ok && SSL_CTX_check_private_key(context) == 1
-        ok = ok && airwave_ssl_ctx_release_buffers(context) == 1
         guard ok else {
             let error = Self.errorQueue()
             SSL_CTX_free(context)

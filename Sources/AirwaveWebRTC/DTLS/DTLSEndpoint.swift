@@ -10,6 +10,9 @@ import COpenSSL
 ///
 /// The retransmission timer is OpenSSL's own (it reads the clock); `timeout` reports how long
 /// until it fires, so the owner only needs to call back then.
+///
+/// Once connected, `release` frees OpenSSL's connection (about 43 KB after a handshake, more
+/// than everything else of a session) and keeps only the close_notify it will send on `close`.
 public final class DTLSEndpoint {
     public enum State: Equatable {
         case handshaking
@@ -25,9 +28,15 @@ public final class DTLSEndpoint {
     public private(set) var state: State = .handshaking
 
     private let context: DTLSContext
-    private let ssl: OpaquePointer
+    /// Nil once released.
+    private var ssl: OpaquePointer?
     private let incoming: OpaquePointer
     private let outgoing: OpaquePointer
+    /// The close_notify made when the connection was released, for `close`.
+    private var releasedCloseNotify: [[UInt8]]?
+
+    /// Whether `release` freed the connection: DTLS datagrams are ignored from then on.
+    public var isReleased: Bool { ssl == nil }
 
     public init(context: DTLSContext, role: DTLSRole, remoteFingerprint: CertificateFingerprint,
                 profiles: [SRTPProfile] = [.aeadAES128GCM, .aes128CMHMACSHA1_80], mtu: Int = 1200) throws(DTLSError) {
@@ -61,19 +70,34 @@ public final class DTLSEndpoint {
     }
 
     deinit {
+        if let ssl { SSL_free(ssl) }  // frees the BIOs too
+    }
+
+    /// Frees the OpenSSL connection of a connected endpoint: what stays is the state (and the
+    /// keys in it) and the close_notify `close` will send, made now. Made now it is still
+    /// valid then: no other record goes out after the handshake, so its sequence number is
+    /// the next one. From here on a datagram from the peer is ignored (a retransmitted flight
+    /// is not answered, a close_notify not seen), so the owner releases only once the peer has
+    /// stopped sending handshake flights.
+    public func release() {
+        guard case .connected = state, let ssl else { return }
+        ERR_clear_error()
+        SSL_shutdown(ssl)
+        releasedCloseNotify = takeOutgoing()
         SSL_free(ssl)
+        self.ssl = nil
     }
 
     /// Starts the handshake: the client's first flight (ClientHello); nothing for a server.
     public func start() -> [[UInt8]] {
-        guard role == .client, state == .handshaking else { return [] }
+        guard role == .client, state == .handshaking, ssl != nil else { return [] }
         advanceHandshake()
         return takeOutgoing()
     }
 
     /// Feeds one received DTLS datagram; returns the datagrams to send.
     public func handleDatagram(_ datagram: [UInt8]) -> [[UInt8]] {
-        guard !datagram.isEmpty, datagram.count <= 65536 else { return [] }
+        guard !datagram.isEmpty, datagram.count <= 65536, ssl != nil else { return [] }
         switch state {
         case .handshaking:
             _ = datagram.withUnsafeBytes { BIO_write(incoming, $0.baseAddress, Int32($0.count)) }
@@ -89,14 +113,14 @@ public final class DTLSEndpoint {
 
     /// How long until `handleTimeout` should be called, or nil when no timer runs.
     public var timeout: Duration? {
-        guard state == .handshaking else { return nil }
+        guard state == .handshaking, let ssl else { return nil }
         let microseconds = airwave_dtls_timeout_microseconds(ssl)
         return microseconds < 0 ? nil : .microseconds(microseconds)
     }
 
     /// Retransmits the last flight if OpenSSL's timer has expired.
     public func handleTimeout() -> [[UInt8]] {
-        guard state == .handshaking else { return [] }
+        guard state == .handshaking, let ssl else { return [] }
         ERR_clear_error()
         if airwave_dtls_handle_timeout(ssl) < 0 {
             state = .failed(.openSSL(DTLSContext.errorQueue()))
@@ -107,12 +131,17 @@ public final class DTLSEndpoint {
     /// Sends close_notify.
     public func close() -> [[UInt8]] {
         guard case .connected = state else { return [] }
+        guard let ssl else {
+            state = .closed
+            return releasedCloseNotify ?? []
+        }
         SSL_shutdown(ssl)
         state = .closed
         return takeOutgoing()
     }
 
     private func advanceHandshake() {
+        guard let ssl else { return }
         ERR_clear_error()
         let result = SSL_do_handshake(ssl)
         if result == 1 {
@@ -126,7 +155,7 @@ public final class DTLSEndpoint {
     }
 
     private func finishHandshake() {
-        guard let peer = SSL_get1_peer_certificate(ssl) else {
+        guard let ssl, let peer = SSL_get1_peer_certificate(ssl) else {
             state = .failed(.fingerprintMismatch)
             return
         }
@@ -157,6 +186,7 @@ public final class DTLSEndpoint {
     /// Consumes records after the handshake: there is no application data in DTLS-SRTP, but
     /// alerts (close_notify) and retransmitted handshake flights must be processed.
     private func readApplicationData() {
+        guard let ssl else { return }
         var buffer = [UInt8](repeating: 0, count: 2048)
         ERR_clear_error()
         while true {

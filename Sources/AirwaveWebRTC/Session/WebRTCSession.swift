@@ -18,6 +18,11 @@ public final class WebRTCSession {
         public var retransmitBytesPerSecond = 256 * 1024
         /// One packet is resent at most once within this, however often it is NACKed.
         public var retransmitInterval: Duration = .milliseconds(100)
+        /// The DTLS connection is freed (`DTLSEndpoint.release`, about 43 KB) once connected
+        /// and this long without a DTLS datagram from the peer: a peer that missed the last
+        /// flight retransmits its own within a few seconds (1 s, then 2 s, 4 s), and must get an
+        /// answer.
+        public var dtlsReleaseDelay: Duration = .seconds(10)
         public var ice = ICELiteAgent.Configuration()
         public init() {}
     }
@@ -72,6 +77,8 @@ public final class WebRTCSession {
     /// DTLS datagrams from an address that passed the peer's check but has not yet answered
     /// the agent's own: processed if it does (a ClientHello may overtake that answer).
     private var heldDTLS: [(source: TransportAddress, datagram: [UInt8])] = []
+    /// When the peer last sent DTLS (or the session was made): the release waits for quiet.
+    private var lastDTLSAt: ContinuousClock.Instant
     private static let maximumHeldDTLS = 4
 
     /// `localUfrag` and `localPassword` must be the ones in the answer (`AnswerParameters`).
@@ -85,6 +92,7 @@ public final class WebRTCSession {
         self.localSSRC = audioSSRC
         self.configuration = configuration
         handshakeDeadline = now + configuration.handshakeDeadline
+        lastDTLSAt = now
         retransmissions = RetransmissionBudget(packetsPerSecond: configuration.retransmitPacketsPerSecond,
                                                bytesPerSecond: configuration.retransmitBytesPerSecond, now: now)
         ice = ICELiteAgent(localUfrag: localUfrag, localPassword: localPassword, remoteUfrag: negotiated.remoteUfrag,
@@ -99,6 +107,9 @@ public final class WebRTCSession {
             video = OutboundStream(ssrc: videoSSRC, payloadType: media.payloadType, clockRate: 90000, historyCapacity: 512)
         }
     }
+
+    /// Whether the DTLS connection was freed (see `Configuration.dtlsReleaseDelay`).
+    var isDTLSReleased: Bool { dtls.isReleased }
 
     /// The address media goes to, once ICE has nominated one.
     public var remoteAddress: TransportAddress? { ice.selected }
@@ -159,6 +170,7 @@ public final class WebRTCSession {
     private func handleDTLS(_ datagram: [UInt8], from source: TransportAddress, now: ContinuousClock.Instant) -> [Event] {
         guard !isClosed else { return [] }
         dtlsPeer = source
+        lastDTLSAt = now
         return dtls.handleDatagram(datagram).map { .send($0, to: source) } + checkDTLS(now: now)
     }
 
@@ -302,7 +314,8 @@ public final class WebRTCSession {
     public func nextTimer(now: ContinuousClock.Instant) -> ContinuousClock.Instant? {
         guard !isClosed else { return nil }
         let deadline = isConnected ? nil : handshakeDeadline
-        let candidates = [ice.nextTimer, deadline, dtls.timeout.map { now + $0 }, nextSenderReport].compactMap { $0 }
+        let release = isConnected && !dtls.isReleased ? lastDTLSAt + configuration.dtlsReleaseDelay : nil
+        let candidates = [ice.nextTimer, deadline, dtls.timeout.map { now + $0 }, nextSenderReport, release].compactMap { $0 }
         return candidates.min()
     }
 
@@ -318,6 +331,9 @@ public final class WebRTCSession {
         if let destination = ice.selected ?? dtlsPeer, dtls.timeout.map({ $0 <= .zero }) == true {
             events += dtls.handleTimeout().map { .send($0, to: destination) }
             events += checkDTLS(now: now)
+        }
+        if isConnected, !dtls.isReleased, now >= lastDTLSAt + configuration.dtlsReleaseDelay {
+            dtls.release()
         }
         if let due = nextSenderReport, now >= due, let srtp, let destination = ice.selected {
             nextSenderReport = now + senderReportInterval
