@@ -52,7 +52,7 @@ public final class AirwaveServer: Sendable {
         let gate = ConnectionGate(limits: configuration.connections)
         self.registry = registry
         self.gate = gate
-        rooms = ListeningRoomRegistry(store: store, metrics: metrics)
+        rooms = ListeningRoomRegistry(store: store, metrics: metrics, logger: logger)
         let directory = ActiveStreamsDirectory(interval: configuration.directoryInterval)
         self.directory = directory
         writer = StoreWriter(store: store, logger: logger, metrics: metrics)
@@ -121,7 +121,7 @@ public final class AirwaveServer: Sendable {
         }
         await server.registry.attach(writer: server.writer, directory: server.directory, logger: logger,
                                      recordingsDirectory: server.recordingsDirectory, webRTC: webRTC)
-        await server.rooms.attach(writer: server.writer)
+        await server.rooms.attach()
         return server
     }
 

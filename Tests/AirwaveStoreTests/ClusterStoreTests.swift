@@ -54,6 +54,8 @@ import Testing
     @Test(arguments: Backend.allCases) func startingEndsOnlyEventsOfGoneNodes(_ backend: Backend) async throws {
         try await withStore(backend) { store in
             try await store.write([started("mine"), started("theirs"), started("orphan")])
+            try await store.heartbeat(node("a", seen: 10_000))
+            try await store.heartbeat(node("b", seen: 10_000))
             try await store.publishOrigins([origin("theirs", on: "b")], removed: [], nodeID: "b")
             try await store.publishOrigins([origin("mine", on: "a")], removed: [], nodeID: "a")
 

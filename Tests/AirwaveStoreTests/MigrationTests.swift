@@ -43,8 +43,10 @@ import AirwaveTestSupport
         try await withStore(backend) { store in
             let names = try await indexNames(on: store.store.database)
             #expect(names == [
-                "chat_messages_event_id_id_idx", "event_participants_event_connection_idx", "room_chat_room_id_id_idx",
+                "chat_messages_event_id_id_idx", "event_origins_node_id_idx", "event_participants_event_connection_idx",
+                "room_chat_room_id_id_idx",
             ])
+            #expect(try await indexColumns("event_origins_node_id_idx", on: store.store.database) == ["node_id"])
 
             let chatIndexColumns = try await indexColumns("chat_messages_event_id_id_idx", on: store.store.database)
             #expect(chatIndexColumns == ["event_id", "id"])

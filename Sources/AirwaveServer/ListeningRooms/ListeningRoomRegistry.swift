@@ -60,8 +60,6 @@ actor ListeningRoomRegistry {
             onIdle: { [weak self] roomID in await self?.forget(roomID) })
     }
 
-    /// The same as ``attach()``; rooms no longer write through the shared writer.
-    func attach(writer _: StoreWriter) { attach() }
 
     /// Follows other nodes' turns: each payload is `<room id> <last seq> <created_at>` as the
     /// store announces it (`SQLEventStore.roomLogChannel`); a room open here whose driver is
