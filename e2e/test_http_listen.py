@@ -449,6 +449,24 @@ def test_a_listener_who_becomes_a_cohost_hears_the_mix_without_itself(server):
     run(main(), 40)
 
 
+def test_a_server_that_shuts_down_ends_every_stream_cleanly(start_server):
+    srv = start_server()
+
+    async def main():
+        ws, link = await go_live(srv, uid("host"), "Host")
+        streams = [await listen(srv, f"/listen/{link['event_id']}") for _ in range(2)]
+        for stream in streams:
+            assert await asyncio.to_thread(stream.wait_chunks, 2, 10) >= 2
+        returncode = await asyncio.to_thread(srv.terminate, 15.0)
+        assert returncode == 0, returncode
+        for stream in streams:
+            assert await asyncio.to_thread(stream.eof.wait, 5)
+            assert stream.error is None and stream.clean_end, (stream.error, stream.clean_end)
+            assert ogg_pages(stream.body)[-1].flags == 0x04
+        await close_all(ws)
+    run(main(), 40)
+
+
 # ---------------------------------------------------------------------------- HLS
 def playlist_entries(text: str):
     """(media sequence, [(segment name, seconds)], ended) of a media playlist."""
