@@ -467,6 +467,23 @@ def test_a_server_that_shuts_down_ends_every_stream_cleanly(start_server):
     run(main(), 40)
 
 
+def test_a_stream_outlives_the_keep_alive_idle_timeout(start_server):
+    """--idle-timeout is for idle keep-alive connections; a player whose body is still being
+    written is not idle, however long it listens."""
+    srv = start_server("--idle-timeout", "1")
+
+    async def main():
+        ws, link = await go_live(srv, uid("host"), "Host")
+        stream = await listen(srv, f"/listen/{link['event_id']}")
+        # 15 pages: 3 s, three times the idle timeout.
+        assert await asyncio.to_thread(stream.wait_chunks, 16, 10) >= 16, "the stream stopped"
+        assert not stream.eof.is_set()
+        await send(ws, {"type": "stream_ended", "event_id": link["event_id"]})
+        assert await asyncio.to_thread(stream.eof.wait, 10) and stream.clean_end
+        await close_all(ws)
+    run(main(), 30)
+
+
 # ---------------------------------------------------------------------------- HLS
 def playlist_entries(text: str):
     """(media sequence, [(segment name, seconds)], ended) of a media playlist."""
