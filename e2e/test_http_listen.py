@@ -484,6 +484,33 @@ def test_a_stream_outlives_the_keep_alive_idle_timeout(start_server):
     run(main(), 30)
 
 
+def test_players_count_against_the_connection_limits(start_server):
+    """PROTOCOL.md 10: a player is a connection like any other; over --max-connections-per-ip the
+    next one is refused with 503 server_busy."""
+    srv = start_server("--max-connections-per-ip", "3")
+
+    async def main():
+        ws, link = await go_live(srv, uid("host"), "Host")  # connection 1
+        path = f"/listen/{link['event_id']}"
+        streams = [await listen(srv, path) for _ in range(2)]  # connections 2 and 3
+        assert all(s.status == 200 for s in streams)
+        status, _, body = await asyncio.to_thread(http_get, srv, path)
+        assert status == 503 and json.loads(body)["code"] == "server_busy", (status, body)
+        streams[0].close()
+        # Its place comes free once the server has seen it go.
+        deadline = time.monotonic() + 10
+        while True:
+            third = await listen(srv, path)
+            if third.status == 200:
+                break
+            assert time.monotonic() < deadline, third.status
+            await asyncio.sleep(0.2)
+        for stream in (streams[1], third):
+            stream.close()
+        await close_all(ws)
+    run(main(), 30)
+
+
 # ---------------------------------------------------------------------------- HLS
 def playlist_entries(text: str):
     """(media sequence, [(segment name, seconds)], ended) of a media playlist."""
