@@ -314,6 +314,7 @@ final class WebRTCUDPHandler: ChannelInboundHandler, @unchecked Sendable {
     private static let maximumWaitingWhileLent = 16
     /// DTLS handshake steps run on the handshake group.
     var handshakeSteps = 0
+    private var heapTrim = HeapTrimPolicy()
     var timer: RepeatedTask?
     private var context: ChannelHandlerContext?
     private var pendingFlush = false
@@ -473,12 +474,17 @@ final class WebRTCUDPHandler: ChannelInboundHandler, @unchecked Sendable {
     func runTimers() {
         let now = ContinuousClock.now
         let ntp = Self.ntpNow()
+        var released = 0
         for (ufrag, session) in sessions where lent[ufrag] == nil {
             guard let due = session.nextTimer(now: now), due <= now else { continue }
+            let wasReleased = session.isDTLSReleased
             dispatch(session.handleTimer(now: now, ntpTime: ntp), ufrag: ufrag)
+            if !wasReleased, session.isDTLSReleased { released += 1 }
         }
         flush()
         reportDrops()
+        heapTrim.released(released)
+        if heapTrim.shouldTrim(now: now) { _ = mallocTrim?(0) }
     }
 
     func recordDrop(_ reason: WebRTCUDPDropReason) {
@@ -554,3 +560,15 @@ final class WebRTCUDPHandler: ChannelInboundHandler, @unchecked Sendable {
 private struct Loan: @unchecked Sendable {
     let session: WebRTCSession
 }
+
+/// glibc's `malloc_trim`, looked up once: `malloc.h` is not part of Swift's Glibc module. Nil
+/// elsewhere.
+private let mallocTrim: (@convention(c) (Int) -> Int32)? = {
+    #if canImport(Glibc)
+    // RTLD_DEFAULT is the null handle in glibc.
+    guard let symbol = dlsym(nil, "malloc_trim") else { return nil }
+    return unsafeBitCast(symbol, to: (@convention(c) (Int) -> Int32).self)
+    #else
+    return nil
+    #endif
+}()

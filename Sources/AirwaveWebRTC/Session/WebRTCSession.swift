@@ -109,7 +109,7 @@ public final class WebRTCSession {
     }
 
     /// Whether the DTLS connection was freed (see `Configuration.dtlsReleaseDelay`).
-    var isDTLSReleased: Bool { dtls.isReleased }
+    public var isDTLSReleased: Bool { dtls.isReleased }
 
     /// The address media goes to, once ICE has nominated one.
     public var remoteAddress: TransportAddress? { ice.selected }
