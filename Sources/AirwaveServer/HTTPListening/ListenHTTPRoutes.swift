@@ -59,7 +59,7 @@ struct ListenHTTPRoutes: Sendable {
             try HTTPListener(id: id, channel: channel, metrics: metrics, queueLimit: queueLimit)
         }.get()
         guard driver.submit(.mediaListenerJoined(id, user, video: false), listener: listener) else {
-            listener.abort()
+            // The event ended meanwhile. The writer stays in the pipeline and lets the answer pass.
             return refuse(ended, .gone)
         }
         metrics.connectionsChanged(endpoint: "listen", by: 1)
