@@ -8,6 +8,9 @@ public enum EventStoreError: Error, Sendable, Equatable, CustomStringConvertible
     case invalidStoredValue(column: String, value: String)
     /// A database URL that cannot be read (shown with its password replaced by `***`).
     case invalidDatabaseURL(String)
+    /// A call did not finish within the store's operation deadline (the database stopped
+    /// answering on an open connection); the caller sees a failure instead of a hang.
+    case timedOut(seconds: Int)
 
     /// A readable description of the error.
     public var description: String {
@@ -20,6 +23,8 @@ public enum EventStoreError: Error, Sendable, Equatable, CustomStringConvertible
             return "unexpected value \(value.debugDescription) in column \(column)"
         case .invalidDatabaseURL(let url):
             return "cannot read the database URL \(url) (expected postgres://USER:PASS@HOST:PORT/DB)"
+        case .timedOut(let seconds):
+            return "the database did not answer within \(seconds) s"
         }
     }
 }

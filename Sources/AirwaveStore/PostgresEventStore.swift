@@ -23,6 +23,8 @@ public final class PostgresEventStore: SQLBackedStore, @unchecked Sendable {
 
     /// How long a call waits for a connection (to open one, or for a free one) before failing.
     public static let connectionTimeout: TimeAmount = .seconds(5)
+    /// Longest a whole call may take (waiting for a connection included) before it fails.
+    static let operationDeadline: Duration = .seconds(10)
 
     /// The generic store doing the queries.
     public let store: SQLEventStore
@@ -101,11 +103,12 @@ public final class PostgresEventStore: SQLBackedStore, @unchecked Sendable {
             on: eventLoopGroup
         )
         let database = pool.database(logger: logger).sql()
+        var store = SQLEventStore(
+            database: database, logger: logger, singleConnection: false, isConnectionLost: isConnectionLost
+        )
+        store.operationDeadline = operationDeadline
         return PostgresEventStore(
-            store: SQLEventStore(
-                database: database, logger: logger, singleConnection: false,
-                isConnectionLost: isConnectionLost
-            ),
+            store: store,
             connectionConfiguration: configuration.coreConfiguration,
             pool: pool,
             eventLoopGroup: eventLoopGroup

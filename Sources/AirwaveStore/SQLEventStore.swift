@@ -23,6 +23,9 @@ public struct SQLEventStore: EventStore {
     public let singleConnection: Bool
     /// Tells a lost connection from a failed statement; nil: never retry.
     let isConnectionLost: (@Sendable (any Error) -> Bool)?
+    /// Longest a call may take before it fails with ``EventStoreError/timedOut(seconds:)``; nil:
+    /// no deadline (SQLite, whose one local file cannot stop answering).
+    var operationDeadline: Duration?
     let gate = SerialGate()
 
     /// Creates a store on `database`; call ``migrate()`` before using it.
@@ -216,9 +219,11 @@ public struct SQLEventStore: EventStore {
     /// Runs `body` in one transaction on one session, one transaction at a time.
     func transaction<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
         try await gate.run {
-            try await retryingLostConnection {
-                try await database.withSession { db in
-                    try await Self.runTransaction(begin: "BEGIN", on: db, body)
+            try await withDeadline {
+                try await retryingLostConnection {
+                    try await database.withSession { db in
+                        try await Self.runTransaction(begin: "BEGIN", on: db, body)
+                    }
                 }
             }
         }
@@ -233,10 +238,32 @@ public struct SQLEventStore: EventStore {
         try await gate.checkOpen()
         let begin: SQLQueryString = database.dialect.name == "postgresql"
             ? "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY" : "BEGIN"
-        return try await retryingLostConnection {
-            try await database.withSession { db in
-                try await Self.runTransaction(begin: begin, on: db, body)
+        return try await withDeadline {
+            try await retryingLostConnection {
+                try await database.withSession { db in
+                    try await Self.runTransaction(begin: begin, on: db, body)
+                }
             }
+        }
+    }
+
+    /// Runs `operation`, failing with ``EventStoreError/timedOut(seconds:)`` once
+    /// ``operationDeadline`` passes. A statement sent just as the server shut down may never be
+    /// answered on its connection; the call (and the gate it holds) must not wait for it forever.
+    /// The abandoned operation is cancelled and ends on its own.
+    private func withDeadline<T: Sendable>(_ operation: @escaping @Sendable () async throws -> T) async throws -> T {
+        guard let deadline = operationDeadline else { return try await operation() }
+        let outcome = DeadlineOutcome<T>()
+        return try await withCheckedThrowingContinuation { continuation in
+            outcome.start(continuation)
+            let work = Task {
+                do { outcome.finish(.success(try await operation())) } catch { outcome.finish(.failure(error)) }
+            }
+            let timer = Task {
+                try await Task.sleep(for: deadline)
+                if outcome.finish(.failure(EventStoreError.timedOut(seconds: Int(deadline.components.seconds)))) { work.cancel() }
+            }
+            outcome.onFinish { timer.cancel() }
         }
     }
 

@@ -57,9 +57,14 @@ import Testing
         store.down.withLockedValue { $0 = true }
         for i in 0..<3 { writer.enqueue([chat("e1", "while down \(i)", at: Int64(10 + i))]) }
         #expect(await writer.flush(within: .milliseconds(300)) == false)
+        // Known to be unreachable now: the next flush with a deadline does not wait for it.
+        let begin = ContinuousClock.now
+        writer.enqueue([chat("e1", "while down 3", at: 13)])
+        #expect(await writer.flush(within: .seconds(60)) == false)
+        #expect(ContinuousClock.now - begin < .seconds(30))
         store.down.withLockedValue { $0 = false }
         #expect(await writer.flush())
-        #expect(try await store.chat(eventID: "e1", before: nil, limit: 10).map(\.message) == ["while down 0", "while down 1", "while down 2"])
+        #expect(try await store.chat(eventID: "e1", before: nil, limit: 10).map(\.message) == (0..<4).map { "while down \($0)" })
         writer.finish()
         await running.value
         try await store.shutdown()

@@ -99,7 +99,7 @@ actor ClusterNode {
             try await store.removeNode(identity.nodeID)
             try await store.notify(channel: Channel.directory, payload: identity.nodeID)
         } catch {
-            logger.warning("could not remove this node from the cluster table", metadata: ["error": "\(error)"])
+            logger.warning("could not remove this node from the cluster table", metadata: ["error": "\(String(reflecting: error))"])
         }
     }
 
@@ -122,7 +122,7 @@ actor ClusterNode {
             do {
                 try await heartbeat()
             } catch {
-                logger.warning("cannot write this node's heartbeat", metadata: ["error": "\(error)"])
+                logger.warning("cannot write this node's heartbeat", metadata: ["error": "\(String(reflecting: error))"])
             }
             reloadWake.yield()
             try? await Task.sleep(for: settings.heartbeatInterval)
@@ -139,7 +139,7 @@ actor ClusterNode {
                     try await store.notify(channel: Channel.directory, payload: identity.nodeID)
                 } catch {
                     publication.restore(origins: origins, removed: removed)
-                    logger.warning("cannot publish this node's events; retrying", metadata: ["error": "\(error)"])
+                    logger.warning("cannot publish this node's events; retrying", metadata: ["error": "\(String(reflecting: error))"])
                 }
                 try? await Task.sleep(for: settings.publishInterval)
             }
@@ -154,7 +154,7 @@ actor ClusterNode {
                 let origins = try await store.liveOrigins(seenSince: liveSince())
                 await directory.replaceRemote(origins.filter { $0.nodeID != identity.nodeID }.map(\.summary))
             } catch {
-                logger.debug("cannot read the other nodes' events", metadata: ["error": "\(error)"])
+                logger.debug("cannot read the other nodes' events", metadata: ["error": "\(String(reflecting: error))"])
             }
         }
     }

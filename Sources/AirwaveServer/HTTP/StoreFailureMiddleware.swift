@@ -14,7 +14,7 @@ struct StoreFailureMiddleware<Context: RequestContext>: RouterMiddleware {
         } catch let error as HTTPError {
             throw error
         } catch {
-            logger.warning("request failed on the store", metadata: ["path": "\(request.uri.path)", "error": "\(error)"])
+            logger.warning("request failed on the store", metadata: ["path": "\(request.uri.path)", "error": "\(String(reflecting: error))"])
             var response = HTTPRoutes.error(ProtocolError.storeUnavailable, status: .serviceUnavailable)
             response.headers[.retryAfter] = "1"
             return response

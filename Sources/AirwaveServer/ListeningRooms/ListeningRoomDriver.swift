@@ -225,7 +225,7 @@ final class ListeningRoomDriver: Sendable {
             }
         } catch {
             services.metrics.storeErrors.increment()
-            logger.error("room turn failed", metadata: ["room": "\(roomID)", "inputs": "\(batch.count)", "error": "\(error)"])
+            logger.error("room turn failed", metadata: ["room": "\(roomID)", "inputs": "\(batch.count)", "error": "\(String(reflecting: error))"])
             // Nothing was stored, so nothing is published: joins and leaves still happen, and
             // each command's sender learns that it was dropped.
             var fallback = engine

@@ -22,6 +22,8 @@ final class StoreWriter: Sendable {
         var waiters: [Waiter] = []
         var nextWaiter: UInt64 = 0
         var finished = false
+        /// The last write found the store unreachable (and nothing was written since).
+        var unreachable = false
     }
 
     /// Most records waiting for the store; beyond it the oldest are dropped (logged, counted).
@@ -63,13 +65,17 @@ final class StoreWriter: Sendable {
     }
 
     /// Returns true once every record enqueued before the call is committed, or false when
-    /// `deadline` passed first (the records stay queued and are written later).
+    /// `deadline` passed first (the records stay queued and are written later). With a deadline
+    /// it returns false at once while the store is known to be unreachable: one wait per outage,
+    /// not one per message.
     @discardableResult
     func flush(within deadline: Duration? = nil) async -> Bool {
-        let id = state.withLockedValue { state in
+        let id: UInt64? = state.withLockedValue { state in
+            if deadline != nil && state.unreachable { return nil }
             state.nextWaiter += 1
             return state.nextWaiter
         }
+        guard let id else { return false }
         let timer = deadline.map { deadline in
             Task {
                 try await Task.sleep(for: deadline)
@@ -135,6 +141,7 @@ final class StoreWriter: Sendable {
         while true {
             do {
                 try await store.write(batch)
+                state.withLockedValue { $0.unreachable = false }
                 metrics.storeWrites.increment(by: Int64(batch.count))
                 if attempt > 0 { logger.notice("the store answers again: waiting records written", metadata: ["records": "\(batch.count)"]) }
                 return
@@ -144,13 +151,14 @@ final class StoreWriter: Sendable {
                 if reachable {
                     refusedWhileReachable += 1
                     guard refusedWhileReachable < 2 else {
-                        logger.error("store write failed", metadata: ["records": "\(batch.count)", "error": "\(error)"])
+                        logger.error("store write failed", metadata: ["records": "\(batch.count)", "error": "\(String(reflecting: error))"])
                         return
                     }
                     continue
                 }
+                state.withLockedValue { $0.unreachable = true }
                 if attempt == 0 {
-                    logger.warning("store unreachable: keeping records until it answers", metadata: ["records": "\(batch.count)", "error": "\(error)"])
+                    logger.warning("store unreachable: keeping records until it answers", metadata: ["records": "\(batch.count)", "error": "\(String(reflecting: error))"])
                 }
                 if state.withLockedValue({ $0.finished }) {
                     let since = finishedAt ?? .now
