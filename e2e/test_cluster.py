@@ -4,16 +4,22 @@ directory shows every node's events within 2 s of a change, GET /api/streams/{id
 origin, and the configuration errors of section 8 are one line and exit 2. tools/test starts the
 PostgreSQL cluster (AIRWAVE_TEST_POSTGRES_URL)."""
 
+import asyncio
+import json
 import os
 import socket
+import subprocess
 import tempfile
 import time
 
 import pytest
+import websockets
 
-from awtest import (close_all, connect, expect_refusal, go_live, http_json, join_path, recv_until, run, send, uid)
+from awtest import (close_all, connect, expect_refusal, go_live, http_get, http_json, join, join_path, recv_until, run,
+                    send, uid)
 from conftest import run_cli
-from test_postgres import URL, fresh_database, wait_for
+from test_postgres import POSTGRES, URL, fresh_database, private_cluster, wait_for  # noqa: F401 (a fixture)
+from test_rooms import enter, get_room
 
 pytestmark = pytest.mark.skipif(not URL, reason="AIRWAVE_TEST_POSTGRES_URL is not set (tools/test sets it)")
 CLUSTER_SECRET = "cluster-secret-of-the-e2e-tests-0123456789"
@@ -158,3 +164,98 @@ def test_node_url_with_sqlite_is_a_configuration_error():
     assert result.returncode == 2, (result.returncode, result.stderr)
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "--node-url needs --database postgres://" in lines[0], result.stderr
+
+
+def test_the_database_restarted_under_load(start_server, private_cluster):
+    """Rooms busy on two nodes and an event chatting while PostgreSQL restarts: nobody crashes,
+    what is sent meanwhile gets `server_busy` (rooms) or waits (event chat), every message a member
+    saw is stored afterwards, in the order members saw it, and service resumes by itself."""
+    folder, url = private_cluster
+    nodes = start_nodes(start_server, url, ["a", "b"])
+    a, b = nodes["a"], nodes["b"]
+    room_id = uid("room")
+    phase = {"name": "before"}
+
+    async def scenario():
+        ma = await enter(a, room_id, name="Ann")
+        mb = await enter(b, room_id, name="Bob")
+        host, link = await go_live(a)
+        event_id = link["event_id"]
+        listener = await join(a, event_id, uid("lis"))
+        seen = {"ma": [], "mb": [], "listener": []}
+        errors = []
+        stop = asyncio.Event()
+
+        async def read(name, ws, kind):
+            while True:
+                try:
+                    msg = json.loads(await ws.recv())
+                except websockets.ConnectionClosed:
+                    return
+                if msg["type"] == kind:
+                    seen[name].append((msg["message"], phase["name"]))
+                elif msg["type"] == "error":
+                    errors.append((name, msg["code"], phase["name"]))
+
+        last = {}
+
+        async def chatter(ws, kind, prefix):
+            i = 0
+            while not stop.is_set():
+                message = f"{prefix}-{phase['name']}-{i}"
+                last[prefix] = message
+                await send(ws, {"type": kind, "message": message} if kind == "broadcast_message"
+                           else {"type": kind, "name": prefix, "message": message})
+                i += 1
+                await asyncio.sleep(0.25)  # within the chat rate (5/s)
+
+        readers = [asyncio.create_task(read("ma", ma.ws, "chat_message")), asyncio.create_task(read("mb", mb.ws, "chat_message")),
+                   asyncio.create_task(read("listener", listener.ws, "message_broadcast")),
+                   asyncio.create_task(read("host", host, "none"))]
+        senders = [asyncio.create_task(chatter(ma.ws, "chat_message", "ann")), asyncio.create_task(chatter(mb.ws, "chat_message", "bob")),
+                   asyncio.create_task(chatter(host, "broadcast_message", "host"))]
+        await asyncio.sleep(1.5)
+
+        phase["name"] = "down"
+        await asyncio.to_thread(subprocess.run, [POSTGRES, "pause", folder], check=True, capture_output=True, timeout=60)
+        for node in (a, b):
+            await asyncio.to_thread(wait_for, lambda: http_get(node, "/readyz")[0] == 503, 15, "readyz 503")
+        await asyncio.sleep(3)
+
+        phase["name"] = "back"
+        await asyncio.to_thread(subprocess.run, [POSTGRES, "resume", folder], check=True, capture_output=True, timeout=60)
+        for node in (a, b):
+            await asyncio.to_thread(wait_for, lambda: http_get(node, "/readyz")[0] == 200, 30, "readyz 200")
+        # Service resumes by itself: messages sent now reach members on both nodes.
+        deadline = time.monotonic() + 30
+        while not all(any(p == "back" for _, p in seen[name]) for name in ("ma", "mb", "listener")):
+            assert time.monotonic() < deadline, f"no message after the restart reached everyone: {seen}"
+            await asyncio.sleep(0.2)
+        stop.set()
+        await asyncio.gather(*senders)
+        # Every member sees the last messages (sent after the restart, so none was refused).
+        expected = {"ma": [last["ann"], last["bob"]], "mb": [last["ann"], last["bob"]], "listener": [last["host"]]}
+        deadline = time.monotonic() + 20
+        while not all(m in [x for x, _ in seen[name]] for name, ms in expected.items() for m in ms):
+            assert time.monotonic() < deadline, f"the last messages did not reach everyone: {expected} {seen}"
+            await asyncio.sleep(0.1)
+        await close_all(ma, mb, listener, host)
+        for task in readers:
+            task.cancel()
+        return event_id, seen, errors
+
+    event_id, seen, errors = run(scenario(), timeout=180)
+    assert a.alive() and b.alive()
+    # One order on both nodes, and what was refused while the database was down said so:
+    # `server_busy`, or `rate_limited` for what piled up in a room's inbox while a turn waited for
+    # the database (at most the store's 10 s deadline when a statement went unanswered).
+    assert [m for m, _ in seen["ma"]] == [m for m, _ in seen["mb"]]
+    assert any(code == "server_busy" for _, code, _ in errors), errors
+    assert all(code in ("server_busy", "rate_limited") and p != "before" for _, code, p in errors), errors
+    # Everything a member saw is stored, in that order.
+    stored_room = [m["message"] for m in get_room(a, room_id)["chat_history"]]
+    assert stored_room[-len(seen["ma"]):] == [m for m, _ in seen["ma"]]
+    stored_event = [m["message"] for m in http_json(b, f"/api/streams/{event_id}/chat?limit=500")["messages"]]
+    assert [m for m, _ in seen["listener"]] == stored_event
+    # The event's chat went on while the database was down (relayed after a short wait).
+    assert any(p == "down" for _, p in seen["listener"]), seen["listener"]
