@@ -50,7 +50,8 @@ public struct OriginRecord: Sendable, Hashable {
 /// origin row of every live event, which is also its directory entry. A node's rows count only
 /// while its heartbeat is fresh: a node that stops writing drops out, and so do its events.
 public protocol ClusterStore: Sendable {
-    /// Writes the node's heartbeat row (inserted on the first call).
+    /// Writes the node's heartbeat row (inserted on the first call), and deletes the rows of
+    /// nodes silent for a day by its clock, with their origin rows.
     func heartbeat(_ node: NodeRecord) async throws
 
     /// Nodes whose last heartbeat is at `seenSince` or later, by node id.

@@ -24,7 +24,7 @@ public final class PostgresEventStore: SQLBackedStore, @unchecked Sendable {
     /// How long a call waits for a connection (to open one, or for a free one) before failing.
     public static let connectionTimeout: TimeAmount = .seconds(5)
     /// Longest a whole call may take (waiting for a connection included) before it fails.
-    static let operationDeadline: Duration = .seconds(10)
+    public static let operationDeadline: Duration = .seconds(10)
 
     /// The generic store doing the queries.
     public let store: SQLEventStore
@@ -58,13 +58,15 @@ public final class PostgresEventStore: SQLBackedStore, @unchecked Sendable {
     ///   - logger: Where the store reports migrations and the pool its connection failures.
     ///   - maxConnections: The most connections the pool opens.
     ///   - connectionTimeout: How long a call may wait for a connection before it throws.
+    ///   - operationDeadline: Longest a whole call may take before it throws ``EventStoreError/timedOut(seconds:)``.
     /// - Throws: ``EventStoreError/invalidDatabaseURL(_:)`` for a URL postgres-kit cannot read.
     public static func open(
         url: String,
         searchPath: [String]? = nil,
         logger: Logger,
         maxConnections: Int = 8,
-        connectionTimeout: TimeAmount = PostgresEventStore.connectionTimeout
+        connectionTimeout: TimeAmount = PostgresEventStore.connectionTimeout,
+        operationDeadline: Duration = PostgresEventStore.operationDeadline
     ) async throws -> PostgresEventStore {
         var configuration: SQLPostgresConfiguration
         do {
@@ -75,17 +77,18 @@ public final class PostgresEventStore: SQLBackedStore, @unchecked Sendable {
         configuration.searchPath = searchPath
         return try await open(
             configuration: configuration, logger: logger,
-            maxConnections: maxConnections, connectionTimeout: connectionTimeout
+            maxConnections: maxConnections, connectionTimeout: connectionTimeout, operationDeadline: operationDeadline
         )
     }
 
     /// Creates a store from a postgres-kit configuration (e.g. with a `searchPath`, as the tests
-    /// use for a schema of their own). See ``open(url:searchPath:logger:maxConnections:connectionTimeout:)``.
+    /// use for a schema of their own). See ``open(url:searchPath:logger:maxConnections:connectionTimeout:operationDeadline:)``.
     public static func open(
         configuration: SQLPostgresConfiguration,
         logger: Logger,
         maxConnections: Int = 8,
-        connectionTimeout: TimeAmount = PostgresEventStore.connectionTimeout
+        connectionTimeout: TimeAmount = PostgresEventStore.connectionTimeout,
+        operationDeadline: Duration = PostgresEventStore.operationDeadline
     ) async throws -> PostgresEventStore {
         precondition(maxConnections > 0, "the pool needs at least one connection")
         var configuration = configuration

@@ -50,8 +50,18 @@ extension SQLEventStore: ClusterStore {
                         .set(excludedValueOf: "connections")
                 }
                 .run()
+            // Nodes gone for a day leave the table, with their origin rows: node ids are chosen
+            // by operators (and made anew with a new data folder), so rows would pile up.
+            let cutoff = node.lastSeen - Self.goneNodeRetention
+            try await db.delete(from: ClusterTable.origins)
+                .where("node_id", .in, SQLSubquery.select { $0.column("node_id").from(ClusterTable.nodes).where("last_seen", .lessThan, cutoff) })
+                .run()
+            try await db.delete(from: ClusterTable.nodes).where("last_seen", .lessThan, cutoff).run()
         }
     }
+
+    /// How long the row of a node that stopped beating is kept (a day, in milliseconds).
+    static let goneNodeRetention: EpochMillis = 86_400_000
 
     public func liveNodes(seenSince: EpochMillis) async throws -> [NodeRecord] {
         try await read { db in

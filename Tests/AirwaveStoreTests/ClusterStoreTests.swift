@@ -29,6 +29,19 @@ import Testing
         }
     }
 
+    /// Rows of nodes silent for a day go with the next heartbeat of any node, origins included.
+    @Test(arguments: Backend.allCases) func nodesGoneForADayLeaveTheTable(_ backend: Backend) async throws {
+        try await withStore(backend) { store in
+            let day: EpochMillis = 86_400_000
+            try await store.heartbeat(node("old", seen: 1_000))
+            try await store.heartbeat(node("recent", seen: 2_000))
+            try await store.publishOrigins([origin("e-old", on: "old"), origin("e-recent", on: "recent")], removed: [], nodeID: "old")
+            try await store.heartbeat(node("a", seen: 1_000 + day + 500))
+            #expect(try await store.liveNodes(seenSince: 0).map(\.nodeID) == ["a", "recent"])
+            #expect(try await store.liveOrigins(seenSince: 0).map(\.eventID) == ["e-recent"])
+        }
+    }
+
     /// Origins are the directory across nodes: only those of live nodes count, a node replaces
     /// and removes only its own rows, and the origin of an event names its node.
     @Test(arguments: Backend.allCases) func originsOfLiveNodesMakeTheDirectory(_ backend: Backend) async throws {

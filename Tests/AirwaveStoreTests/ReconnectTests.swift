@@ -56,6 +56,24 @@ import Darwin
         }
     }
 
+    /// A call that gets no answer within the operation deadline fails with `timedOut`, even
+    /// when the connection timeout would wait far longer: no call hangs, and the store's
+    /// transaction gate is free again for the next one.
+    @Test func aCallThatGetsNoAnswerFailsAtTheOperationDeadline() async throws {
+        let listener = try SilentListener()
+        defer { listener.close() }
+        let store = try await PostgresEventStore.open(
+            url: "postgres://postgres@127.0.0.1:\(listener.port)/postgres?tlsmode=disable", logger: quietLogger,
+            connectionTimeout: .seconds(600), operationDeadline: .seconds(1)
+        )
+        for _ in 0..<2 {
+            let error = await thrownError { try await store.write([started("e")]) }
+            #expect(error as? EventStoreError == .timedOut(seconds: 1))
+        }
+        #expect(await thrownError { try await store.ping() } as? EventStoreError == .timedOut(seconds: 1))
+        try? await store.shutdown()
+    }
+
     @Test func aBadURLIsOneClearErrorWithoutThePassword() async throws {
         let error = await thrownError {
             _ = try await PostgresEventStore.open(url: "postgres://user:secret@", logger: quietLogger)

@@ -48,7 +48,7 @@ struct ListenHTTPRoutes: Sendable {
         }
         guard let driver = await server.registry.driver(for: eventID) else {
             let gone = try await server.eventGone(eventID)
-            return refuse(gone, gone.code == .eventEnded ? .gone : .notFound)
+            return refuse(gone, HTTPRoutes.status(ofGone: gone))
         }
         let ended = ProtocolError(.eventEnded, "This event has ended.")
         guard !driver.hasEnded else { return refuse(ended, .gone) }
@@ -107,7 +107,7 @@ struct ListenHTTPRoutes: Sendable {
             }
             guard let driver = await server.registry.driver(for: eventID), !driver.hasEnded else {
                 let gone = try await server.eventGone(eventID)
-                return refuse(gone, gone.code == .eventEnded ? .gone : .notFound)
+                return refuse(gone, HTTPRoutes.status(ofGone: gone))
             }
             let (made, isNew) = HLSStreams.shared.stream(for: eventID)
             if isNew, !driver.startSegmenter(made, id: server.newConnectionID()) {
