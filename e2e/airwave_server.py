@@ -64,7 +64,7 @@ class ServerProcess:
     """One running `airwave serve`. `binary` and `cwd` default to AIRWAVE_BIN and ours."""
 
     def __init__(self, args, env, data_dir, secret, port_flag="0", startup_timeout=30.0, wait=True, binary=None,
-                 cwd=None, owns_data_dir=False):
+                 cwd=None, owns_data_dir=False, prefix=(), address="127.0.0.1"):
         self.data_dir = data_dir
         # A folder made for this server alone: `remove_data_dirs` removes it.
         self.owns_data_dir = owns_data_dir
@@ -74,6 +74,9 @@ class ServerProcess:
         self.port_flag = port_flag
         self.binary = binary
         self.cwd = cwd
+        # A command the server runs under (e.g. `ip netns exec NS`), and where clients reach it.
+        self.prefix = list(prefix)
+        self.address = address
         self.lines: list[str] = []
         self.port: int | None = None
         self._serving = threading.Event()
@@ -84,7 +87,7 @@ class ServerProcess:
     # -- life cycle ---------------------------------------------------------------
     def _start(self, startup_timeout, wait):
         binary = wait_for_binary(self.binary)
-        cmd = [binary, "serve", "--data-dir", self.data_dir]
+        cmd = [*self.prefix, binary, "serve", "--data-dir", self.data_dir]
         if self.port_flag is not None:
             cmd += ["--port", str(self.port_flag)]
         if self.secret is not None:
@@ -165,21 +168,21 @@ class ServerProcess:
     # -- addresses ----------------------------------------------------------------
     @property
     def http(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.address}:{self.port}"
 
     def ws(self, path: str) -> str:
-        return f"ws://127.0.0.1:{self.port}{path}"
+        return f"ws://{self.address}:{self.port}{path}"
 
 
 def make_server(args=(), env=None, data_dir=None, secret=awtest.SECRET, port_flag="0", wait=True, startup_timeout=30.0,
-                binary=None, cwd=None, prefix="airwave-e2e-"):
+                binary=None, cwd=None, prefix="airwave-e2e-", command_prefix=(), address="127.0.0.1"):
     """A started server (with the tests' JWT secret unless told otherwise); without `data_dir` it
     gets a new temporary folder that it owns."""
     owned = data_dir is None
     if owned:
         data_dir = tempfile.mkdtemp(prefix=prefix)
     return ServerProcess(args, env, data_dir, secret, port_flag=port_flag, wait=wait, startup_timeout=startup_timeout,
-                         binary=binary, cwd=cwd, owns_data_dir=owned)
+                         binary=binary, cwd=cwd, owns_data_dir=owned, prefix=command_prefix, address=address)
 
 
 def check_logs(servers):

@@ -267,7 +267,7 @@ async def close_all(*sockets):
 # ---------------------------------------------------------------------------- HTTP helpers
 def http_get(srv, path, timeout=10.0):
     """GET `path`; returns (status, headers dict lower-case, body bytes)."""
-    conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=timeout)
+    conn = http.client.HTTPConnection(getattr(srv, "address", "127.0.0.1"), srv.port, timeout=timeout)
     try:
         conn.request("GET", path)
         resp = conn.getresponse()
