@@ -5,18 +5,20 @@ origin, and the configuration errors of section 8 are one line and exit 2. tools
 PostgreSQL cluster (AIRWAVE_TEST_POSTGRES_URL)."""
 
 import asyncio
+import http.client
 import json
 import os
 import socket
 import subprocess
 import tempfile
 import time
+import urllib.parse
 
 import pytest
 import websockets
 
 from awtest import (close_all, connect, expect_refusal, go_live, http_get, http_json, join, join_path, recv_until, run,
-                    send, uid)
+                    send, token, uid)
 from conftest import run_cli
 from test_postgres import POSTGRES, URL, fresh_database, private_cluster, wait_for  # noqa: F401 (a fixture)
 from test_rooms import enter, get_room
@@ -259,3 +261,56 @@ def test_the_database_restarted_under_load(start_server, private_cluster):
     assert [m for m, _ in seen["listener"]] == stored_event
     # The event's chat went on while the database was down (relayed after a short wait).
     assert any(p == "down" for _, p in seen["listener"]), seen["listener"]
+
+
+def recordings_request(url, tok):
+    """GET an absolute URL with the host's token; (status, headers, body), redirects not followed."""
+    parts = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    try:
+        conn.request("GET", parts.path, headers={"Authorization": f"Bearer {tok}"})
+        resp = conn.getresponse()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
+    finally:
+        conn.close()
+
+
+def test_recordings_are_listed_from_any_node(start_server):
+    database = fresh_database(URL)
+    nodes = start_nodes(start_server, database, ["a", "b"])
+    a, b = nodes["a"], nodes["b"]
+    host_id = uid("host")
+    tok = token(host_id)
+
+    async def record():
+        ws, link = await go_live(a, host_id, tok=tok)
+        await send(ws, {"type": "recording_start"})
+        await recv_until(ws, "recording_started", 5)
+        await send(ws, {"type": "recording_stop"})
+        await recv_until(ws, "recording_stopped", 5)
+        await send(ws, {"type": "stream_ended"})
+        await close_all(ws)
+        return link["event_id"]
+    event_id = run(record())
+    path = f"/api/streams/{event_id}/recordings"
+
+    status, _, body = recordings_request(a.http + path, tok)
+    assert status == 200, body
+    local = json.loads(body)["recordings"]
+    status, _, body = recordings_request(b.http + path, tok)
+    assert status == 200, body
+    remote = json.loads(body)["recordings"]
+    # The same list, its urls naming the node that has the files.
+    assert [(r["name"], r["size"]) for r in remote] == [(r["name"], r["size"]) for r in local] == [("1.opus", local[0]["size"])]
+    assert remote[0]["url"] == a.http + local[0]["url"]
+    status, headers, data = recordings_request(remote[0]["url"], tok)
+    assert status == 200 and headers["content-type"] == "audio/ogg" and data[:4] == b"OggS"
+    # A download asked of the other node is sent where the file is; the token is checked there too.
+    status, headers, _ = recordings_request(b.http + local[0]["url"], tok)
+    assert status == 307 and headers["location"] == a.http + local[0]["url"]
+    assert recordings_request(b.http + path, token(uid("other")))[0] == 403
+
+    a.stop()
+    status, _, body = recordings_request(b.http + path, tok)
+    error = json.loads(body)
+    assert status == 503 and error["code"] == "server_busy" and error["details"]["origin_node"] == "a", (status, body)

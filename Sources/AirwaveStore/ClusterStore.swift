@@ -57,18 +57,22 @@ public protocol ClusterStore: Sendable {
     /// Nodes whose last heartbeat is at `seenSince` or later, by node id.
     func liveNodes(seenSince: EpochMillis) async throws -> [NodeRecord]
 
-    /// Removes a node's heartbeat and origin rows (a clean shutdown).
-    func removeNode(_ nodeID: String) async throws
+    /// Removes a node's heartbeat row and ends its events' origin rows (a clean shutdown).
+    func removeNode(_ nodeID: String, at: EpochMillis) async throws
 
-    /// Writes origin rows (inserted or replaced) and deletes those of `removed` owned by
-    /// `nodeID`, in one transaction.
-    func publishOrigins(_ origins: [OriginRecord], removed: [String], nodeID: String) async throws
+    /// Writes origin rows (inserted or replaced) and ends those of `removed` owned by `nodeID`,
+    /// in one transaction. An ended row stays: it says which node an event ran on.
+    func publishOrigins(_ origins: [OriginRecord], removed: [String], nodeID: String, at: EpochMillis) async throws
 
-    /// The origin rows of events whose node's heartbeat is at `seenSince` or later.
+    /// The origin rows of live events whose node's heartbeat is at `seenSince` or later.
     func liveOrigins(seenSince: EpochMillis) async throws -> [OriginRecord]
 
     /// The origin node of a live event, if its heartbeat is at `seenSince` or later.
     func origin(of eventID: String, seenSince: EpochMillis) async throws -> NodeRecord?
+
+    /// The node an event ran (or runs) on, live or ended, with that node's row if it has one
+    /// (nil: gone for a day); nil if no node published the event (a single server's).
+    func originNode(of eventID: String) async throws -> (nodeID: String, node: NodeRecord?)?
 
     /// Ends events left live by a node that is gone: every live event except those whose origin
     /// is one of `sparing` (live nodes other than the caller). Returns how many.

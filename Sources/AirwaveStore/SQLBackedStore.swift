@@ -109,14 +109,19 @@ extension SQLBackedStore {
         try await store.liveNodes(seenSince: seenSince)
     }
 
-    /// Removes a node's heartbeat and origin rows.
-    public func removeNode(_ nodeID: String) async throws {
-        try await store.removeNode(nodeID)
+    /// Removes a node's heartbeat row and ends its origin rows.
+    public func removeNode(_ nodeID: String, at: EpochMillis) async throws {
+        try await store.removeNode(nodeID, at: at)
     }
 
-    /// Writes origin rows and deletes the node's rows of `removed`, in one transaction.
-    public func publishOrigins(_ origins: [OriginRecord], removed: [String], nodeID: String) async throws {
-        try await store.publishOrigins(origins, removed: removed, nodeID: nodeID)
+    /// Writes origin rows and ends the node's rows of `removed`, in one transaction.
+    public func publishOrigins(_ origins: [OriginRecord], removed: [String], nodeID: String, at: EpochMillis) async throws {
+        try await store.publishOrigins(origins, removed: removed, nodeID: nodeID, at: at)
+    }
+
+    /// The node an event ran or runs on, with its row if it has one.
+    public func originNode(of eventID: String) async throws -> (nodeID: String, node: NodeRecord?)? {
+        try await store.originNode(of: eventID)
     }
 
     /// The origin rows of events whose node is live.

@@ -30,6 +30,7 @@ extension SQLEventStore: ClusterStore {
             .column("mode", type: .text, .notNull)
             .column("participant_count", type: .bigint, .notNull)
             .column("started_at", type: .bigint, .notNull)
+            .column("ended_at", type: .bigint)
             .run()
         try await db.create(index: "event_origins_node_id_idx")
             .on(ClusterTable.origins)
@@ -50,12 +51,10 @@ extension SQLEventStore: ClusterStore {
                         .set(excludedValueOf: "connections")
                 }
                 .run()
-            // Nodes gone for a day leave the table, with their origin rows: node ids are chosen
-            // by operators (and made anew with a new data folder), so rows would pile up.
+            // Nodes gone for a day leave the table: node ids are chosen by operators (and made anew
+            // with a new data folder), so rows would pile up. Origin rows stay, one per event like
+            // the events table, saying where each event ran (its recordings are there).
             let cutoff = node.lastSeen - Self.goneNodeRetention
-            try await db.delete(from: ClusterTable.origins)
-                .where("node_id", .in, SQLSubquery.select { $0.column("node_id").from(ClusterTable.nodes).where("last_seen", .lessThan, cutoff) })
-                .run()
             try await db.delete(from: ClusterTable.nodes).where("last_seen", .lessThan, cutoff).run()
         }
     }
@@ -75,20 +74,26 @@ extension SQLEventStore: ClusterStore {
         }
     }
 
-    public func removeNode(_ nodeID: String) async throws {
+    public func removeNode(_ nodeID: String, at: EpochMillis) async throws {
         try await transaction { db in
-            try await db.delete(from: ClusterTable.origins).where("node_id", .equal, nodeID).run()
+            try await db.update(ClusterTable.origins)
+                .set("ended_at", to: at)
+                .where("node_id", .equal, nodeID)
+                .where("ended_at", .is, SQLLiteral.null)
+                .run()
             try await db.delete(from: ClusterTable.nodes).where("node_id", .equal, nodeID).run()
         }
     }
 
-    public func publishOrigins(_ origins: [OriginRecord], removed: [String], nodeID: String) async throws {
+    public func publishOrigins(_ origins: [OriginRecord], removed: [String], nodeID: String, at: EpochMillis) async throws {
         guard !origins.isEmpty || !removed.isEmpty else { return }
         try await transaction { db in
             if !removed.isEmpty {
-                try await db.delete(from: ClusterTable.origins)
+                try await db.update(ClusterTable.origins)
+                    .set("ended_at", to: at)
                     .where("node_id", .equal, nodeID)
                     .where("event_id", .in, removed)
+                    .where("ended_at", .is, SQLLiteral.null)
                     .run()
             }
             for origin in origins {
@@ -98,6 +103,7 @@ extension SQLEventStore: ClusterStore {
                             Int64(origin.participantCount), origin.startedAt)
                     .onConflict(with: "event_id") {
                         $0.set(excludedValueOf: "node_id")
+                            .set("ended_at", to: SQLLiteral.null)
                             .set(excludedValueOf: "host_user_id")
                             .set(excludedValueOf: "host_username")
                             .set(excludedValueOf: "mode")
@@ -114,6 +120,7 @@ extension SQLEventStore: ClusterStore {
             try await db.select()
                 .columns("event_id", "node_id", "host_user_id", "host_username", "mode", "participant_count", "started_at")
                 .from(ClusterTable.origins)
+                .where("ended_at", .is, SQLLiteral.null)
                 .where("node_id", .in, Self.nodesSeen(since: seenSince))
                 .orderBy("started_at")
                 .orderBy("event_id")
@@ -128,6 +135,7 @@ extension SQLEventStore: ClusterStore {
                 .column("node_id")
                 .from(ClusterTable.origins)
                 .where("event_id", .equal, eventID)
+                .where("ended_at", .is, SQLLiteral.null)
                 .first(decodingColumn: "node_id", as: String.self)
             else { return nil }
             return try await db.select()
@@ -137,6 +145,24 @@ extension SQLEventStore: ClusterStore {
                 .where("last_seen", .greaterThanOrEqual, seenSince)
                 .first()
                 .map(Self.nodeRecord)
+        }
+    }
+
+    public func originNode(of eventID: String) async throws -> (nodeID: String, node: NodeRecord?)? {
+        try await read { db in
+            guard let owner = try await db.select()
+                .column("node_id")
+                .from(ClusterTable.origins)
+                .where("event_id", .equal, eventID)
+                .first(decodingColumn: "node_id", as: String.self)
+            else { return nil }
+            let node = try await db.select()
+                .columns("node_id", "url", "started_at", "last_seen", "events", "connections")
+                .from(ClusterTable.nodes)
+                .where("node_id", .equal, owner)
+                .first()
+                .map(Self.nodeRecord)
+            return (owner, node)
         }
     }
 
@@ -163,7 +189,11 @@ extension SQLEventStore: ClusterStore {
                 .set("end_reason", to: reason)
                 .where("event_id", .in, live)
                 .run()
-            try await db.delete(from: ClusterTable.origins).where("event_id", .in, live).run()
+            try await db.update(ClusterTable.origins)
+                .set("ended_at", to: at)
+                .where("event_id", .in, live)
+                .where("ended_at", .is, SQLLiteral.null)
+                .run()
             return live.count
         }
     }

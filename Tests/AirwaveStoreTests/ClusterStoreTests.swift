@@ -24,7 +24,7 @@ import Testing
             try await store.heartbeat(node("a", seen: 16_000, events: 2))
             #expect(try await store.liveNodes(seenSince: 10_000).map(\.nodeID) == ["a", "b"])
             #expect(try await store.liveNodes(seenSince: 12_000) == [node("a", seen: 16_000, events: 2)])
-            try await store.removeNode("a")
+            try await store.removeNode("a", at: 60_000)
             #expect(try await store.liveNodes(seenSince: 0).map(\.nodeID) == ["b"])
         }
     }
@@ -35,10 +35,13 @@ import Testing
             let day: EpochMillis = 86_400_000
             try await store.heartbeat(node("old", seen: 1_000))
             try await store.heartbeat(node("recent", seen: 2_000))
-            try await store.publishOrigins([origin("e-old", on: "old"), origin("e-recent", on: "recent")], removed: [], nodeID: "old")
+            try await store.publishOrigins([origin("e-old", on: "old"), origin("e-recent", on: "recent")], removed: [], nodeID: "old", at: 50_000)
             try await store.heartbeat(node("a", seen: 1_000 + day + 500))
             #expect(try await store.liveNodes(seenSince: 0).map(\.nodeID) == ["a", "recent"])
-            #expect(try await store.liveOrigins(seenSince: 0).map(\.eventID) == ["e-recent"])
+            #expect(try await store.liveNodes(seenSince: 0).map(\.nodeID) == ["a", "recent"])
+            // The origin rows stay: they say where each event ran.
+            #expect(try await store.originNode(of: "e-old")?.nodeID == "old")
+            #expect(try await store.originNode(of: "e-old")?.node == nil)
         }
     }
 
@@ -48,11 +51,11 @@ import Testing
         try await withStore(backend) { store in
             try await store.heartbeat(node("a", seen: 10_000))
             try await store.heartbeat(node("dead", seen: 1_000))
-            try await store.publishOrigins([origin("e1", on: "a"), origin("e2", on: "a", startedAt: 1_500)], removed: [], nodeID: "a")
-            try await store.publishOrigins([origin("e3", on: "dead")], removed: [], nodeID: "dead")
+            try await store.publishOrigins([origin("e1", on: "a"), origin("e2", on: "a", startedAt: 1_500)], removed: [], nodeID: "a", at: 50_000)
+            try await store.publishOrigins([origin("e3", on: "dead")], removed: [], nodeID: "dead", at: 50_000)
             #expect(try await store.liveOrigins(seenSince: 5_000).map(\.eventID) == ["e2", "e1"])
 
-            try await store.publishOrigins([origin("e1", on: "a", count: 7)], removed: ["e2", "e3"], nodeID: "a")
+            try await store.publishOrigins([origin("e1", on: "a", count: 7)], removed: ["e2", "e3"], nodeID: "a", at: 50_000)
             #expect(try await store.liveOrigins(seenSince: 5_000) == [origin("e1", on: "a", count: 7)])
             // "e3" belongs to another node: "a" cannot remove it.
             #expect(try await store.liveOrigins(seenSince: 0).map(\.eventID) == ["e1", "e3"])
@@ -60,6 +63,16 @@ import Testing
             #expect(try await store.origin(of: "e1", seenSince: 5_000)?.nodeID == "a")
             #expect(try await store.origin(of: "e3", seenSince: 5_000) == nil)
             #expect(try await store.origin(of: "e9", seenSince: 0) == nil)
+
+            // An ended event has no origin any more, but its row says where it ran.
+            #expect(try await store.origin(of: "e2", seenSince: 0) == nil)
+            #expect(try await store.originNode(of: "e2")?.nodeID == "a")
+            #expect(try await store.originNode(of: "e2")?.node?.url == "http://a.test:8000")
+            #expect(try await store.originNode(of: "e9") == nil)
+            // A node that stops cleanly ends its events at once.
+            try await store.removeNode("a", at: 60_000)
+            #expect(try await store.liveOrigins(seenSince: 0).map(\.eventID) == ["e3"])
+            #expect(try await store.originNode(of: "e1")?.nodeID == "a")
         }
     }
 
@@ -69,8 +82,8 @@ import Testing
             try await store.write([started("mine"), started("theirs"), started("orphan")])
             try await store.heartbeat(node("a", seen: 10_000))
             try await store.heartbeat(node("b", seen: 10_000))
-            try await store.publishOrigins([origin("theirs", on: "b")], removed: [], nodeID: "b")
-            try await store.publishOrigins([origin("mine", on: "a")], removed: [], nodeID: "a")
+            try await store.publishOrigins([origin("theirs", on: "b")], removed: [], nodeID: "b", at: 50_000)
+            try await store.publishOrigins([origin("mine", on: "a")], removed: [], nodeID: "a", at: 50_000)
 
             #expect(try await store.endInterruptedEvents(reason: "node_restart", at: 9_000, sparing: ["b"]) == 2)
             #expect(try await store.event(id: "theirs")?.isLive == true)

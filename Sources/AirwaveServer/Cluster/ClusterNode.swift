@@ -65,6 +65,13 @@ actor ClusterNode {
         try await store.origin(of: eventID, seenSince: liveSince())
     }
 
+    /// The node an event ran or runs on (its recordings are there), nil for this node's own or
+    /// an event no node published; `live` says whether that node beats.
+    func holder(of eventID: String) async throws -> (nodeID: String, url: String?, live: Bool)? {
+        guard let (nodeID, node) = try await store.originNode(of: eventID), nodeID != identity.nodeID else { return nil }
+        return (nodeID, node?.url, (node?.lastSeen ?? 0) >= liveSince())
+    }
+
     /// Live nodes other than this one: their events are spared when this node starts.
     func otherLiveNodeIDs() async throws -> Set<String> {
         Set(try await liveNodes().map(\.nodeID)).subtracting([identity.nodeID])
@@ -96,7 +103,7 @@ actor ClusterNode {
     /// node without waiting for the timeout.
     func leave() async {
         do {
-            try await store.removeNode(identity.nodeID)
+            try await store.removeNode(identity.nodeID, at: Timestamp.now().milliseconds)
             try await store.notify(channel: Channel.directory, payload: identity.nodeID)
         } catch {
             logger.warning("could not remove this node from the cluster table", metadata: ["error": "\(String(reflecting: error))"])
@@ -135,7 +142,7 @@ actor ClusterNode {
             while !publication.isEmpty && !Task.isCancelled {
                 let (origins, removed) = publication.take()
                 do {
-                    try await store.publishOrigins(origins, removed: removed, nodeID: identity.nodeID)
+                    try await store.publishOrigins(origins, removed: removed, nodeID: identity.nodeID, at: Timestamp.now().milliseconds)
                     try await store.notify(channel: Channel.directory, payload: identity.nodeID)
                 } catch {
                     publication.restore(origins: origins, removed: removed)

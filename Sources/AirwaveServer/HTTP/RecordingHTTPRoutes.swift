@@ -1,5 +1,6 @@
 import AirwaveAuth
 import AirwaveMedia
+import AsyncHTTPClient
 import AirwaveProtocol
 import Foundation
 import Hummingbird
@@ -56,6 +57,9 @@ struct RecordingHTTPRoutes: Sendable {
         case .success(let found): (eventID, folder) = found
         case .failure(let refusal): return refusal.response
         }
+        if let cluster = server.cluster, let holder = try await cluster.holder(of: eventID) {
+            return await listElsewhere(eventID, on: holder, authorization: request.headers[.authorization] ?? "")
+        }
         let names = ((try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? [])
             .filter(Self.isRecordingName)
             .sorted { (Int($0.dropLast(5)) ?? 0) < (Int($1.dropLast(5)) ?? 0) }
@@ -71,14 +75,48 @@ struct RecordingHTTPRoutes: Sendable {
         return HTTPRoutes.json(["event_id": .string(eventID), "recordings": .array(items)])
     }
 
+    /// The list of an event that ran on another node of the cluster, where its files are: asked
+    /// of that node with the caller's token (which it checks again), the `url`s made absolute.
+    private func listElsewhere(_ eventID: String, on holder: (nodeID: String, url: String?, live: Bool),
+                               authorization: String) async -> Response {
+        let unreachable = ProtocolError(.serverBusy, "The recordings are on node \(holder.nodeID), which does not answer.",
+                                        details: ["reason": "other_node", "origin_node": .string(holder.nodeID)])
+        guard holder.live, let base = holder.url else { return HTTPRoutes.error(unreachable, status: .serviceUnavailable) }
+        var request = HTTPClientRequest(url: "\(base)/api/streams/\(eventID)/recordings")
+        request.headers.add(name: "Authorization", value: authorization)
+        do {
+            let response = try await HTTPClient.shared.execute(request, timeout: .seconds(5))
+            // A listing is small (an event has at most `recordingLimit` recordings).
+            let body = try await response.body.collect(upTo: 1 << 20)
+            guard response.status == .ok, case .object(var fields)? = try? JSONParser.parse(Array(body.readableBytesView)),
+                  case .array(let items)? = fields["recordings"]
+            else {
+                return Response(status: .init(code: Int(response.status.code)), headers: [.contentType: "application/json"],
+                                body: .init(byteBuffer: body))
+            }
+            fields["recordings"] = .array(items.map { item in
+                guard case .object(var entry) = item, let path = entry["url"]?.stringValue else { return item }
+                entry["url"] = .string(base + path)
+                return .object(entry)
+            })
+            return HTTPRoutes.json(.object(fields))
+        } catch {
+            return HTTPRoutes.error(unreachable, status: .serviceUnavailable)
+        }
+    }
+
     private func download(_ request: Request, _ context: AirwaveRequestContext) async throws -> Response {
-        let folder: URL
+        let (eventID, folder): (String, URL)
         switch try await authorize(request, context) {
-        case .success(let found): folder = found.folder
+        case .success(let found): (eventID, folder) = found
         case .failure(let refusal): return refusal.response
         }
         guard let name = context.parameters.get("name"), Self.isRecordingName(name) else {
             return HTTPRoutes.error(ProtocolError(.recordingNotFound, "No such recording."), status: .notFound)
+        }
+        // On another node: the file is there (the listing's `url` names it).
+        if let cluster = server.cluster, let holder = try await cluster.holder(of: eventID), let base = holder.url {
+            return Response(status: .temporaryRedirect, headers: [.location: "\(base)/api/streams/\(eventID)/recordings/\(name)"])
         }
         let path = folder.appendingPathComponent(name).path
         var isDirectory: ObjCBool = false
