@@ -60,7 +60,7 @@ public protocol ClusterStore: Sendable {
     /// Removes a node's heartbeat row and ends its events' origin rows (a clean shutdown).
     func removeNode(_ nodeID: String, at: EpochMillis) async throws
 
-    /// Writes origin rows (inserted or replaced) and ends those of `removed` owned by `nodeID`,
+    /// Writes origin rows (inserted or replaced), then ends those of `removed` owned by `nodeID`,
     /// in one transaction. An ended row stays: it says which node an event ran on.
     func publishOrigins(_ origins: [OriginRecord], removed: [String], nodeID: String, at: EpochMillis) async throws
 

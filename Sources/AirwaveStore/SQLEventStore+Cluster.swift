@@ -88,14 +88,6 @@ extension SQLEventStore: ClusterStore {
     public func publishOrigins(_ origins: [OriginRecord], removed: [String], nodeID: String, at: EpochMillis) async throws {
         guard !origins.isEmpty || !removed.isEmpty else { return }
         try await transaction { db in
-            if !removed.isEmpty {
-                try await db.update(ClusterTable.origins)
-                    .set("ended_at", to: at)
-                    .where("node_id", .equal, nodeID)
-                    .where("event_id", .in, removed)
-                    .where("ended_at", .is, SQLLiteral.null)
-                    .run()
-            }
             for origin in origins {
                 try await db.insert(into: ClusterTable.origins)
                     .columns("event_id", "node_id", "host_user_id", "host_username", "mode", "participant_count", "started_at")
@@ -110,6 +102,16 @@ extension SQLEventStore: ClusterStore {
                             .set(excludedValueOf: "participant_count")
                             .set(excludedValueOf: "started_at")
                     }
+                    .run()
+            }
+            // After the rows: an event that started and ended between two publications is
+            // written and ended in one go.
+            if !removed.isEmpty {
+                try await db.update(ClusterTable.origins)
+                    .set("ended_at", to: at)
+                    .where("node_id", .equal, nodeID)
+                    .where("event_id", .in, removed)
+                    .where("ended_at", .is, SQLLiteral.null)
                     .run()
             }
         }

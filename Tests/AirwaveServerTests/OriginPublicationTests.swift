@@ -19,8 +19,11 @@ import Testing
         publication.changed("e2", summary("e2", count: 1))
         publication.changed("e2", nil)
         let (origins, removed) = publication.take()
-        #expect(origins == [OriginRecord(eventID: "e1", nodeID: "a", hostUserID: "h", hostUsername: "H", mode: "audio",
-                                         participantCount: 50, startedAt: 1_000)])
+        // "e2" started and ended in between: its row is written and ended.
+        #expect(origins == [
+            OriginRecord(eventID: "e1", nodeID: "a", hostUserID: "h", hostUsername: "H", mode: "audio", participantCount: 50, startedAt: 1_000),
+            OriginRecord(eventID: "e2", nodeID: "a", hostUserID: "h", hostUsername: "H", mode: "audio", participantCount: 1, startedAt: 1_000),
+        ])
         #expect(removed == ["e2"])
         #expect(publication.isEmpty)
     }
@@ -37,6 +40,7 @@ import Testing
         let (again, removedAgain) = publication.take()
         #expect(again.map(\.eventID) == ["e1", "e2"])
         #expect(again.map(\.participantCount) == [1, 9])
+        // "e3" ended without a summary this node knew: nothing to write but its end.
         #expect(removedAgain == ["e3"])
     }
 

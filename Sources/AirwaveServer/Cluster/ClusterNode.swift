@@ -1,6 +1,7 @@
 import AirwaveProtocol
 import AirwaveStore
 import Logging
+import NIOConcurrencyHelpers
 
 /// This server as one node of several on a shared PostgreSQL database (PROTOCOL.md 8): writes
 /// its heartbeat, publishes its events' origin rows (the directory entries the other nodes
@@ -33,7 +34,9 @@ actor ClusterNode {
     /// Room notifications, handed to the listening rooms.
     let roomNotifications: AsyncStream<String>
     private let roomContinuation: AsyncStream<String>.Continuation
-    private var publication: OriginPublication
+    /// Written by the directory's callback in the order of the changes (a lock, not a task per
+    /// change: tasks could run an event's end before its last update and publish a ghost).
+    private nonisolated let publication: NIOLockedValueBox<OriginPublication>
     private let (publishWakeUps, publishWake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     private let (reloadWakeUps, reloadWake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
 
@@ -46,7 +49,7 @@ actor ClusterNode {
         self.directory = directory
         self.logger = logger
         self.counts = counts
-        publication = OriginPublication(nodeID: identity.nodeID)
+        publication = NIOLockedValueBox(OriginPublication(nodeID: identity.nodeID))
         (roomNotifications, roomContinuation) = AsyncStream.makeStream(of: String.self, bufferingPolicy: .bufferingNewest(4096))
     }
 
@@ -84,8 +87,9 @@ actor ClusterNode {
 
     /// Runs until cancelled: heartbeat, publications, notifications.
     func run() async {
-        await directory.publishLocalChanges { [weak self] eventID, summary in
-            Task { await self?.localChange(eventID, summary) }
+        await directory.publishLocalChanges { [publication, publishWake] eventID, summary in
+            publication.withLockedValue { $0.changed(eventID, summary) }
+            publishWake.yield()
         }
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.listener.run() }
@@ -108,11 +112,6 @@ actor ClusterNode {
         } catch {
             logger.warning("could not remove this node from the cluster table", metadata: ["error": "\(String(reflecting: error))"])
         }
-    }
-
-    private func localChange(_ eventID: String, _ summary: LiveServerMessage.StreamSummary?) {
-        publication.changed(eventID, summary)
-        publishWake.yield()
     }
 
     private func heartbeat() async throws {
@@ -139,13 +138,13 @@ actor ClusterNode {
     /// Writes pending origin rows, at most once per `publishInterval`, then tells the others.
     private func publications() async {
         for await _ in publishWakeUps {
-            while !publication.isEmpty && !Task.isCancelled {
-                let (origins, removed) = publication.take()
+            while !publication.withLockedValue({ $0.isEmpty }) && !Task.isCancelled {
+                let (origins, removed) = publication.withLockedValue { $0.take() }
                 do {
                     try await store.publishOrigins(origins, removed: removed, nodeID: identity.nodeID, at: Timestamp.now().milliseconds)
                     try await store.notify(channel: Channel.directory, payload: identity.nodeID)
                 } catch {
-                    publication.restore(origins: origins, removed: removed)
+                    publication.withLockedValue { $0.restore(origins: origins, removed: removed) }
                     logger.warning("cannot publish this node's events; retrying", metadata: ["error": "\(String(reflecting: error))"])
                 }
                 try? await Task.sleep(for: settings.publishInterval)
