@@ -1,0 +1,156 @@
+import AirwaveProtocol
+
+/// What comes down the link: delivered as the origin decided, and mirrored where a late joiner
+/// or a re-link needs it (`stream_state`, chat, the screen GOP, whose voice each source is).
+extension EdgeEvent {
+    mutating func fromOrigin(_ message: EdgeLinkMessage.Down, now: Timestamp) {
+        if case .snapshot(let snapshot) = message { return linkUp(snapshot, now: now) }
+        // Only what follows a snapshot on the current link means anything.
+        guard link == .up else { return }
+        switch message {
+        case .snapshot: break
+        case .welcome(let number): welcome(number, now: now)
+        case .message(let message, let audience): relay(message, to: audience)
+        case .close(let number, let code):
+            guard let connection = connectionByNumber[number], forget(connection) != nil else { return }
+            buffer.remove(client: connection)
+            emit(.close(connection, code))
+            if clients.isEmpty { idleSince = now }
+        case .media(let frame): relayMedia(frame, now: now)
+        case .ended(let code): ended(code)
+        }
+    }
+
+    /// The origin accepted the client: it becomes a member and gets the edge's replay.
+    mutating func welcome(_ number: EdgeLinkMessage.EdgeClient, now: Timestamp) {
+        // A re-link announces members again; they have their state already.
+        guard let connection = connectionByNumber[number], let client = clients[connection], !client.admitted else { return }
+        clients[connection]?.admitted = true
+        memberByUser[client.user.userID] = connection
+        emit(.admit(connection))
+        if let streamState { send(LiveEvent.Message(.streamState, streamState), to: .one(connection)) }
+        send(LiveEvent.Message(.chatHistory, ["type": "chat_history", "messages": .array(chat)]), to: .one(connection))
+        if isScreenMode { catchUpOnScreen(connection, now: now) }
+    }
+
+    mutating func relay(_ message: LiveEvent.Message, to audience: EdgeLinkMessage.Audience) {
+        mirror(message)
+        switch audience {
+        case .all:
+            send(message, to: .all)
+        case .one(let number):
+            guard let connection = connectionByNumber[number] else { return }  // it left meanwhile
+            send(message, to: .one(connection))
+        case .allExcept(let number):
+            send(message, to: connectionByNumber[number].map { .allExcept($0) } ?? .all)
+        }
+    }
+
+    /// Keeps what a joiner or a re-link needs from the message. The origin builds
+    /// `stream_state` from the same mode and codec fields as `stream_mode_changed`, so the
+    /// mirror follows the notice exactly.
+    mutating func mirror(_ message: LiveEvent.Message) {
+        switch message.type {
+        case .streamModeChanged:
+            let screen = message.json["mode"]?.stringValue == StreamMode.screen.rawValue
+            if case .object(var state) = streamState {
+                state["mode"] = message.json["mode"]
+                state["screen"] = screen ? message.json.removing(["type", "mode", "message"]) : .null
+                streamState = .object(state)
+            }
+            // Every member's first frame of the new share is a keyframe (PROTOCOL.md 2.4).
+            if screen {
+                screenPipeline.reset(viewers: members)
+            } else {
+                screenPipeline.clear()
+            }
+        case .messageBroadcast:
+            chat.append(message.json.removing(["type"]))
+            if chat.count > configuration.chatHistoryLimit { chat.removeFirst(chat.count - configuration.chatHistoryLimit) }
+        case .cohostJoined:
+            if let source = message.json["source_id"]?.intValue.flatMap(UInt32.init(exactly:)), let userID = message.json["user_id"]?.stringValue {
+                sourceOwners[source] = userID
+            }
+        case .participantList:
+            learnSources(message.json)
+        default:
+            break
+        }
+    }
+
+    /// Source ids of the speakers a `participant_list` names.
+    mutating func learnSources(_ list: JSONValue) {
+        for entry in list["participants"]?.arrayItems ?? [] {
+            if let source = entry["source_id"]?.intValue.flatMap(UInt32.init(exactly:)), let userID = entry["user_id"]?.stringValue {
+                sourceOwners[source] = userID
+            }
+        }
+    }
+
+    /// A frame the origin let through: audio to every member but its speaker, screen through
+    /// the edge's own pipeline (keyframe first for every member, the GOP kept for joiners).
+    mutating func relayMedia(_ frame: MediaFrame, now: Timestamp) {
+        switch frame.header.kind {
+        case .opus, .pcm:
+            // Nobody receives their own voice back, and its speaker may be a member here.
+            let speaker = sourceOwners[frame.header.sourceID].flatMap { memberByUser[$0] }
+            emit(.forward(frame, LiveEvent.Route(sockets: speaker.map { .allExcept($0) } ?? .all, queue: .audio)))
+        case .screen:
+            guard isScreenMode else { return emit(.mediaDropped(.inactivePipeline)) }
+            switch screenPipeline.accept(frame) {
+            case .forward(let skipping):
+                emit(.forward(frame, screenRoute(frame, sockets: Self.allBut(skipping))))
+            case .forwardAndRequestKeyframe(let skipping):
+                emit(.forward(frame, screenRoute(frame, sockets: Self.allBut(skipping))))
+                requestKeyframe(now: now)
+            }
+        }
+    }
+
+    /// A joiner in screen mode gets the config frame and the cached GOP, or waits for the next
+    /// keyframe, which is asked for up the link.
+    mutating func catchUpOnScreen(_ connection: ConnectionID, now: Timestamp) {
+        let (frames, needsKeyframe) = screenPipeline.join(connection)
+        for frame in frames {
+            emit(.forward(frame, screenRoute(frame, sockets: .one(connection))))
+        }
+        if needsKeyframe { requestKeyframe(now: now) }
+    }
+
+    mutating func requestKeyframe(now: Timestamp) {
+        guard link == .up, keyframeGate.allow(now: now) else { return }
+        emit(.uplink(.keyframeRequest))
+    }
+
+    /// The queue class of a screen frame, as the origin gives it (`LiveEvent.screenRoute`).
+    func screenRoute(_ frame: MediaFrame, sockets: LiveEvent.Audience) -> LiveEvent.Route {
+        let flags = frame.header.flags
+        return LiveEvent.Route(sockets: sockets, queue: flags.contains(.config) ? .config : flags.contains(.keyframe) ? .screenKeyframe : .screen)
+    }
+
+    /// Every member but these: `Audience` has no sender-less form, so the lowest skipped
+    /// connection stands in as the excepted one (the same set either way).
+    static func allBut(_ skipped: Set<ConnectionID>) -> LiveEvent.Audience {
+        guard let first = skipped.min() else { return .all }
+        return .allExcept(first, skipping: skipped.subtracting([first]))
+    }
+
+    /// The origin ended the event: members closed with its code, clients it had not answered
+    /// refused as a join after the end is.
+    mutating func ended(_ code: CloseCode) {
+        for (connection, client) in clients.sorted(by: { $0.value.number < $1.value.number }) {
+            if client.admitted {
+                emit(.close(connection, code))
+            } else {
+                refuse(connection, ProtocolError(.eventEnded, "This event has ended."))
+            }
+        }
+        emit(.closeLink)
+        finish(.ended)
+    }
+
+    var isScreenMode: Bool { streamState?["mode"]?.stringValue == StreamMode.screen.rawValue }
+
+    /// The clients the origin welcomed.
+    var members: [ConnectionID] { clients.filter { $0.value.admitted }.keys.sorted() }
+}
