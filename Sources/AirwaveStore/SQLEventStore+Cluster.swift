@@ -41,7 +41,7 @@ extension SQLEventStore: ClusterStore {
     public func heartbeat(_ node: NodeRecord) async throws {
         try await transaction { db in
             try await db.insert(into: ClusterTable.nodes)
-                .columns("node_id", "url", "started_at", "last_seen", "events", "connections")
+                .columns(Self.nodeColumns)
                 .values(node.nodeID, node.url, node.startedAt, node.lastSeen, Int64(node.events), Int64(node.connections))
                 .onConflict(with: "node_id") {
                     $0.set(excludedValueOf: "url")
@@ -65,7 +65,7 @@ extension SQLEventStore: ClusterStore {
     public func liveNodes(seenSince: EpochMillis) async throws -> [NodeRecord] {
         try await read { db in
             try await db.select()
-                .columns("node_id", "url", "started_at", "last_seen", "events", "connections")
+                .columns(Self.nodeColumns)
                 .from(ClusterTable.nodes)
                 .where("last_seen", .greaterThanOrEqual, seenSince)
                 .orderBy("node_id")
@@ -90,7 +90,7 @@ extension SQLEventStore: ClusterStore {
         try await transaction { db in
             for origin in origins {
                 try await db.insert(into: ClusterTable.origins)
-                    .columns("event_id", "node_id", "host_user_id", "host_username", "mode", "participant_count", "started_at")
+                    .columns(Self.originColumns)
                     .values(origin.eventID, origin.nodeID, origin.hostUserID, origin.hostUsername, origin.mode,
                             Int64(origin.participantCount), origin.startedAt)
                     .onConflict(with: "event_id") {
@@ -120,7 +120,7 @@ extension SQLEventStore: ClusterStore {
     public func liveOrigins(seenSince: EpochMillis) async throws -> [OriginRecord] {
         try await read { db in
             try await db.select()
-                .columns("event_id", "node_id", "host_user_id", "host_username", "mode", "participant_count", "started_at")
+                .columns(Self.originColumns)
                 .from(ClusterTable.origins)
                 .where("ended_at", .is, SQLLiteral.null)
                 .where("node_id", .in, Self.nodesSeen(since: seenSince))
@@ -141,7 +141,7 @@ extension SQLEventStore: ClusterStore {
                 .first(decodingColumn: "node_id", as: String.self)
             else { return nil }
             return try await db.select()
-                .columns("node_id", "url", "started_at", "last_seen", "events", "connections")
+                .columns(Self.nodeColumns)
                 .from(ClusterTable.nodes)
                 .where("node_id", .equal, owner)
                 .where("last_seen", .greaterThanOrEqual, seenSince)
@@ -159,7 +159,7 @@ extension SQLEventStore: ClusterStore {
                 .first(decodingColumn: "node_id", as: String.self)
             else { return nil }
             let node = try await db.select()
-                .columns("node_id", "url", "started_at", "last_seen", "events", "connections")
+                .columns(Self.nodeColumns)
                 .from(ClusterTable.nodes)
                 .where("node_id", .equal, owner)
                 .first()
@@ -206,6 +206,11 @@ extension SQLEventStore: ClusterStore {
             try await db.raw("SELECT pg_notify(\(bind: channel), \(bind: payload))").run()
         }
     }
+
+    /// A node row's columns, in the order `nodeRecord` reads them and `heartbeat` writes them.
+    static let nodeColumns = ["node_id", "url", "started_at", "last_seen", "events", "connections"]
+    /// An origin row's columns as written and read (`ended_at` apart).
+    static let originColumns = ["event_id", "node_id", "host_user_id", "host_username", "mode", "participant_count", "started_at"]
 
     /// The ids of nodes whose heartbeat is at `since` or later, as a subquery.
     private static func nodesSeen(since: EpochMillis) -> some SQLExpression {
