@@ -314,3 +314,13 @@ def test_recordings_are_listed_from_any_node(start_server):
     status, _, body = recordings_request(b.http + path, tok)
     error = json.loads(body)
     assert status == 503 and error["code"] == "server_busy" and error["details"]["origin_node"] == "a", (status, body)
+
+
+def test_a_node_stops_within_10_s_while_the_database_is_down(start_server, private_cluster):
+    folder, url = private_cluster
+    node = start_nodes(start_server, url, ["a"])["a"]
+    subprocess.run([POSTGRES, "pause", folder], check=True, capture_output=True, timeout=60)
+    wait_for(lambda: http_get(node, "/readyz")[0] == 503, 15, "readyz 503")
+    started = time.monotonic()
+    assert node.terminate(timeout=15) == 0, node.stderr[-2000:]
+    assert time.monotonic() - started < 10.0

@@ -11,9 +11,19 @@ final class DeadlineOutcome<T: Sendable>: Sendable {
 
     private let state = NIOLockedValueBox(State())
 
+    /// Hands over the caller's continuation; resumed at once if the outcome is already known
+    /// (the caller was cancelled before the operation started).
     func start(_ continuation: CheckedContinuation<T, any Error>) {
-        state.withLockedValue { $0.continuation = continuation }
+        let settled: Result<T, any Error>? = state.withLockedValue { state in
+            if let result = state.result { return result }
+            state.continuation = continuation
+            return nil
+        }
+        if let settled { continuation.resume(with: settled) }
     }
+
+    /// Whether the outcome is known.
+    var isSettled: Bool { state.withLockedValue { $0.result != nil } }
 
     /// Runs `action` once the outcome is known (at once if it is).
     func onFinish(_ action: @escaping @Sendable () -> Void) {

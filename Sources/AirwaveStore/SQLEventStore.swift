@@ -1,4 +1,5 @@
 import Logging
+import NIOConcurrencyHelpers
 import SQLKit
 
 /// An ``EventStore`` on top of any SQLKit database, written with SQLKit's query builders only,
@@ -250,20 +251,29 @@ public struct SQLEventStore: EventStore {
     /// Runs `operation`, failing with ``EventStoreError/timedOut(seconds:)`` once
     /// ``operationDeadline`` passes. A statement sent just as the server shut down may never be
     /// answered on its connection; the call (and the gate it holds) must not wait for it forever.
-    /// The abandoned operation is cancelled and ends on its own.
+    /// The abandoned operation is cancelled and ends on its own; so is the call when its caller's
+    /// task is cancelled (a shutdown that must not wait for the deadline).
     private func withDeadline<T: Sendable>(_ operation: @escaping @Sendable () async throws -> T) async throws -> T {
         guard let deadline = operationDeadline else { return try await operation() }
         let outcome = DeadlineOutcome<T>()
-        return try await withCheckedThrowingContinuation { continuation in
-            outcome.start(continuation)
-            let work = Task {
-                do { outcome.finish(.success(try await operation())) } catch { outcome.finish(.failure(error)) }
+        let work = NIOLockedValueBox<Task<Void, Never>?>(nil)
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                outcome.start(continuation)
+                // Cancelled before it began: nothing to start.
+                if outcome.isSettled { return }
+                let running = Task {
+                    do { outcome.finish(.success(try await operation())) } catch { outcome.finish(.failure(error)) }
+                }
+                work.withLockedValue { $0 = running }
+                let timer = Task {
+                    try await Task.sleep(for: deadline)
+                    if outcome.finish(.failure(EventStoreError.timedOut(seconds: Int(deadline.components.seconds)))) { running.cancel() }
+                }
+                outcome.onFinish { timer.cancel() }
             }
-            let timer = Task {
-                try await Task.sleep(for: deadline)
-                if outcome.finish(.failure(EventStoreError.timedOut(seconds: Int(deadline.components.seconds)))) { work.cancel() }
-            }
-            outcome.onFinish { timer.cancel() }
+        } onCancel: {
+            if outcome.finish(.failure(CancellationError())) { work.withLockedValue { $0 }?.cancel() }
         }
     }
 

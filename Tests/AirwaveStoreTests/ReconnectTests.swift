@@ -74,6 +74,21 @@ import Darwin
         try? await store.shutdown()
     }
 
+    /// A caller that is cancelled (a shutdown) gets `CancellationError` at once, not after the
+    /// deadline.
+    @Test func aCancelledCallReturnsAtOnce() async throws {
+        let listener = try SilentListener()
+        defer { listener.close() }
+        let store = try await PostgresEventStore.open(
+            url: "postgres://postgres@127.0.0.1:\(listener.port)/postgres?tlsmode=disable", logger: quietLogger,
+            connectionTimeout: .seconds(600), operationDeadline: .seconds(600)
+        )
+        let call = Task { await thrownError { try await store.write([started("e")]) } }
+        call.cancel()
+        #expect(await call.value is CancellationError)
+        try? await store.shutdown()
+    }
+
     @Test func aBadURLIsOneClearErrorWithoutThePassword() async throws {
         let error = await thrownError {
             _ = try await PostgresEventStore.open(url: "postgres://user:secret@", logger: quietLogger)

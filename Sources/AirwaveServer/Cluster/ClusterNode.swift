@@ -105,14 +105,27 @@ actor ClusterNode {
 
     /// Stops being a node: the heartbeat and origin rows go at once, so the others drop this
     /// node without waiting for the timeout.
+    /// Waits at most ``leavePatience``: with the database down, shutdown must still end within
+    /// PROTOCOL.md's 10 s (the others then drop this node when its heartbeat ages out).
     func leave() async {
-        do {
-            try await store.removeNode(identity.nodeID, at: Timestamp.now().milliseconds)
-            try await store.notify(channel: Channel.directory, payload: identity.nodeID)
-        } catch {
-            logger.warning("could not remove this node from the cluster table", metadata: ["error": "\(String(reflecting: error))"])
+        let (store, identity, logger) = (self.store, self.identity, self.logger)
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                do {
+                    try await store.removeNode(identity.nodeID, at: Timestamp.now().milliseconds)
+                    try await store.notify(channel: Channel.directory, payload: identity.nodeID)
+                } catch {
+                    logger.warning("could not remove this node from the cluster table", metadata: ["error": "\(String(reflecting: error))"])
+                }
+            }
+            group.addTask { try? await Task.sleep(for: Self.leavePatience) }
+            await group.next()
+            group.cancelAll()
         }
     }
+
+    /// How long a stopping node tries to remove its rows.
+    static let leavePatience: Duration = .seconds(2)
 
     private func heartbeat() async throws {
         let (events, connections) = await counts()
