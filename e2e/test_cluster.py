@@ -17,8 +17,8 @@ import urllib.parse
 import pytest
 import websockets
 
-from awtest import (close_all, connect, expect_refusal, go_live, http_get, http_json, join, join_path, recv_until, run,
-                    send, token, uid)
+from awtest import (close_all, connect, expect_refusal, go_live, host_path, http_get, http_json, join, join_path,
+                    recv_until, run, send, token, uid)
 from conftest import run_cli
 from test_postgres import POSTGRES, URL, fresh_database, private_cluster, wait_for  # noqa: F401 (a fixture)
 from test_rooms import enter, get_room
@@ -324,3 +324,31 @@ def test_a_node_stops_within_10_s_while_the_database_is_down(start_server, priva
     started = time.monotonic()
     assert node.terminate(timeout=15) == 0, node.stderr[-2000:]
     assert time.monotonic() - started < 10.0
+
+
+def test_a_host_live_on_one_node_is_sent_back_there_by_another(start_server):
+    database = fresh_database(URL)
+    nodes = start_nodes(start_server, database, ["a", "b"])
+    a, b = nodes["a"], nodes["b"]
+    host_id = uid("host")
+
+    async def scenario():
+        ws, link = await go_live(a, host_id)
+        # A host has one live event: going live on b now is refused, naming where it is.
+        refusal = await expect_refusal(b.ws(host_path(host_id, token(host_id))), "server_busy", 1013)
+        assert refusal["details"]["event_id"] == link["event_id"], refusal
+        assert refusal["details"]["origin_node"] == "a" and refusal["details"]["origin_url"] == a.http, refusal
+        await send(ws, {"type": "stream_ended"})
+        await recv_until(ws, "stream_ended", 5)
+        await close_all(ws)
+        # Once it ended (and a published that, at most 0.5 s later), b takes the host.
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                again, _ = await go_live(b, host_id)
+                break
+            except AssertionError:
+                assert time.monotonic() < deadline, "the host could not go live on b after its event ended on a"
+                await asyncio.sleep(0.2)
+        await close_all(again)
+    run(scenario())

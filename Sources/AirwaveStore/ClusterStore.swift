@@ -70,6 +70,9 @@ public protocol ClusterStore: Sendable {
     /// The origin node of a live event, if its heartbeat is at `seenSince` or later.
     func origin(of eventID: String, seenSince: EpochMillis) async throws -> NodeRecord?
 
+    /// The live event a host runs on a live node (its heartbeat at `seenSince` or later), if any.
+    func liveOrigin(hostUserID: String, seenSince: EpochMillis) async throws -> OriginRecord?
+
     /// The node an event ran (or runs) on, live or ended, with that node's row if it has one
     /// (nil: gone for a day); nil if no node published the event (a single server's).
     func originNode(of eventID: String) async throws -> (nodeID: String, node: NodeRecord?)?

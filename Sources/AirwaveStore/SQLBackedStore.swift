@@ -119,6 +119,11 @@ extension SQLBackedStore {
         try await store.publishOrigins(origins, removed: removed, nodeID: nodeID, at: at)
     }
 
+    /// The live event a host runs on a live node, if any.
+    public func liveOrigin(hostUserID: String, seenSince: EpochMillis) async throws -> OriginRecord? {
+        try await store.liveOrigin(hostUserID: hostUserID, seenSince: seenSince)
+    }
+
     /// The node an event ran or runs on, with its row if it has one.
     public func originNode(of eventID: String) async throws -> (nodeID: String, node: NodeRecord?)? {
         try await store.originNode(of: eventID)

@@ -150,6 +150,20 @@ extension SQLEventStore: ClusterStore {
         }
     }
 
+    public func liveOrigin(hostUserID: String, seenSince: EpochMillis) async throws -> OriginRecord? {
+        try await read { db in
+            try await db.select()
+                .columns(Self.originColumns)
+                .from(ClusterTable.origins)
+                .where("host_user_id", .equal, hostUserID)
+                .where("ended_at", .is, SQLLiteral.null)
+                .where("node_id", .in, Self.nodesSeen(since: seenSince))
+                .orderBy("started_at", .descending)
+                .first()
+                .map(Self.originRecord)
+        }
+    }
+
     public func originNode(of eventID: String) async throws -> (nodeID: String, node: NodeRecord?)? {
         try await read { db in
             guard let owner = try await db.select()

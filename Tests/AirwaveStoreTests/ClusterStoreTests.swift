@@ -64,6 +64,11 @@ import Testing
             #expect(try await store.origin(of: "e3", seenSince: 5_000) == nil)
             #expect(try await store.origin(of: "e9", seenSince: 0) == nil)
 
+            // A host's live event, on live nodes only.
+            #expect(try await store.liveOrigin(hostUserID: "h-e1", seenSince: 5_000)?.eventID == "e1")
+            #expect(try await store.liveOrigin(hostUserID: "h-e3", seenSince: 5_000) == nil)
+            #expect(try await store.liveOrigin(hostUserID: "h-e2", seenSince: 0) == nil)
+
             // An ended event has no origin any more, but its row says where it ran.
             #expect(try await store.origin(of: "e2", seenSince: 0) == nil)
             #expect(try await store.originNode(of: "e2")?.nodeID == "a")

@@ -68,6 +68,18 @@ actor ClusterNode {
         try await store.origin(of: eventID, seenSince: liveSince())
     }
 
+    /// The error for a host going live here while its event is live on another node: a host
+    /// has one live event (PROTOCOL.md 2.1); until failover moves events, it goes back there.
+    func hostElsewhere(_ hostUserID: String) async throws -> ProtocolError? {
+        guard let origin = try await store.liveOrigin(hostUserID: hostUserID, seenSince: liveSince()),
+              origin.nodeID != identity.nodeID,
+              let node = try await store.origin(of: origin.eventID, seenSince: liveSince())
+        else { return nil }
+        return ProtocolError(.serverBusy, "Your event \(origin.eventID) is live on node \(node.nodeID); connect to \(node.url).",
+                             details: ["reason": "other_node", "event_id": .string(origin.eventID),
+                                       "origin_node": .string(node.nodeID), "origin_url": .string(node.url)])
+    }
+
     /// The node an event ran or runs on (its recordings are there), nil for this node's own or
     /// an event no node published; `live` says whether that node beats.
     func holder(of eventID: String) async throws -> (nodeID: String, url: String?, live: Bool)? {

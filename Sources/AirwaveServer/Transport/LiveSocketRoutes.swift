@@ -21,6 +21,7 @@ struct LiveSocketRoutes: Sendable {
                 throw ProtocolError(.unauthorized, "Going live needs a token.", details: ["reason": "missing"])
             }
             identity = UserIdentity(userID: user.userID, username: user.username, verified: true)
+            if let elsewhere = try await server.cluster?.hostElsewhere(user.userID) { throw elsewhere }
         } catch {
             return checks.refusal(error)
         }
