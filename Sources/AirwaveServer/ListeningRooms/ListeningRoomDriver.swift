@@ -92,7 +92,6 @@ final class ListeningRoomDriver: Sendable {
         if behind { wake.yield() }
     }
 
-
     func shutdown() {
         inbox.withLockedValue { $0.shutdown = true }
         wake.yield()
