@@ -5,23 +5,10 @@ import Testing
 
 /// Loads the edge scenarios of `Fixtures/edge/` (format: `Fixtures/edge/README.md`).
 enum EdgeFixtureLibrary {
-    static let directory: URL? = FixtureLibrary.directory?.deletingLastPathComponent().appendingPathComponent("edge")
-
-    /// Every `*.json` file of the folder, sorted.
-    static let names: [String] = {
-        guard let directory, let files = try? FileManager.default.contentsOfDirectory(atPath: directory.path) else { return [] }
-        return files.filter { $0.hasSuffix(".json") }.sorted()
-    }()
-
-    static func load(_ name: String) throws -> JSONValue {
-        guard let directory else { throw FixtureError("Fixtures/edge not found above \(#filePath)") }
-        let data = try Data(contentsOf: directory.appendingPathComponent(name))
-        do {
-            return try JSONParser.parse(Array(data))
-        } catch {
-            throw FixtureError("\(name) is not valid JSON: \(error)")
-        }
-    }
+    static let folder = FixtureFolder("edge")
+    static var directory: URL? { folder.directory }
+    static let names = folder.names
+    static func load(_ name: String) throws -> JSONValue { try folder.load(name) }
 }
 
 /// The JSON form of `EdgeEvent` outputs in the fixtures. What goes up the link is written in its

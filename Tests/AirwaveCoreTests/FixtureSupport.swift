@@ -6,32 +6,48 @@ import Testing
 /// Loads the scenario fixtures of `Fixtures/live/` (format: `Fixtures/README.md`) and replays
 /// them against `LiveEvent`.
 enum FixtureLibrary {
-    /// `Fixtures/live` of the package that holds this test file: found by walking up from
+    static let folder = FixtureFolder("live")
+    static var directory: URL? { folder.directory }
+    static let names = folder.names
+    static func load(_ name: String) throws -> JSONValue { try folder.load(name) }
+}
+
+/// One folder of JSON scenarios under `Fixtures/`: its `*.json` files, sorted, and each parsed.
+struct FixtureFolder: Sendable {
+    /// `Fixtures` of the package that holds this test file: found by walking up from
     /// `#filePath` to the first folder with a `Package.swift`.
-    static let directory: URL? = {
+    static let root: URL? = {
         var folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         while folder.path != "/" {
             if FileManager.default.fileExists(atPath: folder.appendingPathComponent("Package.swift").path) {
-                return folder.appendingPathComponent("Fixtures/live")
+                return folder.appendingPathComponent("Fixtures")
             }
             folder.deleteLastPathComponent()
         }
         return nil
     }()
 
+    let name: String
+    let directory: URL?
+
+    init(_ name: String) {
+        self.name = name
+        directory = Self.root?.appendingPathComponent(name)
+    }
+
     /// Every `*.json` file of the folder, sorted.
-    static let names: [String] = {
+    var names: [String] {
         guard let directory, let files = try? FileManager.default.contentsOfDirectory(atPath: directory.path) else { return [] }
         return files.filter { $0.hasSuffix(".json") }.sorted()
-    }()
+    }
 
-    static func load(_ name: String) throws -> JSONValue {
-        guard let directory else { throw FixtureError("Fixtures/live not found above \(#filePath)") }
-        let data = try Data(contentsOf: directory.appendingPathComponent(name))
+    func load(_ file: String) throws -> JSONValue {
+        guard let directory else { throw FixtureError("Fixtures/\(name) not found above \(#filePath)") }
+        let data = try Data(contentsOf: directory.appendingPathComponent(file))
         do {
             return try JSONParser.parse(Array(data))
         } catch {
-            throw FixtureError("\(name) is not valid JSON: \(error)")
+            throw FixtureError("\(file) is not valid JSON: \(error)")
         }
     }
 }

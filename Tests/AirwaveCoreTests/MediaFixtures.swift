@@ -6,7 +6,7 @@ import NIOCore
 /// Media for the scenario fixtures: inline payloads, or real packets and frames from the
 /// files under `Fixtures/media` (their formats: `Fixtures/media/README.md`).
 enum MediaFixtures {
-    static let directory: URL? = FixtureLibrary.directory?.deletingLastPathComponent().appendingPathComponent("media")
+    static let directory: URL? = FixtureFolder("media").directory
 
     /// `[u32 length][bytes]…` (Opus packet files).
     static func packets(_ file: String) throws -> [[UInt8]] {

@@ -6,24 +6,10 @@ import Testing
 /// Loads the listening-room scenario fixtures of `Fixtures/rooms/` (format: `Fixtures/README.md`,
 /// "Listening-room scenarios") and replays them against `ListeningRoom`.
 enum RoomFixtureLibrary {
-    /// `Fixtures/rooms` next to `Fixtures/live`.
-    static let directory: URL? = FixtureLibrary.directory?.deletingLastPathComponent().appendingPathComponent("rooms")
-
-    /// Every `*.json` file of the folder, sorted.
-    static let names: [String] = {
-        guard let directory, let files = try? FileManager.default.contentsOfDirectory(atPath: directory.path) else { return [] }
-        return files.filter { $0.hasSuffix(".json") }.sorted()
-    }()
-
-    static func load(_ name: String) throws -> JSONValue {
-        guard let directory else { throw FixtureError("Fixtures/rooms not found above \(#filePath)") }
-        let data = try Data(contentsOf: directory.appendingPathComponent(name))
-        do {
-            return try JSONParser.parse(Array(data))
-        } catch {
-            throw FixtureError("\(name) is not valid JSON: \(error)")
-        }
-    }
+    static let folder = FixtureFolder("rooms")
+    static var directory: URL? { folder.directory }
+    static let names = folder.names
+    static func load(_ name: String) throws -> JSONValue { try folder.load(name) }
 }
 
 /// The JSON form of `ListeningRoom` outputs and snapshots used by the room fixtures.
