@@ -24,8 +24,7 @@ final class SRTPCMSender: SRTPSender {
         // Labels of RFC 3711 4.3.2: 0x00-0x02 RTP's encryption key, authentication key and
         // salt, 0x03-0x05 RTCP's.
         func derive(_ label: UInt8, _ length: Int) -> [UInt8]? {
-            var out = [UInt8](repeating: 0, count: length)
-            return airwave_srtp_kdf(masterKey, masterSalt, label, &out, Int32(length)) == 1 ? out : nil
+            SRTPPacketLayout.derive(masterKey: masterKey, masterSalt: masterSalt, label: label, length: length)
         }
         guard let rtpKey = derive(0x00, 16), let rtpAuth = derive(0x01, 20), let rtpSalt = derive(0x02, 14),
               let rtcpKey = derive(0x03, 16), let rtcpAuth = derive(0x04, 20), let rtcpSalt = derive(0x05, 14)
@@ -65,7 +64,7 @@ final class SRTPCMSender: SRTPSender {
         // Counter block: salt (14 bytes) || 00 00, xor SSRC at byte 4 and the 48-bit index
         // (ROC || SEQ) at byte 8.
         var iv = Self.counterBlock(salt: rtpSalt, ssrc: ssrc)
-        Self.xor(&iv, rollover, at: 8)
+        SRTPPacketLayout.xor(&iv, rollover, at: 8)
         iv[12] ^= UInt8(sequence >> 8)
         iv[13] ^= UInt8(truncatingIfNeeded: sequence)
         let length = packet.count
@@ -89,7 +88,7 @@ final class SRTPCMSender: SRTPSender {
         let ssrc = SRTPPacketLayout.word(packet, at: 4)
         guard let index = indices.nextRTCPIndex(ssrc: ssrc) else { return false }
         var iv = Self.counterBlock(salt: rtcpSalt, ssrc: ssrc)
-        Self.xor(&iv, index, at: 10)
+        SRTPPacketLayout.xor(&iv, index, at: 10)
         let length = packet.count
         packet += SRTPPacketLayout.bytes(0x8000_0000 | index)  // E: the payload is encrypted
         packet.append(contentsOf: repeatElement(0, count: Self.tagLength))
@@ -106,11 +105,7 @@ final class SRTPCMSender: SRTPSender {
 
     private static func counterBlock(salt: [UInt8], ssrc: UInt32) -> [UInt8] {
         var block = salt + [0, 0]
-        xor(&block, ssrc, at: 4)
+        SRTPPacketLayout.xor(&block, ssrc, at: 4)
         return block
-    }
-
-    private static func xor(_ block: inout [UInt8], _ value: UInt32, at offset: Int) {
-        for index in 0..<4 { block[offset + index] ^= UInt8(truncatingIfNeeded: value >> (24 - 8 * index)) }
     }
 }

@@ -17,13 +17,12 @@ final class SRTPGCMSender: SRTPSender {
         guard masterKeyAndSalt.count == 28 else { return nil }
         let masterKey = Array(masterKeyAndSalt[0..<16])
         let salt14 = Array(masterKeyAndSalt[16..<28]) + [0, 0]
-        var rtpKey = [UInt8](repeating: 0, count: 16), rtcpKey = rtpKey
-        var rtpSalt = [UInt8](repeating: 0, count: 12), rtcpSalt = rtpSalt
+        func derive(_ label: UInt8, _ length: Int) -> [UInt8]? {
+            SRTPPacketLayout.derive(masterKey: masterKey, masterSalt: salt14, label: label, length: length)
+        }
         // Labels of RFC 3711 4.3.2: 0x00/0x02 the RTP key and salt, 0x03/0x05 RTCP's.
-        guard airwave_srtp_kdf(masterKey, salt14, 0x00, &rtpKey, 16) == 1,
-              airwave_srtp_kdf(masterKey, salt14, 0x02, &rtpSalt, 12) == 1,
-              airwave_srtp_kdf(masterKey, salt14, 0x03, &rtcpKey, 16) == 1,
-              airwave_srtp_kdf(masterKey, salt14, 0x05, &rtcpSalt, 12) == 1,
+        guard let rtpKey = derive(0x00, 16), let rtpSalt = derive(0x02, 12),
+              let rtcpKey = derive(0x03, 16), let rtcpSalt = derive(0x05, 12),
               let rtpContext = airwave_aes128gcm_context(rtpKey)
         else { return nil }
         guard let rtcpContext = airwave_aes128gcm_context(rtcpKey) else {
@@ -49,8 +48,8 @@ final class SRTPGCMSender: SRTPSender {
         let rollover = indices.rollover(ssrc: ssrc, sequence: sequence)
         // IV (RFC 7714 8.1): 00 00 || SSRC || ROC || SEQ, xor the session salt.
         var iv = rtpSalt
-        Self.xor(&iv, ssrc, at: 2)
-        Self.xor(&iv, rollover, at: 6)
+        SRTPPacketLayout.xor(&iv, ssrc, at: 2)
+        SRTPPacketLayout.xor(&iv, rollover, at: 6)
         iv[10] ^= UInt8(sequence >> 8)
         iv[11] ^= UInt8(truncatingIfNeeded: sequence)
         packet.append(contentsOf: repeatElement(0, count: Self.tagLength))
@@ -72,8 +71,8 @@ final class SRTPGCMSender: SRTPSender {
         guard let index = indices.nextRTCPIndex(ssrc: ssrc) else { return false }
         // IV (RFC 7714 9.1): 00 00 || SSRC || 00 00 || 0 || SRTCP index, xor the session salt.
         var iv = rtcpSalt
-        Self.xor(&iv, ssrc, at: 2)
-        Self.xor(&iv, index, at: 8)
+        SRTPPacketLayout.xor(&iv, ssrc, at: 2)
+        SRTPPacketLayout.xor(&iv, index, at: 8)
         let trailer = SRTPPacketLayout.bytes(0x8000_0000 | index)  // E: the payload is encrypted
         let payloadLength = packet.count - headerLength
         packet.append(contentsOf: repeatElement(0, count: Self.tagLength))
@@ -87,9 +86,5 @@ final class SRTPGCMSender: SRTPSender {
         }
         packet += trailer
         return true
-    }
-
-    private static func xor(_ iv: inout [UInt8], _ value: UInt32, at offset: Int) {
-        for index in 0..<4 { iv[offset + index] ^= UInt8(truncatingIfNeeded: value >> (24 - 8 * index)) }
     }
 }

@@ -1,3 +1,5 @@
+import COpenSSL
+
 /// Outbound SRTP and SRTCP on OpenSSL, keyed once per session: `SRTPGCMSender` for
 /// AEAD_AES_128_GCM, `SRTPCMSender` for AES_CM_128_HMAC_SHA1_80.
 ///
@@ -69,6 +71,18 @@ enum SRTPPacketLayout {
         UInt32(packet[offset]) << 24 | UInt32(packet[offset + 1]) << 16 | UInt32(packet[offset + 2]) << 8
             | UInt32(packet[offset + 3])
     }
+    /// XORs `value`, big-endian, into `block` at `offset` (IVs and counter blocks).
+    static func xor(_ block: inout [UInt8], _ value: UInt32, at offset: Int) {
+        for index in 0..<4 { block[offset + index] ^= UInt8(truncatingIfNeeded: value >> (24 - 8 * index)) }
+    }
+
+    /// One session key or salt of RFC 3711 4.3.2 (label 0x00–0x05) from the master key and the
+    /// 14-byte master salt; nil if OpenSSL fails.
+    static func derive(masterKey: [UInt8], masterSalt: [UInt8], label: UInt8, length: Int) -> [UInt8]? {
+        var out = [UInt8](repeating: 0, count: length)
+        return airwave_srtp_kdf(masterKey, masterSalt, label, &out, Int32(length)) == 1 ? out : nil
+    }
+
 
     /// `value` as four big-endian bytes.
     static func bytes(_ value: UInt32) -> [UInt8] {
