@@ -352,3 +352,15 @@ def test_a_host_live_on_one_node_is_sent_back_there_by_another(start_server):
                 await asyncio.sleep(0.2)
         await close_all(again)
     run(scenario())
+
+
+def test_a_server_that_is_not_a_node_lists_no_nodes_and_names_no_origin(start_server):
+    srv = start_server()
+
+    async def live():
+        ws, link = await go_live(srv)
+        return ws, link["event_id"]
+    ws, event_id = run(live())
+    assert http_json(srv, "/api/cluster") == {"nodes": []}
+    assert "origin_node" not in http_json(srv, f"/api/streams/{event_id}")
+    run(close_all(ws))
