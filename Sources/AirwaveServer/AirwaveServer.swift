@@ -34,6 +34,8 @@ public final class AirwaveServer: Sendable {
     let webRTC: WebRTCGateway?
     /// This server as a node of a cluster; nil when it serves alone.
     let cluster: ClusterNode?
+    /// The events this node serves as an edge (PROTOCOL.md 8); nil when it serves alone.
+    let edges: EdgeRegistry?
     /// Counts and bounds the open connections.
     let gate: ConnectionGate
     private let draining = NIOLockedValueBox(false)
@@ -56,12 +58,14 @@ public final class AirwaveServer: Sendable {
         let directory = ActiveStreamsDirectory(interval: configuration.directoryInterval)
         self.directory = directory
         writer = StoreWriter(store: store, logger: logger, metrics: metrics)
-        cluster = node.map { node in
+        let cluster = node.map { node in
             ClusterNode(identity: node.identity, settings: node.settings, store: store, listener: node.listener,
                         directory: directory, logger: logger) {
                 (await registry.liveCount, gate.open)
             }
         }
+        self.cluster = cluster
+        edges = cluster.map { EdgeRegistry(metrics: metrics, logger: logger, cluster: $0) }
     }
 
     /// What `make` found out about the node before the server exists.
@@ -120,7 +124,8 @@ public final class AirwaveServer: Sendable {
             throw ServerStartError("Cannot prepare the database: \(error)")
         }
         await server.registry.attach(writer: server.writer, directory: server.directory, logger: logger,
-                                     recordingsDirectory: server.recordingsDirectory, webRTC: webRTC)
+                                     recordingsDirectory: server.recordingsDirectory, webRTC: webRTC,
+                                     newConnectionID: { [unowned server] in server.newConnectionID() })
         await server.rooms.attach()
         return server
     }
@@ -214,6 +219,15 @@ public final class AirwaveServer: Sendable {
     /// `<data-dir>/recordings`: one folder per event, one Ogg Opus file per recording.
     var recordingsDirectory: String {
         URL(fileURLWithPath: configuration.dataDirectory).appendingPathComponent("recordings").path
+    }
+
+    /// The edge serving `eventID` here when its origin is another live node: the running one,
+    /// or a new one. Nil when this server is no node or the event has no live origin elsewhere.
+    func edge(for eventID: String) async throws -> EdgeEventDriver? {
+        guard let cluster, let edges else { return nil }
+        if let edge = await edges.existing(eventID) { return edge }
+        guard let origin = try await cluster.origin(of: eventID), origin.nodeID != cluster.identity.nodeID else { return nil }
+        return await edges.edge(for: eventID)
     }
 
     /// The error for a join to an event that is not live here: ended, never existed, or live on
@@ -315,6 +329,7 @@ struct RelayService: Service {
             server.beginDraining()
             server.logger.info("shutting down: telling every connection")
             await server.registry.shutdownAll()
+            await server.edges?.shutdownAll()
             await server.webRTC?.shutdown()
             await server.rooms.shutdownAll()
             await server.directory.shutdown()

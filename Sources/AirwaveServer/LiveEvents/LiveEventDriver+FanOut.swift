@@ -10,7 +10,7 @@ import NIOCore
 extension LiveEventDriver {
     func send(_ message: LiveEvent.Message, _ route: LiveEvent.Route, _ state: RunState, _ services: Services) {
         let frame = WebSocketWire.text(message.json)
-        let count = deliver(frame, to: route.sockets, class: .control, state)
+        let count = state.members.deliver(frame, to: route.sockets, class: .control)
         services.metrics.messageOut(type: message.type.rawValue, count: count)
         if let code = message.errorCode { services.metrics.error(code: code.rawValue) }
     }
@@ -19,7 +19,7 @@ extension LiveEventDriver {
         if !route.sockets.isNone {
             // One wire buffer for every recipient: header and payload are encoded once here.
             let frame = WebSocketWire.frame(media)
-            let count = deliver(frame, to: route.sockets, class: Self.queueClass(route.queue), state)
+            let count = state.members.deliver(frame, to: route.sockets, class: Self.queueClass(route.queue))
             services.metrics.mediaForwarded(kind: media.header.kind, recipients: count, bytes: count * frame.readableBytes)
         }
         if !route.sessions.isNone, media.header.kind == .screen, let webRTC = services.webRTC {
@@ -35,18 +35,6 @@ extension LiveEventDriver {
             // packet (airwave-mix-bench, release), 1.2 % of a core for ten speakers.
             let level = media.payload.withUnsafeReadableBytes { state.meter.measure(source: media.header.sourceID, packet: $0) }
             if let level { state.measuredLevels[media.header.sourceID] = level.rfc6464Level }
-        }
-    }
-
-    /// Writes `frame` to the WebSocket audience; returns how many connections it went to.
-    private func deliver(_ frame: ByteBuffer, to audience: LiveEvent.Audience, class itemClass: OutboundQueue<ByteBuffer>.Class,
-                         _ state: RunState) -> Int {
-        switch audience {
-        case .none: return 0
-        case .one(let id): return state.members.send(frame, class: itemClass, to: id) ? 1 : 0
-        case .only(let ids): return ids.count { state.members.send(frame, class: itemClass, to: $0) }
-        case .all: return state.members.broadcast(frame, class: itemClass)
-        case .allExcept(let sender, let skipping): return state.members.broadcast(frame, class: itemClass, except: sender, skipping: skipping)
         }
     }
 

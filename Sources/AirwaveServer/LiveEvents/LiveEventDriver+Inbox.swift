@@ -28,7 +28,7 @@ extension LiveEventDriver {
         }
     }
 
-    private func enqueue(_ message: Message) -> Bool {
+    func enqueue(_ message: Message) -> Bool {
         isOver.withLockedValue { over in
             guard !over else { return false }
             if case .enqueued = continuation.yield(message) { return true }

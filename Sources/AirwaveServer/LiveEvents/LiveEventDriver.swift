@@ -30,6 +30,12 @@ final class LiveEventDriver: Sendable {
         /// One mix tick passed on the mix clock.
         case mixTick
         case shutdown
+        /// An edge's link opened (`+Links`).
+        case linkOpened(String, session: String, connection: ClientConnection)
+        /// A message up an edge's link.
+        case linkMessage(String, connection: ConnectionID, EdgeLinkMessage.Up)
+        /// An edge's link closed.
+        case linkClosed(String, connection: ConnectionID)
     }
 
     let eventID: String
@@ -58,6 +64,8 @@ final class LiveEventDriver: Sendable {
         let onEnded: @Sendable (String) async -> Void
         /// The WebRTC transport, if it runs.
         let webRTC: WebRTCGateway?
+        /// A fresh connection id (for an edge's client).
+        let newConnectionID: @Sendable () -> ConnectionID
     }
 
     /// What the driver's task holds besides the engine: the executors' tables and clocks.
@@ -83,6 +91,10 @@ final class LiveEventDriver: Sendable {
         var mixClock = MixClock()
         /// Records not yet handed to the store writer.
         var records: [StoreRecord] = []
+        /// Which engine connections are edges' clients, per link (PROTOCOL.md 8).
+        var links = OriginLinks()
+        /// The socket of each edge's link, by the edge's node id.
+        var linkSockets: [String: ClientConnection] = [:]
     }
 
     /// Consumes inputs until the event ends or the server shuts down.
@@ -122,11 +134,14 @@ final class LiveEventDriver: Sendable {
             case .tick:
                 state.timerAt = nil  // the timer fired: the next wake-up needs a new one
                 engine.handle(.tick, now: now)
+                expireLinks(&engine, &state, now: now)
             case .mixTick:
                 let levels = runDueMixTicks(&state, services)
                 if !levels.isEmpty { engine.handle(.measuredLevels(levels), now: now) }
             case .shutdown:
                 engine.handle(.shutdown, now: now)
+            case .linkOpened, .linkMessage, .linkClosed:
+                await handleLink(message, &engine, &state, services, now: now)
             }
             await perform(&engine, &state, services)
             // Levels the meter measured in this pass go back to the engine in the same step, so
@@ -141,13 +156,14 @@ final class LiveEventDriver: Sendable {
                 continue
             }
             await publishSummary(engine.summary, &state, services)
-            scheduleTimer(engine.nextWakeUp, &state, now: now)
+            scheduleTimer([engine.nextWakeUp, state.links.nextWakeUp].compactMap { $0 }.min(), &state, now: now)
         }
     }
 
     /// Executes every output the engine has, in order.
     func perform(_ engine: inout LiveEvent, _ state: inout RunState, _ services: Services) async {
         while let output = engine.pollOutput() {
+            routeToLinks(output, &state, services)
             switch output {
             case .send(let message, let route):
                 send(message, route, state, services)

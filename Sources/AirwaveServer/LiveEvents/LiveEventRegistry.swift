@@ -19,10 +19,11 @@ actor LiveEventRegistry {
     }
 
     func attach(writer: StoreWriter, directory: ActiveStreamsDirectory, logger: Logger, recordingsDirectory: String,
-                webRTC: WebRTCGateway?) {
+                webRTC: WebRTCGateway?, newConnectionID: @escaping @Sendable () -> ConnectionID) {
         services = LiveEventDriver.Services(
             writer: writer, directory: directory, metrics: metrics, logger: logger, recordingsDirectory: recordingsDirectory,
-            onEnded: { [weak self] eventID in await self?.forget(eventID) }, webRTC: webRTC)
+            onEnded: { [weak self] eventID in await self?.forget(eventID) }, webRTC: webRTC,
+            newConnectionID: newConnectionID)
     }
 
     /// The live event's driver, if the event is live.

@@ -76,6 +76,14 @@ final class ServerMetrics: Sendable {
     func droppedWhileOverLimit() { counter("airwave_messages_dropped_total", "reason", "over_limit").increment() }
     func authFailure(reason: String) { counter("airwave_auth_failures_total", "reason", reason).increment() }
 
+    /// A message or frame on an edge link (PROTOCOL.md 8), `up` (edge to origin) or `down`.
+    func linkFrames(direction: String, count: Int = 1) {
+        counter("airwave_link_frames_total", "direction", direction).increment(by: Int64(count))
+    }
+
+    /// An edge opened its link again after it broke (`airwave_link_reconnects_total`).
+    func linkReconnected() { counter("airwave_link_reconnects_total", "side", "edge").increment() }
+
     /// Per-frame counters, made once: the media path must not build labels per frame.
     private struct MediaCounters {
         let inOpus, inPCM, inScreen, forwardedAudio, forwardedScreen, bytesAudio, bytesScreen: Metrics.Counter

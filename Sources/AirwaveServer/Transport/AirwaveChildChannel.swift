@@ -186,7 +186,7 @@ extension AirwaveServer: WebSocketService {
         let connection = try makeConnection(channel)
         let limits = configuration.connections
         let messageLimits = MessageLimits(
-            text: limits.maxTextMessage, binary: request.mayPublish ? limits.maxSpeakerBinaryMessage : limits.maxBinaryMessage)
+            text: limits.maxTextMessage + request.textAllowance, binary: request.mayPublish ? limits.maxSpeakerBinaryMessage : limits.maxBinaryMessage)
         let session = try WebSocketSession.install(
             on: channel, connection: connection, metrics: metrics, pingInterval: configuration.pingInterval,
             limits: messageLimits, messageTimeout: limits.fragmentTimeout)
@@ -218,6 +218,8 @@ extension AirwaveServer: WebSocketService {
             await LiveSocketRoutes(server: self).directory(connection: connection)
         case .session(let roomID):
             await RoomSocketRoutes(server: self).session(request, roomID: roomID, connection: connection)
+        case .link(let eventID):
+            await ClusterLinkRoutes(server: self).link(request, eventID: eventID, connection: connection)
         }
     }
 }

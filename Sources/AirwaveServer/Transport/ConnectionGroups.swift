@@ -66,4 +66,15 @@ struct ConnectionGroups {
         }
         return sent
     }
+
+    /// Writes `frame` to the members a route's WebSocket audience names; returns how many it went to.
+    func deliver(_ frame: ByteBuffer, to audience: LiveEvent.Audience, class itemClass: OutboundQueue<ByteBuffer>.Class) -> Int {
+        switch audience {
+        case .none: return 0
+        case .one(let id): return send(frame, class: itemClass, to: id) ? 1 : 0
+        case .only(let ids): return ids.count { send(frame, class: itemClass, to: $0) }
+        case .all: return broadcast(frame, class: itemClass)
+        case .allExcept(let sender, let skipping): return broadcast(frame, class: itemClass, except: sender, skipping: skipping)
+        }
+    }
 }

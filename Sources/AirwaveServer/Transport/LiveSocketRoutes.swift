@@ -58,6 +58,14 @@ struct LiveSocketRoutes: Sendable {
             let tokenName = user.flatMap { $0.username == $0.userID ? nil : $0.username }
             let identity = UserIdentity(userID: userID, username: tokenName ?? pathName ?? userID, verified: user != nil)
             guard let found = await server.registry.driver(for: eventID) else {
+                // Live on another node: this node serves it as an edge (PROTOCOL.md 8). The mix is
+                // made on the origin only, so `?audio=mixed` is referred there.
+                if !Self.wantsMixedAudio(request), let edge = try await server.edge(for: eventID) {
+                    guard edge.submit(.join(connection.id, identity), connection: connection) else {
+                        throw ProtocolError(.serverBusy, "Try again.", details: ["reason": "edge_restarting"])
+                    }
+                    return relay(connection, toEdge: edge)
+                }
                 throw try await server.eventGone(eventID)
             }
             guard found.submit(.join(connection.id, identity), connection: connection, mixed: Self.wantsMixedAudio(request)) else {
@@ -68,6 +76,22 @@ struct LiveSocketRoutes: Sendable {
             return checks.refusal(error)
         }
         return relay(connection, to: driver)
+    }
+
+    /// Messages of a client of an edge go to the edge's driver, checked by the same rules.
+    private func relay(_ connection: ClientConnection, toEdge edge: EdgeEventDriver) -> Admission {
+        let server = self.server
+        return .admitted(
+            receiver: {
+                InboundRules(
+                    connection: connection, configuration: server.configuration, metrics: server.metrics,
+                    decode: { text throws(ProtocolError) in try LiveCommand.decode(text.utf8) },
+                    isChat: \.isChat,
+                    typeName: \.typeName,
+                    deliver: { command in edge.submit(.command(connection.id, command)) ? .keepReading : .stop },
+                    deliverMedia: { frame in edge.submit(.media(connection.id, frame)) ? .keepReading : .stop })
+            },
+            departure: { edge.submit(.disconnected(connection.id)) })
     }
 
     /// `?audio=mixed`: the connection gets the event's mix (source id 0) instead of one stream per speaker.

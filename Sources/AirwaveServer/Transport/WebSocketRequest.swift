@@ -14,6 +14,8 @@ enum WebSocketEndpoint: Sendable, Equatable {
     case directory
     /// `/ws/session/{roomId}/`
     case session(roomID: Substring)
+    /// `/ws/cluster/link/{eventId}/`: an edge node's link to the event's origin (PROTOCOL.md 8).
+    case link(eventID: Substring)
 
     /// The metric label of the endpoint (`airwave_connections{endpoint}`).
     var label: String {
@@ -22,6 +24,7 @@ enum WebSocketEndpoint: Sendable, Equatable {
         case .join: "join"
         case .directory: "active_streams"
         case .session: "session"
+        case .link: "link"
         }
     }
 
@@ -43,6 +46,8 @@ enum WebSocketEndpoint: Sendable, Equatable {
             self = .directory
         case 3 where segments[1] == "session":
             self = .session(roomID: segments[2])
+        case 4 where segments[1] == "cluster" && segments[2] == "link":
+            self = .link(eventID: segments[3])
         default:
             return nil
         }
@@ -82,8 +87,17 @@ struct WebSocketRequest: Sendable {
         switch endpoint {
         case .host: true
         case .join: !(query["token"] ?? "").isEmpty
+        // Carries its clients' media; refused at admission without the cluster's credential.
+        case .link: true
         case .directory, .session: false
         }
+    }
+
+    /// Bytes a text message may have beyond a client's limit: an edge's link wraps a client's
+    /// message of the full size in a few bytes of its own.
+    var textAllowance: Int {
+        if case .link = endpoint { return 1024 }
+        return 0
     }
 
     /// Percent-decoding of a query component (`+` is a space, as browsers' forms send it).

@@ -1,0 +1,181 @@
+import AirwaveCore
+import AirwaveWebRTC
+import AirwaveProtocol
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+
+/// Runs one `EdgeEvent`: this node's clients of an event whose origin is another node
+/// (PROTOCOL.md 8). One task takes the inputs in order, feeds the edge and executes its
+/// outputs: local fan-out (one buffer per message, one hop per event loop, as on the origin),
+/// admissions and closes, and the link to the origin (`EdgeLinkClient`), reopened as the edge
+/// says. It decides nothing the edge could.
+final class EdgeEventDriver: Sendable {
+    enum Message: Sendable {
+        case input(EdgeEvent.Input, connection: ClientConnection?)
+        /// What came down link attempt `attempt`.
+        case fromOrigin(attempt: Int, EdgeLinkMessage.Down)
+        /// Link attempt `attempt` ended (it failed to open, or broke).
+        case linkEnded(attempt: Int)
+        case tick
+    }
+
+    /// Shared services.
+    struct Services: Sendable {
+        let metrics: ServerMetrics
+        let logger: Logger
+        /// The link's URL for an attempt, or nil when the event has no live origin now.
+        let linkURL: @Sendable (_ eventID: String, _ session: String) async -> String?
+        /// Called once when the edge is done.
+        let onFinished: @Sendable (EdgeEventDriver) async -> Void
+    }
+
+    let eventID: String
+    /// This instance of the edge's event, on every link it opens: a new instance's clients are new.
+    let session: String
+    private let messages: AsyncStream<Message>
+    private let continuation: AsyncStream<Message>.Continuation
+    /// Set when the edge finished, under the lock `submit` takes: nothing is accepted after.
+    private let isOver = NIOLockedValueBox(false)
+
+    init(eventID: String) {
+        self.eventID = eventID
+        session = RandomToken.make(length: 16, alphabet: RandomToken.lowercaseAlphanumerics)
+        (messages, continuation) = AsyncStream.makeStream(of: Message.self)
+    }
+
+    /// Queues a client's input; false once the edge is done (the caller starts a new one).
+    @discardableResult
+    func submit(_ input: EdgeEvent.Input, connection: ClientConnection? = nil) -> Bool {
+        enqueue(.input(input, connection: connection))
+    }
+
+    @discardableResult
+    func enqueue(_ message: Message) -> Bool {
+        isOver.withLockedValue { over in
+            guard !over else { return false }
+            if case .enqueued = continuation.yield(message) { return true }
+            return false
+        }
+    }
+
+    var hasFinished: Bool { isOver.withLockedValue { $0 } }
+
+    /// The executors' tables.
+    struct RunState {
+        /// Every client, admitted or not (a refusal reaches one the origin has not admitted).
+        var clients: [ConnectionID: ClientConnection] = [:]
+        /// The admitted clients, grouped by event loop for the fan-out.
+        var members = ConnectionGroups()
+        var attempt = 0
+        var link: EdgeLinkClient?
+        /// True once a link was up: later openings count as reconnects.
+        var linkedBefore = false
+        var timer: Task<Void, Never>?
+        var timerAt: Timestamp?
+        var finished = false
+    }
+
+    func run(_ services: Services) async {
+        var edge = EdgeEvent(eventID: eventID, now: .now())
+        var state = RunState()
+        perform(&edge, &state, services)
+        for await message in messages {
+            let now = Timestamp.now()
+            switch message {
+            case .input(let input, let connection):
+                if let connection { state.clients[connection.id] = connection }
+                edge.handle(input, now: now)
+                if case .disconnected(let id) = input {
+                    state.clients[id] = nil
+                    state.members.remove(id)
+                }
+            case .fromOrigin(let attempt, let down):
+                guard attempt == state.attempt else { continue }
+                if case .snapshot = down {
+                    if state.linkedBefore { services.metrics.linkReconnected() }
+                    state.linkedBefore = true
+                }
+                services.metrics.linkFrames(direction: "down")
+                edge.handle(.fromOrigin(down), now: now)
+            case .linkEnded(let attempt):
+                guard attempt == state.attempt else { continue }
+                state.link = nil
+                edge.handle(.linkDown, now: now)
+            case .tick:
+                state.timerAt = nil
+                edge.handle(.tick, now: now)
+            }
+            perform(&edge, &state, services)
+            if state.finished { break }
+            scheduleTimer(edge.nextWakeUp, &state, now: now)
+        }
+        state.timer?.cancel()
+        state.link?.close()
+        await services.onFinished(self)
+    }
+
+    private func perform(_ edge: inout EdgeEvent, _ state: inout RunState, _ services: Services) {
+        while let output = edge.pollOutput() {
+            switch output {
+            case .send(let message, let route):
+                let frame = WebSocketWire.text(message.json)
+                let count = deliver(frame, to: route.sockets, class: .control, state)
+                services.metrics.messageOut(type: message.type.rawValue, count: count)
+                if let code = message.errorCode { services.metrics.error(code: code.rawValue) }
+            case .forward(let frame, let route):
+                let wire = WebSocketWire.frame(frame)
+                let count = deliver(wire, to: route.sockets, class: LiveEventDriver.queueClass(route.queue), state)
+                services.metrics.mediaForwarded(kind: frame.header.kind, recipients: count, bytes: count * wire.readableBytes)
+            case .admit(let id):
+                if let connection = state.clients[id] { state.members.insert(connection) }
+            case .close(let id, let code):
+                state.members.remove(id)
+                state.clients.removeValue(forKey: id)?.close(code)
+            case .uplink(let message):
+                state.link?.send(message)
+                services.metrics.linkFrames(direction: "up")
+            case .openLink:
+                state.link?.close()
+                state.attempt += 1
+                state.link = EdgeLinkClient.open(eventID: eventID, session: session, attempt: state.attempt, driver: self, services: services)
+            case .closeLink:
+                state.link?.close()
+                state.link = nil
+            case .mediaDropped(let reason):
+                services.metrics.mediaDropped(reason: reason.rawValue)
+            case .finished:
+                isOver.withLockedValue { $0 = true }
+                state.finished = true
+                continuation.finish()
+            }
+        }
+    }
+
+    /// Writes to the clients a route names: a member set for `.all`, any client for `.one` (an
+    /// error to a client the origin refused reaches it before its close).
+    private func deliver(_ frame: ByteBuffer, to audience: LiveEvent.Audience, class itemClass: OutboundQueue<ByteBuffer>.Class,
+                         _ state: RunState) -> Int {
+        if case .one(let id) = audience, state.members[id] == nil {
+            guard let connection = state.clients[id] else { return 0 }
+            let now = Timestamp.now()
+            connection.channel.eventLoop.execute { connection.deliver(frame, class: itemClass, now: now) }
+            return 1
+        }
+        return state.members.deliver(frame, to: audience, class: itemClass)
+    }
+
+    private func scheduleTimer(_ wakeUp: Timestamp?, _ state: inout RunState, now: Timestamp) {
+        guard wakeUp != state.timerAt else { return }
+        state.timer?.cancel()
+        state.timerAt = wakeUp
+        guard let wakeUp else { return }
+        let delay = max(0, wakeUp.milliseconds - now.milliseconds)
+        let continuation = self.continuation
+        state.timer = Task {
+            try? await Task.sleep(for: .milliseconds(delay))
+            guard !Task.isCancelled else { return }
+            continuation.yield(.tick)
+        }
+    }
+}
