@@ -37,16 +37,17 @@ def hold(port, count):
     return sockets
 
 
-def wait_closed(sockets, timeout):
+def wait_closed(sockets, timeout, between=None, every=0.1):
     """Waits (select) until the server closed every socket (EOF or reset); returns how long it took
-    for each, or raises if some are still open at `timeout`."""
+    for each, or raises if some are still open at `timeout`. With `between`, calls
+    between(sockets still open) at least every `every` seconds while some are."""
     started = time.monotonic()
     pending = {s.fileno(): s for s in sockets}
     closed_after = {}
     while pending:
         left = started + timeout - time.monotonic()
         assert left > 0, f"{len(pending)} of {len(sockets)} sockets still open after {timeout} s"
-        readable, _, _ = select.select(list(pending), [], [], left)
+        readable, _, _ = select.select(list(pending), [], [], min(left, every) if between else left)
         for fd in readable:
             try:
                 data = pending[fd].recv(65536)
@@ -55,6 +56,8 @@ def wait_closed(sockets, timeout):
             if not data:
                 closed_after[fd] = time.monotonic() - started
                 del pending[fd]
+        if between and pending:
+            between(len(pending))
     return closed_after
 
 
@@ -86,11 +89,26 @@ def test_half_open_sockets_are_closed_by_the_request_deadline_while_healthz_answ
         if i % 2:
             s.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # a head that never ends
         sockets.append(s)
-    status, _ = get(srv.port, timeout=5)
-    assert status == 200, "/healthz answers while 200 sockets hang"
+    # /healthz answers again and again while they hang, until the deadline has closed the last.
+    checks = []  # (seconds since the sockets were opened, sockets still open, status, seconds to answer)
+
+    def healthz(still_open):
+        asked = time.monotonic()
+        try:
+            status = get(srv.port, timeout=2)[0]
+        except (OSError, http.client.HTTPException) as error:
+            status = repr(error)
+        checks.append((round(asked - opened, 2), still_open, status, round(time.monotonic() - asked, 3)))
+
+    healthz(len(sockets))
     waited = time.monotonic() - opened
-    closed_after = wait_closed(sockets, timeout=15)
+    closed_after = wait_closed(sockets, timeout=15, between=healthz)
     assert waited + min(closed_after.values()) >= 1.5, "closed by the deadline, not at once"
+    assert [c for c in checks if c[2] != 200] == [], f"/healthz did not answer while sockets hang: {checks}"
+    held = [c for c in checks if c[1] == len(sockets)]
+    # The deadline is 2 s and a check is made at least every 0.1 s plus its answer's time.
+    assert len(held) >= 5 and held[-1][0] >= 1.0, f"too few checks while all 200 sockets hang: {checks}"
+    assert max(c[3] for c in checks) < 1.0, f"/healthz was slow while sockets hang: {checks}"
     for s in sockets:
         s.close()
     # A WebSocket upgrade that never completes is under the same deadline.
