@@ -7,9 +7,10 @@ import asyncio
 
 import pytest
 
-from awtest import close_all, go_live, http_json, join, metrics, metric_sum, run, send, uid
-from test_cluster import start_nodes
-from test_media import (HOST_SOURCE_ID, KIND_OPUS, SPEECH, Tap, as_relayed, make_cohost, media, sync_point)
+from awtest import close_all, expect_refusal, go_live, http_json, join, metrics, metric_sum, run, send, uid
+from test_cluster import CLUSTER_SECRET, free_port, start_nodes
+from test_media import (CONFIG_PAYLOAD, FLAG_CONFIG, FLAG_KEYFRAME, HOST_SOURCE_ID, KIND_OPUS, KIND_SCREEN, SPEECH, Tap,
+                        as_relayed, is_media, make_cohost, media, screen, sync_point)
 from test_postgres import URL, fresh_database, wait_for
 
 pytestmark = pytest.mark.skipif(not URL, reason="AIRWAVE_TEST_POSTGRES_URL is not set (tools/test sets it)")
@@ -124,4 +125,145 @@ def test_listeners_on_every_node_get_every_frame_chat_once_and_the_same_lists(st
             await tap.wait_text("stream_ended", timeout=5)
             assert await closed_code(tap) == 1000, tap.name
         await close_all(host)
+    run(scenario())
+
+
+def test_screen_reaches_edge_viewers_keyframe_first_and_a_late_joiner_on_a_new_edge_gets_the_gop(start_server):
+    database = fresh_database(URL)
+    nodes = start_nodes(start_server, database, ["a", "b", "c"])
+    a, b, c = nodes["a"], nodes["b"], nodes["c"]
+
+    async def scenario():
+        host, link = await go_live(a, uid("host"), "Host")
+        event_id = link["event_id"]
+        host_tap = Tap(host, "host")
+        await published(event_id, b, c)
+        _, viewer = await joined(b, event_id, host_tap, "vb")
+        await send(host, {"type": "switching_to_screen_sharing", "stream": "screen", "codec": "vp8", "width": 320, "height": 180})
+        await viewer.wait_text("stream_mode_changed", pred=lambda m: m["mode"] == "screen")
+        # A delta before any keyframe, the config frame, then frames 0-14 (keyframes at 0 and 10).
+        await host.send(screen(5, 0))
+        config = media(KIND_SCREEN, CONFIG_PAYLOAD, seq=1, flags=FLAG_CONFIG)
+        await host.send(config)
+        sent = [screen(i, 2 + i) for i in range(15)]
+        for frame in sent:
+            await host.send(frame)
+        await viewer.wait_count(is_media(), 16, what="config and 15 frames")
+        got = viewer.media()
+        assert got[0].raw == as_relayed(config, HOST_SOURCE_ID), got[0]
+        assert got[1].flags & FLAG_KEYFRAME and [f.raw for f in got[1:]] == [as_relayed(f, HOST_SOURCE_ID) for f in sent]
+
+        # Node c has no edge for the event yet: its first viewer opens the link, which brings the
+        # config frame and the GOP since the last keyframe; the viewer gets them first.
+        late = await join(c, event_id, uid("late"))
+        assert late.state["mode"] == "screen" and late.state["screen"]["codec"] == "vp8", late.state
+        late_tap = Tap(late.ws, "late")
+        gop = sent[10:]
+        await late_tap.wait_count(is_media(), 1 + len(gop), what="config + GOP")
+        got = late_tap.media()
+        assert got[0].raw == as_relayed(config, HOST_SOURCE_ID), got[0]
+        assert [f.raw for f in got[1:1 + len(gop)]] == [as_relayed(f, HOST_SOURCE_ID) for f in gop], [f.seq for f in got]
+        # And the frames after it, as everyone else.
+        more = [screen(i, 17 + i - 15) for i in range(15, 20)]
+        for frame in more:
+            await host.send(frame)
+        for tap in (viewer, late_tap):
+            await tap.wait(is_media(lambda f: f.raw == as_relayed(more[-1], HOST_SOURCE_ID)), what="the last frame")
+        assert [f.raw for f in late_tap.media()[1 + len(gop):]] == [as_relayed(f, HOST_SOURCE_ID) for f in more]
+        await close_all(host, viewer.ws, late_tap.ws)
+    run(scenario())
+
+
+def test_a_link_without_the_cluster_credential_is_refused(start_server):
+    database = fresh_database(URL)
+    nodes = start_nodes(start_server, database, ["a"])
+    a = nodes["a"]
+
+    async def scenario():
+        host, link = await go_live(a)
+        event_id = link["event_id"]
+        path = f"/ws/cluster/link/{event_id}/?node=b&session=s1"
+        for query in ("", "&token=", "&token=1999999999.AAAA"):
+            refusal = await expect_refusal(a.ws(path + query), "unauthorized", 4401)
+            assert refusal["details"]["reason"] == "cluster_link", refusal
+        await close_all(host)
+    run(scenario())
+
+
+class Proxy:
+    """A TCP proxy in front of a node: the other nodes reach the node through it (its --node-url),
+    so a test can break every link at once while both nodes stay up."""
+
+    def __init__(self, target_port):
+        self.target_port = target_port
+        self.port = free_port()
+        self.pairs = []
+
+    async def start(self):
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+
+    async def _serve(self, reader, writer):
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        self.pairs.append((writer, up_writer))
+
+        async def pipe(src, dst):
+            try:
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            except (ConnectionError, asyncio.CancelledError):
+                pass
+            finally:
+                dst.close()
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    def break_all(self):
+        """Resets every connection through the proxy (new ones are still accepted)."""
+        for a, b in self.pairs:
+            for w in (a, b):
+                w.transport.abort()
+        self.pairs = []
+
+
+def test_a_broken_link_is_back_within_a_second_and_the_edges_listeners_stay(start_server):
+    async def scenario():
+        database = fresh_database(URL)
+        a_port = free_port()
+        proxy = Proxy(a_port)
+        await proxy.start()
+        a = await asyncio.to_thread(
+            start_server, "--database", database, "--node-url", f"http://127.0.0.1:{proxy.port}", "--cluster-secret", CLUSTER_SECRET,
+            "--node-id", "a", port_flag=str(a_port))
+        b = (await asyncio.to_thread(start_nodes, start_server, database, ["b"]))["b"]
+        host, link = await go_live(a, uid("host"), "Host")
+        event_id = link["event_id"]
+        host_tap = Tap(host, "host")
+        await published(event_id, b)
+        member, tap = await joined(b, event_id, host_tap, "lb")
+        await send(host, {"type": "broadcast_message", "message": "before"})
+        await tap.wait_text("message_broadcast", pred=lambda m: m["message"] == "before")
+        assert len(proxy.pairs) == 1, "one link for the event"
+
+        mark, mark_host = len(tap), len(host_tap)
+        broken = asyncio.get_running_loop().time()
+        proxy.break_all()
+        # The edge re-links and brings its members up to date: the list and count come again.
+        await tap.wait_text("participant_count", start=mark, timeout=3)
+        took = asyncio.get_running_loop().time() - broken
+        assert took < 1.0, f"the link was back after {took:.2f} s"
+        assert not tap.closed, "the edge's listener lost its socket"
+        # Chat sent while the link was down reaches it once (missed chat is replayed on re-link).
+        await send(host, {"type": "broadcast_message", "message": "after"})
+        frames = [media(KIND_OPUS, SPEECH[i], seq=i, ts=i * 960) for i in range(10)]
+        for frame in frames:
+            await host.send(frame)
+        await sync_point(host, tap)
+        got = [f for _, f in tap.frames[mark:] if isinstance(f, dict) and f.get("type") == "message_broadcast"]
+        assert [m["message"] for m in got if not m["message"].startswith("sync-")] == ["after"], got
+        assert relayed_audio(tap, mark) == [as_relayed(f, HOST_SOURCE_ID) for f in frames]
+        # The origin never counted the listener out.
+        assert not [f for _, f in host_tap.frames[mark_host:] if isinstance(f, dict) and f.get("type") == "participant_left"]
+        assert metric_sum(metrics(b), "airwave_link_reconnects_total") == 1
+        await close_all(host, member.ws)
+        proxy.server.close()
     run(scenario())
