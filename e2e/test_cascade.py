@@ -267,3 +267,71 @@ def test_a_broken_link_is_back_within_a_second_and_the_edges_listeners_stay(star
         await close_all(host, member.ws)
         proxy.server.close()
     run(scenario())
+
+
+def test_the_origin_dies_the_host_resumes_on_another_node_and_edge_listeners_hear_it_again(start_server):
+    """Kill the origin during speech: the host reconnects to node c within the grace period and
+    the event resumes there (same id, chat kept); the listeners on b keep their sockets and hear
+    the host again within 2 s of the reconnect."""
+    database = fresh_database(URL)
+    nodes = start_nodes(start_server, database, ["a", "b", "c"])
+    a, b, c = nodes["a"], nodes["b"], nodes["c"]
+    host_id = uid("host")
+
+    async def scenario():
+        host, link = await go_live(a, host_id, "Host")
+        event_id = link["event_id"]
+        host_tap = Tap(host, "host")
+        await published(event_id, b, c)
+        on_b, tap_b = await joined(b, event_id, host_tap, "lb")
+        on_c, tap_c = await joined(c, event_id, host_tap, "lc")
+        await send(host, {"type": "broadcast_message", "message": "before the failover"})
+        for tap in (tap_b, tap_c):
+            await tap.wait_text("message_broadcast", pred=lambda m: m["message"] == "before the failover")
+        for i in range(10):
+            await host.send(media(KIND_OPUS, SPEECH[i], seq=i, ts=i * 960))
+        await tap_b.wait_count(is_media(), 10, what="speech before the failover")
+
+        a.kill()
+        # The host tries node c until its old origin has aged out (PROTOCOL.md 8: a dead node
+        # drops out within 10 s), then resumes there.
+        deadline = asyncio.get_running_loop().time() + 20
+        while True:
+            try:
+                host2, link2 = await go_live(c, host_id, "Host")
+                break
+            except AssertionError as refused:
+                assert "other_node" in str(refused), refused
+            assert asyncio.get_running_loop().time() < deadline, "the host could not resume on node c"
+            await asyncio.sleep(0.25)
+        resumed_at = asyncio.get_running_loop().time()
+        assert link2["event_id"] == event_id and link2["resumed"] is True, link2
+        host2_tap = Tap(host2, "host on c")
+        await host2_tap.wait_text("chat_history", pred=lambda m: [x["message"] for x in m["messages"]] == ["before the failover"])
+
+        # The listeners kept their sockets, and hear the host again within 2 s of the reconnect.
+        marks = [len(tap_b), len(tap_c)]
+        spoken = []
+
+        async def speak():
+            seq = 100
+            while True:
+                frame = media(KIND_OPUS, SPEECH[seq % len(SPEECH)], seq=seq, ts=seq * 960)
+                spoken.append(frame)
+                await host2.send(frame)
+                seq += 1
+                await asyncio.sleep(0.02)
+        speaker = asyncio.create_task(speak())
+        for tap, mark in zip((tap_b, tap_c), marks):
+            await tap.wait(is_media(), timeout=5, start=mark, what="the host's voice after the failover")
+        heard = asyncio.get_running_loop().time() - resumed_at
+        speaker.cancel()
+        print(f"edge listeners heard the host {heard:.3f} s after it resumed")
+        assert heard < 2.0, f"the edge listeners heard the host {heard:.2f} s after it resumed"
+        for tap in (tap_b, tap_c):
+            assert not tap.closed, (tap.name, tap.close_code)
+        # One event: its directory entry names node c now, on every live node.
+        for node in (b, c):
+            assert http_json(node, f"/api/streams/{event_id}")["origin_node"] == "c"
+        await close_all(host2, on_b.ws, on_c.ws)
+    run(scenario(), 90)

@@ -73,6 +73,11 @@ public protocol ClusterStore: Sendable {
     /// The live event a host runs on a live node (its heartbeat at `seenSince` or later), if any.
     func liveOrigin(hostUserID: String, seenSince: EpochMillis) async throws -> OriginRecord?
 
+    /// The host's event whose origin died (PROTOCOL.md 8 failover): not ended, its origin row on
+    /// a node whose heartbeat is older than `seenSince` (or gone); with that node's last
+    /// heartbeat, from which the host's grace period runs.
+    func interruptedOrigin(hostUserID: String, seenSince: EpochMillis) async throws -> (origin: OriginRecord, lastSeen: EpochMillis?)?
+
     /// The node an event ran (or runs) on, live or ended, with that node's row if it has one
     /// (nil: gone for a day); nil if no node published the event (a single server's).
     func originNode(of eventID: String) async throws -> (nodeID: String, node: NodeRecord?)?

@@ -130,6 +130,10 @@ extension SQLBackedStore {
     }
 
     /// The origin rows of events whose node is live.
+    public func interruptedOrigin(hostUserID: String, seenSince: EpochMillis) async throws -> (origin: OriginRecord, lastSeen: EpochMillis?)? {
+        try await store.interruptedOrigin(hostUserID: hostUserID, seenSince: seenSince)
+    }
+
     public func liveOrigins(seenSince: EpochMillis) async throws -> [OriginRecord] {
         try await store.liveOrigins(seenSince: seenSince)
     }

@@ -164,6 +164,28 @@ extension SQLEventStore: ClusterStore {
         }
     }
 
+    public func interruptedOrigin(hostUserID: String, seenSince: EpochMillis) async throws -> (origin: OriginRecord, lastSeen: EpochMillis?)? {
+        try await read { db in
+            guard let origin = try await db.select()
+                .columns(Self.originColumns)
+                .from(ClusterTable.origins)
+                .where("host_user_id", .equal, hostUserID)
+                .where("ended_at", .is, SQLLiteral.null)
+                .where("node_id", .notIn, Self.nodesSeen(since: seenSince))
+                .where("event_id", .in, SQLSubquery.select { $0.column("event_id").from(Table.events).where("ended_at", .is, SQLLiteral.null) })
+                .orderBy("started_at", .descending)
+                .first()
+                .map(Self.originRecord)
+            else { return nil }
+            let lastSeen = try await db.select()
+                .column("last_seen")
+                .from(ClusterTable.nodes)
+                .where("node_id", .equal, origin.nodeID)
+                .first(decodingColumn: "last_seen", as: EpochMillis.self)
+            return (origin, lastSeen)
+        }
+    }
+
     public func originNode(of eventID: String) async throws -> (nodeID: String, node: NodeRecord?)? {
         try await read { db in
             guard let owner = try await db.select()

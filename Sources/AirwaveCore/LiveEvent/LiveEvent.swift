@@ -91,16 +91,21 @@ public struct LiveEvent: Sendable {
 
     /// Creates the event; its first output records the start.
     public init(eventID: String, host: UserIdentity, now: Timestamp, configuration: LiveEventConfiguration = .init()) {
+        self.init(eventID: eventID, host: host, startedAt: now, now: now, configuration: configuration)
+        emit(.persist(.eventStarted(eventID: eventID, host: host, mode: .audio, at: now)))
+    }
+
+    /// The state every event starts from (`LiveEvent+Resumption` continues one).
+    init(eventID: String, host: UserIdentity, startedAt: Timestamp, now: Timestamp, configuration: LiveEventConfiguration) {
         self.eventID = eventID
         self.host = host
-        self.startedAt = now
+        self.startedAt = startedAt
         self.lastNow = now
         self.configuration = configuration
         self.listThrottle = Throttle(interval: configuration.noticeInterval)
         self.countThrottle = Throttle(interval: configuration.noticeInterval)
         self.keyframeGate = IntervalGate(interval: configuration.keyframeRequestInterval)
         self.screenPipeline = ScreenPipeline(cacheLimit: configuration.screenCacheLimit)
-        emit(.persist(.eventStarted(eventID: eventID, host: host, mode: .audio, at: now)))
     }
 
     /// Feeds one input at time `now`.

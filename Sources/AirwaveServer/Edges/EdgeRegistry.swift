@@ -17,8 +17,9 @@ actor EdgeRegistry {
         let nodeID = cluster.identity.nodeID
         let secret = cluster.settings.secret
         linkURL = { eventID, session in
-            // The origin is looked up at every attempt: after a failover it is another node.
-            guard let origin = try? await cluster.origin(of: eventID), origin.nodeID != nodeID else { return nil }
+            // The origin is looked up at every attempt: after a failover it is another node, and
+            // may be this one (the edge's clients then stay on a link to this node's own origin).
+            guard let origin = try? await cluster.origin(of: eventID) else { return nil }
             let token = ClusterLinkToken.make(nodeID: nodeID, eventID: eventID, secret: secret)
             return EdgeRegistry.linkURL(base: origin.url, eventID: eventID, nodeID: nodeID, session: session, token: token)
         }

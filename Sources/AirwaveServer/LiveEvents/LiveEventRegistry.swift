@@ -29,12 +29,19 @@ actor LiveEventRegistry {
     /// The live event's driver, if the event is live.
     func driver(for eventID: String) -> LiveEventDriver? { drivers[eventID] }
 
+    /// Whether the host runs a live event here.
+    func hasEvent(hostedBy userID: String) -> Bool {
+        eventByHost[userID].flatMap { drivers[$0] } != nil
+    }
+
     /// How many events are live.
     var liveCount: Int { drivers.count }
 
-    /// Hands the host's connection to its live event (resume) or starts a new event.
+    /// Hands the host's connection to its live event (resume) or starts a new event, or, with
+    /// `interrupted`, continues the host's event whose origin node died (PROTOCOL.md 8).
     func connectHost(
-        _ host: UserIdentity, connection: ClientConnection, mixed: Bool = false, joinURL: @Sendable (String) -> String
+        _ host: UserIdentity, connection: ClientConnection, mixed: Bool = false,
+        interrupted: (eventID: String, LiveEvent.Resumption)? = nil, joinURL: @Sendable (String) -> String
     ) -> LiveEventDriver {
         if let eventID = eventByHost[host.userID], let driver = drivers[eventID],
             driver.submit(.hostConnected(connection.id, joinURL: joinURL(eventID)), connection: connection, mixed: mixed)
@@ -42,13 +49,15 @@ actor LiveEventRegistry {
             return driver
         }
         guard let services else { preconditionFailure("registry used before attach") }
-        let eventID = Self.newEventID()
+        let eventID = interrupted?.eventID ?? Self.newEventID()
         let driver = LiveEventDriver(eventID: eventID, host: host)
-        let engine = LiveEvent(eventID: eventID, host: host, now: .now(), configuration: configuration)
+        let engine = interrupted.map { LiveEvent(resuming: eventID, host: host, $0.1, now: .now(), configuration: configuration) }
+            ?? LiveEvent(eventID: eventID, host: host, now: .now(), configuration: configuration)
         drivers[eventID] = driver
         eventByHost[host.userID] = eventID
         metrics.eventsLive.record(drivers.count)
-        services.logger.info("event started", metadata: ["event_id": "\(eventID)", "host": "\(host.userID)"])
+        services.logger.info(interrupted == nil ? "event started" : "event resumed after its origin died",
+                             metadata: ["event_id": "\(eventID)", "host": "\(host.userID)"])
         driver.submit(.hostConnected(connection.id, joinURL: joinURL(eventID)), connection: connection, mixed: mixed)
         tasks[eventID] = Task { await driver.run(engine: engine, services: services) }
         return driver

@@ -13,6 +13,7 @@ struct LiveSocketRoutes: Sendable {
     /// `/ws/stream/start/live/{userId}/`
     func host(_ request: WebSocketRequest, userID rawUserID: Substring, connection: ClientConnection) async -> Admission {
         let identity: UserIdentity
+        var interrupted: (eventID: String, LiveEvent.Resumption)?
         do {
             try checks.ensureServing()
             let userID = try checks.pathID(rawUserID, name: "userId")
@@ -22,11 +23,15 @@ struct LiveSocketRoutes: Sendable {
             }
             identity = UserIdentity(userID: user.userID, username: user.username, verified: true)
             if let elsewhere = try await server.cluster?.hostElsewhere(user.userID) { throw elsewhere }
+            if await !server.registry.hasEvent(hostedBy: user.userID) {
+                interrupted = try await server.interruptedEvent(hostUserID: user.userID)
+            }
         } catch {
             return checks.refusal(error)
         }
         let authority = request.authority ?? "\(server.configuration.host):\(server.configuration.port)"
-        let driver = await server.registry.connectHost(identity, connection: connection, mixed: Self.wantsMixedAudio(request)) { eventID in
+        let driver = await server.registry.connectHost(identity, connection: connection, mixed: Self.wantsMixedAudio(request),
+                                                       interrupted: interrupted) { eventID in
             "ws://\(authority)/ws/stream/live/join/event/\(eventID)/"
         }
         return relay(connection, to: driver)

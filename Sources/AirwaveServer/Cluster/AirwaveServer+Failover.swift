@@ -1,0 +1,38 @@
+import AirwaveCore
+import AirwaveProtocol
+import AirwaveStore
+
+extension AirwaveServer {
+    /// The host's event whose origin node died, to resume here (PROTOCOL.md 8): nil when there
+    /// is none, or when the host's grace period ran out since that node's last heartbeat (the
+    /// event is then recorded as ended, and the host starts a new one).
+    func interruptedEvent(hostUserID: String) async throws -> (eventID: String, LiveEvent.Resumption)? {
+        guard let cluster else { return nil }
+        let now = Timestamp.now()
+        let seenSince = now.milliseconds - Int64(cluster.settings.nodeTimeout / .milliseconds(1))
+        guard let (origin, lastSeen) = try await store.interruptedOrigin(hostUserID: hostUserID, seenSince: seenSince) else { return nil }
+        let grace = configuration.liveEvent.hostGrace
+        if let lastSeen, Timestamp(milliseconds: lastSeen) + grace < now {
+            writer.enqueue([StoreRecord(.eventEnded(eventID: origin.eventID, reason: "host_timeout", at: now))])
+            return nil
+        }
+        guard let event = try await store.event(id: origin.eventID, withParticipants: true), event.isLive else { return nil }
+        // Who was a co-host when the origin died: their latest row, still open, says so.
+        var latest: [String: StoredParticipant] = [:]
+        for participant in event.participants { latest[participant.userID] = participant }
+        let cohosts = latest.values.filter { $0.role == .cohost && $0.leftAt == nil && $0.verified }.sorted { $0.joinedAt < $1.joinedAt }
+        let verified = Set(event.participants.filter(\.verified).map(\.userID)).union([hostUserID])
+        let chat = try await store.recentChat(eventID: event.eventID, limit: configuration.liveEvent.chatHistoryLimit).map {
+            LiveServerMessage.ChatEntry(userID: $0.userID, username: $0.username, message: $0.message,
+                                        sentAt: Timestamp(milliseconds: $0.sentAt), verified: verified.contains($0.userID))
+        }
+        let resumption = LiveEvent.Resumption(
+            startedAt: Timestamp(milliseconds: event.startedAt), mode: StreamMode(rawValue: event.mode) ?? .audio, chat: chat,
+            // Source ids are not stored: the co-hosts get new ones, in the order they were made.
+            cohosts: cohosts.enumerated().map { index, participant in
+                .init(user: UserIdentity(userID: participant.userID, username: participant.username, verified: true),
+                      sourceID: LiveEvent.hostSourceID + 1 + UInt32(index))
+            })
+        return (event.eventID, resumption)
+    }
+}
