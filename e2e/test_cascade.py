@@ -335,3 +335,59 @@ def test_the_origin_dies_the_host_resumes_on_another_node_and_edge_listeners_hea
             assert http_json(node, f"/api/streams/{event_id}")["origin_node"] == "c"
         await close_all(host2, on_b.ws, on_c.ws)
     run(scenario(), 90)
+
+
+def test_the_origin_dies_and_the_host_never_comes_back_every_nodes_listeners_get_stream_ended(start_server):
+    """As on one node: after the host's grace period, `stream_ended` and 1000 for the listeners
+    of every surviving node, and the event is recorded as ended."""
+    database = fresh_database(URL)
+    nodes = {}
+    for name in ("a", "b"):
+        port = free_port()
+        nodes[name] = start_server("--database", database, "--node-url", f"http://127.0.0.1:{port}", "--cluster-secret",
+                                   CLUSTER_SECRET, "--node-id", name, "--host-grace", "2", port_flag=str(port))
+    a, b = nodes["a"], nodes["b"]
+
+    async def scenario():
+        host, link = await go_live(a, uid("host"), "Host")
+        event_id = link["event_id"]
+        host_tap = Tap(host, "host")
+        await published(event_id, b)
+        on_b, tap_b = await joined(b, event_id, host_tap, "lb")
+        a.kill()
+        # Node a drops out after 7-9 s; the grace (2 s) runs from then.
+        i = await tap_b.wait_text("stream_ended", timeout=20)
+        assert tap_b.frames[i][1]["message"] == "The host disconnected and did not come back", tap_b.frames[i][1]
+        assert await closed_code(tap_b) == 1000
+        await asyncio.to_thread(wait_for, lambda: http_json(b, f"/api/streams/{event_id}")["status"] == "ended", 5,
+                                "the event recorded as ended")
+        await close_all(host)
+    run(scenario(), 60)
+
+
+def test_an_edge_node_dies_and_the_others_are_unaffected(start_server):
+    database = fresh_database(URL)
+    nodes = start_nodes(start_server, database, ["a", "b", "c"])
+    a, b, c = nodes["a"], nodes["b"], nodes["c"]
+
+    async def scenario():
+        host, link = await go_live(a, uid("host"), "Host")
+        event_id = link["event_id"]
+        host_tap = Tap(host, "host")
+        await published(event_id, b, c)
+        on_a, tap_a = await joined(a, event_id, host_tap, "la")
+        on_b, _ = await joined(b, event_id, host_tap, "lb")
+        on_c, tap_c = await joined(c, event_id, host_tap, "lc")
+        b.kill()
+        # The origin counts b's listener out once the link's grace (5 s) is over.
+        await host_tap.wait_text("participant_left", timeout=10, pred=lambda m: m["user_id"] == on_b.user_id)
+        marks = [len(tap_a), len(tap_c)]
+        frames = [media(KIND_OPUS, SPEECH[i], seq=i, ts=i * 960) for i in range(20)]
+        for frame in frames:
+            await host.send(frame)
+        await sync_point(host, tap_a, tap_c)
+        for tap, mark in zip((tap_a, tap_c), marks):
+            assert relayed_audio(tap, mark) == [as_relayed(f, HOST_SOURCE_ID) for f in frames], tap.name
+            assert not tap.closed
+        await close_all(host, on_a.ws, on_c.ws)
+    run(scenario(), 60)

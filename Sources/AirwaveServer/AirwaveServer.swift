@@ -57,7 +57,8 @@ public final class AirwaveServer: Sendable {
         rooms = ListeningRoomRegistry(store: store, metrics: metrics, logger: logger)
         let directory = ActiveStreamsDirectory(interval: configuration.directoryInterval)
         self.directory = directory
-        writer = StoreWriter(store: store, logger: logger, metrics: metrics)
+        let writer = StoreWriter(store: store, logger: logger, metrics: metrics)
+        self.writer = writer
         let cluster = node.map { node in
             ClusterNode(identity: node.identity, settings: node.settings, store: store, listener: node.listener,
                         directory: directory, logger: logger) {
@@ -65,7 +66,9 @@ public final class AirwaveServer: Sendable {
             }
         }
         self.cluster = cluster
-        edges = cluster.map { EdgeRegistry(metrics: metrics, logger: logger, cluster: $0) }
+        edges = cluster.map {
+            EdgeRegistry(metrics: metrics, logger: logger, writer: writer, cluster: $0, hostGrace: configuration.liveEvent.hostGrace)
+        }
     }
 
     /// What `make` found out about the node before the server exists.

@@ -28,6 +28,7 @@ enum EdgeOutputJSON {
         case .openLink: "open_link"
         case .closeLink: "close_link"
         case .mediaDropped(let reason): ["media_dropped": .string(reason.rawValue)]
+        case .recordOrphanedEnd: "record_orphaned_end"
         case .finished: "finished"
         }
     }
@@ -40,7 +41,7 @@ enum EdgeOutputJSON {
         case .send(let message, _): ignore.contains(message.type.rawValue)
         case .forward: ignore.contains("forward")
         case .mediaDropped: ignore.contains("media_dropped")
-        case .admit, .close, .uplink, .openLink, .closeLink, .finished: false
+        case .admit, .close, .uplink, .openLink, .closeLink, .recordOrphanedEnd, .finished: false
         }
     }
 }
@@ -56,7 +57,7 @@ struct EdgeFixtureRunner {
 
     static let stepInputs: [String: Set<String>] = [
         "join": ["user"], "disconnected": [], "from": ["message", "raw"], "media": ["frame"], "origin": [], "origin_media": [],
-        "link_down": [], "tick": [], "shutdown": [],
+        "link_down": [], "no_origin": [], "tick": [], "shutdown": [],
     ]
     static let stepKeys: Set<String> = ["at", "expect", "wake_up", "clients"]
 
@@ -98,6 +99,7 @@ struct EdgeFixtureRunner {
             case "screen_cache_limit": configuration.screenCacheLimit = n
             case "keyframe_request_interval_ms": configuration.keyframeRequestInterval = .milliseconds(n)
             case "idle_linger_ms": configuration.idleLinger = .milliseconds(n)
+            case "orphan_timeout_ms": configuration.orphanTimeout = .milliseconds(n)
             default: throw FixtureError("\(name): unknown configuration key \(key)")
             }
         }
@@ -183,10 +185,11 @@ struct EdgeFixtureRunner {
                 let frame = try MediaFixtures.frame(step["origin_media"], name: name, step: index)
                 label = "origin media: kind \(frame.header.kind.rawValue) source \(frame.header.sourceID) seq \(frame.header.sequence)"
                 edge.handle(.fromOrigin(try EdgeLinkMessage.Down(.binary(frame))), now: now)
-            case "link_down", "tick", "shutdown":
+            case "link_down", "no_origin", "tick", "shutdown":
                 guard step[input]?.boolValue == true else { throw FixtureError("\(name): step \(index) \(input) must be true") }
                 label = input
-                edge.handle(input == "link_down" ? .linkDown : input == "tick" ? .tick : .shutdown, now: now)
+                let inputs: [String: EdgeEvent.Input] = ["link_down": .linkDown, "no_origin": .noOrigin, "tick": .tick, "shutdown": .shutdown]
+                edge.handle(inputs[input]!, now: now)
             default:
                 throw FixtureError("\(name): step \(index) has no input")
             }

@@ -144,7 +144,7 @@ struct EdgeSimulationTests {
                     if !before.contains(connection) { fail("close \(connection), no client") }
                 case .mediaDropped(let reason):
                     if reason == .linkDown, linkUp { fail("media dropped with the link up") }
-                case .closeLink, .finished:
+                case .closeLink, .finished, .recordOrphanedEnd:
                     fail("\(output) with neither shutdown nor end")
                     return
                 }

@@ -29,6 +29,7 @@ extension EdgeEvent {
         learnSources(snapshot.participantList)
         link = .up
         relinkAttempts = 0
+        orphanedSince = nil
         // The origin replays its config frame and GOP to the link right after: every member's
         // next screen frame is that keyframe.
         if isScreenMode {

@@ -18,6 +18,10 @@ import AirwaveProtocol
 /// - **Link down**: local clients stay connected. Commands wait in an `EdgeCommandBuffer`
 ///   (bounded; beyond it the sender gets `rate_limited`); media is dropped (it would be stale).
 ///   The link is reopened at once, then after `relinkDelays`.
+/// - **No origin** (`noOrigin`: no live node holds the event, its origin died): the edge keeps
+///   trying, and its clients stay, while the host may resume the event on another node. After
+///   `orphanTimeout` without an origin the event is over for the edge's clients as on one node
+///   when the host does not come back: `stream_ended`, then 1000.
 /// - **Link up again** (a `snapshot`): the members get what changed while it was down, once for
 ///   all — `stream_state` if it differs, each missed chat message as `message_broadcast`, the
 ///   current `participant_list` and `participant_count` — then the edge announces leaves, joins
@@ -80,6 +84,8 @@ public struct EdgeEvent: Sendable {
     var keyframeGate: IntervalGate
     /// Since when no client is connected.
     var idleSince: Timestamp?
+    /// Since when no live node is the event's origin (`noOrigin`); nil while there is one.
+    var orphanedSince: Timestamp?
     var finished: Finish?
     var outputs = OutputQueue<Output>()
 
@@ -109,6 +115,9 @@ public struct EdgeEvent: Sendable {
         case fromOrigin(EdgeLinkMessage.Down)
         /// The link broke, or opening it failed.
         case linkDown
+        /// Opening the link found no live node that is the event's origin (it died; the host may
+        /// resume the event elsewhere). Counts as `linkDown` too.
+        case noOrigin
         /// Time passed.
         case tick
         /// This node is going away: `server_shutdown`, 1001 for every client, the link closed.
@@ -134,6 +143,9 @@ public struct EdgeEvent: Sendable {
         case closeLink
         /// A media frame went nowhere (for the counters).
         case mediaDropped(MediaDropReason)
+        /// The event ended without an origin to say so (`orphanTimeout`): record its end
+        /// (`host_timeout`), as the origin would have.
+        case recordOrphanedEnd
         /// The edge is done; the driver forgets it and feeds it nothing more.
         case finished
     }
@@ -158,6 +170,9 @@ public struct EdgeEvent: Sendable {
         case .media(let connection, let frame): clientMedia(frame, from: connection)
         case .fromOrigin(let message): fromOrigin(message, now: now)
         case .linkDown: linkDown(now: now)
+        case .noOrigin:
+            if orphanedSince == nil { orphanedSince = now }
+            linkDown(now: now)
         case .tick: tick(now: now)
         case .shutdown: shutdown()
         }
@@ -172,6 +187,7 @@ public struct EdgeEvent: Sendable {
         var candidates: [Timestamp] = []
         if case .waiting(let until) = link { candidates.append(until) }
         if let idleSince { candidates.append(idleSince + configuration.idleLinger) }
+        if let orphanedSince { candidates.append(orphanedSince + configuration.orphanTimeout) }
         return candidates.min()
     }
 
@@ -207,6 +223,13 @@ public struct EdgeEvent: Sendable {
     }
 
     mutating func tick(now: Timestamp) {
+        if let orphanedSince, orphanedSince + configuration.orphanTimeout <= now {
+            // As the origin ends an event whose host did not come back.
+            send(LiveEvent.Message(.streamEnded, LiveServerMessage.streamEnded(eventID: eventID, message: "The host disconnected and did not come back")),
+                 to: .all)
+            emit(.recordOrphanedEnd)
+            return ended(.normal)
+        }
         if case .waiting(let until) = link, until <= now {
             link = .connecting
             emit(.openLink)
@@ -240,6 +263,7 @@ public struct EdgeEvent: Sendable {
         _ = buffer.drain()
         leftWhileDown.removeAll()
         idleSince = nil
+        orphanedSince = nil
         finished = finish
         emit(.finished)
     }
@@ -262,6 +286,9 @@ public struct EdgeConfiguration: Sendable, Hashable {
     public var relinkDelays: [Duration] = [.zero, .milliseconds(250), .milliseconds(500), .seconds(1)]
     /// How long the link stays open after the last client left, for a client that comes back.
     public var idleLinger: Duration = .seconds(5)
+    /// How long the edge waits for a new origin once none is live: the host's grace period
+    /// (counted from when the dead origin dropped out, so later than any resume could come).
+    public var orphanTimeout: Duration = .seconds(30)
 
     public init() {}
 }

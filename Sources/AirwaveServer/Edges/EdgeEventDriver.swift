@@ -1,6 +1,7 @@
 import AirwaveCore
 import AirwaveWebRTC
 import AirwaveProtocol
+import AirwaveStore
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
@@ -17,6 +18,8 @@ final class EdgeEventDriver: Sendable {
         case fromOrigin(attempt: Int, EdgeLinkMessage.Down)
         /// Link attempt `attempt` ended (it failed to open, or broke).
         case linkEnded(attempt: Int)
+        /// Link attempt `attempt` found no live origin for the event.
+        case noOrigin(attempt: Int)
         case tick
     }
 
@@ -24,6 +27,8 @@ final class EdgeEventDriver: Sendable {
     struct Services: Sendable {
         let metrics: ServerMetrics
         let logger: Logger
+        let writer: StoreWriter
+        let configuration: EdgeConfiguration
         /// The link's URL for an attempt, or nil when the event has no live origin now.
         let linkURL: @Sendable (_ eventID: String, _ session: String) async -> String?
         /// Called once when the edge is done.
@@ -77,7 +82,7 @@ final class EdgeEventDriver: Sendable {
     }
 
     func run(_ services: Services) async {
-        var edge = EdgeEvent(eventID: eventID, now: .now())
+        var edge = EdgeEvent(eventID: eventID, now: .now(), configuration: services.configuration)
         var state = RunState()
         perform(&edge, &state, services)
         for await message in messages {
@@ -98,10 +103,10 @@ final class EdgeEventDriver: Sendable {
                 }
                 services.metrics.linkFrames(direction: "down")
                 edge.handle(.fromOrigin(down), now: now)
-            case .linkEnded(let attempt):
+            case .linkEnded(let attempt), .noOrigin(let attempt):
                 guard attempt == state.attempt else { continue }
                 state.link = nil
-                edge.handle(.linkDown, now: now)
+                if case .noOrigin = message { edge.handle(.noOrigin, now: now) } else { edge.handle(.linkDown, now: now) }
             case .tick:
                 state.timerAt = nil
                 edge.handle(.tick, now: now)
@@ -144,6 +149,8 @@ final class EdgeEventDriver: Sendable {
                 state.link = nil
             case .mediaDropped(let reason):
                 services.metrics.mediaDropped(reason: reason.rawValue)
+            case .recordOrphanedEnd:
+                services.writer.enqueue([StoreRecord(.eventEnded(eventID: eventID, reason: "host_timeout", at: .now()))])
             case .finished:
                 isOver.withLockedValue { $0 = true }
                 state.finished = true

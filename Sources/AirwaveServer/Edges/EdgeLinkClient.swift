@@ -26,8 +26,11 @@ final class EdgeLinkClient: Sendable {
         let (frames, outgoing) = AsyncStream.makeStream(of: EdgeLinkMessage.Frame.self)
         let logger = services.logger
         let task = Task {
+            guard let url = await services.linkURL(eventID, session) else {
+                driver.enqueue(.noOrigin(attempt: attempt))
+                return
+            }
             defer { driver.enqueue(.linkEnded(attempt: attempt)) }
-            guard let url = await services.linkURL(eventID, session) else { return }
             do {
                 try await WebSocketClient.connect(
                     url: url, configuration: .init(maxFrameSize: maxMessageSize), logger: logger

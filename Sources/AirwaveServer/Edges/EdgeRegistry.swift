@@ -9,11 +9,17 @@ actor EdgeRegistry {
     private var tasks: [ObjectIdentifier: Task<Void, Never>] = [:]
     private let metrics: ServerMetrics
     private let logger: Logger
+    private let writer: StoreWriter
+    private let configuration: EdgeConfiguration
     private let linkURL: @Sendable (String, String) async -> String?
 
-    init(metrics: ServerMetrics, logger: Logger, cluster: ClusterNode) {
+    init(metrics: ServerMetrics, logger: Logger, writer: StoreWriter, cluster: ClusterNode, hostGrace: Duration) {
         self.metrics = metrics
         self.logger = logger
+        self.writer = writer
+        var configuration = EdgeConfiguration()
+        configuration.orphanTimeout = hostGrace
+        self.configuration = configuration
         let nodeID = cluster.identity.nodeID
         let secret = cluster.settings.secret
         linkURL = { eventID, session in
@@ -31,7 +37,8 @@ actor EdgeRegistry {
         let edge = EdgeEventDriver(eventID: eventID)
         edges[eventID] = edge
         let services = EdgeEventDriver.Services(
-            metrics: metrics, logger: logger, linkURL: linkURL, onFinished: { [weak self] edge in await self?.forget(edge) })
+            metrics: metrics, logger: logger, writer: writer, configuration: configuration, linkURL: linkURL,
+            onFinished: { [weak self] edge in await self?.forget(edge) })
         tasks[ObjectIdentifier(edge)] = Task { await edge.run(services) }
         return edge
     }
