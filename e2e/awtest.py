@@ -235,7 +235,9 @@ async def join(srv, event_id, user_id=None, verified=False, username=None, tok=N
     user_id = user_id or uid("lis")
     if verified and tok is None:
         tok = token(user_id)
-    ws = await connect(srv.ws(join_path(event_id, user_id, tok, username, slash)))
+    # Across the cascade (conftest's AIRWAVE_E2E_LISTENERS_ON_EDGE), listeners join another node.
+    node = getattr(srv, "listener_node", srv)
+    ws = await connect(node.ws(join_path(event_id, user_id, tok, username, slash)))
     state = await recv_json(ws, 10)
     assert state["type"] == "stream_state", state
     history = await recv_json(ws, 10)

@@ -33,11 +33,36 @@ SHARED_ENV = {
 }
 
 
+# AIRWAVE_E2E_LISTENERS_ON_EDGE=1 (with AIRWAVE_TEST_POSTGRES_URL): the shared server is the origin
+# of two nodes on a fresh database, and every listener `awtest.join` connects goes to the other
+# node, an edge (PROTOCOL.md 8, issue 16): the live-event suite run across the cascade.
+LISTENERS_ON_EDGE = os.environ.get("AIRWAVE_E2E_LISTENERS_ON_EDGE") == "1"
+
+
 @pytest.fixture(scope="module")
 def server():
+    if LISTENERS_ON_EDGE:
+        yield from _origin_with_an_edge()
+        return
     srv = make_server(env=SHARED_ENV)
     yield srv
     stop_all([srv])
+
+
+def _origin_with_an_edge():
+    from test_cluster import CLUSTER_SECRET, free_port
+    from test_postgres import URL, fresh_database
+    assert URL, "AIRWAVE_E2E_LISTENERS_ON_EDGE needs AIRWAVE_TEST_POSTGRES_URL"
+    database = fresh_database(URL)
+    nodes = []
+    for name in ("origin", "edge"):
+        port = free_port()
+        nodes.append(make_server(args=("--database", database, "--node-url", f"http://127.0.0.1:{port}", "--cluster-secret",
+                                       CLUSTER_SECRET, "--node-id", name), env=SHARED_ENV, port_flag=str(port)))
+    origin, edge = nodes
+    origin.listener_node = edge
+    yield origin
+    stop_all(nodes)
 
 
 @pytest.fixture

@@ -71,6 +71,9 @@ public struct OriginLinks: Sendable {
     /// Every edge client the engine holds.
     public var clientCount: Int { owners.count }
 
+    /// The link an edge client is on.
+    public func link(of connection: ConnectionID) -> LinkID? { owners[connection]?.link }
+
     /// True when the connection is an edge's client.
     public func isEdgeClient(_ connection: ConnectionID) -> Bool { owners[connection] != nil }
 

@@ -63,8 +63,9 @@ extension LiveEventDriver {
     /// PCM is encoded on the speaker's own event loop; the packets come back as inputs, and
     /// the engine checks the speaker's gate again then.
     func encodePCM(_ pcm: MediaFrame, speaker: ConnectionID, state: inout RunState) {
-        guard let connection = state.members[speaker] else { return }
-        state.encoders.encode(pcm, speaker: connection) { [self] packets in
+        let socket = state.members[speaker] ?? state.links.link(of: speaker).flatMap { state.linkSockets[$0] }
+        guard let loop = socket?.channel.eventLoop else { return }
+        state.encoders.encode(pcm, speaker: speaker, on: loop) { [self] packets in
             for packet in packets { submit(.encodedAudio(speaker: speaker, packet)) }
         }
     }

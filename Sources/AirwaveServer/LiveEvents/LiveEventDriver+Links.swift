@@ -33,6 +33,7 @@ extension LiveEventDriver {
             // about it reaches the new link before its snapshot, and the edge ignores it.
             for gone in state.links.opened(link, session: session) {
                 engine.handle(.disconnected(gone), now: now)
+                state.encoders.remove(gone)
             }
             await perform(&engine, &state, services)
             let (snapshot, screen) = engine.linkSnapshot
@@ -53,7 +54,10 @@ extension LiveEventDriver {
                 case .ignored: break
                 }
             case .leave(let number):
-                if let id = state.links.leave(link, number) { engine.handle(.disconnected(id), now: now) }
+                if let id = state.links.leave(link, number) {
+                    engine.handle(.disconnected(id), now: now)
+                    state.encoders.remove(id)
+                }
             case .command(let number, let command):
                 if let id = state.links.connection(link, number) { engine.handle(.command(id, command), now: now) }
             case .media(let number, let frame):
@@ -71,6 +75,7 @@ extension LiveEventDriver {
     func expireLinks(_ engine: inout LiveEvent, _ state: inout RunState, now: Timestamp) {
         for gone in state.links.expire(now: now) {
             engine.handle(.disconnected(gone), now: now)
+            state.encoders.remove(gone)
         }
     }
 

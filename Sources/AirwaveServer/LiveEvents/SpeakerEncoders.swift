@@ -14,14 +14,15 @@ struct SpeakerEncoders {
     private var encoders: [ConnectionID: NIOLoopBoundBox<PCMOpusEncoder?>] = [:]
 
     /// Encodes `pcm` on the speaker's event loop and hands the packets to `deliver` there.
-    mutating func encode(_ pcm: MediaFrame, speaker: ClientConnection, deliver: @escaping @Sendable ([MediaFrame]) -> Void) {
-        let loop = speaker.channel.eventLoop
+    /// `loop` is the speaker's socket's (for an edge's client, its link's).
+    mutating func encode(_ pcm: MediaFrame, speaker: ConnectionID, on loop: any EventLoop,
+                         deliver: @escaping @Sendable ([MediaFrame]) -> Void) {
         let box: NIOLoopBoundBox<PCMOpusEncoder?>
-        if let existing = encoders[speaker.id] {
+        if let existing = encoders[speaker] {
             box = existing
         } else {
             box = NIOLoopBoundBox.makeEmptyBox(valueType: PCMOpusEncoder.self, eventLoop: loop)
-            encoders[speaker.id] = box
+            encoders[speaker] = box
         }
         loop.execute {
             deliver(Self.encode(pcm, with: box))
