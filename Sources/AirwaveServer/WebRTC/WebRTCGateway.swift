@@ -325,6 +325,8 @@ final class WebRTCGateway: Sendable {
             kind == .whep ? "The offer needs an audio section that receives Opus (48000/2)."
                 : "The offer needs an audio section that sends Opus (48000/2)."
         case .rtcpMuxRequired: "The offer must use a=rtcp-mux."
+        case .tooFewSpeakerSections(let count):
+            "audio=speakers needs at least \(AnswerParameters.minimumSpeakerTracks) audio sections that receive Opus (48000/2); the offer has \(count)."
         }
     }
 
