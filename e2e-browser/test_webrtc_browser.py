@@ -10,6 +10,9 @@
   the server closes its WHIP session (Chromium's DTLS transport goes to 'closed').
 - The web client's host page (WebSocket Opus and VP8 screen) reaches a WHEP player: tone and picture.
 - The error answers (401, 403, 415, 400, 404, 410) to offers Chromium really makes.
+- Per-speaker tracks (`POST /whep/{id}?audio=speakers`): a player with three audio sections hears
+  the host (WHIP, 440 Hz) and a co-host (WHIP, 880 Hz) as two tracks, each named by its RTP CSRC
+  (the speaker's source id); the host's own player gets only the co-host's track.
 
 The pages are the server's own start page (so fetch is same-origin); the WebRTC code is injected
 with page.evaluate. Chromium needs --allow-loopback-in-peer-connection (conftest.py) to offer its
@@ -33,6 +36,7 @@ from conftest import awtest, new_page
 TONE_HZ = 440
 COHOST_HZ = 660
 WEB_HOST_HZ = 550
+SPEAKER_HZ = 880
 
 # ---------------------------------------------------------------------------- page code
 # window.rtc.start(role, path, token): one RTCPeerConnection; role "whip" sends the microphone,
@@ -240,6 +244,67 @@ RTC_JS = r"""
       if (s.type === 'outbound-rtp' && s.kind === 'audio') found = s;
     });
     return found && { packetsSent: found.packetsSent, bytesSent: found.bytesSent };
+  };
+})();
+"""
+
+# window.rtc.startSpeakers(path, token, n): a player with n recvonly audio sections (per-speaker
+# WHEP, `?audio=speakers`); each remote track gets an AnalyserNode of its own. rtc.tracks() says
+# what each track carries: its mid, SSRCs and CSRCs (getContributingSources: the speakers' source
+# ids); rtc.trackPeak(i, lo, hi) is rtc.peak for track i.
+SPEAKERS_JS = r"""
+(() => {
+  const rtc = window.rtc;
+  rtc.perTrack = [];
+  rtc.startSpeakers = async (path, token, n) => {
+    const pc = rtc.pc = new RTCPeerConnection({ iceServers: [] });
+    pc.addEventListener('connectionstatechange', () => rtc.states.push(pc.connectionState));
+    for (let i = 0; i < n; i++) pc.addTransceiver('audio', { direction: 'recvonly' });
+    const ctx = rtc.ctx = new AudioContext({ sampleRate: 48000 });
+    pc.addEventListener('track', (e) => {
+      const stream = new MediaStream([e.track]);
+      const audio = new Audio();               // keeps the remote track flowing into Web Audio
+      audio.muted = true;
+      audio.srcObject = stream;
+      audio.play().catch(() => {});
+      const analyser = ctx.createAnalyser();
+      analyser.fftSize = 32768;
+      analyser.smoothingTimeConstant = 0;
+      ctx.createMediaStreamSource(stream).connect(analyser);
+      ctx.resume();
+      rtc.perTrack.push({ mid: e.transceiver.mid, receiver: e.receiver, analyser, audio });
+    });
+    await pc.setLocalDescription(await pc.createOffer());
+    const complete = await new Promise((resolve) => {
+      if (pc.iceGatheringState === 'complete') return resolve(true);
+      const timer = setTimeout(() => resolve(false), 5000);
+      pc.addEventListener('icegatheringstatechange', () => {
+        if (pc.iceGatheringState === 'complete') { clearTimeout(timer); resolve(true); }
+      });
+    });
+    rtc.offer = pc.localDescription.sdp;
+    const headers = { 'Content-Type': 'application/sdp' };
+    if (token) headers['Authorization'] = `Bearer ${token}`;
+    const res = await fetch(path, { method: 'POST', headers, body: rtc.offer });
+    const body = await res.text();
+    rtc.response = { status: res.status, location: res.headers.get('Location'),
+      contentType: res.headers.get('Content-Type'), body };
+    if (res.status === 201) {
+      rtc.answer = body;
+      rtc.location = new URL(rtc.response.location, location.href).pathname;
+      await pc.setRemoteDescription({ type: 'answer', sdp: body });
+    }
+    return { ...rtc.response, offer: rtc.offer, gathered: complete };
+  };
+  rtc.tracks = () => rtc.perTrack.map((t) => ({
+    mid: t.mid,
+    ssrcs: t.receiver.getSynchronizationSources().map((s) => s.source),
+    csrcs: t.receiver.getContributingSources().map((s) => s.source),
+  }));
+  rtc.trackPeak = (i, lo, hi) => {
+    const saved = rtc.analyser;
+    rtc.analyser = rtc.perTrack[i] && rtc.perTrack[i].analyser;
+    try { return rtc.peak(lo, hi); } finally { rtc.analyser = saved; }
   };
 })();
 """
@@ -613,3 +678,100 @@ def test_refusals(server, launch, host):
     host.wait_for(lambda m: m.get("type") == "stream_ended", what="stream_ended")
     expect("POST", whep, 410, "event_ended", whep_offer, sdp)
     expect("POST", whip, 410, "event_ended", whip_offer, {**sdp, "Authorization": f"Bearer {host.token}"})
+
+
+def test_per_speaker_tracks_carry_each_speaker_named_by_csrc(server, launch, host):
+    """`?audio=speakers`: the host (WHIP, 440 Hz) and a co-host (WHIP, 880 Hz) reach a player with
+    three audio sections as two tracks. Each track's CSRC is its speaker's source id (host 1, the
+    co-host's from cohost_joined), and each carries that speaker's tone alone; the third is silent.
+    The host's own per-speaker player gets the co-host's track only."""
+    logs: list[str] = []
+    cohost = Socket.listener(server, host.event_id, awtest.uid("cora"))
+    try:
+        host.wait_for(lambda m: m.get("type") == "participant_joined", what="participant_joined")
+        host.send({"type": "invite_cohost", "user_id": cohost.user_id})
+        cohost.wait_for(lambda m: m.get("type") == "cohost_invite", what="cohost_invite")
+        cohost.send({"type": "accept_cohost"})
+        joined = host.wait_for(lambda m: m.get("type") == "cohost_joined", what="cohost_joined")
+        cohost_source = joined["source_id"]
+        assert cohost_source != 1, joined
+
+        host_publisher = rtc_page(launch(tone_hz=TONE_HZ), server, logs)
+        cohost_publisher = rtc_page(launch(tone_hz=SPEAKER_HZ), server, logs)
+        start(host_publisher, "whip", f"/whip/{host.event_id}", host.token)
+        start(cohost_publisher, "whip", f"/whip/{host.event_id}", cohost.token)
+        wait_connected(host_publisher, "host publisher")
+        wait_connected(cohost_publisher, "co-host publisher")
+
+        def play(token, name):
+            page = rtc_page(launch(), server, logs)
+            page.evaluate(SPEAKERS_JS)
+            result = page.evaluate("([path, token]) => window.rtc.startSpeakers(path, token, 3)",
+                                   [f"/whep/{host.event_id}?audio=speakers", token])
+            assert result["gathered"], result["offer"]
+            assert result["status"] == 201, f"{name}: {result['status']} {result['body'][:500]}"
+            answer = result["body"]
+            audio = [section for section in answer.split("m=")[1:] if section.startswith("audio")]
+            assert len(audio) == 3 and all(" 0 UDP" not in section.split("\r\n")[0] for section in audio), answer
+            ssrcs = [line.split()[0].split(":")[1] for section in audio for line in section.split("\r\n")
+                     if line.startswith("a=ssrc:") and "cname:" in line]
+            assert len(set(ssrcs)) == 3, answer
+            wait_connected(page, name)
+            return page
+
+        def tracks_by_speaker(page, name, want, timeout=15.0):
+            """{source id: track index} once every wanted source is on a track whose tone is heard."""
+            deadline = time.monotonic() + timeout
+            while True:
+                tracks = page.evaluate("window.rtc.tracks()")
+                found = {}
+                for index, track in enumerate(tracks):
+                    for source in track["csrcs"]:
+                        found.setdefault(source, index)
+                heard = {}
+                for source, hz in want.items():
+                    if source in found:
+                        peak = page.evaluate(f"window.rtc.trackPeak({found[source]}, {hz * 0.7}, {hz * 1.3})")
+                        if peak and peak["level"] > -55 and peak["level"] - peak["floor"] > 30 and abs(peak["frequency"] - hz) <= 3:
+                            heard[source] = found[source]
+                if set(heard) == set(want):
+                    return heard, tracks
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"{name}: speakers {sorted(want)} not each heard on a track; tracks {tracks}, "
+                                         f"heard {heard}\n{diagnose(page, name)}")
+                page.wait_for_timeout(200)
+
+        player = play(None, "per-speaker player")
+        heard, tracks = tracks_by_speaker(player, "per-speaker player", {1: TONE_HZ, cohost_source: SPEAKER_HZ})
+        assert heard[1] != heard[cohost_source], tracks
+        # One speaker per track, and its tone alone: the host's track has no 880 Hz, the co-host's no 440 Hz.
+        assert tracks[heard[1]]["csrcs"] == [1] and tracks[heard[cohost_source]]["csrcs"] == [cohost_source], tracks
+        for track, own_hz, other_hz in ((heard[1], TONE_HZ, SPEAKER_HZ), (heard[cohost_source], SPEAKER_HZ, TONE_HZ)):
+            mine = player.evaluate(f"window.rtc.trackPeak({track}, {own_hz - 15}, {own_hz + 15})")
+            other = player.evaluate(f"window.rtc.trackPeak({track}, {other_hz - 15}, {other_hz + 15})")
+            print(f"track {track}: {own_hz} Hz {mine}, {other_hz} Hz {other}")
+            # The other speaker's tone is at most coding noise there (measured ≈ 41 dB under the
+            # track's own); mixed in, it would be about as loud.
+            assert other["level"] < mine["level"] - 30, f"track {track} ({own_hz} Hz) carries {other_hz} Hz too: {mine} {other}"
+        idle = [i for i, track in enumerate(tracks) if i not in heard.values()]
+        assert len(idle) == 1 and tracks[idle[0]]["csrcs"] == [], tracks
+        host.wait_count(2)  # the co-host's WebSocket and the player
+        print(f"per-speaker player: {tracks}")
+
+        # The host's own per-speaker player: the co-host only, never the host's own voice.
+        own = play(host.token, "host's per-speaker player")
+        heard_own, own_tracks = tracks_by_speaker(own, "host's per-speaker player", {cohost_source: SPEAKER_HZ})
+        own.wait_for_timeout(1000)
+        own_tracks = own.evaluate("window.rtc.tracks()")
+        assert all(1 not in track["csrcs"] for track in own_tracks), own_tracks
+        for index in range(len(own_tracks)):
+            mine = own.evaluate(f"window.rtc.trackPeak({index}, {TONE_HZ - 15}, {TONE_HZ + 15})")
+            if index == heard_own[cohost_source]:
+                cohost_tone = own.evaluate(f"window.rtc.trackPeak({index}, {SPEAKER_HZ - 15}, {SPEAKER_HZ + 15})")
+                assert mine["level"] < cohost_tone["level"] - 30, f"the host hears itself on the co-host's track: {mine} {cohost_tone}"
+            else:
+                assert mine is None or mine["level"] < -90, f"the host hears itself on track {index}: {mine}"
+        print(f"host's own per-speaker player: {own_tracks}")
+    finally:
+        cohost.close()
+    assert not [line for line in logs if "[pageerror]" in line], logs

@@ -9,6 +9,9 @@ against the real server, next to WebSocket hosts, co-hosts and listeners.
 - When a WHIP co-host's role ends (`cohost_removed`, `cohost_left`) its audio stops at the notice
   and the server closes the session; a mute gates it without closing.
 - A WHEP listener with a token hears the mix without its own (WHIP) voice.
+- Per-speaker WHEP (`?audio=speakers`): three audio sections, the host (WebSocket PCM, 440 Hz)
+  and a WHIP co-host (660 Hz) each on a track of their own, named by the RTP CSRC (source id);
+  the co-host's own per-speaker listener never gets its voice.
 - The HTTP errors of the routes (JSON bodies with `code`), including 503 over the session limit.
 - Screen sharing to a WHEP listener as VP8 (keyframe first; a PLI becomes one throttled
   `keyframe_request`).
@@ -349,6 +352,54 @@ def test_whep_listener_with_token_hears_the_mix_without_its_own_whip_voice(serve
     run(main(), 45)
 
 
+def test_whep_per_speaker_tracks_are_named_by_csrc(server):
+    """`?audio=speakers`: the host (WebSocket PCM, 440 Hz) and co-host B (WHIP, 660 Hz) arrive on two
+    of three tracks, each packet naming its speaker as CSRC, each track one tone; B's own
+    per-speaker listener (its token) gets the host and never B."""
+    async def main():
+        ws, host_tap, ev, b, b_tap, c_tap, _, sid = await cohost_event(server)
+        pacer = PCMPacer(ws, TONE_440)
+        speaker = wp.WhipSpeaker(660)
+        anon, own = wp.WhepSpeakersListener(3), wp.WhepSpeakersListener(3)
+        try:
+            check_answer(await speaker.negotiate(server.port, f"/whip/{q(ev)}", token=token(b.user_id)), f"/whip/{ev}/")
+            resp = await anon.negotiate(server.port, f"/whep/{q(ev)}?audio=speakers")
+            check_answer(resp, f"/whep/{ev}/")
+            audio = [m for m in resp.body.decode().split("m=")[1:] if m.startswith("audio")]
+            assert len(audio) == 3 and all(not m.startswith("audio 0 ") for m in audio), resp.body.decode()
+            ssrcs = {re.search(r"a=ssrc:(\d+) cname:", m).group(1) for m in audio}
+            assert len(ssrcs) == 3, resp.body.decode()
+            check_answer(await own.negotiate(server.port, f"/whep/{q(ev)}?audio=speakers", token=token(b.user_id)),
+                         f"/whep/{ev}/")
+            for peer in (speaker, anon, own):
+                await peer.connected(10)
+
+            host_track = await anon.track_of(1)
+            cohost_track = await anon.track_of(sid)
+            assert host_track != cohost_track, anon.csrcs
+            for track, mine, other in ((host_track, 440, 660), (cohost_track, 660, 440)):
+                collector = anon.collectors[track]
+                mark = len(collector)
+                await collector.wait_count(mark + 80, timeout=10, what=f"frames of the {mine} Hz track")
+                samples = np.concatenate([wp.mono_samples(f) for f in collector.frames[mark + 20:mark + 80]])
+                p_mine, p_other, off = power(samples, mine), power(samples, other), max(power(samples, 550), power(samples, 1000))
+                assert p_mine > 100 * off and p_other < p_mine / 300, (track, mine, p_mine, p_other, off)
+                assert anon.csrcs[track] == {1 if mine == 440 else sid}, anon.csrcs
+            # The third track carries nobody.
+            assert [anon.csrcs[i] for i in range(3) if i not in (host_track, cohost_track)] == [set()], anon.csrcs
+
+            own_host = await own.track_of(1)
+            await own.collectors[own_host].wait_count(len(own.collectors[own_host]) + 50, timeout=10)
+            assert all(sid not in seen for seen in own.csrcs.values()), f"B gets its own voice: {own.csrcs}"
+        finally:
+            await pacer.stop()
+            for peer in (speaker, anon, own):
+                await peer.close()
+            await stop_taps(host_tap, b_tap, c_tap)
+            await close_all(ws, b.ws, c_tap.ws)
+    run(main(), 45)
+
+
 def test_whep_sessions_beyond_the_limit_get_503(start_server):
     srv = start_server("--webrtc-max-sessions", "1", env={"AIRWAVE_NOTICE_INTERVAL_MS": "200"})
 
@@ -430,6 +481,10 @@ def test_whep_whip_http_errors(server):
              "event_not_found"),
             ("WHEP ended event", f"/whep/{q(ended)}", whep_offer, None, "application/sdp", 410, "event_ended"),
             ("WHEP text/plain", f"/whep/{q(ev)}", whep_offer, None, "text/plain", 415, "bad_request"),
+            ("WHEP audio=other", f"/whep/{q(ev)}?audio=separate", whep_offer, None, "application/sdp", 400,
+             "bad_request"),
+            ("WHEP audio=speakers with one audio section", f"/whep/{q(ev)}?audio=speakers", whep_offer, None,
+             "application/sdp", 400, "bad_request"),
         ]
         failures = []
         for name, path, body, tok, ctype, status, code in cases:

@@ -320,6 +320,48 @@ class WhepListener(Peer):
         await super().close()
 
 
+class WhepSpeakersListener(Peer):
+    """Per-speaker WHEP (`POST /whep/{eventId}?audio=speakers`): `tracks` recvonly audio
+    sections, a Collector per track (by section index) and the CSRCs each track's packets carried
+    (`csrcs[index]`; aiortc has no getContributingSources, so its receivers are wrapped)."""
+
+    def __init__(self, tracks=3):
+        super().__init__()
+        self.transceivers = [self.pc.addTransceiver("audio", direction="recvonly") for _ in range(tracks)]
+        self.csrcs: dict[int, set[int]] = {index: set() for index in range(tracks)}
+        self.collectors: dict[int, Collector] = {}
+        for index, transceiver in enumerate(self.transceivers):
+            original = transceiver.receiver._handle_rtp_packet
+
+            async def handle(packet, arrival_time_ms, original=original, index=index):
+                self.csrcs[index].update(packet.csrc)
+                await original(packet, arrival_time_ms)
+
+            transceiver.receiver._handle_rtp_packet = handle
+
+        @self.pc.on("track")
+        def _on_track(track):
+            for index, transceiver in enumerate(self.transceivers):
+                if transceiver.receiver.track is track:
+                    self.collectors[index] = Collector(track)
+
+    async def track_of(self, source, timeout=10.0) -> int:
+        """The index of the track whose packets name `source` as CSRC."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for index, seen in self.csrcs.items():
+                if source in seen:
+                    return index
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no track carries source {source} within {timeout} s: {self.csrcs}")
+            await asyncio.sleep(0.05)
+
+    async def close(self):
+        for c in self.collectors.values():
+            await c.stop()
+        await super().close()
+
+
 class WhipSpeaker(Peer):
     """Publishes a sine to POST /whip/{eventId}."""
 

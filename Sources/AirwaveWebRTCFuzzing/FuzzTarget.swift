@@ -180,12 +180,14 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         let text = String(decoding: input, as: UTF8.self)
         guard let offer = try? SessionDescription.parse(text) else { return [] }
         var failures: [String] = []
-        for role in [WebRTCPeerRole.listener, .speaker] {
+        // The mix listener, the per-speaker listener (`?audio=speakers`, up to 4 audio sections here) and the speaker.
+        for (role, speakerSSRCs) in [(WebRTCPeerRole.listener, [UInt32]()), (.listener, [11, 12, 13, 14]), (.speaker, [])] {
             let candidate = TransportAddress(ip: .v4(192, 0, 2, 1), port: 3478)
             let fingerprint = CertificateFingerprint(algorithm: "sha-256", value: "AB:CD")
-            let parameters = AnswerParameters(
+            var parameters = AnswerParameters(
                 role: role, iceUfrag: "abcd", icePassword: FuzzTarget.icePassword, fingerprint: fingerprint,
                 candidates: [candidate], sendsVideo: true, audioSSRC: 1, videoSSRC: 2, cname: "fuzz", sessionID: 1)
+            parameters.speakerSSRCs = speakerSSRCs
             guard let negotiated = try? answer(offer, parameters) else { continue }
             guard let parsed = try? SessionDescription.parse(negotiated.answer) else {
                 failures.append("SDP: the \(role) answer does not parse")
@@ -195,7 +197,8 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
                 failures.append("SDP: the \(role) answer's sections are not the offer's")
                 continue
             }
-            let acceptedMids = [negotiated.audio, negotiated.video].compactMap { $0?.mid }
+            let audioMids = speakerSSRCs.isEmpty ? [negotiated.audio?.mid].compactMap { $0 } : negotiated.speakerAudio.map(\.mid)
+            let acceptedMids = audioMids + [negotiated.video?.mid].compactMap { $0 }
             let accepted = parsed.media.filter { $0.port != 0 }
             let direction: MediaDirection = role == .listener ? .sendonly : .recvonly
             if parsed.bundleMids != accepted.compactMap(\.mid) || Set(acceptedMids) != Set(accepted.compactMap(\.mid))
@@ -208,6 +211,13 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
                     && $0.value(of: "fingerprint") == fingerprint.attributeValue && $0.has("rtcp-mux")
             }) {
                 failures.append("SDP: an accepted section of the \(role) answer lacks the port, credentials, fingerprint or direction")
+            }
+            if !speakerSSRCs.isEmpty {
+                let ssrcs = accepted.filter { $0.kind == "audio" }.map(\.ssrcs)
+                if negotiated.speakerAudio.count < AnswerParameters.minimumSpeakerTracks
+                    || ssrcs != negotiated.speakerAudio.indices.map({ [speakerSSRCs[$0]] }) {
+                    failures.append("SDP: the per-speaker answer's audio sections are not 2 or more, each with its own SSRC in order")
+                }
             }
         }
         return failures

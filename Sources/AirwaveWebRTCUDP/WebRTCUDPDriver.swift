@@ -246,6 +246,29 @@ public final class WebRTCUDPDriver: Sendable {
         }
     }
 
+    /// Sends one Opus packet of speaker `source` to each listed per-speaker listener session, on
+    /// the track each session gives that speaker; one task and one flush per shard.
+    public func sendSpeakerAudio(to ufrags: [String], payload: [UInt8], source: UInt32, sequenceNumber: UInt16,
+                                 timestamp: UInt32) {
+        forEachShard(of: ufrags) { shard, ufrags in
+            let now = ContinuousClock.now
+            for ufrag in ufrags {
+                guard let session = shard.available(ufrag) else { continue }
+                shard.dispatch(session.sendSpeakerAudio(payload: payload, source: source, sequenceNumber: sequenceNumber,
+                                                        timestamp: timestamp, now: now), ufrag: ufrag)
+            }
+            shard.flush()
+        }
+    }
+
+    /// Frees speaker `source`'s track in each listed per-speaker listener session. A session
+    /// lent to the handshake group is not connected yet, so it carries no speaker to free.
+    public func releaseSpeaker(_ source: UInt32, in ufrags: [String]) {
+        forEachShard(of: ufrags) { shard, ufrags in
+            for ufrag in ufrags { shard.available(ufrag)?.releaseSpeaker(source) }
+        }
+    }
+
     /// Sends one VP8 frame to each listed listener session; one task and one flush per shard.
     public func sendVideo(to ufrags: [String], frame: [UInt8], timestamp: UInt32) {
         forEachShard(of: ufrags) { shard, ufrags in

@@ -121,6 +121,7 @@ enum OutputJSON {
         case .mixSubscriber(let connection, let minus): ["mix_subscriber": id(connection), "minus": minus.map { .int($0) } ?? .null]
         case .mixUnsubscriber(let connection): ["mix_unsubscriber": id(connection)]
         case .mixDropSource(let source): ["mix_drop_source": .int(source)]
+        case .sessionsDropSource(let source): ["sessions_drop_source": .int(source)]
         case .recordingStart(let name): ["recording_start": .string(name)]
         case .recordingStop: "recording_stop"
         }
@@ -192,7 +193,7 @@ enum OutputJSON {
 
     /// What an `ignore` entry may name: output kinds, and the type of any message the engine sends.
     static let ignorable: Set<String> = Set(["persist", "await_persistence", "forward", "encode_pcm", "media_dropped", "mix_subscriber",
-                                             "mix_drop_source"]).union(LiveEvent.MessageType.allCases.map(\.rawValue))
+                                             "mix_drop_source", "sessions_drop_source"]).union(LiveEvent.MessageType.allCases.map(\.rawValue))
 
     /// Whether the fixture's `ignore` list drops this output.
     static func isIgnored(_ output: LiveEvent.Output, by ignore: Set<String>) -> Bool {
@@ -206,6 +207,7 @@ enum OutputJSON {
         case .mediaDropped: ignore.contains("media_dropped")
         case .mixSubscriber, .mixUnsubscriber: ignore.contains("mix_subscriber")
         case .mixDropSource: ignore.contains("mix_drop_source")
+        case .sessionsDropSource: ignore.contains("sessions_drop_source")
         case .recordingStart, .recordingStop: false
         }
     }
@@ -247,7 +249,7 @@ struct FixtureRunner {
 
     /// Every input a step may have (exactly one), with the keys that may come with it.
     static let stepInputs: [String: Set<String>] = [
-        "host_connected": ["join_url"], "join": ["user"], "media_listener": ["user", "video"], "publisher": ["user"],
+        "host_connected": ["join_url"], "join": ["user"], "media_listener": ["user", "video", "speakers"], "publisher": ["user"],
         "from": ["message", "raw"], "disconnected": [], "media": ["frame"], "encoded_audio": ["frame"],
         "mix_subscribe": [], "mix_unsubscribe": [], "levels": [], "tick": [], "shutdown": [],
     ]
@@ -334,7 +336,8 @@ struct FixtureRunner {
             case "media_listener":
                 let (c, user) = (try connection(), try identity())
                 label = "media listener \(c.rawValue) as \(user.userID)"
-                event.handle(.mediaListenerJoined(c, user, video: step["video"]?.boolValue ?? false), now: now)
+                event.handle(.mediaListenerJoined(c, user, video: step["video"]?.boolValue ?? false,
+                                                  speakers: step["speakers"]?.boolValue ?? false), now: now)
             case "publisher":
                 let (c, user) = (try connection(), try identity())
                 label = "publisher \(c.rawValue) for \(user.userID)"

@@ -130,10 +130,11 @@ import Testing
     /// The captured offers (Fixtures/webrtc): their sections, and what the answers take from them.
     @Test func theSDPSeedsParseToTheirSections() throws {
         let offers = try WebRTCFixtures.allOffers()
-        #expect(offers.count == 4)
+        #expect(offers.count == 5)
         let expected: [(file: String, kinds: [String], ufrag: String)] = [
             ("aiortc-whep-offer.sdp", ["audio", "video"], "UUoE"), ("aiortc-whip-offer.sdp", ["audio"], "Rg95"),
             ("chromium-whep-offer.sdp", ["audio", "video"], "SyiO"), ("chromium-whip-offer.sdp", ["audio"], "XpBd"),
+            ("chromium-whep-speakers-offer.sdp", ["audio", "audio", "audio", "video"], "TpWi"),
         ]
         for entry in expected {
             let offer = try SessionDescription.parse(try WebRTCFixtures.offer(entry.file))

@@ -16,7 +16,7 @@ final class TestPeer {
     let start = ContinuousClock.Instant.now
 
     init(fixture: String, role: WebRTCPeerRole, setup: String = "actpass",
-         configuration: WebRTCSession.Configuration = .init()) throws {
+         configuration: WebRTCSession.Configuration = .init(), speakerSSRCs: [UInt32] = []) throws {
         let context = try DTLSContext(commonName: "peer")
         self.context = context
         serverContext = try DTLSContext(commonName: "server")
@@ -31,14 +31,16 @@ final class TestPeer {
             return String(line)
         }
         let offer = try SessionDescription.parse(lines.joined(separator: "\r\n"))
-        let parameters = AnswerParameters(
+        var parameters = AnswerParameters(
             role: role, iceUfrag: "srvU", icePassword: "serverpassword0123456789", fingerprint: serverContext.fingerprint,
             candidates: [TransportAddress(host: "127.0.0.1", port: 40000)!], sendsVideo: true, audioSSRC: 1111,
             videoSSRC: 2222, cname: "airwave", sessionID: 1)
+        parameters.speakerSSRCs = speakerSSRCs
         let negotiated = try offer.answer(parameters)
         session = try WebRTCSession(
             negotiated: negotiated, role: role, localUfrag: "srvU", localPassword: "serverpassword0123456789",
-            audioSSRC: 1111, videoSSRC: 2222, dtlsContext: serverContext, configuration: configuration, now: start)
+            audioSSRC: 1111, videoSSRC: 2222, speakerSSRCs: speakerSSRCs, dtlsContext: serverContext,
+            configuration: configuration, now: start)
     }
 
     /// Answers every check the session sent to this peer (as a full ICE agent does) and

@@ -66,10 +66,13 @@ final class UDPListener: @unchecked Sendable {
         return datagram
     }
 
-    /// The offer a browser would send, with this listener's credentials and certificate.
-    func negotiate(serverContext: DTLSContext, serverPort: Int, serverUfrag: String) throws -> NegotiatedSession {
+    /// The offer a browser would send, with this listener's credentials and certificate; with
+    /// `speakerSSRCs`, a per-speaker player's (three audio sections).
+    func negotiate(serverContext: DTLSContext, serverPort: Int, serverUfrag: String,
+                   speakerSSRCs: [UInt32] = []) throws -> NegotiatedSession {
+        let file = speakerSSRCs.isEmpty ? "chromium-whep-offer.sdp" : "chromium-whep-speakers-offer.sdp"
         let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent("Fixtures/webrtc/chromium-whep-offer.sdp")
+            .deletingLastPathComponent().appendingPathComponent("Fixtures/webrtc/\(file)")
         let text = try String(contentsOf: url, encoding: .utf8)
         let lines = text.split(separator: "\r\n").map { line -> String in
             if line.hasPrefix("a=fingerprint:") { return "a=fingerprint:\(context.fingerprint.attributeValue)" }
@@ -77,11 +80,12 @@ final class UDPListener: @unchecked Sendable {
             if line.hasPrefix("a=ice-pwd:") { return "a=ice-pwd:\(Self.password)" }
             return String(line)
         }
-        let parameters = AnswerParameters(
+        var parameters = AnswerParameters(
             role: .listener, iceUfrag: serverUfrag, icePassword: "serverpassword0123456789",
             fingerprint: serverContext.fingerprint,
             candidates: [TransportAddress(host: "127.0.0.1", port: UInt16(serverPort))!], sendsVideo: false,
             audioSSRC: 1111, videoSSRC: 2222, cname: "airwave", sessionID: 1)
+        parameters.speakerSSRCs = speakerSSRCs
         return try SessionDescription.parse(lines.joined(separator: "\r\n")).answer(parameters)
     }
 

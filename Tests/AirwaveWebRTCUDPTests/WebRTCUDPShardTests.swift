@@ -75,6 +75,64 @@ import Testing
         try await group.shutdownGracefully()
     }
 
+    /// Per-speaker listeners (`?audio=speakers`) on two loops: each speaker's packet reaches every
+    /// listed session on the speaker's own track (SSRC) with its source id as CSRC; a released
+    /// speaker's track goes to the next one.
+    @Test func perSpeakerSessionsOnSeveralLoopsGetEachSpeakerOnItsTrack() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        var configuration = WebRTCUDPConfiguration(host: "127.0.0.1", port: 0)
+        configuration.sockets = 2
+        let (events, eventContinuation) = AsyncStream<(String, WebRTCSession.Event)>.makeStream()
+        let driver = try await WebRTCUDPDriver.start(configuration: configuration, group: group,
+                                                     onEvent: { eventContinuation.yield(($0, $1)) })
+        let serverContext = try DTLSContext()
+        let ssrcs: [UInt32] = [3001, 3002, 3003]
+        var listeners: [UDPListener] = []
+        for index in 0..<4 {
+            let listener = try await UDPListener(group: group, serverPort: driver.port, ufrag: "p\(index)")
+            let negotiated = try listener.negotiate(serverContext: serverContext, serverPort: driver.port,
+                                                    serverUfrag: "spk\(index)", speakerSSRCs: ssrcs)
+            #expect(negotiated.speakerAudio.count == 3)
+            try await driver.addSession {
+                try WebRTCSession(negotiated: negotiated, role: .listener, localUfrag: "spk\(index)",
+                                  localPassword: "serverpassword0123456789", audioSSRC: 1111, videoSSRC: 2222,
+                                  speakerSSRCs: ssrcs, dtlsContext: serverContext, now: .now)
+            }
+            try await listener.connect(serverUfrag: "spk\(index)", serverContext: serverContext)
+            listeners.append(listener)
+        }
+        #expect(driver.sessionsPerSocket() == [2, 2])
+        var connected = 0
+        let deadline = group.next().scheduleTask(in: .seconds(30)) { eventContinuation.finish() }
+        var eventIterator = events.makeAsyncIterator()
+        while connected < listeners.count, let item = await eventIterator.next() {
+            if item.1 == .connected { connected += 1 }
+        }
+        deadline.cancel()
+        #expect(connected == listeners.count)
+
+        let ufrags = (0..<listeners.count).map { "spk\($0)" }
+        driver.sendSpeakerAudio(to: ufrags, payload: [0xFC, 1], source: 1, sequenceNumber: 10, timestamp: 960)
+        driver.sendSpeakerAudio(to: ufrags, payload: [0xFC, 2], source: 2, sequenceNumber: 70, timestamp: 9600)
+        driver.releaseSpeaker(2, in: ufrags)
+        driver.sendSpeakerAudio(to: ufrags, payload: [0xFC, 3], source: 3, sequenceNumber: 5, timestamp: 480)
+        for listener in listeners {
+            var received: [RTPPacket] = []
+            while received.count < 3 {
+                var packet = try await listener.next()
+                guard PacketKind(datagram: packet) == .rtp else { continue }
+                try #require(listener.srtp).unprotectRTP(&packet)
+                received.append(try RTPPacket.parse(packet))
+            }
+            #expect(received.map(\.ssrc) == [3001, 3002, 3002], "listener \(listener.ufrag)")
+            #expect(received.map(\.csrcs) == [[1], [2], [3]], "listener \(listener.ufrag)")
+            #expect(received.map(\.payload) == [[0xFC, 1], [0xFC, 2], [0xFC, 3]], "listener \(listener.ufrag)")
+        }
+        try await driver.shutdown()
+        for listener in listeners { try await listener.channel.close() }
+        try await group.shutdownGracefully()
+    }
+
     /// A port held by a socket without `SO_REUSEPORT` (another program) is still in use.
     @Test func aPortInUseIsRefusedWithSeveralSockets() async throws {
         let taken = try await DatagramBootstrap(group: MultiThreadedEventLoopGroup.singleton)

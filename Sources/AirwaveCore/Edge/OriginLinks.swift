@@ -167,7 +167,7 @@ public struct OriginLinks: Sendable {
             justWelcomed.removeAll()
             return downs
         case .persist, .awaitPersistence, .encodePCM, .mediaDropped, .mixSubscriber, .mixUnsubscriber, .mixDropSource,
-             .recordingStart, .recordingStop:
+             .sessionsDropSource, .recordingStart, .recordingStop:
             return []
         }
     }

@@ -25,8 +25,10 @@ extension LiveEvent {
         case measuredLevels([UInt32: UInt8])
         /// A media-only listener connected (WHEP): it counts as a listener, hears the mix
         /// (without its user's own voice) and, when its answer took a VP8 track (`video`), sees
-        /// a VP8 screen; it has no control channel.
-        case mediaListenerJoined(ConnectionID, UserIdentity, video: Bool)
+        /// a VP8 screen; it has no control channel. With `speakers` (`?audio=speakers`) it takes
+        /// each speaker's own audio instead of the mix (never its own user's) and is not a mix
+        /// subscriber: speaker frames name it in `route.sessions`.
+        case mediaListenerJoined(ConnectionID, UserIdentity, video: Bool, speakers: Bool = false)
         /// A media-only publisher connected (WHIP) for a verified user: accepted while that user
         /// is the host or a current co-host; its `media` is that user's voice. Closed when the
         /// user's speaking role ends.
@@ -66,6 +68,9 @@ extension LiveEvent {
         /// Drop this source from the mixer at once (its buffered audio too): it was muted,
         /// demoted or left. Comes before the notice that says so.
         case mixDropSource(UInt32)
+        /// The source stopped speaking (muted, demoted, left): every per-speaker session frees
+        /// the track it carried, for another speaker. Emitted while such sessions exist.
+        case sessionsDropSource(UInt32)
         /// Start writing the full mix to the recording file with this name.
         case recordingStart(name: String)
         /// Finish the recording file.

@@ -60,8 +60,9 @@ extension LiveEvent {
     }
 
     /// A speaker's accepted audio (source id set): a client level feeds `active_speakers`; the
-    /// route sends it to the sockets that hear separate streams, to the mixer while the mix
-    /// runs, and has its level measured when neither the client nor the mixer gives one.
+    /// route sends it to the sockets that hear separate streams, to the per-speaker WHEP
+    /// sessions (all but the speaker's own user's), to the mixer while the mix runs, and has its
+    /// level measured when neither the client nor the mixer gives one.
     mutating func forwardAudio(_ frame: MediaFrame, sockets: Audience, now: Timestamp) {
         let source = frame.header.sourceID
         if let level = frame.header.audioLevel {
@@ -69,7 +70,8 @@ extension LiveEvent {
             speakerLevels.update(source: source, rfc6464: level, now: now)
         }
         let opus = frame.header.kind == .opus
-        emit(.forward(frame, Route(sockets: sockets, queue: .audio, mix: opus && isMixing,
+        let sessions = opus ? speakerSessionAudience(for: source) : .none
+        emit(.forward(frame, Route(sockets: sockets, sessions: sessions, queue: .audio, mix: opus && isMixing,
                                    measureLevel: opus && !isMixing && !clientLevelSources.contains(source))))
     }
 

@@ -6,8 +6,9 @@ import AirwaveProtocol
 /// its user's source id behind the same gates, and loses its connection with the user's role.
 extension LiveEvent {
     /// A WHEP listener: a listener like any other for counts, lists and the screen, subscribed
-    /// to the mix from the start.
-    mutating func joinMediaOnly(_ connection: ConnectionID, user: UserIdentity, video: Bool, now: Timestamp) {
+    /// to the mix from the start, or (`speakers`) reached by every speaker's own audio but its
+    /// user's.
+    mutating func joinMediaOnly(_ connection: ConnectionID, user: UserIdentity, video: Bool, speakers: Bool, now: Timestamp) {
         guard participants[connection] == nil, publishers[connection] == nil else { return }
         joinCounter += 1
         participants[connection] = Participant(connection: connection, user: user, role: .listener,
@@ -20,8 +21,13 @@ extension LiveEvent {
         } else if participantCount <= configuration.individualNoticeLimit {
             send(.participantJoined, LiveServerMessage.participantJoined(userID: user.userID, username: user.username), to: .all)
         }
-        mixSubscribers.insert(connection)
-        refreshMixAssignment(connection)
+        if speakers {
+            speakerSessions.insert(connection)
+            speakerSessionRoutes.removeAll()
+        } else {
+            mixSubscribers.insert(connection)
+            refreshMixAssignment(connection)
+        }
         if mode == .screen { catchUpOnScreen(connection, now: now) }
         membershipChanged()
     }
@@ -62,6 +68,22 @@ extension LiveEvent {
         var skipping = separateAudioSkipping
         if let own = userID == host.userID ? hostConnection : connectionByUser[userID] { skipping.insert(own) }
         forwardAudio(frame, sockets: .allExcept(connection, skipping: skipping), now: now)
+    }
+
+    /// The per-speaker sessions that `source`'s audio goes to: every one but those of the
+    /// user speaking as `source` (nobody hears themselves). Kept per source until the sessions
+    /// change; a source id belongs to one user for the whole event, so it never goes stale.
+    mutating func speakerSessionAudience(for source: UInt32) -> Audience {
+        guard !speakerSessions.isEmpty else { return .none }
+        let recipients: [ConnectionID]
+        if let cached = speakerSessionRoutes[source] {
+            recipients = cached
+        } else {
+            let speaker = userID(forSource: source)
+            recipients = speakerSessions.filter { participants[$0]?.user.userID != speaker }.sorted()
+            speakerSessionRoutes[source] = recipients
+        }
+        return recipients.isEmpty ? .none : .only(recipients)
     }
 
     /// The source a connection's mix leaves out: its own voice, whichever connection carries it.

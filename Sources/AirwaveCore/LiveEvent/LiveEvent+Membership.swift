@@ -106,6 +106,7 @@ extension LiveEvent {
         guard let participant = participants.removeValue(forKey: connection) else { return }
         screenPipeline.leave(connection)
         videoSessions.remove(connection)
+        if speakerSessions.remove(connection) != nil { speakerSessionRoutes.removeAll() }
         mediaErrorGates[connection] = nil
         var announce = announce
         if participant.mediaOnly {
@@ -148,6 +149,8 @@ extension LiveEvent {
         connectionByUser.removeAll()
         mediaListeners.removeAll()
         videoSessions.removeAll()
+        speakerSessions.removeAll()
+        speakerSessionRoutes.removeAll()
         shadowedMediaListeners = 0
         publishers.removeAll()
         hostConnection = nil

@@ -51,11 +51,13 @@ extension LiveEvent {
     }
 
     /// A speaker's audio stops (mute, demotion, leaving): out of the mix and the level list at
-    /// once, before the notice, so no mixed frame after the notice carries it.
+    /// once, before the notice, so no mixed frame after the notice carries it; per-speaker
+    /// sessions free its track for another speaker.
     mutating func silenceSource(_ source: UInt32) {
         speakerLevels.remove(source: source)
         clientLevelSources.remove(source)
         if isMixing { emit(.mixDropSource(source)) }
+        if !speakerSessions.isEmpty { emit(.sessionsDropSource(source)) }
     }
 
     /// The user id speaking as `source`, if any.

@@ -14,7 +14,8 @@ extension LiveEvent {
         /// Every connection of that kind except the sender and the skipped ones (viewers waiting
         /// for a screen keyframe, subscribers of the mix).
         case allExcept(ConnectionID, skipping: Set<ConnectionID> = [])
-        /// Exactly these, ascending (the media-only sessions eligible for a VP8 screen frame).
+        /// Exactly these, ascending (the media-only sessions eligible for a VP8 screen frame, the
+        /// per-speaker sessions of a speaker's audio).
         case only([ConnectionID])
 
         /// True when nobody of this kind receives it.
@@ -39,8 +40,9 @@ extension LiveEvent {
     public struct Route: Sendable, Hashable {
         /// WebSocket connections (control channel and media alike).
         public var sockets: Audience
-        /// Media-only sessions (WHEP/WHIP), by connection id: today the VP8-capable listeners of
-        /// a screen frame; audio reaches them through the mix.
+        /// Media-only sessions (WHEP/WHIP), by connection id: the VP8-capable listeners of a
+        /// screen frame, and the per-speaker listeners (`?audio=speakers`) of a speaker's Opus
+        /// frame; the other WHEP listeners hear audio through the mix.
         public var sessions: Audience = .none
         /// Edge links of other nodes (PROTOCOL.md 8), the next kind of recipient: none yet.
         public var links: Audience = .none

@@ -81,6 +81,11 @@ public struct LiveEvent: Sendable {
     var shadowedMediaListeners = 0
     /// Media-only listeners whose answer took a VP8 track: they get the screen while its codec is VP8.
     var videoSessions: Set<ConnectionID> = []
+    /// Media-only listeners that take one track per speaker (`?audio=speakers`) instead of the mix.
+    var speakerSessions: Set<ConnectionID> = []
+    /// The per-speaker sessions a source's audio reaches (all but its own user's), ascending:
+    /// made once per source and change of `speakerSessions`, not once per frame.
+    var speakerSessionRoutes: [UInt32: [ConnectionID]] = [:]
     /// Publishers (WHIP): media-only connections that speak for a user (the host or a co-host).
     var publishers: [ConnectionID: String] = [:]
     /// The time of the latest input (for `nextWakeUp`).
@@ -129,7 +134,8 @@ public struct LiveEvent: Sendable {
         case .tick: expireTimers(now: now)
         case .mixSubscription(let connection, let subscribed): setMixSubscription(connection, subscribed: subscribed)
         case .measuredLevels(let levels): measuredLevels(levels, now: now)
-        case .mediaListenerJoined(let connection, let user, let video): joinMediaOnly(connection, user: user, video: video, now: now)
+        case .mediaListenerJoined(let connection, let user, let video, let speakers):
+            joinMediaOnly(connection, user: user, video: video, speakers: speakers, now: now)
         case .publisherConnected(let connection, let user): connectPublisher(connection, user: user)
         case .segmenterSubscription(let connection, let subscribed): setSegmenterSubscription(connection, subscribed: subscribed)
         case .shutdown:
@@ -184,7 +190,7 @@ public struct LiveEvent: Sendable {
 
     private mutating func rejectAfterEnd(_ input: Input) {
         switch input {
-        case .hostConnected(let connection, _), .join(let connection, _), .mediaListenerJoined(let connection, _, _),
+        case .hostConnected(let connection, _), .join(let connection, _), .mediaListenerJoined(let connection, _, _, _),
              .publisherConnected(let connection, _):
             refuse(connection, ProtocolError(.eventEnded, "This event has ended."))
         case .command, .disconnected, .tick, .media, .encodedAudio, .mixSubscription, .measuredLevels, .segmenterSubscription, .shutdown:

@@ -41,6 +41,11 @@ struct WebRTCHTTPRoutes: Sendable {
             return refuse(ProtocolError(.badRequest, "eventId must be 1–64 characters of A–Z, a–z, 0–9, _ . @ -.",
                                         details: ["parameter": "eventId"]), .badRequest)
         }
+        // WHEP's `?audio=`: `speakers` for one track per speaker, `mixed` (the default) for the mix.
+        let audio = kind == .whep ? request.uri.queryParameters.get("audio") : nil
+        guard audio == nil || audio == "mixed" || audio == "speakers" else {
+            return refuse(ProtocolError(.badRequest, "audio must be mixed or speakers.", details: ["parameter": "audio"]), .badRequest)
+        }
         let contentType = request.headers[.contentType]?.lowercased() ?? ""
         guard contentType.hasPrefix("application/sdp") else {
             return refuse(ProtocolError(.badRequest, "The offer must be sent as application/sdp."), .unsupportedMediaType)
@@ -81,7 +86,8 @@ struct WebRTCHTTPRoutes: Sendable {
         let opened: (peer: WebRTCPeer, answer: String)
         do {
             opened = try await gateway.open(offer: offer, kind: kind, id: server.newConnectionID(), user: user,
-                                            from: WebRTCGateway.admissionKey(context.channel.remoteAddress), driver: driver) { peer in
+                                            from: WebRTCGateway.admissionKey(context.channel.remoteAddress),
+                                            speakers: audio == "speakers", driver: driver) { peer in
                 // A WHEP listener joins when it connects; an event that ends before is refused then.
                 kind == .whip ? await driver.admitPublisher(peer) : !driver.hasEnded
             }

@@ -5,8 +5,9 @@ import NIOCore
 
 /// The fan-out executor: follows a route and decides nothing. A message or frame is encoded
 /// once and the same buffer goes to every WebSocket recipient (one hop per event loop); a
-/// screen frame is packetized once for its media-only sessions; the mixer and the level meter
-/// take a frame when the route says so. Counters come from the typed outputs.
+/// screen frame is packetized once for its media-only sessions, a speaker's Opus goes as it is
+/// to the per-speaker sessions the route names; the mixer and the level meter take a frame
+/// when the route says so. Counters come from the typed outputs.
 extension LiveEventDriver {
     func send(_ message: LiveEvent.Message, _ route: LiveEvent.Route, _ state: RunState, _ services: Services) {
         let frame = WebSocketWire.text(message.json)
@@ -27,6 +28,14 @@ extension LiveEventDriver {
             if !ufrags.isEmpty {
                 webRTC.sendVideo(to: ufrags, frame: media.payload.withUnsafeReadableBytes { Array($0) }, timestamp: media.header.timestamp)
                 services.metrics.mediaForwarded(kind: .screen, recipients: ufrags.count, bytes: ufrags.count * media.payload.readableBytes)
+            }
+        }
+        if !route.sessions.isNone, media.header.kind == .opus, let webRTC = services.webRTC {
+            let ufrags = sessions(route.sessions, state)
+            if !ufrags.isEmpty {
+                webRTC.sendSpeakerAudio(to: ufrags, source: media.header.sourceID, payload: media.payload.withUnsafeReadableBytes { Array($0) },
+                                        sequence: media.header.sequence, timestamp: media.header.timestamp)
+                services.metrics.mediaForwarded(kind: .opus, recipients: ufrags.count, bytes: ufrags.count * media.payload.readableBytes)
             }
         }
         if route.mix { state.mix.push(media) }

@@ -210,6 +210,9 @@ final class LiveEventDriver: Sendable {
             case .mixDropSource(let source):
                 state.mix.dropSource(source)
                 state.meter.remove(source: source)
+            case .sessionsDropSource(let source):
+                let ufrags = state.peers.values.filter { $0.speakerTracks > 0 }.map(\.ufrag)
+                if !ufrags.isEmpty { services.webRTC?.releaseSpeaker(source, in: ufrags) }
             case .recordingStart(let name):
                 state.mix.startRecording(name: name)
                 updateMixClock(&state)

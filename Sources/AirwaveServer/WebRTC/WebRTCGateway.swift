@@ -152,9 +152,10 @@ final class WebRTCGateway: Sendable {
 
     /// Answers `offer`, lets the event `admit` the peer, and starts its session. The peer's `id`
     /// is its connection id in the event; `address` is the offer's ``admissionKey(_:)``, what
-    /// an anonymous (unverified) user's session counts against.
+    /// an anonymous (unverified) user's session counts against. `speakers` (WHEP with
+    /// `?audio=speakers`): one audio track per speaker instead of the mix.
     func open(offer: SessionDescription, kind: WebRTCPeer.Kind, id: ConnectionID, user: UserIdentity, from address: String,
-              driver: LiveEventDriver,
+              speakers: Bool = false, driver: LiveEventDriver,
               admit: @Sendable (WebRTCPeer) async -> Bool) async throws(OpenError) -> (peer: WebRTCPeer, answer: String) {
         var random = SystemRandomNumberGenerator()
         let credentials = ICECredentials.random()
@@ -162,17 +163,21 @@ final class WebRTCGateway: Sendable {
         let sessionID = RandomToken.make(length: 16, alphabet: RandomToken.lowercaseAlphanumerics)
         let audioSSRC = UInt32.random(in: 1...UInt32.max, using: &random)
         let videoSSRC = UInt32.random(in: 1...UInt32.max, using: &random)
+        let speakerSSRCs = kind == .whep && speakers
+            ? (0..<AnswerParameters.maximumSpeakerTracks).map { _ in UInt32.random(in: 1...UInt32.max, using: &random) } : []
         let negotiated: NegotiatedSession
         do {
-            negotiated = try offer.answer(AnswerParameters(
+            var parameters = AnswerParameters(
                 role: kind == .whep ? .listener : .speaker, iceUfrag: ufrag, icePassword: password,
                 fingerprint: dtls.fingerprint, candidates: candidates, sendsVideo: kind == .whep,
-                audioSSRC: audioSSRC, videoSSRC: videoSSRC, cname: "airwave-\(sessionID)", sessionID: UInt64.random(in: 1...UInt64(Int64.max), using: &random)))
+                audioSSRC: audioSSRC, videoSSRC: videoSSRC, cname: "airwave-\(sessionID)", sessionID: UInt64.random(in: 1...UInt64(Int64.max), using: &random))
+            parameters.speakerSSRCs = speakerSSRCs
+            negotiated = try offer.answer(parameters)
         } catch {
             throw .badOffer(Self.describe(error, kind: kind))
         }
         let peer = WebRTCPeer(id: id, kind: kind, user: user, sessionID: sessionID, ufrag: ufrag,
-                              receivesVideo: negotiated.video != nil)
+                              receivesVideo: negotiated.video != nil, speakerTracks: negotiated.speakerAudio.count)
         // In the table before the event admits it, so that a close from the event in between
         // (the user's role ended) finds it; admitted and entered under one lock.
         let admitted = table.withLockedValue { table -> Result<Void, WebRTCAdmission.Refusal> in
@@ -201,7 +206,8 @@ final class WebRTCGateway: Sendable {
         do {
             try await udp.addSession {
                 try WebRTCSession(negotiated: negotiated, role: kind == .whep ? .listener : .speaker, localUfrag: ufrag,
-                                  localPassword: password, audioSSRC: audioSSRC, videoSSRC: videoSSRC, dtlsContext: dtls,
+                                  localPassword: password, audioSSRC: audioSSRC, videoSSRC: videoSSRC,
+                                  speakerSSRCs: speakerSSRCs, dtlsContext: dtls,
                                   configuration: configuration, now: .now)
             }
         } catch {
@@ -257,6 +263,19 @@ final class WebRTCGateway: Sendable {
                       timestamp: timestamp)
     }
 
+    /// One speaker's Opus packet, forwarded as it came, to these per-speaker listeners: each
+    /// session puts `source` on a track of its own (``SpeakerTrackAssignment``) with `source`
+    /// as the packet's CSRC.
+    func sendSpeakerAudio(to ufrags: [String], source: UInt32, payload: [UInt8], sequence: UInt32, timestamp: UInt32) {
+        udp.sendSpeakerAudio(to: ufrags, payload: payload, source: source, sequenceNumber: UInt16(truncatingIfNeeded: sequence),
+                             timestamp: timestamp)
+    }
+
+    /// Speaker `source` stopped speaking: these per-speaker listeners free its track.
+    func releaseSpeaker(_ source: UInt32, in ufrags: [String]) {
+        udp.releaseSpeaker(source, in: ufrags)
+    }
+
     /// One VP8 frame to these listeners.
     func sendVideo(to ufrags: [String], frame: [UInt8], timestamp: UInt32) {
         udp.sendVideo(to: ufrags, frame: frame, timestamp: timestamp)
@@ -278,7 +297,8 @@ final class WebRTCGateway: Sendable {
         case .connected:
             logger.debug("webrtc connected", metadata: ["kind": "\(peer.kind.rawValue)", "session": "\(peer.sessionID)"])
             // A listener counts from the moment media can reach it.
-            if peer.kind == .whep, !entry.driver.submit(.mediaListenerJoined(peer.id, peer.user, video: peer.receivesVideo), peer: peer) {
+            if peer.kind == .whep, !entry.driver.submit(.mediaListenerJoined(peer.id, peer.user, video: peer.receivesVideo,
+                                                                                         speakers: peer.speakerTracks > 0), peer: peer) {
                 close(peer)
             }
         case .audio(let packet):
@@ -325,6 +345,8 @@ final class WebRTCGateway: Sendable {
             kind == .whep ? "The offer needs an audio section that receives Opus (48000/2)."
                 : "The offer needs an audio section that sends Opus (48000/2)."
         case .rtcpMuxRequired: "The offer must use a=rtcp-mux."
+        case .tooFewSpeakerSections(let count):
+            "audio=speakers needs at least \(AnswerParameters.minimumSpeakerTracks) audio sections that receive Opus (48000/2); the offer has \(count)."
         }
     }
 

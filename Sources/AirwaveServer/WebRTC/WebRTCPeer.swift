@@ -20,6 +20,9 @@ struct WebRTCPeer: Sendable, Hashable {
     let ufrag: String
     /// The answer accepted a VP8 track (told to the engine, which decides which screen frames it gets).
     let receivesVideo: Bool
+    /// WHEP with `?audio=speakers`: the audio tracks the answer accepted, one speaker on each
+    /// (the session maps speakers to tracks); 0 for the mix.
+    var speakerTracks = 0
 
     /// The `Location` of the session, for `DELETE`.
     func location(eventID: String) -> String {

@@ -21,6 +21,10 @@ public struct AnswerParameters: Sendable {
     /// SSRCs the server sends with (listener role).
     public var audioSSRC: UInt32
     public var videoSSRC: UInt32
+    /// Per-speaker audio (`?audio=speakers`): one SSRC for each audio section the answer may
+    /// accept, in section order; empty for the mix (one audio section, `audioSSRC`). At most
+    /// `maximumSpeakerTracks`; an offer needs at least `minimumSpeakerTracks` such sections.
+    public var speakerSSRCs: [UInt32] = []
     /// RTCP CNAME of the server's streams.
     public var cname: String
     /// `o=` session id: random per session.
@@ -65,6 +69,9 @@ public struct NegotiatedSession: Equatable, Sendable {
     public var dtlsRole: DTLSRole
     public var audio: NegotiatedMedia?
     public var video: NegotiatedMedia?
+    /// Per-speaker audio: every accepted audio section in offer order (the first is `audio`),
+    /// section `i` sending with `AnswerParameters.speakerSSRCs[i]`. Empty for the mix.
+    public var speakerAudio: [NegotiatedMedia] = []
 }
 
 /// Why an offer cannot be answered (the WHIP/WHEP endpoint replies 400).
@@ -77,6 +84,16 @@ public enum AnswerError: Error, Equatable, Sendable {
     case unsupportedSetup(String)
     case noUsableAudio
     case rtcpMuxRequired
+    /// Per-speaker audio was asked for, but fewer than `minimumSpeakerTracks` audio sections
+    /// receive Opus: the count there is.
+    case tooFewSpeakerSections(Int)
+}
+
+extension AnswerParameters {
+    /// Fewest audio sections a per-speaker offer must have (one would be a mix of one).
+    public static let minimumSpeakerTracks = 2
+    /// Most per-speaker audio sections an answer accepts; later ones are rejected (port 0).
+    public static let maximumSpeakerTracks = 8
 }
 
 extension SessionDescription {
@@ -88,13 +105,26 @@ extension SessionDescription {
     /// group), so the ICE credentials and fingerprint are read from the first accepted section
     /// or the session level. DTLS role: `actpass` or `active` in the offer make the server
     /// `passive` (DTLS server); `passive` makes it `active` (client).
+    ///
+    /// With `speakerSSRCs` (a listener that wants one track per speaker) every audio section
+    /// that receives Opus is accepted, up to `speakerSSRCs.count`, each with its own SSRC and
+    /// msid track `speaker-<n>`; fewer than `minimumSpeakerTracks` throws.
     public func answer(_ parameters: AnswerParameters) throws(AnswerError) -> NegotiatedSession {
         var audio: (index: Int, media: NegotiatedMedia)?
         var video: (index: Int, media: NegotiatedMedia)?
+        var speakerAudio: [(index: Int, media: NegotiatedMedia)] = []
+        let perSpeaker = parameters.role == .listener && !parameters.speakerSSRCs.isEmpty
         for (index, section) in media.enumerated() where section.port != 0 && section.proto.hasPrefix("UDP/TLS/RTP/SAVP") {
             let direction = section.direction
             switch (section.kind, parameters.role) {
-            case ("audio", .listener) where audio == nil && (direction == .recvonly || direction == .sendrecv),
+            case ("audio", .listener) where perSpeaker && speakerAudio.count < parameters.speakerSSRCs.count
+                && (direction == .recvonly || direction == .sendrecv):
+                guard let opus = section.rtpMaps.first(where: {
+                    $0.encoding.lowercased() == "opus" && $0.clockRate == 48000 && $0.channels == 2
+                }) else { continue }
+                speakerAudio.append((index, negotiated(section, index: index, payloadType: opus.payloadType)))
+                if audio == nil { audio = speakerAudio[0] }
+            case ("audio", .listener) where !perSpeaker && audio == nil && (direction == .recvonly || direction == .sendrecv),
                  ("audio", .speaker) where audio == nil && (direction == .sendonly || direction == .sendrecv):
                 guard let opus = section.rtpMaps.first(where: {
                     $0.encoding.lowercased() == "opus" && $0.clockRate == 48000 && $0.channels == 2
@@ -110,6 +140,9 @@ extension SessionDescription {
             }
         }
         guard let audio else { throw .noUsableAudio }
+        if perSpeaker, speakerAudio.count < AnswerParameters.minimumSpeakerTracks {
+            throw .tooFewSpeakerSections(speakerAudio.count)
+        }
         let transport = media[audio.index]
         guard transport.has("rtcp-mux") else { throw .rtcpMuxRequired }
         guard let ufrag = transport.value(of: "ice-ufrag") ?? value(of: "ice-ufrag"),
@@ -141,12 +174,20 @@ extension SessionDescription {
             "t=0 0",
             "a=ice-lite",
         ]
-        let accepted = [audio, video].compactMap { $0 }
+        let accepted = (perSpeaker ? speakerAudio : [audio]) + [video].compactMap { $0 }
         lines.append("a=group:BUNDLE " + accepted.sorted { $0.index < $1.index }.map(\.media.mid).joined(separator: " "))
         lines.append("a=msid-semantic: WMS airwave")
         for (index, section) in media.enumerated() {
             if let accepted = accepted.first(where: { $0.index == index }) {
-                lines += acceptedSection(section, accepted.media, parameters: parameters, dtlsRole: dtlsRole)
+                let track: (ssrc: UInt32, name: String)
+                if section.kind != "audio" {
+                    track = (parameters.videoSSRC, "screen")
+                } else if let n = speakerAudio.firstIndex(where: { $0.index == index }) {
+                    track = (parameters.speakerSSRCs[n], "speaker-\(n)")
+                } else {
+                    track = (parameters.audioSSRC, "mix")
+                }
+                lines += acceptedSection(section, accepted.media, parameters: parameters, dtlsRole: dtlsRole, track: track)
             } else {
                 lines.append("m=\(section.kind) 0 \(section.proto) \(section.formats.joined(separator: " "))")
                 lines.append("c=IN IP4 0.0.0.0")
@@ -157,7 +198,7 @@ extension SessionDescription {
         return NegotiatedSession(
             answer: lines.joined(separator: "\r\n") + "\r\n",
             remoteUfrag: ufrag, remotePassword: password, remoteFingerprint: fingerprint, dtlsRole: dtlsRole,
-            audio: audio.media, video: video?.media)
+            audio: audio.media, video: video?.media, speakerAudio: speakerAudio.map(\.media))
     }
 
     private func negotiated(_ section: MediaDescription, index: Int, payloadType: UInt8) -> NegotiatedMedia {
@@ -168,7 +209,8 @@ extension SessionDescription {
     }
 
     private func acceptedSection(_ section: MediaDescription, _ negotiated: NegotiatedMedia,
-                                 parameters: AnswerParameters, dtlsRole: DTLSRole) -> [String] {
+                                 parameters: AnswerParameters, dtlsRole: DTLSRole,
+                                 track: (ssrc: UInt32, name: String)) -> [String] {
         let port = parameters.candidates.first?.port ?? 9
         var lines = ["m=\(section.kind) \(port) \(section.proto) \(negotiated.payloadType)"]
         if let first = parameters.candidates.first {
@@ -193,11 +235,9 @@ extension SessionDescription {
         if negotiated.pli { lines.append("a=rtcp-fb:\(negotiated.payloadType) nack pli") }
         if negotiated.fir { lines.append("a=rtcp-fb:\(negotiated.payloadType) ccm fir") }
         if parameters.role == .listener {
-            let ssrc = section.kind == "audio" ? parameters.audioSSRC : parameters.videoSSRC
-            let track = section.kind == "audio" ? "mix" : "screen"
-            lines.append("a=msid:airwave \(track)")
-            lines.append("a=ssrc:\(ssrc) cname:\(parameters.cname)")
-            lines.append("a=ssrc:\(ssrc) msid:airwave \(track)")
+            lines.append("a=msid:airwave \(track.name)")
+            lines.append("a=ssrc:\(track.ssrc) cname:\(parameters.cname)")
+            lines.append("a=ssrc:\(track.ssrc) msid:airwave \(track.name)")
         }
         for (index, candidate) in parameters.candidates.enumerated() {
             // Host candidates only; type preference 126, local preference by announcement order.

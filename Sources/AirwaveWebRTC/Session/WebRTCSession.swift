@@ -66,6 +66,10 @@ public final class WebRTCSession {
     private var srtp: SRTPSession?
     private var audio: OutboundStream?
     private var video: OutboundStream?
+    /// Per-speaker audio (`?audio=speakers`): one stream per accepted audio section, each with
+    /// its own SSRC for the whole session, and which speaker each carries. Empty for the mix.
+    private var speakerStreams: [OutboundStream] = []
+    private var speakerTracks: SpeakerTrackAssignment?
     private var videoPacketizer = VP8Packetizer()
     private let localSSRC: UInt32
     private var nextSenderReport: ContinuousClock.Instant?
@@ -81,9 +85,10 @@ public final class WebRTCSession {
     private var lastDTLSAt: ContinuousClock.Instant
     private static let maximumHeldDTLS = 4
 
-    /// `localUfrag` and `localPassword` must be the ones in the answer (`AnswerParameters`).
+    /// `localUfrag` and `localPassword` must be the ones in the answer (`AnswerParameters`), and
+    /// `speakerSSRCs` its `speakerSSRCs` (empty for the mix).
     public init(negotiated: NegotiatedSession, role: WebRTCPeerRole, localUfrag: String, localPassword: String,
-                audioSSRC: UInt32, videoSSRC: UInt32, dtlsContext: DTLSContext,
+                audioSSRC: UInt32, videoSSRC: UInt32, speakerSSRCs: [UInt32] = [], dtlsContext: DTLSContext,
                 configuration: Configuration = .init(), now: ContinuousClock.Instant) throws(DTLSError) {
         self.role = role
         self.negotiated = negotiated
@@ -99,7 +104,13 @@ public final class WebRTCSession {
                            remotePassword: negotiated.remotePassword, configuration: configuration.ice, now: now)
         dtls = try DTLSEndpoint(context: dtlsContext, role: negotiated.dtlsRole,
                                 remoteFingerprint: negotiated.remoteFingerprint)
-        if role == .listener, let media = negotiated.audio {
+        if role == .listener, !negotiated.speakerAudio.isEmpty {
+            precondition(speakerSSRCs.count >= negotiated.speakerAudio.count, "an SSRC per speaker section")
+            speakerStreams = negotiated.speakerAudio.enumerated().map { index, media in
+                OutboundStream(ssrc: speakerSSRCs[index], payloadType: media.payloadType, clockRate: 48000, historyCapacity: 128)
+            }
+            speakerTracks = SpeakerTrackAssignment(tracks: speakerStreams.count)
+        } else if role == .listener, let media = negotiated.audio {
             // 50 packets a second of 20 ms audio: 128 cover the 1 s a NACK is answered for.
             audio = OutboundStream(ssrc: audioSSRC, payloadType: media.payloadType, clockRate: 48000, historyCapacity: 128)
         }
@@ -213,15 +224,9 @@ public final class WebRTCSession {
             case let .fir(_, entries) where entries.contains(where: { $0.ssrc == video?.statistics.ssrc }):
                 events.append(.keyframeRequest)
             case let .receiverReport(report):
-                for block in report.reports {
-                    audio?.statistics.handle(block, now: now)
-                    video?.statistics.handle(block, now: now)
-                }
+                for block in report.reports { handle(block, now: now) }
             case let .senderReport(report):
-                for block in report.reports {
-                    audio?.statistics.handle(block, now: now)
-                    video?.statistics.handle(block, now: now)
-                }
+                for block in report.reports { handle(block, now: now) }
             default:
                 continue
             }
@@ -229,11 +234,20 @@ public final class WebRTCSession {
         return events
     }
 
+    private func handle(_ block: RTCPPacket.ReportBlock, now: ContinuousClock.Instant) {
+        audio?.statistics.handle(block, now: now)
+        video?.statistics.handle(block, now: now)
+        for index in speakerStreams.indices { speakerStreams[index].statistics.handle(block, now: now) }
+    }
 
     /// Resends NACKed packets: each at most once per `retransmitInterval` (a compound may
     /// list one packet many times), within the session's per-second budget of packets and bytes.
     private func retransmit(mediaSSRC: UInt32, lost: [UInt16], now: ContinuousClock.Instant) -> [Event] {
         guard let srtp, let destination = ice.selected else { return [] }
+        if let track = speakerStreams.firstIndex(where: { $0.statistics.ssrc == mediaSSRC }) {
+            // In place: the array's element is not copied.
+            return retransmit(lost: lost, stream: &speakerStreams[track], srtp: srtp, destination: destination, now: now)
+        }
         var stream: OutboundStream
         let isAudio: Bool
         // Moved out while its history is updated, as in sendAudio.
@@ -249,6 +263,11 @@ public final class WebRTCSession {
             return []
         }
         defer { if isAudio { audio = stream } else { video = stream } }
+        return retransmit(lost: lost, stream: &stream, srtp: srtp, destination: destination, now: now)
+    }
+
+    private func retransmit(lost: [UInt16], stream: inout OutboundStream, srtp: SRTPSession, destination: TransportAddress,
+                            now: ContinuousClock.Instant) -> [Event] {
         var events: [Event] = []
         for sequence in lost.prefix(stream.history.capacity) {
             guard let stored = stream.history.retransmission(sequenceNumber: sequence, now: now,
@@ -276,6 +295,27 @@ public final class WebRTCSession {
                     sequenceNumber: sequenceNumber, timestamp: timestamp, now: now)
     }
 
+    /// Sends one Opus packet of speaker `source` (its event source id) to a per-speaker
+    /// listener, on the track `SpeakerTrackAssignment` gives it, with `source` as the packet's
+    /// one CSRC (RFC 3550 5.1: the contributing source; browsers expose it as
+    /// `RTCRtpReceiver.getContributingSources()`). Nothing when every track is busy with
+    /// other speakers. Header fields are rewritten onto the track's stream as for the mix: a
+    /// new speaker on a track starts a run (marker bit, timestamp advanced by wall-clock time).
+    public func sendSpeakerAudio(payload: [UInt8], source: UInt32, sequenceNumber: UInt16, timestamp: UInt32,
+                                 now: ContinuousClock.Instant) -> [Event] {
+        guard isConnected, !isClosed, let track = speakerTracks?.track(for: source, now: now) else { return [] }
+        return send(payload: payload, marker: false, stream: &speakerStreams[track], sourceSSRC: source,
+                    sequenceNumber: sequenceNumber, timestamp: timestamp, csrcs: [source], now: now)
+    }
+
+    /// Speaker `source` stopped speaking (muted, demoted, gone): its track is free for another.
+    public func releaseSpeaker(_ source: UInt32) {
+        speakerTracks?.release(source)
+    }
+
+    /// The SSRC of each per-speaker track, in section order (empty for the mix).
+    public var speakerTrackSSRCs: [UInt32] { speakerStreams.map(\.statistics.ssrc) }
+
     /// Sends one VP8 frame of the screen to a listener (RFC 7741 packetization, marker on the
     /// last packet). `timestamp` is the frame's 90 kHz time.
     public func sendVideo(frame: [UInt8], timestamp: UInt32, now: ContinuousClock.Instant) -> [Event] {
@@ -294,14 +334,14 @@ public final class WebRTCSession {
     }
 
     private func send(payload: [UInt8], marker: Bool, stream: inout OutboundStream, sourceSSRC: UInt32,
-                      sequenceNumber: UInt16, timestamp: UInt32, now: ContinuousClock.Instant) -> [Event] {
+                      sequenceNumber: UInt16, timestamp: UInt32, csrcs: [UInt32] = [], now: ContinuousClock.Instant) -> [Event] {
         guard let srtp, let destination = ice.selected,
               let rewritten = stream.rewriter.rewrite(sourceSSRC: sourceSSRC, sequenceNumber: sequenceNumber,
                                                       timestamp: timestamp, now: now)
         else { return [] }
         let header = RTPPacket(marker: marker || (rewritten.startsRun && stream.rewriter.clockRate == 48000),
                                payloadType: stream.payloadType, sequenceNumber: rewritten.sequenceNumber,
-                               timestamp: rewritten.timestamp, ssrc: rewritten.ssrc, payload: payload)
+                               timestamp: rewritten.timestamp, ssrc: rewritten.ssrc, csrcs: csrcs, payload: payload)
         stream.history.store(header, now: now)
         var packet = header.serialized(reservingCapacity: SRTPSession.trailerCapacity)
         stream.statistics.recordSent(timestamp: rewritten.timestamp, payloadBytes: payload.count, now: now)
@@ -340,6 +380,9 @@ public final class WebRTCSession {
             var reports: [RTCPPacket] = []
             if let report = audio?.statistics.senderReport(now: now, ntpTime: ntpTime) { reports.append(report) }
             if let report = video?.statistics.senderReport(now: now, ntpTime: ntpTime) { reports.append(report) }
+            for index in speakerStreams.indices {
+                if let report = speakerStreams[index].statistics.senderReport(now: now, ntpTime: ntpTime) { reports.append(report) }
+            }
             if role == .speaker {
                 // Keeps RTCP flowing from the server side; per-stream reception statistics
                 // (loss, jitter) are not tracked for speakers yet.
