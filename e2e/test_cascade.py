@@ -100,6 +100,14 @@ def test_listeners_on_every_node_get_every_frame_chat_once_and_the_same_lists(st
         lists = [await settled(t) for t in [host_tap] + taps]
         assert all(lst == lists[0] for lst in lists), lists
 
+        # GET /api/cluster shows the cascade: a's event with its two edges, b's view of its link.
+        cascade = http_json(a, "/api/cluster")["cascade"]
+        assert cascade == {"node_id": "a", "edges": [], "origins": [
+            {"event_id": event_id, "edges": [{"node_id": "b", "clients": 2}, {"node_id": "c", "clients": 1}]}]}, cascade
+        cascade = http_json(b, "/api/cluster")["cascade"]
+        assert cascade == {"node_id": "b", "origins": [], "edges": [
+            {"event_id": event_id, "origin_node": "a", "linked": True, "clients": 2, "reconnects": 0}]}, cascade
+
         # A co-host on c is heard on a and b, and not by itself.
         joined_msg = await make_cohost(host, host_tap, on_c, tap_c)
         source = joined_msg["source_id"]

@@ -78,6 +78,7 @@ def test_three_nodes_share_the_directory_and_name_the_origin(start_server):
         took = await streams_until(directory, lambda s: [e["event_id"] for e in s] == [event_id], 5)
         assert took < 2.0, f"the directory on node c showed the event after {took:.2f} s"
 
+        wait_for(lambda: http_json(b, "/api/streams")["streams"] != [], 2, "the event in b's directory")
         listed = http_json(b, "/api/streams")["streams"]
         assert [(e["event_id"], e["host_username"], e["status"]) for e in listed] == [(event_id, "Ada", "active")]
         info = http_json(b, f"/api/streams/{event_id}")
@@ -335,7 +336,10 @@ def test_a_host_live_on_one_node_is_sent_back_there_by_another(start_server):
 
     async def scenario():
         ws, link = await go_live(a, host_id)
-        # A host has one live event: going live on b now is refused, naming where it is.
+        # A host has one live event: once the event is in b's directory (PROTOCOL.md 8: within
+        # 2 s), going live on b is refused, naming where it is.
+        await asyncio.to_thread(wait_for, lambda: [e["event_id"] for e in http_json(b, "/api/streams")["streams"]] == [link["event_id"]],
+                                3, "the event in b's directory")
         refusal = await expect_refusal(b.ws(host_path(host_id, token(host_id))), "server_busy", 1013)
         assert refusal["details"]["event_id"] == link["event_id"], refusal
         assert refusal["details"]["origin_node"] == "a" and refusal["details"]["origin_url"] == a.http, refusal

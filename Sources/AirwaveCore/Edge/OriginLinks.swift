@@ -71,6 +71,9 @@ public struct OriginLinks: Sendable {
     /// Every edge client the engine holds.
     public var clientCount: Int { owners.count }
 
+    /// Clients the engine holds per link (an edge's node id), links in their grace included.
+    public var clientsPerLink: [LinkID: Int] { links.mapValues(\.clients.count) }
+
     /// The link an edge client is on.
     public func link(of connection: ConnectionID) -> LinkID? { owners[connection]?.link }
 

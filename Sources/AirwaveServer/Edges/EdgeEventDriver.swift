@@ -20,6 +20,8 @@ final class EdgeEventDriver: Sendable {
         case linkEnded(attempt: Int)
         /// Link attempt `attempt` found no live origin for the event.
         case noOrigin(attempt: Int)
+        /// Link attempt `attempt` connects to this origin node.
+        case linking(attempt: Int, originNode: String)
         case tick
     }
 
@@ -29,8 +31,8 @@ final class EdgeEventDriver: Sendable {
         let logger: Logger
         let writer: StoreWriter
         let configuration: EdgeConfiguration
-        /// The link's URL for an attempt, or nil when the event has no live origin now.
-        let linkURL: @Sendable (_ eventID: String, _ session: String) async -> String?
+        /// The origin node and the link's URL for an attempt, or nil when the event has no live origin now.
+        let linkURL: @Sendable (_ eventID: String, _ session: String) async -> (nodeID: String, url: String)?
         /// Called once when the edge is done.
         let onFinished: @Sendable (EdgeEventDriver) async -> Void
     }
@@ -42,6 +44,16 @@ final class EdgeEventDriver: Sendable {
     private let continuation: AsyncStream<Message>.Continuation
     /// Set when the edge finished, under the lock `submit` takes: nothing is accepted after.
     private let isOver = NIOLockedValueBox(false)
+    /// The link's state as of the last step (`GET /api/cluster`'s cascade).
+    let status = NIOLockedValueBox(Status())
+
+    /// What `GET /api/cluster` shows of an edge.
+    struct Status: Sendable {
+        var originNode: String?
+        var linked = false
+        var clients = 0
+        var reconnects = 0
+    }
 
     init(eventID: String) {
         self.eventID = eventID
@@ -98,7 +110,10 @@ final class EdgeEventDriver: Sendable {
             case .fromOrigin(let attempt, let down):
                 guard attempt == state.attempt else { continue }
                 if case .snapshot = down {
-                    if state.linkedBefore { services.metrics.linkReconnected() }
+                    if state.linkedBefore {
+                        services.metrics.linkReconnected()
+                        status.withLockedValue { $0.reconnects += 1 }
+                    }
                     state.linkedBefore = true
                 }
                 services.metrics.linkFrames(direction: "down")
@@ -107,11 +122,19 @@ final class EdgeEventDriver: Sendable {
                 guard attempt == state.attempt else { continue }
                 state.link = nil
                 if case .noOrigin = message { edge.handle(.noOrigin, now: now) } else { edge.handle(.linkDown, now: now) }
+            case .linking(let attempt, let originNode):
+                if attempt == state.attempt { status.withLockedValue { $0.originNode = originNode } }
+                continue
             case .tick:
                 state.timerAt = nil
                 edge.handle(.tick, now: now)
             }
             perform(&edge, &state, services)
+            let (linked, clients) = (edge.isLinked, edge.clientCount)
+            status.withLockedValue {
+                $0.linked = linked
+                $0.clients = clients
+            }
             if state.finished { break }
             scheduleTimer(edge.nextWakeUp, &state, now: now)
         }

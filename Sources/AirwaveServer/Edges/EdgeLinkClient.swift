@@ -26,10 +26,11 @@ final class EdgeLinkClient: Sendable {
         let (frames, outgoing) = AsyncStream.makeStream(of: EdgeLinkMessage.Frame.self)
         let logger = services.logger
         let task = Task {
-            guard let url = await services.linkURL(eventID, session) else {
+            guard let (originNode, url) = await services.linkURL(eventID, session) else {
                 driver.enqueue(.noOrigin(attempt: attempt))
                 return
             }
+            driver.enqueue(.linking(attempt: attempt, originNode: originNode))
             defer { driver.enqueue(.linkEnded(attempt: attempt)) }
             do {
                 try await WebSocketClient.connect(

@@ -11,7 +11,7 @@ actor EdgeRegistry {
     private let logger: Logger
     private let writer: StoreWriter
     private let configuration: EdgeConfiguration
-    private let linkURL: @Sendable (String, String) async -> String?
+    private let linkURL: @Sendable (String, String) async -> (nodeID: String, url: String)?
 
     init(metrics: ServerMetrics, logger: Logger, writer: StoreWriter, cluster: ClusterNode, hostGrace: Duration) {
         self.metrics = metrics
@@ -27,7 +27,7 @@ actor EdgeRegistry {
             // may be this one (the edge's clients then stay on a link to this node's own origin).
             guard let origin = try? await cluster.origin(of: eventID) else { return nil }
             let token = ClusterLinkToken.make(nodeID: nodeID, eventID: eventID, secret: secret)
-            return EdgeRegistry.linkURL(base: origin.url, eventID: eventID, nodeID: nodeID, session: session, token: token)
+            return (origin.nodeID, EdgeRegistry.linkURL(base: origin.url, eventID: eventID, nodeID: nodeID, session: session, token: token))
         }
     }
 
@@ -48,8 +48,10 @@ actor EdgeRegistry {
         edges[eventID].flatMap { $0.hasFinished ? nil : $0 }
     }
 
-    /// Events this node serves as an edge.
-    var eventIDs: [String] { edges.keys.sorted() }
+    /// The events this node serves as an edge, with their links' state (`GET /api/cluster`).
+    func statuses() -> [(eventID: String, status: EdgeEventDriver.Status)] {
+        edges.keys.sorted().map { ($0, edges[$0]!.status.withLockedValue { $0 }) }
+    }
 
     private func forget(_ edge: EdgeEventDriver) {
         tasks[ObjectIdentifier(edge)] = nil

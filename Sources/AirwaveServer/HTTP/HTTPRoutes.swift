@@ -38,15 +38,30 @@ struct HTTPRoutes: Sendable {
     }
 
     /// `GET /api/cluster` (PROTOCOL.md 8): the live nodes; none for a server that is not a node.
+    /// A node adds `cascade`: this node's links, as origin (its events' edges and their clients)
+    /// and as edge (the events it serves for another origin).
     private func clusterNodes() async throws -> Response {
         let nodes = try await server.cluster?.liveNodes() ?? []
-        return Self.json(["nodes": .array(nodes.map { node in
+        var body: JSONValue = ["nodes": .array(nodes.map { node in
             [
                 "node_id": .string(node.nodeID), "url": .string(node.url),
                 "last_seen": .string(Timestamp(milliseconds: node.lastSeen).iso8601),
                 "events": .int(node.events), "connections": .int(node.connections),
             ]
-        })])
+        })]
+        if let cluster = server.cluster, let edges = server.edges, case .object(var members) = body {
+            let origins = await server.registry.cascade().map { eventID, links -> JSONValue in
+                ["event_id": .string(eventID),
+                 "edges": .array(links.keys.sorted().map { ["node_id": .string($0), "clients": .int(links[$0]!)] })]
+            }
+            let served = await edges.statuses().map { eventID, status -> JSONValue in
+                ["event_id": .string(eventID), "origin_node": status.originNode.map(JSONValue.string) ?? .null,
+                 "linked": .bool(status.linked), "clients": .int(status.clients), "reconnects": .int(status.reconnects)]
+            }
+            members["cascade"] = ["node_id": .string(cluster.identity.nodeID), "origins": .array(origins), "edges": .array(served)]
+            body = .object(members)
+        }
+        return Self.json(body)
     }
 
     static func json(_ value: JSONValue, status: HTTPResponse.Status = .ok) -> Response {

@@ -45,6 +45,8 @@ final class LiveEventDriver: Sendable {
     /// Set the moment the engine reports the end, under the same lock `submit` takes, so no
     /// input is accepted after the end is known (the registry then starts a new event instead).
     let isOver = NIOLockedValueBox(false)
+    /// The clients of each edge's link, as of the last step (`GET /api/cluster`'s cascade).
+    let linkClients = NIOLockedValueBox<[String: Int]>([:])
 
     init(eventID: String, host: UserIdentity) {
         self.eventID = eventID
@@ -156,6 +158,10 @@ final class LiveEventDriver: Sendable {
                 continue
             }
             await publishSummary(engine.summary, &state, services)
+            if !state.linkSockets.isEmpty || state.links.clientCount > 0 || !linkClients.withLockedValue(\.isEmpty) {
+                let perLink = state.links.clientsPerLink
+                linkClients.withLockedValue { $0 = perLink }
+            }
             scheduleTimer([engine.nextWakeUp, state.links.nextWakeUp].compactMap { $0 }.min(), &state, now: now)
         }
     }

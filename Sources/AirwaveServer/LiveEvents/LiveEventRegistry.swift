@@ -34,6 +34,14 @@ actor LiveEventRegistry {
         eventByHost[userID].flatMap { drivers[$0] } != nil
     }
 
+    /// The edges of this node's events and their clients (`GET /api/cluster`), by event id.
+    func cascade() -> [(eventID: String, edges: [String: Int])] {
+        drivers.keys.sorted().compactMap { eventID in
+            let edges = drivers[eventID]!.linkClients.withLockedValue { $0 }
+            return edges.isEmpty ? nil : (eventID, edges)
+        }
+    }
+
     /// How many events are live.
     var liveCount: Int { drivers.count }
 
