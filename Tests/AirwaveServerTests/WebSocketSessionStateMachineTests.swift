@@ -114,22 +114,39 @@ private func openMachine(pingInterval: TimeAmount = .seconds(10)) -> Machine {
         var machine = openMachine(pingInterval: .seconds(10))
         #expect(machine.pingReceived(ByteBuffer(string: "hey")) == [.writePong(ByteBuffer(string: "hey"))])
         #expect(machine.timerFired(.ping, now: at(10_000), pingPayload: 42) == [.sendPing(42), .schedule(.ping, at: at(20_000))])
-        #expect(machine.outstandingPing == 42)
+        #expect(machine.outstandingPings == [42])
         // A blind pong, a stale one and a longer one do not count.
         for wrong in [ByteBuffer(), pong(41), ByteBuffer(bytes: [0, 0, 0, 0, 0, 0, 0, 42, 0])] {
             #expect(machine.pongReceived(wrong) == [])
-            #expect(machine.outstandingPing == 42)
+            #expect(machine.outstandingPings == [42])
         }
         #expect(machine.pongReceived(pong(42)) == [])
-        #expect(machine.outstandingPing == nil)
+        #expect(machine.outstandingPings == [])
         #expect(machine.timerFired(.ping, now: at(20_000), pingPayload: 43) == [.sendPing(43), .schedule(.ping, at: at(30_000))])
-        // Unanswered at the next tick: gone, with a short grace for the close handshake.
-        #expect(machine.timerFired(.ping, now: at(30_000), pingPayload: 44) == [
+        // One unanswered ping is not enough (PROTOCOL.md 6: two): a second one goes out.
+        #expect(machine.timerFired(.ping, now: at(30_000), pingPayload: 44) == [.sendPing(44), .schedule(.ping, at: at(40_000))])
+        #expect(machine.outstandingPings == [43, 44])
+        // Two unanswered at the next tick: gone, with a short grace for the close handshake.
+        #expect(machine.timerFired(.ping, now: at(40_000), pingPayload: 45) == [
             .countError("ping_timeout"), .depart, .sendClose(.goingAway, reason: "Ping timeout", discardQueued: false),
-            .schedule(.closeDeadline, at: at(31_000)),
+            .schedule(.closeDeadline, at: at(41_000)),
         ])
         // The ping clock stops once a close frame is out.
-        #expect(machine.timerFired(.ping, now: at(40_000), pingPayload: 45) == [])
+        #expect(machine.timerFired(.ping, now: at(50_000), pingPayload: 46) == [])
+    }
+
+    /// A peer whose loop is behind (a join storm on its machine) answers the first of two pings
+    /// late: it stays. The host dropped in the 3,000-listener storm of issue 17 was one such peer,
+    /// closed by the earlier rule (one unanswered ping).
+    @Test func aLateAnswerToTheFirstOfTwoPingsKeepsTheConnection() {
+        var machine = openMachine(pingInterval: .seconds(15))
+        #expect(machine.timerFired(.ping, now: at(15_000), pingPayload: 7) == [.sendPing(7), .schedule(.ping, at: at(30_000))])
+        #expect(machine.timerFired(.ping, now: at(30_000), pingPayload: 8) == [.sendPing(8), .schedule(.ping, at: at(45_000))])
+        // 22 s after the first ping, its echo arrives.
+        #expect(machine.pongReceived(pong(7)) == [])
+        #expect(machine.outstandingPings == [])
+        #expect(machine.timerFired(.ping, now: at(45_000), pingPayload: 9) == [.sendPing(9), .schedule(.ping, at: at(60_000))])
+        #expect(machine.phase == .open)
     }
 
     @Test func pingsAreAnsweredWhileAdmittingAndAfterTheEndpointLeftButNotAfterACloseFrame() {
@@ -304,7 +321,8 @@ private struct ContractModel {
     /// The read pause for the rate limit; the admission pause.
     var limitPause = false
     var admissionPause = false
-    var ping: UInt64?
+    /// Pings sent since the peer last echoed one (two unanswered close the connection).
+    var pings: [UInt64] = []
     var awaitingVerdict = false
     var stopped = false
     var anyCloseFrame: Bool { ourClose != nil || peerClosed }
@@ -369,8 +387,8 @@ private struct ContractRun {
             apply(actions, after: "ping")
         case 520..<600:
             let right = random.next(below: 4) != 0
-            let value = right ? (model.ping ?? 7) : UInt64(random.next(below: 5))
-            if model.ping == value, !model.anyCloseFrame { model.ping = nil }
+            let value = right ? (model.pings.randomElement(using: &random) ?? 7) : UInt64(random.next(below: 5))
+            if model.pings.contains(value), !model.anyCloseFrame { model.pings = [] }
             apply(machine.pongReceived(pong(value)), after: "pong")
         case 600..<612:
             let payloads: [ByteBuffer] = [closePayload(1000), closePayload(nil), closePayload(999), ByteBuffer(bytes: [1]), closePayload(1000, [0xC0])]
@@ -431,16 +449,16 @@ private struct ContractRun {
             now = max(now, Int64(deadline.uptimeNanoseconds / 1_000_000))
             let payload = nextPing
             nextPing += 1
-            let hadPing = model.ping != nil
+            let unanswered = model.pings.count
             let actions = machine.timerFired(timer, now: at(now), pingPayload: payload)
             if timer == .ping, !model.anyCloseFrame {
-                if hadPing {
-                    check(actions.first == .countError("ping_timeout"), "an unanswered ping closes: \(actions)")
+                if unanswered >= 2 {
+                    check(actions.first == .countError("ping_timeout"), "two unanswered pings close: \(actions)")
                     stats.pingTimeouts += 1
                     model.goneIfUndecided()
                 } else {
                     check(actions == [.sendPing(payload), .schedule(.ping, at: at(now) + machine.pingInterval)], "ping: \(actions)")
-                    model.ping = payload
+                    model.pings.append(payload)
                 }
             }
             if timer == .closeDeadline, model.anyCloseFrame { check(actions == [.closeChannel], "close deadline: \(actions)") }

@@ -92,6 +92,9 @@ import Testing
         #expect(ping.count == 1 && ping[0].opcode == 0x9)
         try test.send(clientFrame(0xA, Array("not your ping".utf8)))  // does not count
         test.channel.embeddedEventLoop.advanceTime(by: .seconds(1))
+        ping = try test.written()  // one unanswered ping: pinged once more (PROTOCOL.md 6: two)
+        #expect(ping.count == 1 && ping[0].opcode == 0x9)
+        test.channel.embeddedEventLoop.advanceTime(by: .seconds(1))
         #expect(try test.closeCodes() == [1001])
     }
 

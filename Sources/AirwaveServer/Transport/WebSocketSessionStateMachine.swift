@@ -112,8 +112,9 @@ struct WebSocketSessionStateMachine {
     let pingInterval: TimeAmount
     private(set) var endpoint: Endpoint = .admitting(pending: [], left: false)
     private(set) var handshake: CloseHandshake?
-    /// The payload of the last ping while it is unanswered.
-    private(set) var outstandingPing: UInt64?
+    /// The payloads of the pings sent since the peer last answered one (at most two: PROTOCOL.md
+    /// 6 closes a connection that has not answered two pings).
+    private(set) var outstandingPings: [UInt64] = []
     private(set) var readPause: ReadPause = .none
     private(set) var channelClosed = false
     /// A `deliver` is out and its verdict not yet reported.
@@ -225,12 +226,13 @@ struct WebSocketSessionStateMachine {
         return [.writePong(payload)]
     }
 
-    /// Only an echo of the last ping's payload shows the peer is reading (PROTOCOL.md 10).
+    /// Only an echo of an unanswered ping's payload shows the peer is reading (PROTOCOL.md 10);
+    /// a late answer to the first of two pings counts too.
     mutating func pongReceived(_ payload: ByteBuffer) -> [Action] {
-        guard handshake == nil, let ping = outstandingPing, payload.readableBytes == 8,
-            payload.getInteger(at: payload.readerIndex, as: UInt64.self) == ping
+        guard handshake == nil, payload.readableBytes == 8,
+            let echoed = payload.getInteger(at: payload.readerIndex, as: UInt64.self), outstandingPings.contains(echoed)
         else { return [] }
-        outstandingPing = nil
+        outstandingPings.removeAll()
         return []
     }
 
@@ -301,15 +303,15 @@ struct WebSocketSessionStateMachine {
         case .ping:
             // After a close frame either way the close deadline watches the connection.
             guard handshake == nil else { return [] }
-            if outstandingPing != nil {
-                // Unanswered since the last tick (PROTOCOL.md 6 and its documented deviation:
-                // dropped at the next ping).
+            if outstandingPings.count >= 2 {
+                // Two pings unanswered (PROTOCOL.md 6): a peer that is only slow (its own loop
+                // behind in a join storm) had a whole interval more to answer the first.
                 return [.countError("ping_timeout")] + leave()
                     + closeLocally(.goingAway, reason: "Ping timeout", timeout: Self.pingTimeoutCloseGrace, now: now)
             }
             // A payload of its own per ping, so a pong sent blindly (or a stale one) does not count.
             let payload = pingPayload()
-            outstandingPing = payload
+            outstandingPings.append(payload)
             return [.sendPing(payload), .schedule(.ping, at: now + pingInterval)]
         case .resumeReading:
             guard readPause == .overLimit else { return [] }
