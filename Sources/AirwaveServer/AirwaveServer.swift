@@ -128,7 +128,8 @@ public final class AirwaveServer: Sendable {
         }
         await server.registry.attach(writer: server.writer, directory: server.directory, logger: logger,
                                      recordingsDirectory: server.recordingsDirectory, webRTC: webRTC,
-                                     newConnectionID: { [unowned server] in server.newConnectionID() })
+                                     newConnectionID: { [unowned server] in server.newConnectionID() },
+                                     claimOrigin: { [cluster = server.cluster] eventID, summary in await cluster?.claim(eventID, summary) })
         await server.rooms.attach()
         return server
     }
@@ -248,6 +249,18 @@ public final class AirwaveServer: Sendable {
     /// another node of the cluster (`server_busy` naming that node).
     func eventGone(_ eventID: String) async throws -> ProtocolError {
         if let event = try await store.event(id: eventID, withParticipants: false) {
+            if event.isLive, let cluster, try await cluster.origin(of: eventID) == nil {
+                // Its origin died and its host may resume it on any node within the grace period
+                // (PROTOCOL.md 8): not over until then; after it, recorded as over here.
+                let lastSeen = try await store.originNode(of: eventID)?.node?.lastSeen ?? event.startedAt
+                let now = Timestamp.now()
+                if Timestamp(milliseconds: lastSeen) + configuration.liveEvent.hostGrace + cluster.settings.nodeTimeout >= now {
+                    return ProtocolError(.serverBusy, "This event's node is gone; it may resume shortly. Try again.",
+                                         details: ["reason": "no_origin"])
+                }
+                writer.enqueue([StoreRecord(.eventEnded(eventID: eventID, reason: "host_timeout", at: now))])
+                return ProtocolError(.eventEnded, "This event has ended.")
+            }
             if event.isLive, let cluster, let origin = try await cluster.origin(of: eventID), origin.nodeID != cluster.identity.nodeID {
                 // Until edges relay events (the cascade), its listeners connect to its origin.
                 return ProtocolError(.serverBusy, "This event is served by node \(origin.nodeID); connect to \(origin.url).",

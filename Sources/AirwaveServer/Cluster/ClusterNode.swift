@@ -136,6 +136,32 @@ actor ClusterNode {
         }
     }
 
+    /// Writes a new (or resumed) event's origin row at once, before its host hears `stream_link`:
+    /// from then on every node finds the event, so a join anywhere with the id the host hands out
+    /// never meets a node that does not know it yet. Waits at most ``claimPatience``; the regular
+    /// publication writes the row anyway.
+    nonisolated func claim(_ eventID: String, _ summary: LiveServerMessage.StreamSummary) async {
+        let record = publication.withLockedValue { $0.record(eventID, summary) }
+        let (store, identity, logger) = (self.store, self.identity, self.logger)
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                do {
+                    try await store.publishOrigins([record], removed: [], nodeID: identity.nodeID, at: Timestamp.now().milliseconds)
+                    try await store.notify(channel: Channel.directory, payload: identity.nodeID)
+                } catch {
+                    logger.warning("cannot write a new event's origin row; it follows with the next publication",
+                                   metadata: ["event_id": "\(eventID)", "error": "\(String(reflecting: error))"])
+                }
+            }
+            group.addTask { try? await Task.sleep(for: Self.claimPatience) }
+            await group.next()
+            group.cancelAll()
+        }
+    }
+
+    /// How long a host going live waits for its event's origin row.
+    static let claimPatience: Duration = .seconds(2)
+
     /// How long a stopping node tries to remove its rows.
     static let leavePatience: Duration = .seconds(2)
 

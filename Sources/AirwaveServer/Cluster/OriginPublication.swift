@@ -40,7 +40,7 @@ struct OriginPublication {
         return (origins, removed)
     }
 
-    private func record(_ eventID: String, _ summary: LiveServerMessage.StreamSummary) -> OriginRecord {
+    func record(_ eventID: String, _ summary: LiveServerMessage.StreamSummary) -> OriginRecord {
         OriginRecord(eventID: eventID, nodeID: nodeID, hostUserID: summary.hostUserID, hostUsername: summary.hostUsername,
                      mode: summary.mode, participantCount: summary.participantCount, startedAt: summary.startedAt.milliseconds)
     }

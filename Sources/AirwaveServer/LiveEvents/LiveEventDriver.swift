@@ -68,6 +68,8 @@ final class LiveEventDriver: Sendable {
         let webRTC: WebRTCGateway?
         /// A fresh connection id (for an edge's client).
         let newConnectionID: @Sendable () -> ConnectionID
+        /// On a node: writes the event's origin row before anything goes out (`ClusterNode.claim`).
+        let claimOrigin: @Sendable (String, LiveServerMessage.StreamSummary) async -> Void
     }
 
     /// What the driver's task holds besides the engine: the executors' tables and clocks.
@@ -103,6 +105,7 @@ final class LiveEventDriver: Sendable {
     func run(engine initial: LiveEvent, services: Services) async {
         var engine = initial
         var state = RunState(mix: EventMix(directory: services.recordingsDirectory + "/" + eventID, logger: services.logger))
+        await services.claimOrigin(eventID, engine.summary)
         await perform(&engine, &state, services)
         await services.directory.update(engine.summary)
         for await message in messages {

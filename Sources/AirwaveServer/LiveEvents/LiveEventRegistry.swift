@@ -19,11 +19,12 @@ actor LiveEventRegistry {
     }
 
     func attach(writer: StoreWriter, directory: ActiveStreamsDirectory, logger: Logger, recordingsDirectory: String,
-                webRTC: WebRTCGateway?, newConnectionID: @escaping @Sendable () -> ConnectionID) {
+                webRTC: WebRTCGateway?, newConnectionID: @escaping @Sendable () -> ConnectionID,
+                claimOrigin: @escaping @Sendable (String, LiveServerMessage.StreamSummary) async -> Void = { _, _ in }) {
         services = LiveEventDriver.Services(
             writer: writer, directory: directory, metrics: metrics, logger: logger, recordingsDirectory: recordingsDirectory,
             onEnded: { [weak self] eventID in await self?.forget(eventID) }, webRTC: webRTC,
-            newConnectionID: newConnectionID)
+            newConnectionID: newConnectionID, claimOrigin: claimOrigin)
     }
 
     /// The live event's driver, if the event is live.
