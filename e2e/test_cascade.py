@@ -399,3 +399,32 @@ def test_an_edge_node_dies_and_the_others_are_unaffected(start_server):
             assert not tap.closed
         await close_all(host, on_a.ws, on_c.ws)
     run(scenario(), 60)
+
+
+def test_a_mixed_listener_on_an_edge_hears_the_origins_mix(start_server):
+    """`?audio=mixed` on an edge: the origin's one encoding of the mix comes down the link once
+    and reaches the edge's mixed listeners as source 0; its ordinary listeners get the host's own
+    stream and no mix."""
+    from test_mix import join_mixed
+    database = fresh_database(URL)
+    nodes = start_nodes(start_server, database, ["a", "b"])
+    a, b = nodes["a"], nodes["b"]
+
+    async def scenario():
+        host, link = await go_live(a, uid("host"), "Host")
+        event_id = link["event_id"]
+        host_tap = Tap(host, "host")
+        await published(event_id, b)
+        mixed = await join_mixed(b, event_id, uid("mixed"))
+        mixed_tap = Tap(mixed.ws, "mixed on b")
+        plain, plain_tap = await joined(b, event_id, host_tap, "plain")
+        for i in range(100):
+            await host.send(media(KIND_OPUS, SPEECH[i % len(SPEECH)], seq=i, ts=i * 960))
+            await asyncio.sleep(0.02)
+        await mixed_tap.wait_count(is_media(lambda f: f.source == 0), 40, timeout=5, what="mix frames")
+        await sync_point(host, mixed_tap, plain_tap)
+        assert {f.source for f in mixed_tap.media()} == {0}, "a mixed listener got a speaker's own stream"
+        assert {f.source for f in plain_tap.media()} == {HOST_SOURCE_ID}, "an ordinary listener got the mix"
+        assert len(plain_tap.media()) == 100
+        await close_all(host, mixed.ws, plain.ws)
+    run(scenario())

@@ -42,7 +42,8 @@ async def join_mixed(srv, event_id, user_id, verified=True):
     path = join_path(event_id, user_id) + "?audio=mixed"
     if verified:
         path += "&token=" + q(token(user_id))
-    ws = await connect(srv.ws(path))
+    # Across the cascade (conftest's AIRWAVE_E2E_LISTENERS_ON_EDGE) mixed listeners join the edge too.
+    ws = await connect(getattr(srv, "listener_node", srv).ws(path))
     assert (await recv_json(ws, 10))["type"] == "stream_state"
     assert (await recv_json(ws, 10))["type"] == "chat_history"
     return Joined(ws, user_id)

@@ -56,7 +56,7 @@ struct EdgeFixtureRunner {
     let createdExpected: [JSONValue]
 
     static let stepInputs: [String: Set<String>] = [
-        "join": ["user"], "disconnected": [], "from": ["message", "raw"], "media": ["frame"], "origin": [], "origin_media": [],
+        "join": ["user"], "disconnected": [], "mix": [], "from": ["message", "raw"], "media": ["frame"], "origin": [], "origin_media": [],
         "link_down": [], "no_origin": [], "tick": [], "shutdown": [],
     ]
     static let stepKeys: Set<String> = ["at", "expect", "wake_up", "clients"]
@@ -158,6 +158,10 @@ struct EdgeFixtureRunner {
                 let c = try connection()
                 label = "disconnected \(c.rawValue)"
                 edge.handle(.disconnected(c), now: now)
+            case "mix":
+                let c = try connection()
+                label = "mix \(c.rawValue)"
+                edge.handle(.mixSubscription(c), now: now)
             case "from":
                 let c = try connection()
                 let text = try FixtureStep.clientText(step, fixture: name, index: index)

@@ -35,7 +35,7 @@ struct EdgeLinkMessageTests {
     func upRoundTrip() throws {
         let messages: [EdgeLinkMessage.Up] = [
             .join(1, UserIdentity(userID: "u2", username: "Uma \"U\"", verified: true)), .join(.max, UserIdentity(userID: "g", username: "g", verified: false)),
-            .leave(7), .keyframeRequest, .media(3, Self.frame(.opus, flags: .marker, [0xfc, 1, 2])), .media(4, Self.frame(.pcm, flags: .stereo, [0, 0, 1, 0])),
+            .leave(7), .keyframeRequest, .mixSubscription(6), .media(3, Self.frame(.opus, flags: .marker, [0xfc, 1, 2])), .media(4, Self.frame(.pcm, flags: .stereo, [0, 0, 1, 0])),
         ] + Self.commands.map { .command(9, $0) }
         for message in messages {
             #expect(try EdgeLinkMessage.Up(Self.overTheWire(message.frame)) == message, "\(message)")
@@ -63,7 +63,8 @@ struct EdgeLinkMessageTests {
             .message(LiveEvent.Message(.messageBroadcast, ["type": "message_broadcast", "message": "hi"]), to: .all),
             .message(LiveEvent.Message(ProtocolError(.duplicateUser, "taken", details: ["user_id": "u2"])), to: .one(2)),
             .message(LiveEvent.Message(.cohostLeft, ["type": "cohost_left", "user_id": "u2"]), to: .allExcept(2)),
-            .close(2, .replaced), .ended(.normal), .ended(.goingAway),
+            .close(2, .replaced), .ended(.normal), .ended(.goingAway), .mixSubscriber(2, minus: nil), .mixSubscriber(3, minus: 5),
+            .mixUnsubscriber(2),
             .media(Self.frame(.screen, flags: [.keyframe], source: 1, [1, 2, 3, 4])), .media(Self.frame(.opus, source: 5, [0xfc])),
         ]
         for message in messages {
@@ -84,7 +85,8 @@ struct EdgeLinkMessageTests {
     @Test("malformed down frames are typed errors", arguments: [
         #"{"type": "message", "to": "all", "message": {"type": "no_such_message"}}"#, #"{"type": "message", "to": "some", "message": {"type": "muted"}}"#,
         #"{"type": "message", "to": "all", "message": {"type": "error", "code": "nope"}}"#, #"{"type": "close", "client": 1}"#,
-        #"{"type": "close", "client": 1, "code": 70000}"#, #"{"type": "ended"}"#,
+        #"{"type": "close", "client": 1, "code": 70000}"#, #"{"type": "ended"}"#, #"{"type": "mix_subscriber", "client": 1}"#,
+        #"{"type": "mix_subscriber", "client": 1, "minus": -1}"#, #"{"type": "mix_unsubscriber"}"#,
         #"{"type": "snapshot", "stream_state": {"type": "stream_state"}, "chat_history": {"type": "chat_history"}, "participant_list": {"type": "participant_count"}, "participant_count": {"type": "participant_count"}}"#,
         #"{"type": "join", "client": 1, "user": {"user_id": "u", "username": "u", "verified": true}}"#,
     ])

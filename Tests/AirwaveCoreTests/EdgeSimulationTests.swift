@@ -130,6 +130,8 @@ struct EdgeSimulationTests {
                         if !joinedOnLink.contains(number) { fail("media for \(number) not joined on this link") }
                     case .keyframeRequest:
                         break
+                    case .mixSubscription(let number):
+                        if !joinedOnLink.contains(number) { fail("mix for \(number) not joined on this link") }
                     }
                 case .send(_, let route), .forward(_, let route):
                     if case .one(let connection) = route.sockets, !before.contains(connection) { fail("a message for \(connection), no client") }

@@ -16,11 +16,18 @@ extension EdgeEvent {
         if link == .up { announce(connection) }
     }
 
-    /// Tells the origin of the client's join.
+    /// Tells the origin of the client's join (and that it wants the mix).
     mutating func announce(_ connection: ConnectionID) {
         guard let client = clients[connection] else { return }
         clients[connection]?.announced = true
         emit(.uplink(.join(client.number, client.user)))
+        if client.wantsMix { emit(.uplink(.mixSubscription(client.number))) }
+    }
+
+    mutating func subscribeToMix(_ connection: ConnectionID) {
+        guard let client = clients[connection], !client.wantsMix else { return }
+        clients[connection]?.wantsMix = true
+        if link == .up, client.announced { emit(.uplink(.mixSubscription(client.number))) }
     }
 
     mutating func disconnected(_ connection: ConnectionID, now: Timestamp) {
@@ -41,6 +48,7 @@ extension EdgeEvent {
         guard let client = clients.removeValue(forKey: connection) else { return nil }
         connectionByNumber[client.number] = nil
         if memberByUser[client.user.userID] == connection { memberByUser[client.user.userID] = nil }
+        mixOf[connection] = nil
         screenPipeline.leave(connection)
         return client
     }

@@ -18,6 +18,10 @@ extension EdgeEvent {
             if clients.isEmpty { idleSince = now }
         case .media(let frame): relayMedia(frame, now: now)
         case .ended(let code): ended(code)
+        case .mixSubscriber(let number, let minus):
+            if let connection = connectionByNumber[number] { mixOf[connection] = .some(minus) }
+        case .mixUnsubscriber(let number):
+            if let connection = connectionByNumber[number] { mixOf[connection] = nil }
         }
     }
 
@@ -92,9 +96,26 @@ extension EdgeEvent {
     mutating func relayMedia(_ frame: MediaFrame, now: Timestamp) {
         switch frame.header.kind {
         case .opus, .pcm:
-            // Nobody receives their own voice back, and its speaker may be a member here.
-            let speaker = sourceOwners[frame.header.sourceID].flatMap { memberByUser[$0] }
-            emit(.forward(frame, LiveEvent.Route(sockets: speaker.map { .allExcept($0) } ?? .all, queue: .audio)))
+            let source = frame.header.sourceID
+            if source == 0 || source >= Self.mixMinusFlag {
+                // One of the mix's outputs: to the mixed members the origin gave it, as source 0.
+                let minus: UInt32? = source == 0 ? nil : source & ~Self.mixMinusFlag
+                let recipients = mixOf.filter { $0.value == minus }.keys.sorted()
+                guard !recipients.isEmpty else { return }
+                var mixed = frame
+                mixed.header.sourceID = 0
+                return emit(.forward(mixed, LiveEvent.Route(sockets: .only(recipients), queue: .audio)))
+            }
+            // Nobody receives their own voice back, and its speaker may be a member here; mixed
+            // members hear it in the mix instead.
+            let skipped = Set(mixOf.keys)
+            let sockets: LiveEvent.Audience
+            if let speaker = sourceOwners[source].flatMap({ memberByUser[$0] }) {
+                sockets = .allExcept(speaker, skipping: skipped.subtracting([speaker]))
+            } else {
+                sockets = Self.allBut(skipped)
+            }
+            emit(.forward(frame, LiveEvent.Route(sockets: sockets, queue: .audio)))
         case .screen:
             guard isScreenMode else { return emit(.mediaDropped(.inactivePipeline)) }
             switch screenPipeline.accept(frame) {
@@ -106,6 +127,10 @@ extension EdgeEvent {
             }
         }
     }
+
+    /// On the link, a mix frame's source id is 0 (the full mix) or this flag with the source
+    /// its output leaves out (`EdgeLinkMessage.Down.mixSubscriber`).
+    static let mixMinusFlag: UInt32 = 0x8000_0000
 
     /// A joiner in screen mode gets the config frame and the cached GOP, or waits for the next
     /// keyframe, which is asked for up the link.

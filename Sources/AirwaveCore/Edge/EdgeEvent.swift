@@ -38,6 +38,8 @@ public struct EdgeEvent: Sendable {
         var admitted = false
         /// The origin was told of its join (on this link or an earlier one).
         var announced = false
+        /// It asked for the mix (`?audio=mixed`).
+        var wantsMix = false
     }
 
     /// The state of the link to the origin.
@@ -80,6 +82,9 @@ public struct EdgeEvent: Sendable {
     /// Whose voice each source id is (from `cohost_joined` and `participant_list`): source ids
     /// stay with a user for the whole event.
     var sourceOwners: [UInt32: String] = [:]
+    /// What each mixed member hears, as the origin said (`mixSubscriber`): the mix without this
+    /// source, or the full mix (nil). Mixed members get no speaker's own stream.
+    var mixOf: [ConnectionID: UInt32?] = [:]
     var screenPipeline: ScreenPipeline
     var keyframeGate: IntervalGate
     /// Since when no client is connected.
@@ -107,6 +112,8 @@ public struct EdgeEvent: Sendable {
         case join(ConnectionID, UserIdentity)
         /// A client's socket closed, for any reason.
         case disconnected(ConnectionID)
+        /// The client asked for the event's mix (`?audio=mixed`); fed right after its join.
+        case mixSubscription(ConnectionID)
         /// A validated text message of a client.
         case command(ConnectionID, LiveCommand)
         /// A media frame of a client (header parsed, Opus validated by the transport).
@@ -166,6 +173,7 @@ public struct EdgeEvent: Sendable {
         switch input {
         case .join(let connection, let user): join(connection, user: user, now: now)
         case .disconnected(let connection): disconnected(connection, now: now)
+        case .mixSubscription(let connection): subscribeToMix(connection)
         case .command(let connection, let command): clientCommand(command, from: connection)
         case .media(let connection, let frame): clientMedia(frame, from: connection)
         case .fromOrigin(let message): fromOrigin(message, now: now)
@@ -260,6 +268,7 @@ public struct EdgeEvent: Sendable {
         clients.removeAll()
         connectionByNumber.removeAll()
         memberByUser.removeAll()
+        mixOf.removeAll()
         _ = buffer.drain()
         leftWhileDown.removeAll()
         idleSince = nil

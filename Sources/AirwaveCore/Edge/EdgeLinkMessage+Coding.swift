@@ -8,6 +8,7 @@ import AirwaveProtocol
 /// | `leave` | `{"type":"leave","client":n}` |
 /// | `command` | `{"type":"command","client":n,"command":{…the client's message, as LiveCommand.decode reads it…}}` |
 /// | `keyframeRequest` | `{"type":"keyframe_request"}` |
+/// | `mixSubscription` | `{"type":"mix","client":n}` |
 /// | `media` | binary: the client's media frame with its source id field set to the client's number |
 ///
 /// | down (origin → edge) | frame |
@@ -17,6 +18,8 @@ import AirwaveProtocol
 /// | `message` | `{"type":"message","to":"all" \| n \| {"all_except":n},"message":{…}}` |
 /// | `close` | `{"type":"close","client":n,"code":4000}` |
 /// | `ended` | `{"type":"ended","code":1000}` |
+/// | `mixSubscriber` | `{"type":"mix_subscriber","client":n,"minus":null \| s}` |
+/// | `mixUnsubscriber` | `{"type":"mix_unsubscriber","client":n}` |
 /// | `media` | binary: the media frame as clients receive it (source id set), the same bytes for every link |
 extension EdgeLinkMessage.Up {
     /// The frame that carries this message.
@@ -30,6 +33,8 @@ extension EdgeLinkMessage.Up {
             .text(EdgeLinkCoding.text(["type": "command", "client": .int(client), "command": command.linkJSON]))
         case .keyframeRequest:
             .text(EdgeLinkCoding.text(["type": "keyframe_request"]))
+        case .mixSubscription(let client):
+            .text(EdgeLinkCoding.text(["type": "mix", "client": .int(client)]))
         case .media(let client, let frame):
             // Clients send source id 0 and the origin sets it: on the way up the field names the client.
             .binary(MediaFrame(header: MediaFrameHeader(kind: frame.header.kind, flags: frame.header.flags, sourceID: client,
@@ -60,6 +65,7 @@ extension EdgeLinkMessage.Up {
                     throw .init("command: \(error.message)")
                 }
             case "keyframe_request": self = .keyframeRequest
+            case "mix": self = .mixSubscription(try EdgeLinkCoding.client(json))
             default: throw .init("unknown up type \(type.prefix(64))")
             }
         }
@@ -83,6 +89,10 @@ extension EdgeLinkMessage.Down {
             .text(EdgeLinkCoding.text(["type": "close", "client": .int(client), "code": .int(code.rawValue)]))
         case .ended(let code):
             .text(EdgeLinkCoding.text(["type": "ended", "code": .int(code.rawValue)]))
+        case .mixSubscriber(let client, let minus):
+            .text(EdgeLinkCoding.text(["type": "mix_subscriber", "client": .int(client), "minus": minus.map { .int(Int($0)) } ?? .null]))
+        case .mixUnsubscriber(let client):
+            .text(EdgeLinkCoding.text(["type": "mix_unsubscriber", "client": .int(client)]))
         case .media(let frame):
             .binary(frame)
         }
@@ -108,6 +118,17 @@ extension EdgeLinkMessage.Down {
                 self = .message(try EdgeLinkCoding.message(json["message"]), to: try EdgeLinkCoding.audience(json["to"]))
             case "close": self = .close(try EdgeLinkCoding.client(json), try EdgeLinkCoding.code(json))
             case "ended": self = .ended(try EdgeLinkCoding.code(json))
+            case "mix_subscriber":
+                let minus: UInt32?
+                switch json["minus"] {
+                case .null?: minus = nil
+                case let value?:
+                    guard let source = value.intValue.flatMap(UInt32.init(exactly:)) else { throw .init("minus must be a source id or null") }
+                    minus = source
+                case nil: throw .init("mix_subscriber needs minus")
+                }
+                self = .mixSubscriber(try EdgeLinkCoding.client(json), minus: minus)
+            case "mix_unsubscriber": self = .mixUnsubscriber(try EdgeLinkCoding.client(json))
             default: throw .init("unknown down type \(type.prefix(64))")
             }
         }

@@ -28,6 +28,9 @@ public enum EdgeLinkMessage {
         /// The edge's GOP cache cannot serve a viewer: the host is asked for a keyframe (the
         /// origin's throttle applies).
         case keyframeRequest
+        /// The client asked for the event's mix (`?audio=mixed`): the origin's
+        /// `mixSubscription`, sent after its join (again after a re-link).
+        case mixSubscription(EdgeClient)
     }
 
     /// Origin → edge: what the origin's engine decided, for the edge to deliver.
@@ -47,6 +50,12 @@ public enum EdgeLinkMessage {
         case media(MediaFrame)
         /// The event is over: every client of the edge is closed with this code.
         case ended(CloseCode)
+        /// The client hears the mix without `minus` (nil: the full mix) from now: the origin's
+        /// `mixSubscriber`. Mix frames come down as media with source id 0 (the full mix) or
+        /// `0x8000_0000 | minus`; the edge writes them with source id 0.
+        case mixSubscriber(EdgeClient, minus: UInt32?)
+        /// The client no longer hears the mix (the origin's `mixUnsubscriber`).
+        case mixUnsubscriber(EdgeClient)
     }
 
     /// Which of an edge's clients a `message` is for.

@@ -13,6 +13,8 @@ import AirwaveProtocol
 /// - Media goes down once per link: audio to a link with a recipient, screen frames to every
 ///   link (the edge keeps the GOP for its late joiners); a joiner's screen catch-up is not sent
 ///   (its edge replays its own GOP).
+/// - A client's mix (`mixSubscriber`, `mixUnsubscriber`) goes to its link; the mix itself goes
+///   down once per link and output (`EventMix`), not per client.
 /// - The end goes down as the notice to all, then one `ended` with the engine's close code (not
 ///   a close per client).
 /// - A link that drops keeps its clients for `grace`: an edge re-links within a second and
@@ -118,6 +120,11 @@ public struct OriginLinks: Sendable {
         links[link]?.clients[number]
     }
 
+    /// The link's clients and their connections, by number.
+    public func clients(of link: LinkID) -> [(number: EdgeClient, connection: ConnectionID)] {
+        (links[link]?.clients ?? [:]).sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+    }
+
     /// Some client of the link (to stand for the edge in a keyframe request).
     public func anyClient(of link: LinkID) -> ConnectionID? {
         links[link]?.clients.values.min()
@@ -169,8 +176,14 @@ public struct OriginLinks: Sendable {
             awaitingWelcome.removeAll()
             justWelcomed.removeAll()
             return downs
-        case .persist, .awaitPersistence, .encodePCM, .mediaDropped, .mixSubscriber, .mixUnsubscriber, .mixDropSource,
-             .sessionsDropSource, .recordingStart, .recordingStop:
+        case .mixSubscriber(let connection, let minus):
+            guard let owner = owners[connection], links[owner.link]?.isUp == true else { return [] }
+            return [(owner.link, .mixSubscriber(owner.number, minus: minus))]
+        case .mixUnsubscriber(let connection):
+            guard let owner = owners[connection], links[owner.link]?.isUp == true else { return [] }
+            return [(owner.link, .mixUnsubscriber(owner.number))]
+        case .persist, .awaitPersistence, .encodePCM, .mediaDropped, .mixDropSource, .sessionsDropSource, .recordingStart,
+             .recordingStop:
             return []
         }
     }

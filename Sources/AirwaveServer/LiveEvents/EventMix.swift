@@ -20,6 +20,10 @@ struct EventMix {
     private var peerRecipients: [AudioMixer.Output: [String]] = [:]
     /// The live Ogg stream of each output that has HTTP listeners (`GET /listen/`).
     private var httpOutputs: [AudioMixer.Output: OggHTTPOutput] = [:]
+    /// Edges' clients per output, by connection id, with their links; `linkRecipients` holds the
+    /// distinct links, made once per change.
+    private var linkGroups: [AudioMixer.Output: [ConnectionID: String]] = [:]
+    private var linkRecipients: [AudioMixer.Output: Set<String>] = [:]
     /// The HLS segmenter of each output it takes (`GET /hls/`), by its connection id.
     private var segmenters: [AudioMixer.Output: (id: ConnectionID, segmenter: HLSSegmenter)] = [:]
     private var recorder: MixRecorder?
@@ -45,6 +49,9 @@ struct EventMix {
         case http(HTTPListener)
         /// The HLS segmenter: fragmented MP4 segments of the output, listed as they are cut.
         case segmenter(HLSStream)
+        /// An edge's client (PROTOCOL.md 8): the output goes down its edge's link once, whatever
+        /// number of the edge's clients hear it.
+        case link(String)
     }
 
     /// Connection `id` now hears the mix without `minus` (nil: the full mix).
@@ -66,8 +73,16 @@ struct EventMix {
             httpOutputs[output, default: OggHTTPOutput()].add(listener)
         case .segmenter(let stream):
             segmenters[output] = (id, HLSSegmenter(stream: stream))
+        case .link(let link):
+            linkGroups[output, default: [:]][id] = link
+            linkRecipients[output] = linkGroups[output].map { Set($0.values) }
         }
         updateOutputs()
+    }
+
+    /// What connection `id` hears: `.some(minus)` while it is subscribed, nil when it is not.
+    func subscription(of id: ConnectionID) -> UInt32?? {
+        subscribers[id]
     }
 
     /// The event ended: each HLS playlist gets its last segment and `#EXT-X-ENDLIST`.
@@ -98,6 +113,10 @@ struct EventMix {
         httpOutputs[output]?.remove(id)
         if httpOutputs[output]?.isEmpty == true { httpOutputs[output] = nil }
         if segmenters[output]?.id == id { segmenters[output] = nil }
+        if linkGroups[output]?.removeValue(forKey: id) != nil {
+            if linkGroups[output]?.isEmpty == true { linkGroups[output] = nil }
+            linkRecipients[output] = linkGroups[output].map { Set($0.values) }
+        }
         if updating { updateOutputs() }
     }
 
@@ -108,7 +127,7 @@ struct EventMix {
     /// The mixer encodes exactly the outputs someone receives (the full mix also for a
     /// recording) and goes away when nothing needs it.
     private mutating func updateOutputs() {
-        var outputs = Set(groups.keys).union(peerGroups.keys).union(httpOutputs.keys).union(segmenters.keys)
+        var outputs = Set(groups.keys).union(peerGroups.keys).union(httpOutputs.keys).union(segmenters.keys).union(linkGroups.keys)
         if recorder != nil { outputs.insert(.full) }
         if outputs.isEmpty {
             mixer = nil
@@ -131,7 +150,8 @@ struct EventMix {
 
     /// Mixes one 20 ms tick: sends each output's packet to its subscribers (source id 0),
     /// appends the full mix to the recording, and returns the measured levels (RFC 6464 values).
-    mutating func tick(metrics: ServerMetrics, webRTC: WebRTCGateway?) -> [UInt32: UInt8] {
+    /// `links` are the sockets of the edges' links, by edge.
+    mutating func tick(metrics: ServerMetrics, webRTC: WebRTCGateway?, links: [String: ClientConnection] = [:]) -> [UInt32: UInt8] {
         guard let mixer else { return [:] }
         let result = mixer.tick()
         for packet in result.packets {
@@ -152,6 +172,19 @@ struct EventMix {
             if let sent = httpOutputs[packet.output]?.append(packet.bytes, samples: AudioMixer.frameSamples), sent.recipients > 0 {
                 metrics.mediaForwarded(kind: .opus, recipients: sent.recipients, bytes: sent.recipients * sent.bytes)
             }
+            if let edges = linkRecipients[packet.output] {
+                // On a link the output is named by its source id (`EdgeLinkMessage.Down.mixSubscriber`).
+                let wire = WebSocketWire.frame(MediaFrame(
+                    header: MediaFrameHeader(kind: .opus, sourceID: Self.streamID(packet.output), sequence: packet.sequence,
+                                             timestamp: packet.timestamp),
+                    payload: ByteBuffer(bytes: packet.bytes)))
+                let now = Timestamp.now()
+                for edge in edges {
+                    guard let socket = links[edge] else { continue }
+                    socket.channel.eventLoop.execute { socket.deliver(wire, class: .audio, now: now) }
+                }
+                metrics.linkFrames(direction: "down", count: edges.count)
+            }
             guard let group = groups[packet.output] else { continue }
             let frame = WebSocketWire.frame(MediaFrame(
                 header: MediaFrameHeader(kind: .opus, sourceID: 0, sequence: packet.sequence, timestamp: packet.timestamp),
@@ -164,7 +197,8 @@ struct EventMix {
         return levels
     }
 
-    /// Names a mix output for RTP rewriting: a listener moved to another output starts a new run.
+    /// Names a mix output for RTP rewriting (a listener moved to another output starts a new run)
+    /// and, as its source id, on an edge's link.
     private static func streamID(_ output: AudioMixer.Output) -> UInt32 {
         switch output {
         case .full: 0

@@ -39,6 +39,10 @@ extension LiveEventDriver {
             let (snapshot, screen) = engine.linkSnapshot
             write(.snapshot(snapshot), to: link, state, services)
             for frame in screen { write(.media(frame), to: link, state, services) }
+            // Clients held through a re-link keep their mix; the edge learns it again.
+            for (number, id) in state.links.clients(of: link) {
+                if let minus = state.mix.subscription(of: id) { write(.mixSubscriber(number, minus: minus), to: link, state, services) }
+            }
         case .linkClosed(let link, let connection):
             guard state.linkSockets[link]?.id == connection else { return }  // a replaced link's close
             state.linkSockets[link] = nil
@@ -62,6 +66,8 @@ extension LiveEventDriver {
                 if let id = state.links.connection(link, number) { engine.handle(.command(id, command), now: now) }
             case .media(let number, let frame):
                 if let id = state.links.connection(link, number) { engine.handle(.media(id, frame), now: now) }
+            case .mixSubscription(let number):
+                if let id = state.links.connection(link, number) { engine.handle(.mixSubscription(id, subscribed: true), now: now) }
             case .keyframeRequest:
                 // A viewer of that edge asks; the engine's throttle applies as for any viewer.
                 if let id = state.links.anyClient(of: link) { engine.handle(.command(id, .keyframeRequest), now: now) }

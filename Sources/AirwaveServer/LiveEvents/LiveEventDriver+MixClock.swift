@@ -26,7 +26,7 @@ extension LiveEventDriver {
         if due - state.mixClock.ticksDone > MixClock.maximumCatchUp { state.mixClock.ticksDone = due - MixClock.maximumCatchUp }
         var levels: [UInt32: UInt8] = [:]
         while state.mixClock.ticksDone < due {
-            levels = state.mix.tick(metrics: services.metrics, webRTC: services.webRTC)
+            levels = state.mix.tick(metrics: services.metrics, webRTC: services.webRTC, links: state.linkSockets)
             state.mixClock.ticksDone += 1
         }
         return levels

@@ -211,6 +211,8 @@ final class LiveEventDriver: Sendable {
                     state.mix.subscribe(id, minus: minus, via: .http(listener))
                 } else if let segmenter = state.segmenter, segmenter.id == id {
                     state.mix.subscribe(id, minus: minus, via: .segmenter(segmenter.stream))
+                } else if let link = state.links.link(of: id) {
+                    state.mix.subscribe(id, minus: minus, via: .link(link))
                 }
                 updateMixClock(&state)
             case .mixUnsubscriber(let id):

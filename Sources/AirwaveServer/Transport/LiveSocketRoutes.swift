@@ -63,12 +63,13 @@ struct LiveSocketRoutes: Sendable {
             let tokenName = user.flatMap { $0.username == $0.userID ? nil : $0.username }
             let identity = UserIdentity(userID: userID, username: tokenName ?? pathName ?? userID, verified: user != nil)
             guard let found = await server.registry.driver(for: eventID) else {
-                // Live on another node: this node serves it as an edge (PROTOCOL.md 8). The mix is
-                // made on the origin only, so `?audio=mixed` is referred there.
-                if !Self.wantsMixedAudio(request), let edge = try await server.edge(for: eventID) {
+                // Live on another node: this node serves it as an edge (PROTOCOL.md 8).
+                if let edge = try await server.edge(for: eventID) {
                     guard edge.submit(.join(connection.id, identity), connection: connection) else {
                         throw ProtocolError(.serverBusy, "Try again.", details: ["reason": "edge_restarting"])
                     }
+                    // In the same order as on the origin: the subscription right after the join.
+                    if Self.wantsMixedAudio(request) { edge.submit(.mixSubscription(connection.id)) }
                     return relay(connection, toEdge: edge)
                 }
                 throw try await server.eventGone(eventID)
