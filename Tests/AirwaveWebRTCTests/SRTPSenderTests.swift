@@ -29,7 +29,7 @@ struct SRTPSenderTests {
         init(_ profile: SRTPProfile, role: DTLSRole = .server) throws {
             let material = SRTPSenderTests.material(profile)
             fast = try SRTPSession(keyingMaterial: material, role: role)
-            reference = try SRTPSession(keyingMaterial: material, role: role, openSSLSender: false)
+            reference = try SRTPSession(keyingMaterial: material, role: role, openSSL: false)
             receiver = try SRTPSession(keyingMaterial: material, role: role == .server ? .client : .server)
         }
 

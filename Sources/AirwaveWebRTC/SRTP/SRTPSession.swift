@@ -12,53 +12,70 @@ public enum SRTPError: Error, Equatable, Sendable {
 private let srtpLibraryStatus: Int32 = Int32(bitPattern: srtp_init().rawValue)
 
 /// The SRTP/SRTCP protection of one session: what this side sends (its own key from the DTLS
-/// export) on OpenSSL (`SRTPSender`, either profile), what it receives (the peer's key) on
-/// libsrtp2. Retransmissions of the same packet are allowed, which NACK answers need. Not
-/// thread-safe.
+/// export) on OpenSSL (`SRTPSender`, either profile), the SRTCP it receives (the peer's key) on
+/// OpenSSL too (`SRTPReceiver`), and the SRTP it receives (only a WHIP speaker's session and
+/// the test clients get any) on libsrtp2, whose context is made with the first such packet.
+/// Retransmissions of the same packet are allowed, which NACK answers need. Not thread-safe.
 public final class SRTPSession {
     public let profile: SRTPProfile
     /// libsrtp's context for what this side sends: only when the tests ask for the reference.
     private let outbound: srtp_t?
-    private let inbound: srtp_t
     private let sender: (any SRTPSender)?
+    /// Nil in the libsrtp reference, which receives SRTCP through `inboundRTP`'s context.
+    private let receiver: (any SRTPReceiver)?
+    /// libsrtp's context for received SRTP, made on first use: a listener never needs it.
+    private var inboundRTP: srtp_t?
+    /// The peer's key and salt, kept until `inboundRTP` is made from them.
+    private let receivingKey: [UInt8]
+    private let replayWindow: UInt
     /// Room a protected packet may grow by (authentication tag, SRTCP index; libsrtp's MKI):
     /// what serializing reserves, so protection does not reallocate.
     static let trailerCapacity = 148
 
     /// `role` is this side's DTLS role: it picks which exported key is sent with.
+    /// `replayWindow` is libsrtp's for received SRTP; SRTCP's is `SRTPReplayWindow.size`.
     public convenience init(keyingMaterial: SRTPKeyingMaterial, role: DTLSRole, replayWindow: UInt = 1024) throws(SRTPError) {
-        try self.init(keyingMaterial: keyingMaterial, role: role, replayWindow: replayWindow, openSSLSender: true)
+        try self.init(keyingMaterial: keyingMaterial, role: role, replayWindow: replayWindow, openSSL: true)
     }
 
-    /// `openSSLSender: false` protects with libsrtp instead (the reference the tests compare with).
-    init(keyingMaterial: SRTPKeyingMaterial, role: DTLSRole, replayWindow: UInt = 1024, openSSLSender: Bool) throws(SRTPError) {
+    /// `openSSL: false` protects and unprotects everything with libsrtp instead (the reference
+    /// the tests compare with).
+    init(keyingMaterial: SRTPKeyingMaterial, role: DTLSRole, replayWindow: UInt = 1024, openSSL: Bool) throws(SRTPError) {
         guard srtpLibraryStatus == 0 else { throw .initialization(srtpLibraryStatus) }
         profile = keyingMaterial.profile
-        if openSSLSender {
-            guard let sender = makeSRTPSender(profile: profile, masterKeyAndSalt: keyingMaterial.sendingKey(for: role)) else {
+        receivingKey = keyingMaterial.receivingKey(for: role)
+        self.replayWindow = replayWindow
+        if openSSL {
+            guard let sender = makeSRTPSender(profile: profile, masterKeyAndSalt: keyingMaterial.sendingKey(for: role)),
+                  let receiver = makeSRTPReceiver(profile: profile, masterKeyAndSalt: receivingKey)
+            else {
                 throw .creation(Int32(bitPattern: srtp_err_status_init_fail.rawValue))
             }
             self.sender = sender
+            self.receiver = receiver
             outbound = nil
         } else {
             sender = nil
+            receiver = nil
             outbound = try Self.makeContext(
                 profile: keyingMaterial.profile, key: keyingMaterial.sendingKey(for: role),
                 direction: ssrc_any_outbound, window: replayWindow)
-        }
-        do {
-            inbound = try Self.makeContext(
-                profile: keyingMaterial.profile, key: keyingMaterial.receivingKey(for: role),
-                direction: ssrc_any_inbound, window: replayWindow)
-        } catch {
-            if let outbound { srtp_dealloc(outbound) }
-            throw error
+            do {
+                inboundRTP = try Self.makeContext(profile: profile, key: receivingKey, direction: ssrc_any_inbound,
+                                                  window: replayWindow)
+            } catch {
+                if let outbound { srtp_dealloc(outbound) }
+                throw error
+            }
         }
     }
 
+    /// Whether libsrtp's receiving context exists (made by the first SRTP packet received).
+    var hasLibsrtpInbound: Bool { inboundRTP != nil }
+
     deinit {
         if let outbound { srtp_dealloc(outbound) }
-        srtp_dealloc(inbound)
+        if let inboundRTP { srtp_dealloc(inboundRTP) }
     }
 
     private static func makeContext(profile: SRTPProfile, key: [UInt8], direction: srtp_ssrc_type_t,
@@ -98,6 +115,14 @@ public final class SRTPSession {
 
     /// Authenticates and decrypts an SRTP packet in place.
     public func unprotectRTP(_ packet: inout [UInt8]) throws(SRTPError) {
+        let inbound: srtp_t
+        if let inboundRTP {
+            inbound = inboundRTP
+        } else {
+            inbound = try Self.makeContext(profile: profile, key: receivingKey, direction: ssrc_any_inbound,
+                                           window: replayWindow)
+            inboundRTP = inbound
+        }
         if let code = transform(&packet, grow: false, { srtp_unprotect(inbound, $0, $1) }) { throw .unprotect(code) }
     }
 
@@ -113,10 +138,20 @@ public final class SRTPSession {
     /// What a refusal of the OpenSSL sender is reported as: libsrtp's code for the same cases.
     private static let senderFailure = SRTPError.protect(Int32(bitPattern: srtp_err_status_bad_param.rawValue))
 
-    /// Authenticates and decrypts an SRTCP packet in place.
+    /// Authenticates, replay-checks and decrypts an SRTCP packet in place.
     public func unprotectRTCP(_ packet: inout [UInt8]) throws(SRTPError) {
-        if let code = transform(&packet, grow: false, { srtp_unprotect_rtcp(inbound, $0, $1) }) { throw .unprotect(code) }
+        if let receiver {
+            guard receiver.unprotectRTCP(&packet) else { throw Self.receiverFailure }
+        } else if let inboundRTP {
+            if let code = transform(&packet, grow: false, { srtp_unprotect_rtcp(inboundRTP, $0, $1) }) {
+                throw .unprotect(code)
+            }
+        }
     }
+
+    /// What a refusal of the OpenSSL receiver is reported as (it does not tell a forged packet
+    /// from a replayed one): libsrtp's code for a failed authentication.
+    private static let receiverFailure = SRTPError.unprotect(Int32(bitPattern: srtp_err_status_auth_fail.rawValue))
 
     private func transform(_ packet: inout [UInt8], grow: Bool,
                            _ body: (UnsafeMutableRawPointer, UnsafeMutablePointer<Int32>) -> srtp_err_status_t)

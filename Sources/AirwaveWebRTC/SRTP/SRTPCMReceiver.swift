@@ -1,0 +1,56 @@
+import COpenSSL
+
+/// Inbound SRTCP for AES_CM_128_HMAC_SHA1_80 (RFC 3711) on OpenSSL's HMAC-SHA1 and
+/// AES-128-CTR, keyed once per session (see `SRTPReceiver` for why not libsrtp).
+final class SRTPCMReceiver: SRTPReceiver {
+    private let rtcpCipher: OpaquePointer
+    private let rtcpMAC: OpaquePointer
+    private let rtcpSalt: [UInt8]
+    private var replay = SRTCPReplayWindows()
+
+    /// `masterKeyAndSalt`: the peer's 16-byte master key followed by its 14-byte master salt.
+    init?(masterKeyAndSalt: [UInt8]) {
+        guard let keys = SRTPSessionKeys(profile: .aes128CMHMACSHA1_80, masterKeyAndSalt: masterKeyAndSalt, rtcp: true)
+        else { return nil }
+        let cipher = airwave_aes128ctr_context(keys.encryption)
+        let mac = airwave_hmac_sha1_context(keys.authentication, 20)
+        guard let cipher, let mac else {
+            EVP_CIPHER_CTX_free(cipher)
+            EVP_MAC_CTX_free(mac)
+            return nil
+        }
+        rtcpCipher = cipher
+        rtcpMAC = mac
+        rtcpSalt = keys.salt
+    }
+
+    deinit {
+        EVP_CIPHER_CTX_free(rtcpCipher)
+        EVP_MAC_CTX_free(rtcpMAC)
+    }
+
+    /// RFC 3711 3.4: header || ciphertext || E flag and SRTCP index || tag, the tag the HMAC of
+    /// all before it; checked before anything is decrypted.
+    func unprotectRTCP(_ packet: inout [UInt8]) -> Bool {
+        let headerLength = SRTPPacketLayout.rtcpHeaderLength
+        let tagLength = SRTPCMSender.tagLength
+        guard packet.count >= headerLength + 4 + tagLength, packet.count <= 65536 else { return false }
+        let authenticatedLength = packet.count - tagLength
+        let trailer = SRTPPacketLayout.word(packet, at: authenticatedLength - 4)
+        let index = trailer & 0x7FFF_FFFF
+        let ssrc = SRTPPacketLayout.word(packet, at: 4)
+        guard replay.allows(ssrc: ssrc, index: index) else { return false }
+        var iv = SRTPCMSender.counterBlock(salt: rtcpSalt, ssrc: ssrc)
+        SRTPPacketLayout.xor(&iv, index, at: 10)
+        // E clear: the payload was sent unencrypted, only authenticated.
+        let encryptedEnd = trailer & 0x8000_0000 != 0 ? authenticatedLength - 4 : headerLength
+        let status = packet.withUnsafeMutableBufferPointer { buffer in
+            airwave_srtp_cm_unprotect(rtcpCipher, rtcpMAC, iv, buffer.baseAddress, Int32(headerLength),
+                                      Int32(encryptedEnd), Int32(authenticatedLength), nil, 0)
+        }
+        guard status == 1 else { return false }
+        replay.record(ssrc: ssrc, index: index)
+        packet.removeLast(4 + tagLength)
+        return true
+    }
+}
