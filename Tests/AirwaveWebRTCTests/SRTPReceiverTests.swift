@@ -121,20 +121,84 @@ struct SRTPReceiverTests {
         #expect(Self.accepts(sides.ours, other) != nil)
     }
 
-    /// A listener's session never makes libsrtp's context: only received SRTP does.
+    // MARK: SRTP (what a WHIP speaker sends)
+
+    /// Unprotects each datagram with the OpenSSL receiver and with libsrtp's, in order; both must
+    /// accept the same ones and give the same bytes. What the OpenSSL one gave.
+    @discardableResult
+    static func expectAlike(_ sides: Sides, _ datagrams: [[UInt8]], _ comment: String) -> [[UInt8]?] {
+        datagrams.enumerated().map { number, datagram in
+            var ours = datagram, theirs = datagram
+            let oursAccepted = (try? sides.ours.unprotectRTP(&ours)) != nil
+            let theirsAccepted = (try? sides.referenceReceiver.unprotectRTP(&theirs)) != nil
+            #expect(oursAccepted == theirsAccepted, "\(comment) #\(number)")
+            if oursAccepted, theirsAccepted { #expect(ours == theirs, "\(comment) #\(number)") }
+            return oursAccepted ? ours : nil
+        }
+    }
+
+    static func protectRTP(_ peer: SRTPSession, _ plain: [UInt8]) throws -> [UInt8] {
+        var packet = plain
+        try peer.protectRTP(&packet)
+        return packet
+    }
+
+    /// The rollover counter estimated as libsrtp estimates it (RFC 3711 3.3.1): across a wrap,
+    /// over several wraps in forward steps, a late packet from before a wrap, per SSRC; from
+    /// libsrtp's sender and from OpenSSL's.
     @Test(arguments: SRTPProfile.allCases)
-    func libsrtpIsUsedOnlyOnceSRTPArrives(profile: SRTPProfile) throws {
+    func srtpIsUnprotectedLikeLibsrtpAcrossWraps(profile: SRTPProfile) throws {
+        for useLibsrtpPeer in [true, false] {
+            let sides = try Sides(profile)
+            let peer = useLibsrtpPeer ? sides.libsrtpPeer : sides.openSSLPeer
+            var plains: [[UInt8]] = []
+            var datagrams: [[UInt8]] = []
+            func add(_ sequence: UInt16, ssrc: UInt32 = 0x1234_5678) throws {
+                let plain = SRTPSenderTests.packet(sequence: sequence, ssrc: ssrc, csrcs: sequence % 3 == 0 ? [7] : [])
+                plains.append(plain)
+                datagrams.append(try Self.protectRTP(peer, plain))
+            }
+            for sequence: UInt16 in [65530, 65531, 65533, 65534, 0, 1, 65535, 2] { try add(sequence) }
+            var sequence: UInt16 = 2
+            for _ in 0..<10 {
+                sequence &+= 20000
+                try add(sequence)
+            }
+            for round: UInt16 in 0..<5 {
+                try add(40000 &+ round, ssrc: 0xFFFF_FFFF)
+                try add(round, ssrc: 1)
+            }
+            let received = Self.expectAlike(sides, datagrams, "libsrtp peer: \(useLibsrtpPeer)")
+            #expect(received == plains.map { Optional($0) }, "every packet, byte for byte")
+        }
+    }
+
+    /// A changed bit (header, payload, tag), a cut tag, a replay and a packet further than the
+    /// window behind are refused; a late one within it is taken once.
+    @Test(arguments: SRTPProfile.allCases)
+    func tamperedReplayedAndTooOldSRTPIsRefused(profile: SRTPProfile) throws {
         let sides = try Sides(profile)
-        var rtcp = Self.compound(ssrc: 9, round: 0)
-        try sides.openSSLPeer.protectRTCP(&rtcp)
-        #expect(Self.accepts(sides.ours, rtcp) != nil)
-        #expect(!sides.ours.hasLibsrtpInbound)
-        let plain = SRTPSenderTests.packet(sequence: 5)
-        var rtp = plain
-        try sides.openSSLPeer.protectRTP(&rtp)
-        try sides.ours.unprotectRTP(&rtp)
-        #expect(rtp == plain)
-        #expect(sides.ours.hasLibsrtpInbound)
+        let datagrams = try (0..<80).map { try Self.protectRTP(sides.libsrtpPeer, SRTPSenderTests.packet(sequence: UInt16(1000 + $0))) }
+        let first = datagrams[0]
+        for (name, offset) in [("marker and type", 1), ("sequence", 3), ("ssrc", 11), ("payload", 12),
+                               ("tag", first.count - 1)] {
+            var tampered = first
+            tampered[offset] ^= 0x01
+            Self.expectAlike(sides, [tampered], name)
+            var ours = tampered
+            #expect(throws: SRTPError.self, "\(name)") { try sides.ours.unprotectRTP(&ours) }
+        }
+        var cut = Array(first.dropLast())
+        #expect(throws: SRTPError.self) { try sides.ours.unprotectRTP(&cut) }
+        var short = Array(first.prefix(20))
+        #expect(throws: SRTPError.self) { try sides.ours.unprotectRTP(&short) }
+        // Replays, refused by both.
+        Self.expectAlike(sides, [first, first, datagrams[1], datagrams[79], datagrams[79], datagrams[40]], "replays")
+        // Beyond both windows: only ours (64) refuses 64 behind; libsrtp's is 1,024.
+        var late = datagrams[16]  // 63 behind 79
+        #expect(throws: Never.self) { try sides.ours.unprotectRTP(&late) }
+        var tooOld = datagrams[15]  // 64 behind
+        #expect(throws: SRTPError.self) { try sides.ours.unprotectRTP(&tooOld) }
     }
 
     @Test func theReplayWindowSlides() {

@@ -1,10 +1,16 @@
-/// Inbound SRTCP on OpenSSL, keyed once per session: `SRTPGCMReceiver` for AEAD_AES_128_GCM,
-/// `SRTPCMReceiver` for AES_CM_128_HMAC_SHA1_80, the inverse of the `SRTPSender`s.
+/// Inbound SRTP and SRTCP on OpenSSL, keyed once per session: `SRTPGCMReceiver` for
+/// AEAD_AES_128_GCM, `SRTPCMReceiver` for AES_CM_128_HMAC_SHA1_80, the inverse of the
+/// `SRTPSender`s. The SRTP half (cipher contexts) is made with the first SRTP packet: a WHEP
+/// listener sends only RTCP.
 ///
-/// Why not libsrtp: RTCP is all a WHEP listener sends, and libsrtp's receiving context (on
-/// NSS) was the largest part of a listener's session once DTLS was freed (19.4 KiB, against
-/// about 1 KiB for these; docs/performance.md). Not thread-safe (one per session).
+/// Why not libsrtp: libsrtp's receiving context (on NSS) was the largest part of a listener's
+/// session once DTLS was freed (19.4 KiB, against about 1 KiB for these; docs/performance.md).
+/// Not thread-safe (one per session).
 protocol SRTPReceiver: AnyObject {
+    /// Authenticates, replay-checks and decrypts an SRTP packet in place, removing its tag;
+    /// false (and the packet's bytes undefined) for one that is too short, forged, tampered
+    /// with or replayed. The rollover counter is estimated per SSRC (RFC 3711 3.3.1).
+    func unprotectRTP(_ packet: inout [UInt8]) -> Bool
     /// Authenticates, replay-checks and decrypts an SRTCP packet in place, removing its index
     /// and tag; false (and the packet's bytes undefined) for one that is too short, forged,
     /// tampered with or replayed.
@@ -17,19 +23,5 @@ func makeSRTPReceiver(profile: SRTPProfile, masterKeyAndSalt: [UInt8]) -> (any S
     switch profile {
     case .aeadAES128GCM: SRTPGCMReceiver(masterKeyAndSalt: masterKeyAndSalt)
     case .aes128CMHMACSHA1_80: SRTPCMReceiver(masterKeyAndSalt: masterKeyAndSalt)
-    }
-}
-
-/// The SRTCP replay windows of a receiver, one per sender SSRC (each SSRC counts its own
-/// index; RFC 3711 3.3.2). Only authenticated packets add an SSRC.
-struct SRTCPReplayWindows {
-    private var windows: [UInt32: SRTPReplayWindow] = [:]
-
-    func allows(ssrc: UInt32, index: UInt32) -> Bool {
-        windows[ssrc]?.allows(UInt64(index)) ?? true
-    }
-
-    mutating func record(ssrc: UInt32, index: UInt32) {
-        windows[ssrc, default: SRTPReplayWindow()].record(UInt64(index))
     }
 }

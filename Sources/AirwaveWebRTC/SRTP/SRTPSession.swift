@@ -11,29 +11,23 @@ public enum SRTPError: Error, Equatable, Sendable {
 /// libsrtp2 must be initialized once per process; Swift runs a global's initializer once.
 private let srtpLibraryStatus: Int32 = Int32(bitPattern: srtp_init().rawValue)
 
-/// The SRTP/SRTCP protection of one session: what this side sends (its own key from the DTLS
-/// export) on OpenSSL (`SRTPSender`, either profile), the SRTCP it receives (the peer's key) on
-/// OpenSSL too (`SRTPReceiver`), and the SRTP it receives (only a WHIP speaker's session and
-/// the test clients get any) on libsrtp2, whose context is made with the first such packet.
-/// Retransmissions of the same packet are allowed, which NACK answers need. Not thread-safe.
+/// The SRTP/SRTCP protection of one session on OpenSSL: what this side sends (its own key from
+/// the DTLS export) through an `SRTPSender`, what it receives (the peer's key) through an
+/// `SRTPReceiver`, either profile. Retransmissions of the same packet are allowed, which NACK
+/// answers need; received packets are replay-checked. Not thread-safe.
 public final class SRTPSession {
     public let profile: SRTPProfile
-    /// libsrtp's context for what this side sends: only when the tests ask for the reference.
+    /// libsrtp's contexts: only when the tests ask for the reference.
     private let outbound: srtp_t?
+    private let inbound: srtp_t?
     private let sender: (any SRTPSender)?
-    /// Nil in the libsrtp reference, which receives SRTCP through `inboundRTP`'s context.
     private let receiver: (any SRTPReceiver)?
-    /// libsrtp's context for received SRTP, made on first use: a listener never needs it.
-    private var inboundRTP: srtp_t?
-    /// The peer's key and salt, kept until `inboundRTP` is made from them.
-    private let receivingKey: [UInt8]
-    private let replayWindow: UInt
     /// Room a protected packet may grow by (authentication tag, SRTCP index; libsrtp's MKI):
     /// what serializing reserves, so protection does not reallocate.
     static let trailerCapacity = 148
 
     /// `role` is this side's DTLS role: it picks which exported key is sent with.
-    /// `replayWindow` is libsrtp's for received SRTP; SRTCP's is `SRTPReplayWindow.size`.
+    /// `replayWindow` is the reference's (libsrtp); the session's is `SRTPReplayWindow.size`.
     public convenience init(keyingMaterial: SRTPKeyingMaterial, role: DTLSRole, replayWindow: UInt = 1024) throws(SRTPError) {
         try self.init(keyingMaterial: keyingMaterial, role: role, replayWindow: replayWindow, openSSL: true)
     }
@@ -43,8 +37,7 @@ public final class SRTPSession {
     init(keyingMaterial: SRTPKeyingMaterial, role: DTLSRole, replayWindow: UInt = 1024, openSSL: Bool) throws(SRTPError) {
         guard srtpLibraryStatus == 0 else { throw .initialization(srtpLibraryStatus) }
         profile = keyingMaterial.profile
-        receivingKey = keyingMaterial.receivingKey(for: role)
-        self.replayWindow = replayWindow
+        let receivingKey = keyingMaterial.receivingKey(for: role)
         if openSSL {
             guard let sender = makeSRTPSender(profile: profile, masterKeyAndSalt: keyingMaterial.sendingKey(for: role)),
                   let receiver = makeSRTPReceiver(profile: profile, masterKeyAndSalt: receivingKey)
@@ -54,6 +47,7 @@ public final class SRTPSession {
             self.sender = sender
             self.receiver = receiver
             outbound = nil
+            inbound = nil
         } else {
             sender = nil
             receiver = nil
@@ -61,7 +55,7 @@ public final class SRTPSession {
                 profile: keyingMaterial.profile, key: keyingMaterial.sendingKey(for: role),
                 direction: ssrc_any_outbound, window: replayWindow)
             do {
-                inboundRTP = try Self.makeContext(profile: profile, key: receivingKey, direction: ssrc_any_inbound,
+                inbound = try Self.makeContext(profile: profile, key: receivingKey, direction: ssrc_any_inbound,
                                                   window: replayWindow)
             } catch {
                 if let outbound { srtp_dealloc(outbound) }
@@ -70,12 +64,9 @@ public final class SRTPSession {
         }
     }
 
-    /// Whether libsrtp's receiving context exists (made by the first SRTP packet received).
-    var hasLibsrtpInbound: Bool { inboundRTP != nil }
-
     deinit {
         if let outbound { srtp_dealloc(outbound) }
-        if let inboundRTP { srtp_dealloc(inboundRTP) }
+        if let inbound { srtp_dealloc(inbound) }
     }
 
     private static func makeContext(profile: SRTPProfile, key: [UInt8], direction: srtp_ssrc_type_t,
@@ -113,17 +104,13 @@ public final class SRTPSession {
         }
     }
 
-    /// Authenticates and decrypts an SRTP packet in place.
+    /// Authenticates, replay-checks and decrypts an SRTP packet in place.
     public func unprotectRTP(_ packet: inout [UInt8]) throws(SRTPError) {
-        let inbound: srtp_t
-        if let inboundRTP {
-            inbound = inboundRTP
-        } else {
-            inbound = try Self.makeContext(profile: profile, key: receivingKey, direction: ssrc_any_inbound,
-                                           window: replayWindow)
-            inboundRTP = inbound
+        if let receiver {
+            guard receiver.unprotectRTP(&packet) else { throw Self.receiverFailure }
+        } else if let inbound {
+            if let code = transform(&packet, grow: false, { srtp_unprotect(inbound, $0, $1) }) { throw .unprotect(code) }
         }
-        if let code = transform(&packet, grow: false, { srtp_unprotect(inbound, $0, $1) }) { throw .unprotect(code) }
     }
 
     /// Encrypts and authenticates an RTCP compound in place.
@@ -142,8 +129,8 @@ public final class SRTPSession {
     public func unprotectRTCP(_ packet: inout [UInt8]) throws(SRTPError) {
         if let receiver {
             guard receiver.unprotectRTCP(&packet) else { throw Self.receiverFailure }
-        } else if let inboundRTP {
-            if let code = transform(&packet, grow: false, { srtp_unprotect_rtcp(inboundRTP, $0, $1) }) {
+        } else if let inbound {
+            if let code = transform(&packet, grow: false, { srtp_unprotect_rtcp(inbound, $0, $1) }) {
                 throw .unprotect(code)
             }
         }
