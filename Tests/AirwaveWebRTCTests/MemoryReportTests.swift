@@ -48,7 +48,14 @@ struct MemoryReportTests {
             var rtp = SRTPSenderTests.packet(sequence: 1)
             try peer.protectRTP(&rtp)
             let key = material.receivingKey(for: .server)
-            try Self.measure("\(profile) OpenSSL SRTCP receiver") { _ in
+            // Before issue 17's change: what a listener's session received SRTCP through.
+            try Self.measure("\(profile) libsrtp receiving context, one SRTCP packet taken (before)") { _ in
+                let context = try LibsrtpSession(keyingMaterial: material, role: .server, receiveOnly: true)
+                var packet = rtcp
+                try context.unprotectRTCP(&packet)
+                return context
+            }
+            try Self.measure("\(profile) OpenSSL receiver, SRTCP half only") { _ in
                 try #require(makeSRTPReceiver(profile: profile, masterKeyAndSalt: key))
             }
             try Self.measure("\(profile) OpenSSL sender") { _ in
@@ -61,7 +68,7 @@ struct MemoryReportTests {
                 try session.unprotectRTCP(&packet)
                 return session
             }
-            // A speaker's: the same plus libsrtp's context for SRTP in, made by the first packet.
+            // A speaker's: the same plus the receiver's SRTP half, made by the first packet.
             try Self.measure("\(profile) SRTPSession of a speaker") { _ in
                 let session = try SRTPSession(keyingMaterial: material, role: .server)
                 var packet = rtp

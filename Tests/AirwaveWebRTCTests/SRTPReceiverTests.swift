@@ -10,15 +10,15 @@ struct SRTPReceiverTests {
     /// OpenSSL, and a libsrtp receiver in the listener's place.
     struct Sides {
         let ours: SRTPSession
-        let referenceReceiver: SRTPSession
-        let libsrtpPeer: SRTPSession
+        let referenceReceiver: LibsrtpSession
+        let libsrtpPeer: LibsrtpSession
         let openSSLPeer: SRTPSession
 
         init(_ profile: SRTPProfile) throws {
             let material = SRTPSenderTests.material(profile)
             ours = try SRTPSession(keyingMaterial: material, role: .server)
-            referenceReceiver = try SRTPSession(keyingMaterial: material, role: .server, openSSL: false)
-            libsrtpPeer = try SRTPSession(keyingMaterial: material, role: .client, openSSL: false)
+            referenceReceiver = try LibsrtpSession(keyingMaterial: material, role: .server)
+            libsrtpPeer = try LibsrtpSession(keyingMaterial: material, role: .client)
             openSSLPeer = try SRTPSession(keyingMaterial: material, role: .client)
         }
     }
@@ -32,7 +32,7 @@ struct SRTPReceiverTests {
         ])
     }
 
-    static func accepts(_ session: SRTPSession, _ packet: [UInt8]) -> [UInt8]? {
+    static func accepts(_ session: some SRTPProtecting, _ packet: [UInt8]) -> [UInt8]? {
         var bytes = packet
         return (try? session.unprotectRTCP(&bytes)) != nil ? bytes : nil
     }
@@ -137,7 +137,7 @@ struct SRTPReceiverTests {
         }
     }
 
-    static func protectRTP(_ peer: SRTPSession, _ plain: [UInt8]) throws -> [UInt8] {
+    static func protectRTP(_ peer: some SRTPProtecting, _ plain: [UInt8]) throws -> [UInt8] {
         var packet = plain
         try peer.protectRTP(&packet)
         return packet
@@ -150,7 +150,7 @@ struct SRTPReceiverTests {
     func srtpIsUnprotectedLikeLibsrtpAcrossWraps(profile: SRTPProfile) throws {
         for useLibsrtpPeer in [true, false] {
             let sides = try Sides(profile)
-            let peer = useLibsrtpPeer ? sides.libsrtpPeer : sides.openSSLPeer
+            let peer: any SRTPProtecting = useLibsrtpPeer ? sides.libsrtpPeer : sides.openSSLPeer
             var plains: [[UInt8]] = []
             var datagrams: [[UInt8]] = []
             func add(_ sequence: UInt16, ssrc: UInt32 = 0x1234_5678) throws {
