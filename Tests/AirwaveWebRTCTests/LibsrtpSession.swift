@@ -12,13 +12,17 @@ final class LibsrtpSession {
 
     /// `receiveOnly`: no sending context (what a WHEP listener's session held before, for the
     /// memory report). `replayWindow` as libsrtp counts it (the server's was 1,024).
-    init(keyingMaterial: SRTPKeyingMaterial, role: DTLSRole, replayWindow: UInt = 1024, receiveOnly: Bool = false) throws {
+    /// `rtcpAuthenticationOnly`: SRTCP sent unencrypted (E flag clear), only authenticated.
+    init(keyingMaterial: SRTPKeyingMaterial, role: DTLSRole, replayWindow: UInt = 1024, receiveOnly: Bool = false,
+         rtcpAuthenticationOnly: Bool = false) throws {
         guard Self.initialized else { throw SRTPError.creation(5) }
         outbound = receiveOnly ? nil : try Self.context(keyingMaterial.profile, key: keyingMaterial.sendingKey(for: role),
-                                                        direction: ssrc_any_outbound, window: replayWindow)
+                                                        direction: ssrc_any_outbound, window: replayWindow,
+                                                        rtcpAuthenticationOnly: rtcpAuthenticationOnly)
         do {
             inbound = try Self.context(keyingMaterial.profile, key: keyingMaterial.receivingKey(for: role),
-                                       direction: ssrc_any_inbound, window: replayWindow)
+                                       direction: ssrc_any_inbound, window: replayWindow,
+                                       rtcpAuthenticationOnly: rtcpAuthenticationOnly)
         } catch {
             if let outbound { srtp_dealloc(outbound) }
             throw error
@@ -30,7 +34,8 @@ final class LibsrtpSession {
         srtp_dealloc(inbound)
     }
 
-    private static func context(_ profile: SRTPProfile, key: [UInt8], direction: srtp_ssrc_type_t, window: UInt) throws -> srtp_t {
+    private static func context(_ profile: SRTPProfile, key: [UInt8], direction: srtp_ssrc_type_t, window: UInt,
+                                rtcpAuthenticationOnly: Bool) throws -> srtp_t {
         var policy = srtp_policy_t()
         switch profile {
         case .aes128CMHMACSHA1_80:
@@ -40,6 +45,7 @@ final class LibsrtpSession {
             srtp_crypto_policy_set_aes_gcm_128_16_auth(&policy.rtp)
             srtp_crypto_policy_set_aes_gcm_128_16_auth(&policy.rtcp)
         }
+        if rtcpAuthenticationOnly { policy.rtcp.sec_serv = sec_serv_auth }
         policy.ssrc.type = direction
         policy.window_size = window
         policy.allow_repeat_tx = 1

@@ -89,6 +89,25 @@ struct SRTPReceiverTests {
         #expect(Self.accepts(sides.ours, protected) == plain)
     }
 
+    /// SRTCP sent with the E flag clear (authenticated, not encrypted; RFC 3711 3.4, RFC 7714
+    /// 9.2, where the whole packet is then the AAD) is taken as libsrtp takes it.
+    @Test(arguments: SRTPProfile.allCases)
+    func unencryptedSRTCPIsAuthenticatedAndTaken(profile: SRTPProfile) throws {
+        let material = SRTPSenderTests.material(profile)
+        let ours = try SRTPSession(keyingMaterial: material, role: .server)
+        let peer = try LibsrtpSession(keyingMaterial: material, role: .client, rtcpAuthenticationOnly: true)
+        for round in 0..<3 {
+            let plain = Self.compound(ssrc: 0x0102_0304, round: round)
+            var protected = plain
+            try peer.protectRTCP(&protected)
+            #expect(Array(protected.prefix(plain.count)) == plain, "sent in the clear")
+            var tampered = protected
+            tampered[12] ^= 1
+            #expect(Self.accepts(ours, tampered) == nil)
+            #expect(Self.accepts(ours, protected) == plain, "round \(round)")
+        }
+    }
+
     /// RFC 3711 3.3.2: a replayed index is refused; one that arrives late but within the
     /// window (64) is taken once; one further behind is refused. Per SSRC.
     @Test(arguments: SRTPProfile.allCases)
