@@ -70,7 +70,7 @@ let package = Package(
         ),
         .target(
             name: "AirwaveWebRTC",
-            dependencies: ["CSRTP", "COpenSSL"]
+            dependencies: ["COpenSSL"]
         ),
         .target(
             name: "AirwaveWebRTCUDP",
@@ -196,7 +196,8 @@ let package = Package(
         .testTarget(name: "AirwaveStoreTests", dependencies: ["AirwaveStore", "AirwaveTestSupport"]),
         .testTarget(name: "AirwaveMediaTests", dependencies: ["AirwaveMedia", "AirwaveCore", "AirwaveProtocol", "AirwaveTestSupport"]),
         .testTarget(name: "AirwaveAuthTests", dependencies: ["AirwaveAuth", "AirwaveTestSupport"]),
-        .testTarget(name: "AirwaveWebRTCTests", dependencies: ["AirwaveWebRTC", "AirwaveWebRTCFuzzing", "AirwaveTestSupport"]),
+        // libsrtp2 (CSRTP): only the reference the OpenSSL SRTP code is compared with.
+        .testTarget(name: "AirwaveWebRTCTests", dependencies: ["AirwaveWebRTC", "AirwaveWebRTCFuzzing", "AirwaveTestSupport", "CSRTP"]),
         .testTarget(
             name: "AirwaveWebRTCUDPTests",
             dependencies: [

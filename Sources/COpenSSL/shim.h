@@ -1,5 +1,5 @@
 // COpenSSL: the system OpenSSL 3 (Debian/Ubuntu: libssl-dev), used by AirwaveWebRTC for DTLS,
-// the certificate and its fingerprint, STUN's HMAC-SHA1 and outbound SRTP/SRTCP.
+// the certificate and its fingerprint, STUN's HMAC-SHA1 and outbound SRTP/SRTCP and inbound SRTCP.
 //
 // Several calls AirwaveWebRTC needs are function-like macros (SSL_ctrl wrappers) or variadic,
 // which Swift cannot import; they are wrapped below as non-variadic inline functions.
@@ -8,6 +8,7 @@
 
 #include <openssl/bio.h>
 #include <openssl/core_names.h>
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -162,6 +163,61 @@ static inline int airwave_srtp_cm_protect(EVP_CIPHER_CTX *cipher, EVP_MAC_CTX *m
     if (EVP_MAC_final(mac, digest, &digest_length, sizeof digest) != 1 || digest_length != 20) return 0;
     memcpy(packet + auth_length, digest, 10);
     return 1;
+}
+
+/// The inverse of `airwave_srtp_cm_protect`: checks the 10-byte tag at `packet + auth_length`
+/// against the HMAC-SHA1 of `packet[0..<auth_length]` followed by `extra`, in constant time,
+/// and only then decrypts `packet[decrypt_from..<decrypt_to]` in place. Returns 1 for an
+/// authentic packet, 0 otherwise (then nothing was decrypted).
+static inline int airwave_srtp_cm_unprotect(EVP_CIPHER_CTX *cipher, EVP_MAC_CTX *mac, const unsigned char *iv,
+                                            unsigned char *packet, int decrypt_from, int decrypt_to, int auth_length,
+                                            const unsigned char *extra, int extra_length) {
+    unsigned char digest[20];
+    size_t digest_length = 0;
+    int written = 0;
+    if (EVP_MAC_init(mac, NULL, 0, NULL) != 1) return 0;
+    if (EVP_MAC_update(mac, packet, (size_t)auth_length) != 1) return 0;
+    if (extra_length > 0 && EVP_MAC_update(mac, extra, (size_t)extra_length) != 1) return 0;
+    if (EVP_MAC_final(mac, digest, &digest_length, sizeof digest) != 1 || digest_length != 20) return 0;
+    if (CRYPTO_memcmp(digest, packet + auth_length, 10) != 0) return 0;
+    if (decrypt_to > decrypt_from) {
+        // Counter mode: decryption is encryption.
+        if (EVP_EncryptInit_ex(cipher, NULL, NULL, NULL, iv) != 1) return 0;
+        if (EVP_EncryptUpdate(cipher, packet + decrypt_from, &written, packet + decrypt_from,
+                              decrypt_to - decrypt_from) != 1) return 0;
+    }
+    return 1;
+}
+
+/// An AES-128-GCM decryption context with a 12-byte IV, keyed once for a whole session.
+static inline EVP_CIPHER_CTX *airwave_aes128gcm_decrypt_context(const unsigned char *key) {
+    EVP_CIPHER_CTX *context = EVP_CIPHER_CTX_new();
+    if (context == NULL) return NULL;
+    if (EVP_DecryptInit_ex(context, EVP_aes_128_gcm(), NULL, NULL, NULL) != 1
+        || EVP_CIPHER_CTX_ctrl(context, EVP_CTRL_AEAD_SET_IVLEN, 12, NULL) != 1
+        || EVP_DecryptInit_ex(context, NULL, NULL, key, NULL) != 1) {
+        EVP_CIPHER_CTX_free(context);
+        return NULL;
+    }
+    return context;
+}
+
+/// The inverse of `airwave_srtp_gcm_protect`: `packet[0..<header_length]` and then `extra_aad`
+/// are authenticated, `payload_length` bytes after the header decrypted in place, and the 16-byte
+/// tag that follows them checked. Returns 1 for an authentic packet, 0 otherwise (the payload
+/// bytes are then undefined).
+static inline int airwave_srtp_gcm_unprotect(EVP_CIPHER_CTX *context, const unsigned char *iv, unsigned char *packet,
+                                             int header_length, int payload_length,
+                                             const unsigned char *extra_aad, int extra_aad_length) {
+    int written = 0;
+    unsigned char *payload = packet + header_length;
+    unsigned char final_block[16];
+    if (EVP_DecryptInit_ex(context, NULL, NULL, NULL, iv) != 1) return 0;
+    if (EVP_DecryptUpdate(context, NULL, &written, packet, header_length) != 1) return 0;
+    if (extra_aad_length > 0 && EVP_DecryptUpdate(context, NULL, &written, extra_aad, extra_aad_length) != 1) return 0;
+    if (payload_length > 0 && EVP_DecryptUpdate(context, payload, &written, payload, payload_length) != 1) return 0;
+    if (EVP_CIPHER_CTX_ctrl(context, EVP_CTRL_AEAD_SET_TAG, 16, payload + payload_length) != 1) return 0;
+    return EVP_DecryptFinal_ex(context, final_block, &written) > 0;
 }
 
 #endif

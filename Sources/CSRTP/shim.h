@@ -1,5 +1,5 @@
-// CSRTP: the system libsrtp2 (Debian/Ubuntu: libsrtp2-dev), used by AirwaveWebRTC's SRTP
-// session wrapper.
+// CSRTP: the system libsrtp2 (Debian/Ubuntu: libsrtp2-dev), used only by AirwaveWebRTCTests as
+// the reference the OpenSSL SRTP code is compared with byte for byte.
 #ifndef AIRWAVE_CSRTP_SHIM_H
 #define AIRWAVE_CSRTP_SHIM_H
 

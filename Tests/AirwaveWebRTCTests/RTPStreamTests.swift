@@ -72,6 +72,51 @@ import Testing
         #expect(history.packet(sequenceNumber: 2, now: start + .milliseconds(600))?.payload == [2])
     }
 
+    /// Issue 17: a listener's history costs nothing until it holds packets, and holds only
+    /// those it could still resend (1 s of audio is 50 packets, not its capacity of 128).
+    @Test func anEmptyHistoryAllocatesNothingAndGrowsOnlyAsFarAsItsAge() {
+        var history = RTPRetransmissionHistory(capacity: 128, maximumAge: .milliseconds(1000))
+        #expect(history.allocatedEntries == 0)
+        #expect(history.count == 0)
+        let payload = [UInt8](repeating: 0xFC, count: 80)
+        for index in 0..<500 {
+            history.store(RTPPacket(payloadType: 111, sequenceNumber: UInt16(truncatingIfNeeded: 65500 + index),
+                                    timestamp: 0, ssrc: 7, payload: payload), now: start + .milliseconds(20 * index))
+        }
+        #expect(history.count == 51)
+        #expect(history.allocatedEntries <= 64)
+        let now = start + .milliseconds(20 * 499)
+        #expect(history.packet(sequenceNumber: UInt16(truncatingIfNeeded: 65500 + 449), now: now)?.payload == payload)
+        #expect(history.packet(sequenceNumber: UInt16(truncatingIfNeeded: 65500 + 448), now: now) == nil)
+        // Packets sent faster than the age drops them: the capacity bounds it.
+        for index in 0..<300 {
+            history.store(Self.packet(UInt16(index), [1]), now: now)
+        }
+        #expect(history.count == 128)
+        #expect(history.packet(sequenceNumber: 172, now: now) != nil)
+        #expect(history.packet(sequenceNumber: 171, now: now) == nil)
+    }
+
+    /// Marker, CSRC, timestamp and payload come back as stored; out-of-order sequence numbers are
+    /// found too, and a resend is remembered per packet.
+    @Test func theHistoryGivesBackWhatWasStored() {
+        var history = RTPRetransmissionHistory(capacity: 8)
+        let packets = [
+            RTPPacket(marker: true, payloadType: 111, sequenceNumber: 10, timestamp: 960, ssrc: 5, csrcs: [42], payload: [1, 2]),
+            RTPPacket(payloadType: 96, sequenceNumber: 11, timestamp: 1920, ssrc: 6, payload: [3]),
+            RTPPacket(payloadType: 96, sequenceNumber: 20, timestamp: 2880, ssrc: 6, payload: []),
+            RTPPacket(payloadType: 96, sequenceNumber: 15, timestamp: 3840, ssrc: 6, payload: [4]),
+        ]
+        for packet in packets { history.store(packet, now: start) }
+        for packet in packets {
+            #expect(history.packet(sequenceNumber: packet.sequenceNumber, now: start) == packet)
+        }
+        history.markResent(sequenceNumber: 15, now: start)
+        #expect(history.retransmission(sequenceNumber: 15, now: start + .milliseconds(99), minimumInterval: .milliseconds(100)) == nil)
+        #expect(history.retransmission(sequenceNumber: 20, now: start + .milliseconds(99), minimumInterval: .milliseconds(100)) != nil)
+        #expect(history.retransmission(sequenceNumber: 15, now: start + .milliseconds(100), minimumInterval: .milliseconds(100)) != nil)
+    }
+
     @Test func senderReportsCountAndReceiverReportsGiveTheRoundTrip() {
         var stats = RTPSenderStatistics(ssrc: 7, clockRate: 48000)
         let early = stats.senderReport(now: start, ntpTime: 0)

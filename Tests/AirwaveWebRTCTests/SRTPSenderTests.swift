@@ -20,16 +20,16 @@ struct SRTPSenderTests {
         return packet.serialized()
     }
 
-    /// The OpenSSL sender, libsrtp's, and a libsrtp receiver of the other side.
+    /// The OpenSSL sender, libsrtp's, and an OpenSSL receiver of the other side.
     struct Trio {
         let fast: SRTPSession
-        let reference: SRTPSession
+        let reference: LibsrtpSession
         let receiver: SRTPSession
 
         init(_ profile: SRTPProfile, role: DTLSRole = .server) throws {
             let material = SRTPSenderTests.material(profile)
             fast = try SRTPSession(keyingMaterial: material, role: role)
-            reference = try SRTPSession(keyingMaterial: material, role: role, openSSLSender: false)
+            reference = try LibsrtpSession(keyingMaterial: material, role: role)
             receiver = try SRTPSession(keyingMaterial: material, role: role == .server ? .client : .server)
         }
 

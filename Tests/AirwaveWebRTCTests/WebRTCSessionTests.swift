@@ -416,3 +416,58 @@ final class TestPeer {
 struct Unexpected: Error {
     let event: WebRTCSession.Event
 }
+
+/// Issue 17: the history keeps header fields and a payload reference instead of whole packets;
+/// what it resends must still be the datagram that was sent, byte for byte, for every kind of
+/// stream (the mix with its run's marker, a per-speaker track with its CSRC, video with the
+/// marker on a frame's last packet).
+@Suite struct RetransmissionBytesTests {
+    func resendAll(_ peer: TestPeer, mediaSSRC: UInt32, sent: [[UInt8]], at offset: Duration) throws -> [WebRTCSession.Event] {
+        let srtp = try #require(peer.srtp)
+        var sequences: [UInt16] = []
+        for datagram in sent {
+            var packet = datagram
+            try srtp.unprotectRTP(&packet)
+            sequences.append(try RTPPacket.parse(packet).sequenceNumber)
+        }
+        var nack = RTCPPacket.nack(senderSSRC: 5, mediaSSRC: mediaSSRC, lost: sequences).serialized()
+        try srtp.protectRTCP(&nack)
+        return peer.session.handle(datagram: nack, from: peer.address, now: peer.start + offset)
+    }
+
+    static func datagrams(_ events: [WebRTCSession.Event]) -> [[UInt8]] {
+        events.compactMap { if case let .send(bytes, _) = $0 { bytes } else { nil } }
+    }
+
+    @Test func everyStreamKindIsResentAsItWasSent() throws {
+        let mix = try TestPeer(fixture: "chromium-whep-offer.sdp", role: .listener)
+        _ = try mix.connect()
+        var mixSent: [[UInt8]] = []
+        for index in 0..<5 {
+            mixSent += Self.datagrams(mix.session.sendAudio(payload: [0xFC, UInt8(index)], sourceSSRC: 9,
+                                                            sequenceNumber: UInt16(index), timestamp: UInt32(index * 960),
+                                                            now: mix.start + .milliseconds(20 * index)))
+        }
+        #expect(mixSent.count == 5)
+        #expect(Self.datagrams(try resendAll(mix, mediaSSRC: 1111, sent: mixSent, at: .milliseconds(200))) == mixSent)
+
+        let speakers = try TestPeer(fixture: "chromium-whep-speakers-offer.sdp", role: .listener, speakerSSRCs: [3001, 3002, 3003])
+        _ = try speakers.connect()
+        var speakerSent: [[UInt8]] = []
+        for index in 0..<3 {
+            speakerSent += Self.datagrams(speakers.session.sendSpeakerAudio(
+                payload: [0xFC, UInt8(index)], source: 77, sequenceNumber: UInt16(index), timestamp: UInt32(index * 960),
+                now: speakers.start + .milliseconds(20 * index)))
+        }
+        #expect(speakerSent.count == 3)
+        #expect(Self.datagrams(try resendAll(speakers, mediaSSRC: 3001, sent: speakerSent, at: .milliseconds(100)))
+            == speakerSent)
+
+        let video = try TestPeer(fixture: "aiortc-whep-offer.sdp", role: .listener)
+        _ = try video.connect()
+        let frame = [UInt8](repeating: 0x9D, count: 3000)
+        let videoSent = Self.datagrams(video.session.sendVideo(frame: frame, timestamp: 90000, now: video.start + .milliseconds(5)))
+        #expect(videoSent.count > 1)
+        #expect(Self.datagrams(try resendAll(video, mediaSSRC: 2222, sent: videoSent, at: .milliseconds(50))) == videoSent)
+    }
+}

@@ -18,21 +18,13 @@ final class SRTPCMSender: SRTPSender {
     /// `masterKeyAndSalt`: the 16-byte master key followed by the 14-byte master salt of the
     /// sending side (the DTLS export). Nil if OpenSSL cannot set the ciphers up.
     init?(masterKeyAndSalt: [UInt8]) {
-        guard masterKeyAndSalt.count == 30 else { return nil }
-        let masterKey = Array(masterKeyAndSalt[0..<16])
-        let masterSalt = Array(masterKeyAndSalt[16..<30])
-        // Labels of RFC 3711 4.3.2: 0x00-0x02 RTP's encryption key, authentication key and
-        // salt, 0x03-0x05 RTCP's.
-        func derive(_ label: UInt8, _ length: Int) -> [UInt8]? {
-            SRTPPacketLayout.derive(masterKey: masterKey, masterSalt: masterSalt, label: label, length: length)
-        }
-        guard let rtpKey = derive(0x00, 16), let rtpAuth = derive(0x01, 20), let rtpSalt = derive(0x02, 14),
-              let rtcpKey = derive(0x03, 16), let rtcpAuth = derive(0x04, 20), let rtcpSalt = derive(0x05, 14)
+        guard let rtp = SRTPSessionKeys(profile: .aes128CMHMACSHA1_80, masterKeyAndSalt: masterKeyAndSalt, rtcp: false),
+              let rtcp = SRTPSessionKeys(profile: .aes128CMHMACSHA1_80, masterKeyAndSalt: masterKeyAndSalt, rtcp: true)
         else { return nil }
-        let rtpCipher = airwave_aes128ctr_context(rtpKey)
-        let rtcpCipher = airwave_aes128ctr_context(rtcpKey)
-        let rtpMAC = airwave_hmac_sha1_context(rtpAuth, 20)
-        let rtcpMAC = airwave_hmac_sha1_context(rtcpAuth, 20)
+        let rtpCipher = airwave_aes128ctr_context(rtp.encryption)
+        let rtcpCipher = airwave_aes128ctr_context(rtcp.encryption)
+        let rtpMAC = airwave_hmac_sha1_context(rtp.authentication, 20)
+        let rtcpMAC = airwave_hmac_sha1_context(rtcp.authentication, 20)
         guard let rtpCipher, let rtcpCipher, let rtpMAC, let rtcpMAC else {
             EVP_CIPHER_CTX_free(rtpCipher)
             EVP_CIPHER_CTX_free(rtcpCipher)
@@ -44,8 +36,8 @@ final class SRTPCMSender: SRTPSender {
         self.rtcpCipher = rtcpCipher
         self.rtpMAC = rtpMAC
         self.rtcpMAC = rtcpMAC
-        self.rtpSalt = rtpSalt
-        self.rtcpSalt = rtcpSalt
+        rtpSalt = rtp.salt
+        rtcpSalt = rtcp.salt
     }
 
     deinit {
@@ -103,7 +95,9 @@ final class SRTPCMSender: SRTPSender {
         return true
     }
 
-    private static func counterBlock(salt: [UInt8], ssrc: UInt32) -> [UInt8] {
+    /// The counter block of a packet before its index is XORed in: salt || 00 00, xor the SSRC
+    /// at byte 4 (RFC 3711 4.1.1; the receiver makes the same).
+    static func counterBlock(salt: [UInt8], ssrc: UInt32) -> [UInt8] {
         var block = salt + [0, 0]
         SRTPPacketLayout.xor(&block, ssrc, at: 4)
         return block

@@ -14,25 +14,18 @@ final class SRTPGCMSender: SRTPSender {
     /// `masterKeyAndSalt`: the 16-byte master key followed by the 12-byte master salt of the
     /// sending side (the DTLS export). Nil if OpenSSL cannot set the cipher up.
     init?(masterKeyAndSalt: [UInt8]) {
-        guard masterKeyAndSalt.count == 28 else { return nil }
-        let masterKey = Array(masterKeyAndSalt[0..<16])
-        let salt14 = Array(masterKeyAndSalt[16..<28]) + [0, 0]
-        func derive(_ label: UInt8, _ length: Int) -> [UInt8]? {
-            SRTPPacketLayout.derive(masterKey: masterKey, masterSalt: salt14, label: label, length: length)
-        }
-        // Labels of RFC 3711 4.3.2: 0x00/0x02 the RTP key and salt, 0x03/0x05 RTCP's.
-        guard let rtpKey = derive(0x00, 16), let rtpSalt = derive(0x02, 12),
-              let rtcpKey = derive(0x03, 16), let rtcpSalt = derive(0x05, 12),
-              let rtpContext = airwave_aes128gcm_context(rtpKey)
+        guard let rtp = SRTPSessionKeys(profile: .aeadAES128GCM, masterKeyAndSalt: masterKeyAndSalt, rtcp: false),
+              let rtcp = SRTPSessionKeys(profile: .aeadAES128GCM, masterKeyAndSalt: masterKeyAndSalt, rtcp: true),
+              let rtpContext = airwave_aes128gcm_context(rtp.encryption)
         else { return nil }
-        guard let rtcpContext = airwave_aes128gcm_context(rtcpKey) else {
+        guard let rtcpContext = airwave_aes128gcm_context(rtcp.encryption) else {
             EVP_CIPHER_CTX_free(rtpContext)
             return nil
         }
         self.rtpContext = rtpContext
         self.rtcpContext = rtcpContext
-        self.rtpSalt = rtpSalt
-        self.rtcpSalt = rtcpSalt
+        rtpSalt = rtp.salt
+        rtcpSalt = rtcp.salt
     }
 
     deinit {

@@ -5,8 +5,8 @@ import COpenSSL
 ///
 /// Why not libsrtp for what the server sends: Debian's libsrtp2 encrypts through NSS, which sets
 /// up a cipher context for every packet; measured with 1,000 WHEP listeners that was about 38 %
-/// of the server's CPU, more than everything else of a listener's packet together. Inbound
-/// packets, far fewer, stay with libsrtp. Not thread-safe (one per session).
+/// of the server's CPU, more than everything else of a listener's packet together. What comes
+/// in goes through `SRTPReceiver`. Not thread-safe (one per session).
 protocol SRTPSender: AnyObject {
     /// Encrypts and authenticates an RTP packet in place; false for a packet too short for its
     /// own header or a cipher failure (the packet must then not be sent).
