@@ -44,6 +44,27 @@ async def published(event_id, *nodes):
                                 3, f"the event in {node.http}'s directory")
 
 
+async def live_on(origin, *others, host_id=None):
+    """A host live on `origin`, its event in every other node's directory; (ws, event id, tap)."""
+    host, link = await go_live(origin, host_id or uid("host"), "Host")
+    event_id = link["event_id"]
+    await published(event_id, *others)
+    return host, event_id, Tap(host, "host")
+
+
+async def resume_host(node, host_id, within=20):
+    """The host reconnects to `node` until its event resumes there: until the dead origin drops
+    out (7-9 s) it is sent back with `other_node`, as a client retries. Returns (ws, stream_link)."""
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        try:
+            return await go_live(node, host_id, "Host")
+        except AssertionError as refused:
+            assert "other_node" in str(refused), refused
+        assert asyncio.get_running_loop().time() < deadline, f"the host could not resume on {node.http}"
+        await asyncio.sleep(0.25)
+
+
 def relayed_audio(tap, start=0):
     return [f for _, f in tap.frames[start:] if isinstance(f, bytes)]
 
@@ -54,10 +75,7 @@ def test_listeners_on_every_node_get_every_frame_chat_once_and_the_same_lists(st
     a, b, c = nodes["a"], nodes["b"], nodes["c"]
 
     async def scenario():
-        host, link = await go_live(a, uid("host"), "Host")
-        event_id = link["event_id"]
-        host_tap = Tap(host, "host")
-        await published(event_id, b, c)
+        host, event_id, host_tap = await live_on(a, b, c)
         on_a, tap_a = await joined(a, event_id, host_tap, "la")
         on_b, tap_b = await joined(b, event_id, host_tap, "lb")
         on_b2, tap_b2 = await joined(b, event_id, host_tap, "lb2", verified=False)
@@ -142,10 +160,7 @@ def test_screen_reaches_edge_viewers_keyframe_first_and_a_late_joiner_on_a_new_e
     a, b, c = nodes["a"], nodes["b"], nodes["c"]
 
     async def scenario():
-        host, link = await go_live(a, uid("host"), "Host")
-        event_id = link["event_id"]
-        host_tap = Tap(host, "host")
-        await published(event_id, b, c)
+        host, event_id, host_tap = await live_on(a, b, c)
         _, viewer = await joined(b, event_id, host_tap, "vb")
         await send(host, {"type": "switching_to_screen_sharing", "stream": "screen", "codec": "vp8", "width": 320, "height": 180})
         await viewer.wait_text("stream_mode_changed", pred=lambda m: m["mode"] == "screen")
@@ -243,10 +258,7 @@ def test_a_broken_link_is_back_within_a_second_and_the_edges_listeners_stay(star
             start_server, "--database", database, "--node-url", f"http://127.0.0.1:{proxy.port}", "--cluster-secret", CLUSTER_SECRET,
             "--node-id", "a", port_flag=str(a_port))
         b = (await asyncio.to_thread(start_nodes, start_server, database, ["b"]))["b"]
-        host, link = await go_live(a, uid("host"), "Host")
-        event_id = link["event_id"]
-        host_tap = Tap(host, "host")
-        await published(event_id, b)
+        host, event_id, host_tap = await live_on(a, b)
         member, tap = await joined(b, event_id, host_tap, "lb")
         await send(host, {"type": "broadcast_message", "message": "before"})
         await tap.wait_text("message_broadcast", pred=lambda m: m["message"] == "before")
@@ -287,10 +299,7 @@ def test_the_origin_dies_the_host_resumes_on_another_node_and_edge_listeners_hea
     host_id = uid("host")
 
     async def scenario():
-        host, link = await go_live(a, host_id, "Host")
-        event_id = link["event_id"]
-        host_tap = Tap(host, "host")
-        await published(event_id, b, c)
+        host, event_id, host_tap = await live_on(a, b, c, host_id=host_id)
         on_b, tap_b = await joined(b, event_id, host_tap, "lb")
         on_c, tap_c = await joined(c, event_id, host_tap, "lc")
         await send(host, {"type": "broadcast_message", "message": "before the failover"})
@@ -301,17 +310,7 @@ def test_the_origin_dies_the_host_resumes_on_another_node_and_edge_listeners_hea
         await tap_b.wait_count(is_media(), 10, what="speech before the failover")
 
         a.kill()
-        # The host tries node c until its old origin has aged out (PROTOCOL.md 8: a dead node
-        # drops out within 10 s), then resumes there.
-        deadline = asyncio.get_running_loop().time() + 20
-        while True:
-            try:
-                host2, link2 = await go_live(c, host_id, "Host")
-                break
-            except AssertionError as refused:
-                assert "other_node" in str(refused), refused
-            assert asyncio.get_running_loop().time() < deadline, "the host could not resume on node c"
-            await asyncio.sleep(0.25)
+        host2, link2 = await resume_host(c, host_id)
         resumed_at = asyncio.get_running_loop().time()
         assert link2["event_id"] == event_id and link2["resumed"] is True, link2
         host2_tap = Tap(host2, "host on c")
@@ -357,10 +356,7 @@ def test_the_origin_dies_and_the_host_never_comes_back_every_nodes_listeners_get
     a, b = nodes["a"], nodes["b"]
 
     async def scenario():
-        host, link = await go_live(a, uid("host"), "Host")
-        event_id = link["event_id"]
-        host_tap = Tap(host, "host")
-        await published(event_id, b)
+        host, event_id, host_tap = await live_on(a, b)
         on_b, tap_b = await joined(b, event_id, host_tap, "lb")
         a.kill()
         # Node a drops out after 7-9 s; the grace (2 s) runs from then.
@@ -379,10 +375,7 @@ def test_an_edge_node_dies_and_the_others_are_unaffected(start_server):
     a, b, c = nodes["a"], nodes["b"], nodes["c"]
 
     async def scenario():
-        host, link = await go_live(a, uid("host"), "Host")
-        event_id = link["event_id"]
-        host_tap = Tap(host, "host")
-        await published(event_id, b, c)
+        host, event_id, host_tap = await live_on(a, b, c)
         on_a, tap_a = await joined(a, event_id, host_tap, "la")
         on_b, _ = await joined(b, event_id, host_tap, "lb")
         on_c, tap_c = await joined(c, event_id, host_tap, "lc")
@@ -411,10 +404,7 @@ def test_a_mixed_listener_on_an_edge_hears_the_origins_mix(start_server):
     a, b = nodes["a"], nodes["b"]
 
     async def scenario():
-        host, link = await go_live(a, uid("host"), "Host")
-        event_id = link["event_id"]
-        host_tap = Tap(host, "host")
-        await published(event_id, b)
+        host, event_id, host_tap = await live_on(a, b)
         mixed = await join_mixed(b, event_id, uid("mixed"))
         mixed_tap = Tap(mixed.ws, "mixed on b")
         plain, plain_tap = await joined(b, event_id, host_tap, "plain")

@@ -10,7 +10,6 @@ import random
 import shutil
 import subprocess
 import tempfile
-import time
 import uuid
 
 import pytest
@@ -79,19 +78,24 @@ def reachable_cluster(namespaces):
     subprocess.run([POSTGRES, "stop", folder], capture_output=True, timeout=60)
 
 
+def start_in_namespaces(nodes, net, names, database_url):
+    """Node i in namespace i at 10.N.i.2:8000, reaching the database at the host side of its own
+    veth; appended to `nodes` as each starts (so a failed start still stops the others)."""
+    port = database_url.rsplit(":", 1)[1].split("/")[0]
+    for i, ns in enumerate(names):
+        address = f"10.{net}.{i}.2"
+        database = f"postgres://postgres@10.{net}.{i}.1:{port}/postgres"
+        nodes.append(make_server(
+            args=("--host", "0.0.0.0", "--database", database, "--node-url", f"http://{address}:8000",
+                  "--cluster-secret", CLUSTER_SECRET, "--node-id", f"n{i}"),
+            port_flag="8000", command_prefix=("ip", "netns", "exec", ns), address=address))
+
+
 def test_nodes_in_their_own_namespaces_share_directory_and_rooms(namespaces, reachable_cluster):
     net, names = namespaces
-    port = reachable_cluster.rsplit(":", 1)[1].split("/")[0]
     nodes = []
     try:
-        for i, ns in enumerate(names):
-            address = f"10.{net}.{i}.2"
-            # Each node reaches the database at the host side of its own veth.
-            database = f"postgres://postgres@10.{net}.{i}.1:{port}/postgres"
-            nodes.append(make_server(
-                args=("--host", "0.0.0.0", "--database", database, "--node-url", f"http://{address}:8000",
-                      "--cluster-secret", CLUSTER_SECRET, "--node-id", f"n{i}"),
-                port_flag="8000", command_prefix=("ip", "netns", "exec", ns), address=address))
+        start_in_namespaces(nodes, net, names, reachable_cluster)
         listed = http_json(nodes[2], "/api/cluster")["nodes"]
         assert [(n["node_id"], n["url"]) for n in listed] == [(f"n{i}", f"http://10.{net}.{i}.2:8000") for i in range(NODES)]
 
@@ -133,27 +137,17 @@ def test_one_event_across_nodes_in_their_own_namespaces_and_its_origin_dies(name
     frame in order; a co-host on n2 is heard on n0 and n1; chat from n1 reaches everyone once. Then
     n0 dies during speech: the host resumes on n2 and n1's listener, still connected, hears it
     again within 2 s of the resume."""
-    from test_cascade import joined, published, relayed_audio
-    from test_media import HOST_SOURCE_ID, KIND_OPUS, SPEECH, Tap, as_relayed, is_media, make_cohost, media, sync_point
+    from test_cascade import joined, live_on, relayed_audio, resume_host
+    from test_media import HOST_SOURCE_ID, KIND_OPUS, SPEECH, as_relayed, is_media, make_cohost, media, sync_point
     net, names = namespaces
-    port = reachable_cluster.rsplit(":", 1)[1].split("/")[0]
     nodes = []
     try:
-        for i, ns in enumerate(names):
-            address = f"10.{net}.{i}.2"
-            database = f"postgres://postgres@10.{net}.{i}.1:{port}/postgres"
-            nodes.append(make_server(
-                args=("--host", "0.0.0.0", "--database", database, "--node-url", f"http://{address}:8000",
-                      "--cluster-secret", CLUSTER_SECRET, "--node-id", f"n{i}", "--host-grace", "30"),
-                port_flag="8000", command_prefix=("ip", "netns", "exec", ns), address=address))
+        start_in_namespaces(nodes, net, names, reachable_cluster)
         n0, n1, n2 = nodes
         host_id = uid("host")
 
         async def scenario():
-            host, link = await go_live(n0, host_id, "Host")
-            event_id = link["event_id"]
-            host_tap = Tap(host, "host")
-            await published(event_id, n1, n2)
+            host, event_id, host_tap = await live_on(n0, n1, n2, host_id=host_id)
             on0, tap0 = await joined(n0, event_id, host_tap, "l0")
             on1, tap1 = await joined(n1, event_id, host_tap, "l1")
             on2, tap2 = await joined(n2, event_id, host_tap, "l2")
@@ -183,15 +177,7 @@ def test_one_event_across_nodes_in_their_own_namespaces_and_its_origin_dies(name
                 assert relayed_audio(tap, mark) == [as_relayed(f, source) for f in spoken], tap.name
 
             n0.kill()
-            deadline = asyncio.get_running_loop().time() + 20
-            while True:
-                try:
-                    host2, link2 = await go_live(n2, host_id, "Host")
-                    break
-                except AssertionError as refused:
-                    assert "other_node" in str(refused), refused
-                assert asyncio.get_running_loop().time() < deadline, "the host could not resume on n2"
-                await asyncio.sleep(0.25)
+            host2, link2 = await resume_host(n2, host_id)
             resumed = asyncio.get_running_loop().time()
             assert link2["event_id"] == event_id and link2["resumed"] is True, link2
             mark = len(tap1)

@@ -88,8 +88,7 @@ final class EdgeEventDriver: Sendable {
         var link: EdgeLinkClient?
         /// True once a link was up: later openings count as reconnects.
         var linkedBefore = false
-        var timer: Task<Void, Never>?
-        var timerAt: Timestamp?
+        var timer = WakeUpTimer()
         var finished = false
     }
 
@@ -126,7 +125,7 @@ final class EdgeEventDriver: Sendable {
                 if attempt == state.attempt { status.withLockedValue { $0.originNode = originNode } }
                 continue
             case .tick:
-                state.timerAt = nil
+                state.timer.fired()
                 edge.handle(.tick, now: now)
             }
             perform(&edge, &state, services)
@@ -136,9 +135,10 @@ final class EdgeEventDriver: Sendable {
                 $0.clients = clients
             }
             if state.finished { break }
-            scheduleTimer(edge.nextWakeUp, &state, now: now)
+            let continuation = self.continuation
+            state.timer.schedule(edge.nextWakeUp, now: now) { continuation.yield(.tick) }
         }
-        state.timer?.cancel()
+        state.timer.cancel()
         state.link?.close()
         await services.onFinished(self)
     }
@@ -193,19 +193,5 @@ final class EdgeEventDriver: Sendable {
             return 1
         }
         return state.members.deliver(frame, to: audience, class: itemClass)
-    }
-
-    private func scheduleTimer(_ wakeUp: Timestamp?, _ state: inout RunState, now: Timestamp) {
-        guard wakeUp != state.timerAt else { return }
-        state.timer?.cancel()
-        state.timerAt = wakeUp
-        guard let wakeUp else { return }
-        let delay = max(0, wakeUp.milliseconds - now.milliseconds)
-        let continuation = self.continuation
-        state.timer = Task {
-            try? await Task.sleep(for: .milliseconds(delay))
-            guard !Task.isCancelled else { return }
-            continuation.yield(.tick)
-        }
     }
 }

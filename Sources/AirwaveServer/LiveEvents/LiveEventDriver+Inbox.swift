@@ -38,19 +38,7 @@ extension LiveEventDriver {
 
     /// Arms the timer for the engine's next wake-up.
     func scheduleTimer(_ wakeUp: Timestamp?, _ state: inout RunState, now: Timestamp) {
-        guard wakeUp != state.timerAt else { return }
-        // A wake-up that only moved later (a speaker's level keeps it fresh) keeps the pending
-        // timer: its tick comes early, costs a no-op and re-arms. No new task per audio packet.
-        if let current = state.timerAt, let wakeUp, current <= wakeUp { return }
-        state.timer?.cancel()
-        state.timerAt = wakeUp
-        guard let wakeUp else { return }
-        let delay = max(0, wakeUp.milliseconds - now.milliseconds)
         let continuation = self.continuation
-        state.timer = Task {
-            try? await Task.sleep(for: .milliseconds(delay))
-            guard !Task.isCancelled else { return }
-            continuation.yield(.tick)
-        }
+        state.timer.schedule(wakeUp, now: now) { continuation.yield(.tick) }
     }
 }

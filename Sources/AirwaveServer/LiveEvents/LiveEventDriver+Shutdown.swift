@@ -14,7 +14,7 @@ extension LiveEventDriver {
     func reportEnd(_ state: inout RunState, _ services: Services) async {
         guard !state.reportedEnd else { return }
         state.reportedEnd = true
-        state.timer?.cancel()
+        state.timer.cancel()
         state.mixClock.timer?.cancel()
         state.mix.stopRecording()
         await services.directory.remove(eventID)

@@ -81,8 +81,7 @@ final class LiveEventDriver: Sendable {
         var listeners: [ConnectionID: HTTPListener] = [:]
         /// The HLS segmenter, once an HLS request asked for it.
         var segmenter: (id: ConnectionID, stream: HLSStream)?
-        var timer: Task<Void, Never>?
-        var timerAt: Timestamp?
+        var timer = WakeUpTimer()
         var ended = false
         var reportedEnd = false
         var lastSummary: LiveServerMessage.StreamSummary?
@@ -137,7 +136,7 @@ final class LiveEventDriver: Sendable {
                 engine.handle(.publisherConnected(peer.id, peer.user), now: now)
                 reply(engine.isPublisher(peer.id))
             case .tick:
-                state.timerAt = nil  // the timer fired: the next wake-up needs a new one
+                state.timer.fired()
                 engine.handle(.tick, now: now)
                 expireLinks(&engine, &state, now: now)
             case .mixTick:

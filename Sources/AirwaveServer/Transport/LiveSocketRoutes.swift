@@ -86,18 +86,8 @@ struct LiveSocketRoutes: Sendable {
 
     /// Messages of a client of an edge go to the edge's driver, checked by the same rules.
     private func relay(_ connection: ClientConnection, toEdge edge: EdgeEventDriver) -> Admission {
-        let server = self.server
-        return .admitted(
-            receiver: {
-                InboundRules(
-                    connection: connection, configuration: server.configuration, metrics: server.metrics,
-                    decode: { text throws(ProtocolError) in try LiveCommand.decode(text.utf8) },
-                    isChat: \.isChat,
-                    typeName: \.typeName,
-                    deliver: { command in edge.submit(.command(connection.id, command)) ? .keepReading : .stop },
-                    deliverMedia: { frame in edge.submit(.media(connection.id, frame)) ? .keepReading : .stop })
-            },
-            departure: { edge.submit(.disconnected(connection.id)) })
+        relay(connection, command: { edge.submit(.command(connection.id, $0)) }, media: { edge.submit(.media(connection.id, $0)) },
+              departure: { edge.submit(.disconnected(connection.id)) })
     }
 
     /// `?audio=mixed`: the connection gets the event's mix (source id 0) instead of one stream per speaker.
@@ -107,6 +97,14 @@ struct LiveSocketRoutes: Sendable {
 
     /// Messages of an admitted host or listener go to its event's driver.
     private func relay(_ connection: ClientConnection, to driver: LiveEventDriver) -> Admission {
+        relay(connection, command: { driver.submit(.command(connection.id, $0)) }, media: { driver.submit(.media(connection.id, $0)) },
+              departure: { driver.submit(.disconnected(connection.id)) })
+    }
+
+    /// The connection's messages, checked by `InboundRules`, go to `command` and `media` (false:
+    /// the event is gone); `departure` runs once when it closes.
+    private func relay(_ connection: ClientConnection, command: @escaping @Sendable (LiveCommand) -> Bool,
+                       media: @escaping @Sendable (MediaFrame) -> Bool, departure: @escaping @Sendable () -> Void) -> Admission {
         let server = self.server
         return .admitted(
             receiver: {
@@ -115,10 +113,10 @@ struct LiveSocketRoutes: Sendable {
                     decode: { text throws(ProtocolError) in try LiveCommand.decode(text.utf8) },
                     isChat: \.isChat,
                     typeName: \.typeName,
-                    deliver: { command in driver.submit(.command(connection.id, command)) ? .keepReading : .stop },
-                    deliverMedia: { frame in driver.submit(.media(connection.id, frame)) ? .keepReading : .stop })
+                    deliver: { command($0) ? .keepReading : .stop },
+                    deliverMedia: { media($0) ? .keepReading : .stop })
             },
-            departure: { driver.submit(.disconnected(connection.id)) })
+            departure: departure)
     }
 
     /// `/ws/active-streams/`: the directory; it accepts no messages.

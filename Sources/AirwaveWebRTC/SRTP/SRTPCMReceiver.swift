@@ -42,19 +42,13 @@ final class SRTPCMReceiver: SRTPReceiver {
     /// ciphertext followed by the rollover counter; checked before anything is decrypted.
     func unprotectRTP(_ packet: inout [UInt8]) -> Bool {
         let tagLength = SRTPCMSender.tagLength
-        guard packet.count <= 65536, let headerLength = SRTPPacketLayout.rtpHeaderLength(packet),
-              headerLength <= packet.count - tagLength
-        else { return false }
-        let sequence = UInt16(packet[2]) << 8 | UInt16(packet[3])
-        let ssrc = SRTPPacketLayout.word(packet, at: 8)
-        guard let index = rtpReplay.estimatedIndex(ssrc: ssrc, sequence: sequence),
-              rtpReplay.allows(ssrc: ssrc, index: index), let (cipher, mac) = rtpContexts()
+        guard let (headerLength, ssrc, index) = rtpReplay.check(packet, tagLength: tagLength), let (cipher, mac) = rtpContexts()
         else { return false }
         let rollover = UInt32(truncatingIfNeeded: index >> 16)
         var iv = SRTPCMSender.counterBlock(salt: rtpKeys.salt, ssrc: ssrc)
         SRTPPacketLayout.xor(&iv, rollover, at: 8)
-        iv[12] ^= UInt8(sequence >> 8)
-        iv[13] ^= UInt8(truncatingIfNeeded: sequence)
+        iv[12] ^= UInt8(truncatingIfNeeded: index >> 8)
+        iv[13] ^= UInt8(truncatingIfNeeded: index)
         let authenticatedLength = packet.count - tagLength
         let roc = SRTPPacketLayout.bytes(rollover)
         let status = packet.withUnsafeMutableBufferPointer { buffer in

@@ -30,22 +30,15 @@ final class SRTPGCMReceiver: SRTPReceiver {
     /// RFC 7714 section 8: header || ciphertext || tag; the AAD is the header.
     func unprotectRTP(_ packet: inout [UInt8]) -> Bool {
         let tagLength = SRTPGCMSender.tagLength
-        guard packet.count <= 65536, let headerLength = SRTPPacketLayout.rtpHeaderLength(packet),
-              headerLength <= packet.count - tagLength
-        else { return false }
-        let sequence = UInt16(packet[2]) << 8 | UInt16(packet[3])
-        let ssrc = SRTPPacketLayout.word(packet, at: 8)
-        guard let index = rtpReplay.estimatedIndex(ssrc: ssrc, sequence: sequence),
-              rtpReplay.allows(ssrc: ssrc, index: index)
-        else { return false }
+        guard let (headerLength, ssrc, index) = rtpReplay.check(packet, tagLength: tagLength) else { return false }
         if rtpContext == nil { rtpContext = airwave_aes128gcm_decrypt_context(rtpKeys.encryption) }
         guard let rtpContext else { return false }
         // IV (RFC 7714 8.1): 00 00 || SSRC || ROC || SEQ, xor the session salt.
         var iv = rtpKeys.salt
         SRTPPacketLayout.xor(&iv, ssrc, at: 2)
         SRTPPacketLayout.xor(&iv, UInt32(truncatingIfNeeded: index >> 16), at: 6)
-        iv[10] ^= UInt8(sequence >> 8)
-        iv[11] ^= UInt8(truncatingIfNeeded: sequence)
+        iv[10] ^= UInt8(truncatingIfNeeded: index >> 8)
+        iv[11] ^= UInt8(truncatingIfNeeded: index)
         let payloadLength = packet.count - headerLength - tagLength
         let status = packet.withUnsafeMutableBufferPointer { buffer in
             airwave_srtp_gcm_unprotect(rtpContext, iv, buffer.baseAddress, Int32(headerLength), Int32(payloadLength), nil, 0)

@@ -51,6 +51,19 @@ struct SRTPReplayWindow: Sendable {
 struct SRTPReplayWindows: Sendable {
     private var windows: [UInt32: SRTPReplayWindow] = [:]
 
+    /// An SRTP packet's header length, SSRC and estimated index, if it has room for its header
+    /// and a `tagLength` tag and its index is not replayed (checked before authentication, so
+    /// a replay costs no crypto; recorded only after).
+    func check(_ packet: [UInt8], tagLength: Int) -> (headerLength: Int, ssrc: UInt32, index: UInt64)? {
+        guard packet.count <= 65536, let headerLength = SRTPPacketLayout.rtpHeaderLength(packet),
+              headerLength <= packet.count - tagLength
+        else { return nil }
+        let sequence = UInt16(packet[2]) << 8 | UInt16(packet[3])
+        let ssrc = SRTPPacketLayout.word(packet, at: 8)
+        guard let index = estimatedIndex(ssrc: ssrc, sequence: sequence), allows(ssrc: ssrc, index: index) else { return nil }
+        return (headerLength, ssrc, index)
+    }
+
     func allows(ssrc: UInt32, index: UInt64) -> Bool {
         windows[ssrc]?.allows(index) ?? true
     }
