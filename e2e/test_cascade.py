@@ -418,3 +418,36 @@ def test_a_mixed_listener_on_an_edge_hears_the_origins_mix(start_server):
         assert len(plain_tap.media()) == 100
         await close_all(host, mixed.ws, plain.ws)
     run(scenario())
+
+
+def test_an_origin_that_never_answers_is_given_up_and_tried_again(start_server):
+    """A link whose origin accepts the connection but never answers (a partition, a machine gone
+    without a reset) is given up after 3 s and opened again, rather than holding the edge."""
+    async def scenario():
+        accepted = []
+
+        async def hold(reader, writer):
+            accepted.append(asyncio.get_running_loop().time())
+            await reader.read()  # never answers; the edge gives up and closes
+            writer.close()
+        blackhole = await asyncio.start_server(hold, "127.0.0.1", 0)
+        blackhole_port = blackhole.sockets[0].getsockname()[1]
+        database = fresh_database(URL)
+        a_port = free_port()
+        a = await asyncio.to_thread(
+            start_server, "--database", database, "--node-url", f"http://127.0.0.1:{blackhole_port}", "--cluster-secret",
+            CLUSTER_SECRET, "--node-id", "a", port_flag=str(a_port))
+        b = (await asyncio.to_thread(start_nodes, start_server, database, ["b"]))["b"]
+        host, event_id, _ = await live_on(a, b)
+        # The listener waits for its stream_state while b tries to reach a at its (silent) URL.
+        listener = asyncio.ensure_future(join(b, event_id, uid("lb")))
+        deadline = asyncio.get_running_loop().time() + 12
+        while len(accepted) < 3 and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.1)
+        assert len(accepted) >= 3, f"{len(accepted)} attempts in 12 s"
+        gaps = [later - earlier for earlier, later in zip(accepted, accepted[1:])]
+        assert all(2.5 <= gap <= 5.0 for gap in gaps[:2]), gaps
+        listener.cancel()
+        blackhole.close()
+        await close_all(host)
+    run(scenario(), 60)
