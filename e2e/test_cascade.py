@@ -451,3 +451,38 @@ def test_an_origin_that_never_answers_is_given_up_and_tried_again(start_server):
         blackhole.close()
         await close_all(host)
     run(scenario(), 60)
+
+
+def test_the_origin_stops_and_hands_its_event_over(start_server):
+    """PROTOCOL.md 8, "stops or dies": an origin stopped with SIGTERM does not end its event. Its
+    own connections get `server_shutdown` and 1001; the listener on an edge keeps its socket and
+    gets nothing of the kind; the host resumes on another node at once (the stopped node left the
+    cluster), and the edge's listener hears it again."""
+    database = fresh_database(URL)
+    nodes = start_nodes(start_server, database, ["a", "b", "c"])
+    a, b, c = nodes["a"], nodes["b"], nodes["c"]
+    host_id = uid("host")
+
+    async def scenario():
+        host, event_id, host_tap = await live_on(a, b, c, host_id=host_id)
+        on_a, tap_a = await joined(a, event_id, host_tap, "la")
+        on_b, tap_b = await joined(b, event_id, host_tap, "lb")
+        await send(host, {"type": "broadcast_message", "message": "before the stop"})
+        await tap_b.wait_text("message_broadcast", pred=lambda m: m["message"] == "before the stop")
+        mark_b = len(tap_b)
+        await asyncio.to_thread(a.stop)
+        for tap in (host_tap, tap_a):
+            await tap.wait_text("server_shutdown", timeout=5)
+            assert await closed_code(tap) == 1001, tap.name
+        host2, link2 = await resume_host(c, host_id, within=5)
+        assert link2["event_id"] == event_id and link2["resumed"] is True, link2
+        await Tap(host2, "host on c").wait_text("chat_history", pred=lambda m: [x["message"] for x in m["messages"]] == ["before the stop"])
+        for i in range(40):
+            await host2.send(media(KIND_OPUS, SPEECH[i], seq=i, ts=i * 960))
+            await asyncio.sleep(0.02)
+        await tap_b.wait(is_media(lambda f: f.source == HOST_SOURCE_ID), timeout=5, start=mark_b, what="the host after the hand-over")
+        assert not tap_b.closed
+        assert not [f for f in tap_b.texts(mark_b) if f["type"] in ("server_shutdown", "stream_ended")], tap_b.texts(mark_b)
+        assert http_json(b, f"/api/streams/{event_id}")["origin_node"] == "c"
+        await close_all(host2, on_b.ws)
+    run(scenario(), 60)

@@ -355,7 +355,7 @@ struct RelayService: Service {
             try? await gracefulShutdown()
             server.beginDraining()
             server.logger.info("shutting down: telling every connection")
-            await server.registry.shutdownAll()
+            await server.registry.shutdownAll(handOver: server.cluster != nil)
             await server.edges?.shutdownAll()
             await server.webRTC?.shutdown()
             await server.rooms.shutdownAll()

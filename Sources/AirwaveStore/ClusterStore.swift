@@ -57,7 +57,8 @@ public protocol ClusterStore: Sendable {
     /// Nodes whose last heartbeat is at `seenSince` or later, by node id.
     func liveNodes(seenSince: EpochMillis) async throws -> [NodeRecord]
 
-    /// Removes a node's heartbeat row and ends its events' origin rows (a clean shutdown).
+    /// Removes a node's heartbeat row and ends its events' origin rows (a clean shutdown), but
+    /// not those of events still live: handed over, another node may resume them.
     func removeNode(_ nodeID: String, at: EpochMillis) async throws
 
     /// Writes origin rows (inserted or replaced), then ends those of `removed` owned by `nodeID`,

@@ -76,10 +76,13 @@ extension SQLEventStore: ClusterStore {
 
     public func removeNode(_ nodeID: String, at: EpochMillis) async throws {
         try await transaction { db in
+            // Events still live were handed over (their host may resume them elsewhere): their
+            // rows stay open, on a node that is gone.
             try await db.update(ClusterTable.origins)
                 .set("ended_at", to: at)
                 .where("node_id", .equal, nodeID)
                 .where("ended_at", .is, SQLLiteral.null)
+                .where("event_id", .notIn, SQLSubquery.select { $0.column("event_id").from(Table.events).where("ended_at", .is, SQLLiteral.null) })
                 .run()
             try await db.delete(from: ClusterTable.nodes).where("node_id", .equal, nodeID).run()
         }

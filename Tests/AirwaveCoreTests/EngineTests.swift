@@ -112,7 +112,7 @@ struct EngineTests {
                     default: break
                     }
                 case .close(let c, _): connected.remove(c)
-                case .persist, .awaitPersistence, .ended, .forward, .encodePCM, .mediaDropped, .mixSubscriber, .mixUnsubscriber, .mixDropSource, .sessionsDropSource,
+                case .persist, .awaitPersistence, .ended, .handedOver, .forward, .encodePCM, .mediaDropped, .mixSubscriber, .mixUnsubscriber, .mixDropSource, .sessionsDropSource,
                     .recordingStart, .recordingStop:
                     break
                 }

@@ -115,6 +115,7 @@ enum OutputJSON {
         case .persist(let record): ["persist": json(record)]
         case .awaitPersistence: "await_persistence"
         case .ended: "ended"
+        case .handedOver: "handed_over"
         case .forward(let frame, let route): json(route, adding: ["forward": json(frame)])
         case .encodePCM(let frame, let speaker): ["encode_pcm": json(frame), "speaker": id(speaker)]
         case .mediaDropped(let reason): ["media_dropped": .string(reason.rawValue)]
@@ -201,7 +202,7 @@ enum OutputJSON {
         case .persist: ignore.contains("persist")
         case .awaitPersistence: ignore.contains("await_persistence")
         case .send(let message, _): ignore.contains(message.type.rawValue)
-        case .close, .ended: false
+        case .close, .ended, .handedOver: false
         case .forward: ignore.contains("forward")
         case .encodePCM: ignore.contains("encode_pcm")
         case .mediaDropped: ignore.contains("media_dropped")
@@ -251,7 +252,7 @@ struct FixtureRunner {
     static let stepInputs: [String: Set<String>] = [
         "host_connected": ["join_url"], "join": ["user"], "media_listener": ["user", "video", "speakers"], "publisher": ["user"],
         "from": ["message", "raw"], "disconnected": [], "media": ["frame"], "encoded_audio": ["frame"],
-        "mix_subscribe": [], "mix_unsubscribe": [], "levels": [], "tick": [], "shutdown": [],
+        "mix_subscribe": [], "mix_unsubscribe": [], "levels": [], "tick": [], "shutdown": [], "hand_over": [],
     ]
     static let stepKeys: Set<String> = ["at", "expect", "wake_up"]
 
@@ -384,6 +385,12 @@ struct FixtureRunner {
                 guard step[input]?.boolValue == true else { throw FixtureError("\(name): step \(index) \(input) must be true") }
                 label = input
                 event.handle(input == "tick" ? .tick : .shutdown, now: now)
+            case "hand_over":
+                guard let keeping = step["hand_over"]?.arrayValue?.map({ $0.intValue }), !keeping.contains(nil) else {
+                    throw FixtureError("\(name): step \(index) hand_over must be a list of the connections that stay")
+                }
+                label = "hand over"
+                event.handle(.handOver(keeping: Set(keeping.map { ConnectionID(UInt64($0!)) })), now: now)
             default:
                 throw FixtureError("\(name): step \(index) has no input")
             }

@@ -81,6 +81,23 @@ import Testing
         }
     }
 
+    /// A node that stops cleanly hands its live events over (PROTOCOL.md 8): their rows stay open
+    /// on a node that is gone, so a host may resume them on another node; an ended event's row is
+    /// ended. `interruptedOrigin` finds the handed-over one for its host.
+    @Test(arguments: Backend.allCases) func aStoppedNodeLeavesItsLiveEventsToBeResumed(_ backend: Backend) async throws {
+        try await withStore(backend) { store in
+            try await store.write([started("live"), started("over")])
+            try await store.write([.eventEnded(eventID: "over", reason: "host_ended", at: 2_000)])
+            try await store.heartbeat(node("a", seen: 10_000))
+            try await store.publishOrigins([origin("live", on: "a"), origin("over", on: "a")], removed: [], nodeID: "a", at: 50_000)
+            try await store.removeNode("a", at: 60_000)
+            #expect(try await store.liveOrigins(seenSince: 0).map(\.eventID) == [])
+            let resumable = try await store.interruptedOrigin(hostUserID: "h-live", seenSince: 0)
+            #expect(resumable?.origin.eventID == "live" && resumable?.origin.nodeID == "a" && resumable?.lastSeen == nil)
+            #expect(try await store.interruptedOrigin(hostUserID: "h-over", seenSince: 0) == nil)
+        }
+    }
+
     /// A node starting ends what a gone node left live, but not the events of live nodes.
     @Test(arguments: Backend.allCases) func startingEndsOnlyEventsOfGoneNodes(_ backend: Backend) async throws {
         try await withStore(backend) { store in

@@ -73,6 +73,9 @@ public struct OriginLinks: Sendable {
     /// Every edge client the engine holds.
     public var clientCount: Int { owners.count }
 
+    /// The engine's connections that are edges' clients.
+    public var allClients: Set<ConnectionID> { Set(owners.keys) }
+
     /// Clients the engine holds per link (an edge's node id), links in their grace included.
     public var clientsPerLink: [LinkID: Int] { links.mapValues(\.clients.count) }
 
@@ -182,6 +185,13 @@ public struct OriginLinks: Sendable {
         case .mixUnsubscriber(let connection):
             guard let owner = owners[connection], links[owner.link]?.isUp == true else { return [] }
             return [(owner.link, .mixUnsubscriber(owner.number))]
+        case .handedOver:
+            // The links close without an end: the edges keep their clients and find the next origin.
+            links.removeAll()
+            owners.removeAll()
+            awaitingWelcome.removeAll()
+            justWelcomed.removeAll()
+            return []
         case .persist, .awaitPersistence, .encodePCM, .mediaDropped, .mixDropSource, .sessionsDropSource, .recordingStart,
              .recordingStop:
             return []

@@ -39,6 +39,11 @@ extension LiveEvent {
         /// The server is going away: `server_shutdown` to everyone, every connection closed with
         /// 1001, the event ended (recorded with the reason `server_shutdown`).
         case shutdown
+        /// This node is going away but the event goes on (PROTOCOL.md 8: its host may resume it
+        /// on another node): `server_shutdown` and 1001 for this node's connections, every one but
+        /// `keeping` (the edges' clients, who stay with their edges); no end is recorded. Then
+        /// `handedOver`.
+        case handOver(keeping: Set<ConnectionID>)
     }
 
     /// What the driver must do, in order.
@@ -53,6 +58,9 @@ extension LiveEvent {
         case awaitPersistence
         /// The event is over; the driver forgets it.
         case ended
+        /// The event left this node without ending (`handOver`): the driver forgets it and leaves
+        /// it live in the store for another node to resume; its edges' links close without an end.
+        case handedOver
         /// Write this media frame (source id set) as the route says: one buffer for all its
         /// WebSocket recipients, one packetization for all its sessions, the mixer, the level meter.
         case forward(MediaFrame, Route)

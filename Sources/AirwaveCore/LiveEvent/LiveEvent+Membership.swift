@@ -160,6 +160,23 @@ extension LiveEvent {
         emit(.ended)
     }
 
+    /// This node goes away, the event does not (PROTOCOL.md 8): a recording here is finished,
+    /// this node's connections are told and closed and leave the record, and nothing else is
+    /// recorded, so the event stays live for its host to resume on another node.
+    mutating func handOver(keeping: Set<ConnectionID>, now: Timestamp) {
+        stopRecording(host: nil, now: now)
+        let local = connections.filter { !keeping.contains($0) }.sorted()
+        emit(.send(Message(.serverShutdown, LiveServerMessage.serverShutdown), .control(.only(local))))
+        for connection in local {
+            emit(.close(connection, .goingAway))
+        }
+        for connection in participants.keys.sorted() where !keeping.contains(connection) {
+            emit(.persist(.participantLeft(eventID: eventID, connection: connection, at: now)))
+        }
+        isEnded = true
+        emit(.handedOver)
+    }
+
     mutating func expireTimers(now: Timestamp) {
         if let graceEnd = hostGraceEndsAt, graceEnd <= now {
             end(reason: "host_timeout", notice: streamEnded("The host disconnected and did not come back"), now: now)

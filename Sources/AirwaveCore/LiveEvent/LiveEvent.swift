@@ -140,6 +140,7 @@ public struct LiveEvent: Sendable {
         case .segmenterSubscription(let connection, let subscribed): setSegmenterSubscription(connection, subscribed: subscribed)
         case .shutdown:
             end(reason: "server_shutdown", notice: Message(.serverShutdown, LiveServerMessage.serverShutdown), closeCode: .goingAway, now: now)
+        case .handOver(let keeping): handOver(keeping: keeping, now: now)
         }
         if !isEnded { flushNotices(now: now) }
     }
@@ -193,7 +194,8 @@ public struct LiveEvent: Sendable {
         case .hostConnected(let connection, _), .join(let connection, _), .mediaListenerJoined(let connection, _, _, _),
              .publisherConnected(let connection, _):
             refuse(connection, ProtocolError(.eventEnded, "This event has ended."))
-        case .command, .disconnected, .tick, .media, .encodedAudio, .mixSubscription, .measuredLevels, .segmenterSubscription, .shutdown:
+        case .command, .disconnected, .tick, .media, .encodedAudio, .mixSubscription, .measuredLevels, .segmenterSubscription, .shutdown,
+             .handOver:
             break
         }
     }

@@ -62,9 +62,11 @@ actor ActiveStreamsDirectory {
         changed()
     }
 
-    func remove(_ eventID: String) {
+    /// The event is no longer live here. A `handedOver` one is not over: its origin row is left
+    /// as it is, for another node to resume it (PROTOCOL.md 8).
+    func remove(_ eventID: String, handedOver: Bool = false) {
         guard summaries.removeValue(forKey: eventID) != nil else { return }
-        onLocalChange?(eventID, nil)
+        if !handedOver { onLocalChange?(eventID, nil) }
         changed()
     }
 

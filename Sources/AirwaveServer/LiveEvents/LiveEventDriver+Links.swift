@@ -100,9 +100,16 @@ extension LiveEventDriver {
                 write(down, to: link, state, services)
             }
         }
-        if case .ended = output {
+        switch output {
+        case .ended:
             for socket in state.linkSockets.values { socket.close(.normal) }
             state.linkSockets.removeAll()
+        case .handedOver:
+            // No `ended` went down: the edges keep their clients and look for the next origin.
+            for socket in state.linkSockets.values { socket.close(.goingAway) }
+            state.linkSockets.removeAll()
+        default:
+            break
         }
     }
 

@@ -10,6 +10,11 @@ extension LiveEventDriver {
         continuation.yield(.shutdown)
     }
 
+    /// Leaves the event to another node because this one is going away (a node of a cluster).
+    func handOver() {
+        continuation.yield(.handOver)
+    }
+
     /// Runs once after the engine's `ended`.
     func reportEnd(_ state: inout RunState, _ services: Services) async {
         guard !state.reportedEnd else { return }
@@ -17,7 +22,7 @@ extension LiveEventDriver {
         state.timer.cancel()
         state.mixClock.timer?.cancel()
         state.mix.stopRecording()
-        await services.directory.remove(eventID)
+        await services.directory.remove(eventID, handedOver: state.handedOver)
         services.metrics.eventParticipants(eventID, count: nil)
         await services.onEnded(eventID)
         continuation.finish()

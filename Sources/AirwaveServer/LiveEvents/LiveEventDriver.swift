@@ -30,6 +30,8 @@ final class LiveEventDriver: Sendable {
         /// One mix tick passed on the mix clock.
         case mixTick
         case shutdown
+        /// This node goes away but the event goes on elsewhere (a node of a cluster, PROTOCOL.md 8).
+        case handOver
         /// An edge's link opened (`+Links`).
         case linkOpened(String, session: String, connection: ClientConnection)
         /// A message up an edge's link.
@@ -83,6 +85,8 @@ final class LiveEventDriver: Sendable {
         var segmenter: (id: ConnectionID, stream: HLSStream)?
         var timer = WakeUpTimer()
         var ended = false
+        /// The event left this node without ending (`handedOver`): the store keeps it live.
+        var handedOver = false
         var reportedEnd = false
         var lastSummary: LiveServerMessage.StreamSummary?
         var encoders = SpeakerEncoders()
@@ -144,6 +148,8 @@ final class LiveEventDriver: Sendable {
                 if !levels.isEmpty { engine.handle(.measuredLevels(levels), now: now) }
             case .shutdown:
                 engine.handle(.shutdown, now: now)
+            case .handOver:
+                engine.handle(.handOver(keeping: state.links.allClients), now: now)
             case .linkOpened, .linkMessage, .linkClosed:
                 await handleLink(message, &engine, &state, services, now: now)
             }
@@ -191,12 +197,14 @@ final class LiveEventDriver: Sendable {
                 state.records.append(StoreRecord(record))
             case .awaitPersistence:
                 await flushRecords(&state, services)
-            case .ended:
+            case .ended, .handedOver:
                 state.mix.endSegmenters()
                 updateMixClock(&state)
                 state.ended = true
+                state.handedOver = output == .handedOver
                 isOver.withLockedValue { $0 = true }
-                services.logger.info("event ended", metadata: ["event_id": "\(eventID)"])
+                services.logger.info(state.handedOver ? "event handed over: it may resume on another node" : "event ended",
+                                     metadata: ["event_id": "\(eventID)"])
             case .encodePCM(let pcm, let speaker):
                 encodePCM(pcm, speaker: speaker, state: &state)
             case .mediaDropped(let reason):

@@ -79,9 +79,12 @@ actor LiveEventRegistry {
         metrics.eventsLive.record(drivers.count)
     }
 
-    /// Sends `server_shutdown` through every event and waits for their drivers to stop.
-    func shutdownAll() async {
-        for driver in drivers.values { driver.shutdown() }
+    /// Sends `server_shutdown` through every event and waits for their drivers to stop. On a
+    /// node of a cluster (`handOver`) the events do not end: another node may resume them.
+    func shutdownAll(handOver: Bool = false) async {
+        for driver in drivers.values {
+            if handOver { driver.handOver() } else { driver.shutdown() }
+        }
         let running = Array(tasks.values)
         for task in running { await task.value }
     }
