@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from awtest import close_all, expect_refusal, go_live, http_json, join, metrics, metric_sum, run, send, uid
+from awtest import close_all, expect_refusal, go_live, http_json, join, join_path, metrics, metric_sum, run, send, uid
 from test_cluster import CLUSTER_SECRET, free_port, start_nodes
 from test_media import (CONFIG_PAYLOAD, FLAG_CONFIG, FLAG_KEYFRAME, HOST_SOURCE_ID, KIND_OPUS, KIND_SCREEN, SPEECH, Tap,
                         as_relayed, is_media, make_cohost, media, screen, sync_point)
@@ -474,6 +474,9 @@ def test_the_origin_stops_and_hands_its_event_over(start_server):
         for tap in (host_tap, tap_a):
             await tap.wait_text("server_shutdown", timeout=5)
             assert await closed_code(tap) == 1001, tap.name
+        # Until the host resumes it, a join on a node without an edge for it is told to retry.
+        refusal = await expect_refusal(c.ws(join_path(event_id, uid("early"))), "server_busy", 1013)
+        assert refusal["details"]["reason"] == "no_origin", refusal
         host2, link2 = await resume_host(c, host_id, within=5)
         assert link2["event_id"] == event_id and link2["resumed"] is True, link2
         await Tap(host2, "host on c").wait_text("chat_history", pred=lambda m: [x["message"] for x in m["messages"]] == ["before the stop"])

@@ -252,9 +252,8 @@ public final class AirwaveServer: Sendable {
             if event.isLive, let cluster, try await cluster.origin(of: eventID) == nil {
                 // Its origin died and its host may resume it on any node within the grace period
                 // (PROTOCOL.md 8): not over until then; after it, recorded as over here.
-                let lastSeen = try await store.originNode(of: eventID)?.node?.lastSeen ?? event.startedAt
                 let now = Timestamp.now()
-                if Timestamp(milliseconds: lastSeen) + configuration.liveEvent.hostGrace + cluster.settings.nodeTimeout >= now {
+                if let departure = try await store.originDeparture(of: eventID), resumable(departure, now: now) {
                     return ProtocolError(.serverBusy, "This event's node is gone; it may resume shortly. Try again.",
                                          details: ["reason": "no_origin"])
                 }

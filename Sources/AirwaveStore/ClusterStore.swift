@@ -46,6 +46,18 @@ public struct OriginRecord: Sendable, Hashable {
     }
 }
 
+/// How an event's origin node left it: its last heartbeat (nil once its row is gone) and, when
+/// it stopped cleanly, when it handed the event over.
+public struct OriginDeparture: Sendable, Hashable {
+    public var lastSeen: EpochMillis?
+    public var handedOverAt: EpochMillis?
+
+    public init(lastSeen: EpochMillis?, handedOverAt: EpochMillis?) {
+        self.lastSeen = lastSeen
+        self.handedOverAt = handedOverAt
+    }
+}
+
 /// What the nodes sharing one database keep there (PROTOCOL.md 8): their heartbeats, and the
 /// origin row of every live event, which is also its directory entry. A node's rows count only
 /// while its heartbeat is fresh: a node that stops writing drops out, and so do its events.
@@ -74,10 +86,13 @@ public protocol ClusterStore: Sendable {
     /// The live event a host runs on a live node (its heartbeat at `seenSince` or later), if any.
     func liveOrigin(hostUserID: String, seenSince: EpochMillis) async throws -> OriginRecord?
 
-    /// The host's event whose origin died (PROTOCOL.md 8 failover): not ended, its origin row on
-    /// a node whose heartbeat is older than `seenSince` (or gone); with that node's last
-    /// heartbeat, from which the host's grace period runs.
-    func interruptedOrigin(hostUserID: String, seenSince: EpochMillis) async throws -> (origin: OriginRecord, lastSeen: EpochMillis?)?
+    /// The host's event whose origin died or stopped (PROTOCOL.md 8 failover): not ended, its
+    /// origin row on a node whose heartbeat is older than `seenSince` (or gone); with how that
+    /// node left it.
+    func interruptedOrigin(hostUserID: String, seenSince: EpochMillis) async throws -> (origin: OriginRecord, departure: OriginDeparture)?
+
+    /// How the origin node of a live event left it (nil for an event without an origin row).
+    func originDeparture(of eventID: String) async throws -> OriginDeparture?
 
     /// The node an event ran (or runs) on, live or ended, with that node's row if it has one
     /// (nil: gone for a day); nil if no node published the event (a single server's).

@@ -130,8 +130,12 @@ extension SQLBackedStore {
     }
 
     /// The origin rows of events whose node is live.
-    public func interruptedOrigin(hostUserID: String, seenSince: EpochMillis) async throws -> (origin: OriginRecord, lastSeen: EpochMillis?)? {
+    public func interruptedOrigin(hostUserID: String, seenSince: EpochMillis) async throws -> (origin: OriginRecord, departure: OriginDeparture)? {
         try await store.interruptedOrigin(hostUserID: hostUserID, seenSince: seenSince)
+    }
+
+    public func originDeparture(of eventID: String) async throws -> OriginDeparture? {
+        try await store.originDeparture(of: eventID)
     }
 
     public func liveOrigins(seenSince: EpochMillis) async throws -> [OriginRecord] {

@@ -77,12 +77,19 @@ extension SQLEventStore: ClusterStore {
     public func removeNode(_ nodeID: String, at: EpochMillis) async throws {
         try await transaction { db in
             // Events still live were handed over (their host may resume them elsewhere): their
-            // rows stay open, on a node that is gone.
+            // rows stay open, on a node that is gone, saying since when.
+            let live = SQLSubquery.select { $0.column("event_id").from(Table.events).where("ended_at", .is, SQLLiteral.null) }
             try await db.update(ClusterTable.origins)
                 .set("ended_at", to: at)
                 .where("node_id", .equal, nodeID)
                 .where("ended_at", .is, SQLLiteral.null)
-                .where("event_id", .notIn, SQLSubquery.select { $0.column("event_id").from(Table.events).where("ended_at", .is, SQLLiteral.null) })
+                .where("event_id", .notIn, live)
+                .run()
+            try await db.update(ClusterTable.origins)
+                .set("handed_over_at", to: at)
+                .where("node_id", .equal, nodeID)
+                .where("ended_at", .is, SQLLiteral.null)
+                .where("event_id", .in, live)
                 .run()
             try await db.delete(from: ClusterTable.nodes).where("node_id", .equal, nodeID).run()
         }
@@ -99,6 +106,7 @@ extension SQLEventStore: ClusterStore {
                     .onConflict(with: "event_id") {
                         $0.set(excludedValueOf: "node_id")
                             .set("ended_at", to: SQLLiteral.null)
+                            .set("handed_over_at", to: SQLLiteral.null)
                             .set(excludedValueOf: "host_user_id")
                             .set(excludedValueOf: "host_username")
                             .set(excludedValueOf: "mode")
@@ -167,7 +175,7 @@ extension SQLEventStore: ClusterStore {
         }
     }
 
-    public func interruptedOrigin(hostUserID: String, seenSince: EpochMillis) async throws -> (origin: OriginRecord, lastSeen: EpochMillis?)? {
+    public func interruptedOrigin(hostUserID: String, seenSince: EpochMillis) async throws -> (origin: OriginRecord, departure: OriginDeparture)? {
         try await read { db in
             guard let origin = try await db.select()
                 .columns(Self.originColumns)
@@ -180,13 +188,26 @@ extension SQLEventStore: ClusterStore {
                 .first()
                 .map(Self.originRecord)
             else { return nil }
-            let lastSeen = try await db.select()
-                .column("last_seen")
-                .from(ClusterTable.nodes)
-                .where("node_id", .equal, origin.nodeID)
-                .first(decodingColumn: "last_seen", as: EpochMillis.self)
-            return (origin, lastSeen)
+            return (origin, try await Self.departure(of: origin.eventID, on: db) ?? OriginDeparture(lastSeen: nil, handedOverAt: nil))
         }
+    }
+
+    public func originDeparture(of eventID: String) async throws -> OriginDeparture? {
+        try await read { db in try await Self.departure(of: eventID, on: db) }
+    }
+
+    private static func departure(of eventID: String, on db: any SQLDatabase) async throws -> OriginDeparture? {
+        guard let row = try await db.select()
+            .column(SQLColumn("handed_over_at", table: ClusterTable.origins))
+            .column(SQLColumn("last_seen", table: ClusterTable.nodes))
+            .from(ClusterTable.origins)
+            .join(ClusterTable.nodes, method: SQLJoinMethod.left, on: SQLColumn("node_id", table: ClusterTable.origins), .equal,
+                  SQLColumn("node_id", table: ClusterTable.nodes))
+            .where(SQLColumn("event_id", table: ClusterTable.origins), .equal, SQLBind(eventID))
+            .first()
+        else { return nil }
+        return OriginDeparture(lastSeen: try row.decode(column: "last_seen", as: EpochMillis?.self),
+                               handedOverAt: try row.decode(column: "handed_over_at", as: EpochMillis?.self))
     }
 
     public func originNode(of eventID: String) async throws -> (nodeID: String, node: NodeRecord?)? {

@@ -23,7 +23,17 @@ extension SQLEventStore {
         SQLSchemaMigration(version: 4, name: "listening-room state as rows", apply: storeRoomStateAsRows),
         SQLSchemaMigration(version: 5, name: "listening-room log shared by nodes", apply: createRoomLog),
         SQLSchemaMigration(version: 6, name: "cluster nodes and event origins", apply: createClusterSchema),
+        SQLSchemaMigration(version: 7, name: "event origins handed over by a stopping node", apply: addOriginHandOver),
     ]
+
+    /// Version 7: `event_origins.handed_over_at`, when a node that stopped left the event live for
+    /// another node to resume (PROTOCOL.md 8); the host's grace period runs from then.
+    @Sendable
+    static func addOriginHandOver(on db: any SQLDatabase) async throws {
+        try await db.alter(table: ClusterTable.origins)
+            .column("handed_over_at", type: .bigint)
+            .run()
+    }
 
     /// Version 3: `chat_messages.verified`, whether the sender joined with a token (PROTOCOL.md
     /// 10). Messages stored before it are taken as unverified: nothing proved their ids.

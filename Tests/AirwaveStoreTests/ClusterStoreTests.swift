@@ -93,7 +93,14 @@ import Testing
             try await store.removeNode("a", at: 60_000)
             #expect(try await store.liveOrigins(seenSince: 0).map(\.eventID) == [])
             let resumable = try await store.interruptedOrigin(hostUserID: "h-live", seenSince: 0)
-            #expect(resumable?.origin.eventID == "live" && resumable?.origin.nodeID == "a" && resumable?.lastSeen == nil)
+            // The node's row is gone; the row says when it was handed over, from which the grace runs.
+            #expect(resumable?.origin.eventID == "live" && resumable?.origin.nodeID == "a")
+            #expect(resumable?.departure == OriginDeparture(lastSeen: nil, handedOverAt: 60_000))
+            #expect(try await store.originDeparture(of: "over") == OriginDeparture(lastSeen: nil, handedOverAt: nil))
+            // Resumed on another node, the row is that node's and no longer handed over.
+            try await store.heartbeat(node("b", seen: 70_000))
+            try await store.publishOrigins([origin("live", on: "b")], removed: [], nodeID: "b", at: 70_000)
+            #expect(try await store.originDeparture(of: "live") == OriginDeparture(lastSeen: 70_000, handedOverAt: nil))
             #expect(try await store.interruptedOrigin(hostUserID: "h-over", seenSince: 0) == nil)
         }
     }

@@ -10,9 +10,8 @@ extension AirwaveServer {
         guard let cluster else { return nil }
         let now = Timestamp.now()
         let seenSince = now.milliseconds - Int64(cluster.settings.nodeTimeout / .milliseconds(1))
-        guard let (origin, lastSeen) = try await store.interruptedOrigin(hostUserID: hostUserID, seenSince: seenSince) else { return nil }
-        let grace = configuration.liveEvent.hostGrace
-        if let lastSeen, Timestamp(milliseconds: lastSeen) + grace < now {
+        guard let (origin, departure) = try await store.interruptedOrigin(hostUserID: hostUserID, seenSince: seenSince) else { return nil }
+        guard resumable(departure, now: now) else {
             writer.enqueue([StoreRecord(.eventEnded(eventID: origin.eventID, reason: "host_timeout", at: now))])
             return nil
         }
@@ -21,10 +20,9 @@ extension AirwaveServer {
         var latest: [String: StoredParticipant] = [:]
         for participant in event.participants { latest[participant.userID] = participant }
         let cohosts = latest.values.filter { $0.role == .cohost && $0.leftAt == nil && $0.verified }.sorted { $0.joinedAt < $1.joinedAt }
-        let verified = Set(event.participants.filter(\.verified).map(\.userID)).union([hostUserID])
         let chat = try await store.recentChat(eventID: event.eventID, limit: configuration.liveEvent.chatHistoryLimit).map {
             LiveServerMessage.ChatEntry(userID: $0.userID, username: $0.username, message: $0.message,
-                                        sentAt: Timestamp(milliseconds: $0.sentAt), verified: verified.contains($0.userID))
+                                        sentAt: Timestamp(milliseconds: $0.sentAt), verified: $0.verified)
         }
         let resumption = LiveEvent.Resumption(
             startedAt: Timestamp(milliseconds: event.startedAt), mode: StreamMode(rawValue: event.mode) ?? .audio, chat: chat,
@@ -34,5 +32,22 @@ extension AirwaveServer {
                       sourceID: LiveEvent.hostSourceID + 1 + UInt32(index))
             })
         return (event.eventID, resumption)
+    }
+
+    /// Whether an event whose origin left as `departure` may still be resumed: within the host's
+    /// grace period of the origin leaving, that is of its hand-over, or of its death being known
+    /// (its last heartbeat and the node timeout, as the edges count it). One rule for the host's
+    /// resume and for the answer to a join meanwhile.
+    func resumable(_ departure: OriginDeparture, now: Timestamp) -> Bool {
+        guard let cluster else { return false }
+        let left: Timestamp
+        if let handedOverAt = departure.handedOverAt {
+            left = Timestamp(milliseconds: handedOverAt)
+        } else if let lastSeen = departure.lastSeen {
+            left = Timestamp(milliseconds: lastSeen) + cluster.settings.nodeTimeout
+        } else {
+            return false  // its node's row is long gone (a day, PROTOCOL.md 8 housekeeping)
+        }
+        return now <= left + configuration.liveEvent.hostGrace
     }
 }
