@@ -70,6 +70,18 @@ import Testing
         #expect(try members.map { try WireFrame.written($0.channel).map(\.text) } == [[], ["hi"], []])
     }
 
+    @Test func aListOfMembersIsOneExecutePerLoopAndStrangersAreSkipped() throws {
+        var groups = ConnectionGroups()
+        let members = try [member(1, loop: 0), member(2, loop: 0), member(3, loop: 1), member(4, loop: 1)]
+        for member in members { groups.insert(member.connection) }
+        let frame = WebSocketWire.frame(opcode: WebSocketWire.text, payload: ByteBuffer(string: "mix"))
+
+        #expect(groups.deliver(frame, to: .only([ConnectionID(1), ConnectionID(2), ConnectionID(4), ConnectionID(9)]), class: .audio) == 3)
+        #expect(loops.map(\.executes) == [1, 1])
+        runLoops()
+        #expect(try members.map { try WireFrame.written($0.channel).map(\.text) } == [["mix"], ["mix"], [], ["mix"]])
+    }
+
     @Test func sendReachesOneMemberAndRemovalEmptiesItsLoop() throws {
         var groups = ConnectionGroups()
         let members = try [member(1, loop: 0), member(2, loop: 1)]

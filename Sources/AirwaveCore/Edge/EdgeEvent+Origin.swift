@@ -100,20 +100,18 @@ extension EdgeEvent {
             if source == 0 || source >= Self.mixMinusFlag {
                 // One of the mix's outputs: to the mixed members the origin gave it, as source 0.
                 let minus: UInt32? = source == 0 ? nil : source & ~Self.mixMinusFlag
-                let recipients = mixOf.filter { $0.value == minus }.keys.sorted()
-                guard !recipients.isEmpty else { return }
+                guard let recipients = mixRecipients[minus], !recipients.isEmpty else { return }
                 var mixed = frame
                 mixed.header.sourceID = 0
                 return emit(.forward(mixed, LiveEvent.Route(sockets: .only(recipients), queue: .audio)))
             }
             // Nobody receives their own voice back, and its speaker may be a member here; mixed
             // members hear it in the mix instead.
-            let skipped = Set(mixOf.keys)
             let sockets: LiveEvent.Audience
             if let speaker = sourceOwners[source].flatMap({ memberByUser[$0] }) {
-                sockets = .allExcept(speaker, skipping: skipped.subtracting([speaker]))
+                sockets = .allExcept(speaker, skipping: mixedMembers.contains(speaker) ? mixedMembers.subtracting([speaker]) : mixedMembers)
             } else {
-                sockets = Self.allBut(skipped)
+                sockets = everyoneButMixed
             }
             emit(.forward(frame, LiveEvent.Route(sockets: sockets, queue: .audio)))
         case .screen:

@@ -84,7 +84,20 @@ public struct EdgeEvent: Sendable {
     var sourceOwners: [UInt32: String] = [:]
     /// What each mixed member hears, as the origin said (`mixSubscriber`): the mix without this
     /// source, or the full mix (nil). Mixed members get no speaker's own stream.
-    var mixOf: [ConnectionID: UInt32?] = [:]
+    var mixOf: [ConnectionID: UInt32?] = [:] {
+        // Kept with every change (rare), so no audio frame regroups them.
+        didSet {
+            mixedMembers = Set(mixOf.keys)
+            everyoneButMixed = Self.allBut(mixedMembers)
+            mixRecipients = Dictionary(grouping: mixOf.keys.sorted(), by: { mixOf[$0]! })
+        }
+    }
+    /// The members in `mixOf`: they get no speaker's own stream.
+    var mixedMembers: Set<ConnectionID> = []
+    /// The audience of a speaker's stream whose speaker is not here: every member but the mixed.
+    var everyoneButMixed: LiveEvent.Audience = .all
+    /// The members of each mix output (by the source it leaves out; nil: the full mix), ascending.
+    var mixRecipients: [UInt32?: [ConnectionID]] = [:]
     var screenPipeline: ScreenPipeline
     var keyframeGate: IntervalGate
     /// Since when no client is connected.

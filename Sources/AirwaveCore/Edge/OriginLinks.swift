@@ -43,7 +43,13 @@ public struct OriginLinks: Sendable {
 
     /// How long a dropped link's clients stay in the event.
     public let grace: Duration
-    var links: [LinkID: Link] = [:]
+    var links: [LinkID: Link] = [:] {
+        // Kept with every change, so no frame pays for finding the links that are up.
+        didSet {
+            upLinks = links.filter(\.value.isUp).keys.sorted()
+            changeCount &+= 1
+        }
+    }
     var owners: [ConnectionID: Owner] = [:]
     /// Clients whose join the engine has not answered yet.
     var awaitingWelcome: Set<ConnectionID> = []
@@ -68,7 +74,10 @@ public struct OriginLinks: Sendable {
     }
 
     /// The links that are up, in a stable order.
-    public var upLinks: [LinkID] { links.filter(\.value.isUp).keys.sorted() }
+    public private(set) var upLinks: [LinkID] = []
+    /// Counts changes of the links and their clients (a driver republishes `clientsPerLink`
+    /// only when it moved).
+    public private(set) var changeCount = 0
 
     /// Every edge client the engine holds.
     public var clientCount: Int { owners.count }
@@ -104,8 +113,9 @@ public struct OriginLinks: Sendable {
     /// The link dropped: nothing goes down it, and its clients stay until the grace ends.
     public mutating func closed(_ link: LinkID, now: Timestamp) {
         guard links[link]?.isUp == true else { return }
+        let ends = now + grace
         links[link]?.isUp = false
-        links[link]?.graceEndsAt = now + grace
+        links[link]?.graceEndsAt = ends
     }
 
     /// An edge client joined (or is announced again after a re-link).

@@ -90,6 +90,8 @@ final class EdgeEventDriver: Sendable {
         var linkedBefore = false
         var timer = WakeUpTimer()
         var finished = false
+        /// What `status` says now, so it is written only when it changes (not per frame).
+        var shown = (linked: false, clients: 0)
     }
 
     func run(_ services: Services) async {
@@ -129,10 +131,12 @@ final class EdgeEventDriver: Sendable {
                 edge.handle(.tick, now: now)
             }
             perform(&edge, &state, services)
-            let (linked, clients) = (edge.isLinked, edge.clientCount)
-            status.withLockedValue {
-                $0.linked = linked
-                $0.clients = clients
+            if (edge.isLinked, edge.clientCount) != (state.shown.linked, state.shown.clients) {
+                state.shown = (edge.isLinked, edge.clientCount)
+                status.withLockedValue { [shown = state.shown] in
+                    $0.linked = shown.linked
+                    $0.clients = shown.clients
+                }
             }
             if state.finished { break }
             let continuation = self.continuation

@@ -102,6 +102,8 @@ final class LiveEventDriver: Sendable {
         var links = OriginLinks()
         /// The socket of each edge's link, by the edge's node id.
         var linkSockets: [String: ClientConnection] = [:]
+        /// `links.changeCount` as of the last `linkClients` published.
+        var publishedLinkChanges = 0
     }
 
     /// Consumes inputs until the event ends or the server shuts down.
@@ -166,7 +168,8 @@ final class LiveEventDriver: Sendable {
                 continue
             }
             await publishSummary(engine.summary, &state, services)
-            if !state.linkSockets.isEmpty || state.links.clientCount > 0 || !linkClients.withLockedValue(\.isEmpty) {
+            if state.links.changeCount != state.publishedLinkChanges {
+                state.publishedLinkChanges = state.links.changeCount
                 let perLink = state.links.clientsPerLink
                 linkClients.withLockedValue { $0 = perLink }
             }

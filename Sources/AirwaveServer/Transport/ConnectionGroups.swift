@@ -43,6 +43,26 @@ struct ConnectionGroups {
         return true
     }
 
+    /// Sends to these members, one hop per event loop as `broadcast` does (an edge's mixed
+    /// listeners get each mix packet this way); returns how many it went to.
+    func send(_ frame: ByteBuffer, class itemClass: OutboundQueue<ByteBuffer>.Class, to ids: [ConnectionID]) -> Int {
+        var byLoop: [ObjectIdentifier: [ClientConnection]] = [:]
+        for id in ids {
+            guard let key = loopOf[id], let connection = groups[key]?.members[id] else { continue }
+            byLoop[key, default: []].append(connection)
+        }
+        let now = Timestamp.now()
+        var sent = 0
+        for (key, connections) in byLoop {
+            guard let loop = groups[key]?.loop else { continue }
+            sent += connections.count
+            loop.execute {
+                for connection in connections { connection.deliver(frame, class: itemClass, now: now) }
+            }
+        }
+        return sent
+    }
+
     var all: [ClientConnection] {
         groups.values.flatMap { $0.members.values }
     }
@@ -72,7 +92,7 @@ struct ConnectionGroups {
         switch audience {
         case .none: return 0
         case .one(let id): return send(frame, class: itemClass, to: id) ? 1 : 0
-        case .only(let ids): return ids.count { send(frame, class: itemClass, to: $0) }
+        case .only(let ids): return send(frame, class: itemClass, to: ids)
         case .all: return broadcast(frame, class: itemClass)
         case .allExcept(let sender, let skipping): return broadcast(frame, class: itemClass, except: sender, skipping: skipping)
         }
