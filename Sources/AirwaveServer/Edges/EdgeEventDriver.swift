@@ -40,10 +40,8 @@ final class EdgeEventDriver: Sendable {
     let eventID: String
     /// This instance of the edge's event, on every link it opens: a new instance's clients are new.
     let session: String
-    private let messages: AsyncStream<Message>
-    private let continuation: AsyncStream<Message>.Continuation
-    /// Set when the edge finished, under the lock `submit` takes: nothing is accepted after.
-    private let isOver = NIOLockedValueBox(false)
+    /// Every input, in order; closed when the edge finishes, so nothing is accepted after.
+    private let inbox = DriverInbox<Message>()
     /// The link's state as of the last step (`GET /api/cluster`'s cascade).
     let status = NIOLockedValueBox(Status())
 
@@ -58,7 +56,6 @@ final class EdgeEventDriver: Sendable {
     init(eventID: String) {
         self.eventID = eventID
         session = RandomToken.make(length: 16, alphabet: RandomToken.lowercaseAlphanumerics)
-        (messages, continuation) = AsyncStream.makeStream(of: Message.self)
     }
 
     /// Queues a client's input; false once the edge is done (the caller starts a new one).
@@ -69,14 +66,10 @@ final class EdgeEventDriver: Sendable {
 
     @discardableResult
     func enqueue(_ message: Message) -> Bool {
-        isOver.withLockedValue { over in
-            guard !over else { return false }
-            if case .enqueued = continuation.yield(message) { return true }
-            return false
-        }
+        inbox.enqueue(message)
     }
 
-    var hasFinished: Bool { isOver.withLockedValue { $0 } }
+    var hasFinished: Bool { inbox.isOver }
 
     /// The executors' tables.
     struct RunState {
@@ -98,7 +91,7 @@ final class EdgeEventDriver: Sendable {
         var edge = EdgeEvent(eventID: eventID, now: .now(), configuration: services.configuration)
         var state = RunState()
         perform(&edge, &state, services)
-        for await message in messages {
+        for await message in inbox.messages {
             let now = Timestamp.now()
             switch message {
             case .input(let input, let connection):
@@ -139,8 +132,8 @@ final class EdgeEventDriver: Sendable {
                 }
             }
             if state.finished { break }
-            let continuation = self.continuation
-            state.timer.schedule(edge.nextWakeUp, now: now) { continuation.yield(.tick) }
+            let inbox = self.inbox
+            state.timer.schedule(edge.nextWakeUp, now: now) { inbox.yield(.tick) }
         }
         state.timer.cancel()
         state.link?.close()
@@ -179,9 +172,9 @@ final class EdgeEventDriver: Sendable {
             case .recordOrphanedEnd:
                 services.writer.enqueue([StoreRecord(.eventEnded(eventID: eventID, reason: "host_timeout", at: .now()))])
             case .finished:
-                isOver.withLockedValue { $0 = true }
+                inbox.close()
                 state.finished = true
-                continuation.finish()
+                inbox.finish()
             }
         }
     }

@@ -164,20 +164,12 @@ extension LiveEventDriver {
     /// Starts the event's HLS segmenter (a mix subscriber that is no participant); false once
     /// the event is over.
     func startSegmenter(_ stream: HLSStream, id: ConnectionID) -> Bool {
-        isOver.withLockedValue { over in
-            guard !over else { return false }
-            if case .enqueued = continuation.yield(.segmenter(stream, id: id)) { return true }
-            return false
-        }
+        inbox.enqueue(.segmenter(stream, id: id))
     }
 
     /// Queues an input about an HTTP listener; false once the event is over.
     @discardableResult
     func submit(_ input: LiveEvent.Input, listener: HTTPListener) -> Bool {
-        isOver.withLockedValue { over in
-            guard !over else { return false }
-            if case .enqueued = continuation.yield(.listenerInput(input, listener: listener)) { return true }
-            return false
-        }
+        inbox.enqueue(.listenerInput(input, listener: listener))
     }
 }

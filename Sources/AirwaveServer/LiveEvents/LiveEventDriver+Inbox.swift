@@ -18,7 +18,7 @@ extension LiveEventDriver {
 
     /// True once the event is over, even while the registry still lists it (it forgets the
     /// driver only after the end has been reported).
-    var hasEnded: Bool { isOver.withLockedValue { $0 } }
+    var hasEnded: Bool { inbox.isOver }
 
     /// Whether the event accepts `peer` as a publisher of its user's voice (the host or a
     /// current co-host); the engine then holds it until the user's role ends.
@@ -29,16 +29,12 @@ extension LiveEventDriver {
     }
 
     func enqueue(_ message: Message) -> Bool {
-        isOver.withLockedValue { over in
-            guard !over else { return false }
-            if case .enqueued = continuation.yield(message) { return true }
-            return false
-        }
+        inbox.enqueue(message)
     }
 
     /// Arms the timer for the engine's next wake-up.
     func scheduleTimer(_ wakeUp: Timestamp?, _ state: inout RunState, now: Timestamp) {
-        let continuation = self.continuation
-        state.timer.schedule(wakeUp, now: now) { continuation.yield(.tick) }
+        let inbox = self.inbox
+        state.timer.schedule(wakeUp, now: now) { inbox.yield(.tick) }
     }
 }

@@ -38,7 +38,7 @@ extension LiveEventDriver {
         if state.mix.isActive, state.mixClock.timer == nil {
             state.mixClock.start = .now
             state.mixClock.ticksDone = 0
-            let continuation = self.continuation
+            let inbox = self.inbox
             state.mixClock.timer = Task {
                 let clock = ContinuousClock()
                 var deadline = clock.now
@@ -46,7 +46,7 @@ extension LiveEventDriver {
                     deadline += MixClock.tick
                     try? await clock.sleep(until: deadline)
                     guard !Task.isCancelled else { return }
-                    continuation.yield(.mixTick)
+                    inbox.yield(.mixTick)
                 }
             }
         } else if !state.mix.isActive, let timer = state.mixClock.timer {

@@ -7,12 +7,12 @@ extension LiveEventDriver {
     /// Ends the event because the server is going away (through the engine, in order with
     /// every input queued before).
     func shutdown() {
-        continuation.yield(.shutdown)
+        inbox.yield(.shutdown)
     }
 
     /// Leaves the event to another node because this one is going away (a node of a cluster).
     func handOver() {
-        continuation.yield(.handOver)
+        inbox.yield(.handOver)
     }
 
     /// Runs once after the engine's `ended`.
@@ -25,6 +25,6 @@ extension LiveEventDriver {
         await services.directory.remove(eventID, handedOver: state.handedOver)
         services.metrics.eventParticipants(eventID, count: nil)
         await services.onEnded(eventID)
-        continuation.finish()
+        inbox.finish()
     }
 }

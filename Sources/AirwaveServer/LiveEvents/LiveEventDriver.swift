@@ -42,18 +42,15 @@ final class LiveEventDriver: Sendable {
 
     let eventID: String
     let host: UserIdentity
-    let messages: AsyncStream<Message>
-    let continuation: AsyncStream<Message>.Continuation
-    /// Set the moment the engine reports the end, under the same lock `submit` takes, so no
-    /// input is accepted after the end is known (the registry then starts a new event instead).
-    let isOver = NIOLockedValueBox(false)
+    /// Every input, in order; closed the moment the engine reports the end, so no input is
+    /// accepted after the end is known (the registry then starts a new event instead).
+    let inbox = DriverInbox<Message>()
     /// The clients of each edge's link, as of the last step (`GET /api/cluster`'s cascade).
     let linkClients = NIOLockedValueBox<[String: Int]>([:])
 
     init(eventID: String, host: UserIdentity) {
         self.eventID = eventID
         self.host = host
-        (messages, continuation) = AsyncStream.makeStream(of: Message.self)
     }
 
     /// Shared services the driver performs its outputs with.
@@ -113,7 +110,7 @@ final class LiveEventDriver: Sendable {
         await services.claimOrigin(eventID, engine.summary)
         await perform(&engine, &state, services)
         await services.directory.update(engine.summary)
-        for await message in messages {
+        for await message in inbox.messages {
             let now = Timestamp.now()
             switch message {
             case .input(let input, let connection, let mixed):
@@ -205,7 +202,7 @@ final class LiveEventDriver: Sendable {
                 updateMixClock(&state)
                 state.ended = true
                 state.handedOver = output == .handedOver
-                isOver.withLockedValue { $0 = true }
+                inbox.close()
                 services.logger.info(state.handedOver ? "event handed over: it may resume on another node" : "event ended",
                                      metadata: ["event_id": "\(eventID)"])
             case .encodePCM(let pcm, let speaker):
