@@ -131,13 +131,10 @@ struct EdgeFixtureRunner {
         }
         guard let steps = fixture["steps"]?.arrayValue, !steps.isEmpty else { throw FixtureError("\(name): no steps") }
         for (index, step) in steps.enumerated() {
-            let input = try FixtureKeys.input(of: step, among: Set(Self.stepInputs.keys), "\(name): step \(index)")
-            try FixtureKeys.check(step, allowed: Self.stepKeys.union([input]).union(Self.stepInputs[input] ?? []), "\(name): step \(index)")
-            try FixtureKeys.check(step["user"], allowed: ["user_id", "username", "verified"], "\(name): step \(index) user")
-            try FixtureKeys.check(step["frame"], allowed: MediaFixtures.frameKeys, "\(name): step \(index) frame")
-            try FixtureKeys.check(step["origin_media"], allowed: MediaFixtures.frameKeys, "\(name): step \(index) origin_media")
-            guard let at = step["at"]?.intValue else { throw FixtureError("\(name): step \(index) has no at") }
-            guard let expected = step["expect"]?.arrayValue else { throw FixtureError("\(name): step \(index) has no expect list") }
+            let (input, at, expected) = try FixtureKeys.step(
+                step, inputs: Self.stepInputs, stepKeys: Self.stepKeys,
+                nested: ["user": ["user_id", "username", "verified"], "frame": MediaFixtures.frameKeys, "origin_media": MediaFixtures.frameKeys],
+                "\(name): step \(index)")
             let now = Timestamp(milliseconds: Int64(at))
             func connection() throws -> ConnectionID {
                 guard let c = step[input]?.intValue, c >= 0 else { throw FixtureError("\(name): step \(index) \(input) needs a connection number") }

@@ -74,6 +74,21 @@ enum FixtureKeys {
         }
     }
 
+    /// The parts of a step every runner reads: its one input (of `inputs`, whose values are the
+    /// keys that input may bring along), `at` and `expect`; every key of the step, and of the
+    /// objects named in `nested`, checked against what is allowed.
+    static func step(_ step: JSONValue, inputs: [String: Set<String>], stepKeys: Set<String>, nested: [String: Set<String>],
+                     _ where_: String) throws -> (input: String, at: Int, expected: [JSONValue]) {
+        let input = try Self.input(of: step, among: Set(inputs.keys), where_)
+        try check(step, allowed: stepKeys.union([input]).union(inputs[input] ?? []), where_)
+        for (key, allowed) in nested.sorted(by: { $0.key < $1.key }) {
+            try check(step[key], allowed: allowed, "\(where_) \(key)")
+        }
+        guard let at = step["at"]?.intValue else { throw FixtureError("\(where_) has no at") }
+        guard let expected = step["expect"]?.arrayValue else { throw FixtureError("\(where_) has no expect list") }
+        return (input, at, expected)
+    }
+
     /// The one input key of a step: throws when it has none or several.
     static func input(of step: JSONValue, among inputs: Set<String>, _ where_: @autoclosure () -> String) throws -> String {
         let present = Set(step.objectValue?.keys.map { $0 } ?? []).intersection(inputs).sorted()
@@ -305,12 +320,9 @@ struct FixtureRunner {
         }
         guard let steps = fixture["steps"]?.arrayValue, !steps.isEmpty else { throw FixtureError("\(name): no steps") }
         for (index, step) in steps.enumerated() {
-            let input = try FixtureKeys.input(of: step, among: Set(Self.stepInputs.keys), "\(name): step \(index)")
-            try FixtureKeys.check(step, allowed: Self.stepKeys.union([input]).union(Self.stepInputs[input] ?? []), "\(name): step \(index)")
-            try FixtureKeys.check(step["user"], allowed: ["user_id", "username", "verified"], "\(name): step \(index) user")
-            try FixtureKeys.check(step["frame"], allowed: MediaFixtures.frameKeys, "\(name): step \(index) frame")
-            guard let at = step["at"]?.intValue else { throw FixtureError("\(name): step \(index) has no at") }
-            guard let expected = step["expect"]?.arrayValue else { throw FixtureError("\(name): step \(index) has no expect list") }
+            let (input, at, expected) = try FixtureKeys.step(
+                step, inputs: Self.stepInputs, stepKeys: Self.stepKeys,
+                nested: ["user": ["user_id", "username", "verified"], "frame": MediaFixtures.frameKeys], "\(name): step \(index)")
             let now = Timestamp(milliseconds: Int64(at))
             var decodeError: JSONValue?
             let label: String

@@ -155,11 +155,9 @@ struct RoomFixtureRunner {
         var failures = 0
         guard let steps = fixture["steps"]?.arrayValue, !steps.isEmpty else { throw FixtureError("\(name): no steps") }
         for (index, step) in steps.enumerated() {
-            let input = try FixtureKeys.input(of: step, among: Set(Self.stepInputs.keys), "\(name): step \(index)")
-            try FixtureKeys.check(step, allowed: Self.stepKeys.union([input]).union(Self.stepInputs[input] ?? []), "\(name): step \(index)")
-            try FixtureKeys.check(step["member"], allowed: ["user_id", "name", "verified"], "\(name): step \(index) member")
-            guard let at = step["at"]?.intValue else { throw FixtureError("\(name): step \(index) has no at") }
-            guard let expected = step["expect"]?.arrayValue else { throw FixtureError("\(name): step \(index) has no expect list") }
+            let (_, at, expected) = try FixtureKeys.step(
+                step, inputs: Self.stepInputs, stepKeys: Self.stepKeys, nested: ["member": ["user_id", "name", "verified"]],
+                "\(name): step \(index)")
             let now = Timestamp(milliseconds: Int64(at))
             let before = room.state
             var decodeError: JSONValue?
