@@ -16,6 +16,12 @@ from test_postgres import URL, fresh_database, wait_for
 pytestmark = pytest.mark.skipif(not URL, reason="AIRWAVE_TEST_POSTGRES_URL is not set (tools/test sets it)")
 
 
+def fresh_nodes(start_server, *names):
+    """Nodes named `names` on a fresh database, in that order."""
+    nodes = start_nodes(start_server, fresh_database(URL), list(names))
+    return [nodes[name] for name in names]
+
+
 async def joined(node, event_id, host_tap, name, verified=True):
     """A listener of `node`, seen joining by the host; returns (member, tap)."""
     member = await join(node, event_id, uid(name), verified=verified)
@@ -70,9 +76,7 @@ def relayed_audio(tap, start=0):
 
 
 def test_listeners_on_every_node_get_every_frame_chat_once_and_the_same_lists(start_server):
-    database = fresh_database(URL)
-    nodes = start_nodes(start_server, database, ["a", "b", "c"])
-    a, b, c = nodes["a"], nodes["b"], nodes["c"]
+    a, b, c = fresh_nodes(start_server, "a", "b", "c")
 
     async def scenario():
         host, event_id, host_tap = await live_on(a, b, c)
@@ -155,9 +159,7 @@ def test_listeners_on_every_node_get_every_frame_chat_once_and_the_same_lists(st
 
 
 def test_screen_reaches_edge_viewers_keyframe_first_and_a_late_joiner_on_a_new_edge_gets_the_gop(start_server):
-    database = fresh_database(URL)
-    nodes = start_nodes(start_server, database, ["a", "b", "c"])
-    a, b, c = nodes["a"], nodes["b"], nodes["c"]
+    a, b, c = fresh_nodes(start_server, "a", "b", "c")
 
     async def scenario():
         host, event_id, host_tap = await live_on(a, b, c)
@@ -198,9 +200,7 @@ def test_screen_reaches_edge_viewers_keyframe_first_and_a_late_joiner_on_a_new_e
 
 
 def test_a_link_without_the_cluster_credential_is_refused(start_server):
-    database = fresh_database(URL)
-    nodes = start_nodes(start_server, database, ["a"])
-    a = nodes["a"]
+    (a,) = fresh_nodes(start_server, "a")
 
     async def scenario():
         host, link = await go_live(a)
@@ -293,9 +293,7 @@ def test_the_origin_dies_the_host_resumes_on_another_node_and_edge_listeners_hea
     """Kill the origin during speech: the host reconnects to node c within the grace period and
     the event resumes there (same id, chat kept); the listeners on b keep their sockets and hear
     the host again within 2 s of the reconnect."""
-    database = fresh_database(URL)
-    nodes = start_nodes(start_server, database, ["a", "b", "c"])
-    a, b, c = nodes["a"], nodes["b"], nodes["c"]
+    a, b, c = fresh_nodes(start_server, "a", "b", "c")
     host_id = uid("host")
 
     async def scenario():
@@ -370,9 +368,7 @@ def test_the_origin_dies_and_the_host_never_comes_back_every_nodes_listeners_get
 
 
 def test_an_edge_node_dies_and_the_others_are_unaffected(start_server):
-    database = fresh_database(URL)
-    nodes = start_nodes(start_server, database, ["a", "b", "c"])
-    a, b, c = nodes["a"], nodes["b"], nodes["c"]
+    a, b, c = fresh_nodes(start_server, "a", "b", "c")
 
     async def scenario():
         host, event_id, host_tap = await live_on(a, b, c)
@@ -399,9 +395,7 @@ def test_a_mixed_listener_on_an_edge_hears_the_origins_mix(start_server):
     and reaches the edge's mixed listeners as source 0; its ordinary listeners get the host's own
     stream and no mix."""
     from test_mix import join_mixed
-    database = fresh_database(URL)
-    nodes = start_nodes(start_server, database, ["a", "b"])
-    a, b = nodes["a"], nodes["b"]
+    a, b = fresh_nodes(start_server, "a", "b")
 
     async def scenario():
         host, event_id, host_tap = await live_on(a, b)
@@ -458,9 +452,7 @@ def test_the_origin_stops_and_hands_its_event_over(start_server):
     own connections get `server_shutdown` and 1001; the listener on an edge keeps its socket and
     gets nothing of the kind; the host resumes on another node at once (the stopped node left the
     cluster), and the edge's listener hears it again."""
-    database = fresh_database(URL)
-    nodes = start_nodes(start_server, database, ["a", "b", "c"])
-    a, b, c = nodes["a"], nodes["b"], nodes["c"]
+    a, b, c = fresh_nodes(start_server, "a", "b", "c")
     host_id = uid("host")
 
     async def scenario():

@@ -79,17 +79,23 @@ static inline int airwave_srtp_kdf(const unsigned char *master_key, const unsign
     return ok;
 }
 
-/// An AES-128-GCM encryption context with a 12-byte IV, keyed once for a whole session.
-static inline EVP_CIPHER_CTX *airwave_aes128gcm_context(const unsigned char *key) {
+/// An AES-128-GCM context with a 12-byte IV, keyed once for a whole session: for encryption
+/// when `encrypt` is 1, for decryption when it is 0.
+static inline EVP_CIPHER_CTX *airwave_aes128gcm_cipher_context(const unsigned char *key, int encrypt) {
     EVP_CIPHER_CTX *context = EVP_CIPHER_CTX_new();
     if (context == NULL) return NULL;
-    if (EVP_EncryptInit_ex(context, EVP_aes_128_gcm(), NULL, NULL, NULL) != 1
+    if (EVP_CipherInit_ex(context, EVP_aes_128_gcm(), NULL, NULL, NULL, encrypt) != 1
         || EVP_CIPHER_CTX_ctrl(context, EVP_CTRL_AEAD_SET_IVLEN, 12, NULL) != 1
-        || EVP_EncryptInit_ex(context, NULL, NULL, key, NULL) != 1) {
+        || EVP_CipherInit_ex(context, NULL, NULL, key, NULL, encrypt) != 1) {
         EVP_CIPHER_CTX_free(context);
         return NULL;
     }
     return context;
+}
+
+/// An AES-128-GCM encryption context (`airwave_aes128gcm_cipher_context`).
+static inline EVP_CIPHER_CTX *airwave_aes128gcm_context(const unsigned char *key) {
+    return airwave_aes128gcm_cipher_context(key, 1);
 }
 
 /// SRTP/SRTCP AEAD_AES_128_GCM protection of one packet in place (RFC 7714 sections 8 and 9):
@@ -189,17 +195,9 @@ static inline int airwave_srtp_cm_unprotect(EVP_CIPHER_CTX *cipher, EVP_MAC_CTX 
     return 1;
 }
 
-/// An AES-128-GCM decryption context with a 12-byte IV, keyed once for a whole session.
+/// An AES-128-GCM decryption context (`airwave_aes128gcm_cipher_context`).
 static inline EVP_CIPHER_CTX *airwave_aes128gcm_decrypt_context(const unsigned char *key) {
-    EVP_CIPHER_CTX *context = EVP_CIPHER_CTX_new();
-    if (context == NULL) return NULL;
-    if (EVP_DecryptInit_ex(context, EVP_aes_128_gcm(), NULL, NULL, NULL) != 1
-        || EVP_CIPHER_CTX_ctrl(context, EVP_CTRL_AEAD_SET_IVLEN, 12, NULL) != 1
-        || EVP_DecryptInit_ex(context, NULL, NULL, key, NULL) != 1) {
-        EVP_CIPHER_CTX_free(context);
-        return NULL;
-    }
-    return context;
+    return airwave_aes128gcm_cipher_context(key, 0);
 }
 
 /// The inverse of `airwave_srtp_gcm_protect`: `packet[0..<header_length]` and then `extra_aad`
