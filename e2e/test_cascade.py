@@ -481,3 +481,21 @@ def test_the_origin_stops_and_hands_its_event_over(start_server):
         assert http_json(b, f"/api/streams/{event_id}")["origin_node"] == "c"
         await close_all(host2, on_b.ws)
     run(scenario(), 60)
+
+
+def test_every_node_knows_an_event_as_soon_as_its_host_does(start_server):
+    """The origin row is written before the host hears `stream_link` (`ClusterNode.claim`): a
+    join on another node with the id straight from `stream_link` is served, and that node names
+    the origin, with no wait for the directory's coalesced publication."""
+    a, b = fresh_nodes(start_server, "a", "b")
+
+    async def scenario():
+        for _ in range(3):
+            host, link = await go_live(a, uid("host"), "Host")
+            event_id = link["event_id"]
+            assert http_json(b, f"/api/streams/{event_id}")["origin_node"] == "a"
+            member = await join(b, event_id, uid("early"))
+            assert member.state["event_id"] == event_id
+            await send(host, {"type": "stream_ended"})
+            await close_all(host, member.ws)
+    run(scenario())

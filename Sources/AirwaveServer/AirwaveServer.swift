@@ -230,20 +230,11 @@ public final class AirwaveServer: Sendable {
     func edge(for eventID: String) async throws -> EdgeEventDriver? {
         guard let cluster, let edges else { return nil }
         if let edge = await edges.existing(eventID) { return edge }
-        // A join can come right after the host went live elsewhere, before the origin row is
-        // written (under 500 ms): an event the store knows as live is waited for up to 1 s.
-        let patience = ContinuousClock.now + Self.originPatience
-        while true {
-            if let origin = try await cluster.origin(of: eventID) {
-                return origin.nodeID == cluster.identity.nodeID ? nil : await edges.edge(for: eventID)
-            }
-            guard ContinuousClock.now < patience, try await store.event(id: eventID, withParticipants: false)?.isLive == true else { return nil }
-            try await Task.sleep(for: .milliseconds(50))
-        }
+        // The origin row is written before the host hears `stream_link` (`ClusterNode.claim`), so
+        // whoever knows the event's id finds it here.
+        guard let origin = try await cluster.origin(of: eventID), origin.nodeID != cluster.identity.nodeID else { return nil }
+        return await edges.edge(for: eventID)
     }
-
-    /// How long a join waits for a live event's origin row (`edge(for:)`).
-    static let originPatience: Duration = .seconds(1)
 
     /// The error for a join to an event that is not live here: ended, never existed, or live on
     /// another node of the cluster (`server_busy` naming that node).

@@ -91,9 +91,6 @@ public struct OriginLinks: Sendable {
     /// The link an edge client is on.
     public func link(of connection: ConnectionID) -> LinkID? { owners[connection]?.link }
 
-    /// True when the connection is an edge's client.
-    public func isEdgeClient(_ connection: ConnectionID) -> Bool { owners[connection] != nil }
-
     /// A link opened for `session`. Returns the clients of an earlier session of the same edge:
     /// they are gone (feed the engine `.disconnected` for each). The caller then sends the
     /// snapshot.
