@@ -118,8 +118,10 @@ import Testing
         let fixture = try await Fixture(configuration: configuration)
         let listener = fixture.listener
         try await listener.send(listener.check(serverUfrag: "srv"))
+        // The check's answer and the server's consent request. On a loaded box the deadline may
+        // close the session before both came: that is what is tested, so no second one is owed.
         for _ in 0..<2 {
-            let datagram = try await listener.next()
+            guard let datagram = try? await listener.next() else { break }
             if try STUNMessage.parse(datagram).messageClass == .request { try await listener.send(try listener.answer(datagram)) }
         }
         let started = ContinuousClock.now
