@@ -18,6 +18,10 @@ enum EdgeOutputJSON {
         switch output {
         case .send(let message, let route): OutputJSON.json(route, adding: ["send": message.json])
         case .forward(let frame, let route): OutputJSON.json(route, adding: ["forward": OutputJSON.json(frame)])
+        case .mixPacket(let frame, let minus): ["mix_packet": OutputJSON.json(frame), "minus": minus.map { .int(Int($0)) } ?? .null]
+        case .mixSubscriber(let connection, let minus): ["mix_subscriber": OutputJSON.id(connection), "minus": minus.map { .int(Int($0)) } ?? .null]
+        case .mixUnsubscriber(let connection): ["mix_unsubscriber": OutputJSON.id(connection)]
+        case .sessionsDropSource(let source): ["sessions_drop_source": .int(Int(source))]
         case .admit(let connection): ["admit": OutputJSON.id(connection)]
         case .close(let connection, let code): ["close": OutputJSON.id(connection), "code": .int(code.rawValue)]
         case .uplink(let message):
@@ -33,15 +37,17 @@ enum EdgeOutputJSON {
         }
     }
 
-    /// What an `ignore` entry may name: `forward`, `media_dropped`, and the type of any message.
-    static let ignorable: Set<String> = Set(["forward", "media_dropped"]).union(LiveEvent.MessageType.allCases.map(\.rawValue))
+    /// What an `ignore` entry may name: `forward`, `mix_packet`, `media_dropped`, and the type of any message.
+    static let ignorable: Set<String> = Set(["forward", "mix_packet", "media_dropped"]).union(LiveEvent.MessageType.allCases.map(\.rawValue))
 
     static func isIgnored(_ output: EdgeEvent.Output, by ignore: Set<String>) -> Bool {
         switch output {
         case .send(let message, _): ignore.contains(message.type.rawValue)
         case .forward: ignore.contains("forward")
+        case .mixPacket: ignore.contains("mix_packet")
         case .mediaDropped: ignore.contains("media_dropped")
-        case .admit, .close, .uplink, .openLink, .closeLink, .recordOrphanedEnd, .finished: false
+        case .admit, .close, .uplink, .openLink, .closeLink, .recordOrphanedEnd, .finished, .mixSubscriber, .mixUnsubscriber,
+             .sessionsDropSource: false
         }
     }
 }
@@ -56,7 +62,7 @@ struct EdgeFixtureRunner {
     let createdExpected: [JSONValue]
 
     static let stepInputs: [String: Set<String>] = [
-        "join": ["user"], "disconnected": [], "mix": [], "from": ["message", "raw"], "media": ["frame"], "origin": [], "origin_media": [],
+        "join": ["user"], "player": ["user", "video", "speakers"], "segmenter": [], "disconnected": [], "mix": [], "from": ["message", "raw"], "media": ["frame"], "origin": [], "origin_media": [],
         "link_down": [], "no_origin": [], "tick": [], "shutdown": [],
     ]
     static let stepKeys: Set<String> = ["at", "expect", "wake_up", "clients"]
@@ -151,6 +157,20 @@ struct EdgeFixtureRunner {
                 label = "join \(c.rawValue) as \(userID)"
                 edge.handle(.join(c, UserIdentity(userID: userID, username: user["username"]?.stringValue ?? userID,
                                                   verified: user["verified"]?.boolValue ?? false)), now: now)
+            case "player":
+                let c = try connection()
+                guard let user = step["user"], let userID = user["user_id"]?.stringValue else {
+                    throw FixtureError("\(name): step \(index) player needs user.user_id")
+                }
+                let video = step["video"]?.boolValue ?? false, speakers = step["speakers"]?.boolValue ?? false
+                label = "player \(c.rawValue) as \(userID)"
+                edge.handle(.mediaListenerJoined(c, UserIdentity(userID: userID, username: user["username"]?.stringValue ?? userID,
+                                                                 verified: user["verified"]?.boolValue ?? false),
+                                                 video: video, speakers: speakers), now: now)
+            case "segmenter":
+                let c = try connection()
+                label = "segmenter \(c.rawValue)"
+                edge.handle(.segmenterSubscription(c), now: now)
             case "disconnected":
                 let c = try connection()
                 label = "disconnected \(c.rawValue)"

@@ -35,7 +35,10 @@ struct EdgeLinkMessageTests {
     func upRoundTrip() throws {
         let messages: [EdgeLinkMessage.Up] = [
             .join(1, UserIdentity(userID: "u2", username: "Uma \"U\"", verified: true)), .join(.max, UserIdentity(userID: "g", username: "g", verified: false)),
-            .leave(7), .keyframeRequest, .mixSubscription(6), .media(3, Self.frame(.opus, flags: .marker, [0xfc, 1, 2])), .media(4, Self.frame(.pcm, flags: .stereo, [0, 0, 1, 0])),
+            .leave(7), .keyframeRequest, .mixSubscription(6), .segmenterSubscription(12),
+            .mediaListenerJoined(5, UserIdentity(userID: "whep-1", username: "WebRTC listener", verified: false), video: true, speakers: false),
+            .mediaListenerJoined(8, UserIdentity(userID: "u5", username: "Una", verified: true), video: false, speakers: true),
+            .media(3, Self.frame(.opus, flags: .marker, [0xfc, 1, 2])), .media(4, Self.frame(.pcm, flags: .stereo, [0, 0, 1, 0])),
         ] + Self.commands.map { .command(9, $0) }
         for message in messages {
             #expect(try EdgeLinkMessage.Up(Self.overTheWire(message.frame)) == message, "\(message)")
@@ -64,7 +67,7 @@ struct EdgeLinkMessageTests {
             .message(LiveEvent.Message(ProtocolError(.duplicateUser, "taken", details: ["user_id": "u2"])), to: .one(2)),
             .message(LiveEvent.Message(.cohostLeft, ["type": "cohost_left", "user_id": "u2"]), to: .allExcept(2)),
             .close(2, .replaced), .ended(.normal), .ended(.goingAway), .mixSubscriber(2, minus: nil), .mixSubscriber(3, minus: 5),
-            .mixUnsubscriber(2),
+            .mixUnsubscriber(2), .sessionsDropSource(4),
             .media(Self.frame(.screen, flags: [.keyframe], source: 1, [1, 2, 3, 4])), .media(Self.frame(.opus, source: 5, [0xfc])),
         ]
         for message in messages {

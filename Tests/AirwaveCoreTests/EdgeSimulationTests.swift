@@ -114,7 +114,7 @@ struct EdgeSimulationTests {
                 case .uplink(let message):
                     if !linkUp { fail("\(message) went up with no link") }
                     switch message {
-                    case .join(let number, _):
+                    case .join(let number, _), .mediaListenerJoined(let number, _, _, _), .segmenterSubscription(let number):
                         if joinedOnLink.contains(number) { fail("join \(number) twice on one link") }
                         joinedOnLink.insert(number)
                         known.insert(number)
@@ -149,6 +149,8 @@ struct EdgeSimulationTests {
                 case .closeLink, .finished, .recordOrphanedEnd:
                     fail("\(output) with neither shutdown nor end")
                     return
+                case .mixPacket, .mixSubscriber, .mixUnsubscriber, .sessionsDropSource:
+                    fail("\(output) with no player and no mix from the origin")
                 }
             }
             if case .fromOrigin(.snapshot) = input {

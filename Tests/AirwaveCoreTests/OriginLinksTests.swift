@@ -74,6 +74,56 @@ struct OriginLinksTests {
         #expect(origin.feed(.media(Self.c(1), key)) == ["b media screen source 1", "c media screen source 1"])
     }
 
+    /// A player of an edge (WHEP, `GET /listen/`): joined as a media-only listener, so no
+    /// welcome (it gets no stream_state); counted everywhere; its mix goes to its link; the mix
+    /// packets go down once per link (`EventMix`, not here); a speaker's stop reaches the links.
+    @Test func aPlayerOfAnEdgeIsJoinedWithoutWelcomeAndGetsItsMixAssignment() {
+        var origin = Origin()
+        _ = origin.links.opened("b", session: "s1")
+        _ = origin.links.opened("c", session: "s1")
+        _ = origin.join("c", 1, Self.user("u9"))  // c has a client: a speaker's stop goes there too
+        let id = Self.c(200)
+        guard case .join(let joined) = origin.links.join("b", 1, fresh: id, mediaOnly: true) else {
+            Issue.record("not joined")
+            return
+        }
+        let downs = origin.feed(.mediaListenerJoined(joined, Self.user("whep-1"), video: false))
+        #expect(downs.contains(#"b {"type":"mix_subscriber","client":1,"minus":null}"#), "\(downs)")
+        #expect(!downs.contains { $0.contains("welcome") }, "\(downs)")
+        #expect(downs.filter { $0.contains("participant_joined") }.map { String($0.prefix(2)) } == ["b ", "c "], "\(downs)")
+        // The host's own stream skips mixed listeners: nothing goes down b, whose only client is mixed.
+        let audio = EdgeLinkMessageTests.frame(.opus, [0xfc, 0xff, 0xfe])
+        #expect(origin.feed(.media(Self.c(1), audio)) == ["c media opus source 1"])
+        // A re-announce after a re-link is held, with the welcome the edge ignores for a player.
+        #expect(origin.links.join("b", 1, fresh: Self.c(201), mediaOnly: true) == .held(.welcome(1)))
+        // A per-speaker player on c: the host's mute stops its audio, and both links with clients hear so.
+        _ = origin.links.join("c", 2, fresh: Self.c(202), mediaOnly: true)
+        origin.feed(.mediaListenerJoined(Self.c(202), Self.user("whep-2"), video: false, speakers: true))
+        let muted = origin.feed(.command(Self.c(1), .mute(userID: nil)))
+        #expect(muted.contains(#"b {"type":"sessions_drop_source","source":1}"#) && muted.contains(#"c {"type":"sessions_drop_source","source":1}"#),
+                "\(muted)")
+    }
+
+    /// An edge's HLS segmenter takes the full mix without being a participant, and its leave
+    /// (the edge went away) stops the mix for it.
+    @Test func anEdgesSegmenterTakesTheFullMixUncountedAndItsLeaveEndsIt() {
+        var origin = Origin()
+        _ = origin.links.opened("b", session: "s1")
+        guard case .join(let id) = origin.links.join("b", 1, fresh: Self.c(300), mediaOnly: true) else {
+            Issue.record("not joined")
+            return
+        }
+        let downs = origin.feed(.segmenterSubscription(id, subscribed: true))
+        #expect(downs == [#"b {"type":"mix_subscriber","client":1,"minus":null}"#], "\(downs)")
+        #expect(origin.engine.summary.participantCount == 0)
+        let left = origin.links.leave("b", 1)
+        #expect(left == id)
+        var mixOutputs: [String] = []
+        origin.engine.handle(.disconnected(id), now: Self.t(1000))
+        while let output = origin.engine.pollOutput() { mixOutputs.append("\(output)") }
+        #expect(mixOutputs.contains { $0.hasPrefix("mixUnsubscriber") }, "\(mixOutputs)")
+    }
+
     @Test func aRefusedJoinGetsTheErrorAndTheClose() {
         var origin = Origin()
         _ = origin.links.opened("b", session: "s1")

@@ -3,25 +3,39 @@ import AirwaveProtocol
 /// What the edge's own clients do: everything goes up the link (or waits for it); the edge
 /// answers nothing itself but a full buffer.
 extension EdgeEvent {
-    mutating func join(_ connection: ConnectionID, user: UserIdentity, now: Timestamp) {
+    mutating func join(_ connection: ConnectionID, user: UserIdentity, mediaOnly: MediaOnly? = nil, now: Timestamp) {
         guard clients[connection] == nil else { return }
         precondition(nextNumber < .max, "edge client numbers exhausted")
         let number = nextNumber
         nextNumber += 1
-        clients[connection] = Client(user: user, number: number)
+        clients[connection] = Client(user: user, number: number, mediaOnly: mediaOnly)
         connectionByNumber[number] = connection
+        if mediaOnly?.video == true { videoSessions.insert(connection) }
+        if mediaOnly?.speakers == true { speakerSessions.insert(connection) }
         idleSince = nil
         // Until the origin welcomes it, the client gets nothing but its own answer: on one node
         // a joiner sees nothing before its stream_state, and a refused one only its error.
-        if link == .up { announce(connection) }
+        if link == .up { announce(connection, now: now) }
     }
 
-    /// Tells the origin of the client's join (and that it wants the mix).
-    mutating func announce(_ connection: ConnectionID) {
+    /// Tells the origin of the client's join (and that it wants the mix). A media-only client
+    /// is a member from here: the origin takes it without an answer.
+    mutating func announce(_ connection: ConnectionID, now: Timestamp) {
         guard let client = clients[connection] else { return }
         clients[connection]?.announced = true
-        emit(.uplink(.join(client.number, client.user)))
-        if client.wantsMix { emit(.uplink(.mixSubscription(client.number))) }
+        guard let mediaOnly = client.mediaOnly else {
+            emit(.uplink(.join(client.number, client.user)))
+            if client.wantsMix { emit(.uplink(.mixSubscription(client.number))) }
+            return
+        }
+        if mediaOnly.segmenter {
+            emit(.uplink(.segmenterSubscription(client.number)))
+        } else {
+            emit(.uplink(.mediaListenerJoined(client.number, client.user, video: mediaOnly.video, speakers: mediaOnly.speakers)))
+        }
+        guard !client.admitted else { return }  // a re-link: it has what it needs
+        clients[connection]?.admitted = true
+        if mediaOnly.video, isScreenMode { catchUpOnScreen(connection, now: now) }
     }
 
     mutating func subscribeToMix(_ connection: ConnectionID) {
@@ -49,6 +63,8 @@ extension EdgeEvent {
         connectionByNumber[client.number] = nil
         if memberByUser[client.user.userID] == connection { memberByUser[client.user.userID] = nil }
         mixOf[connection] = nil
+        videoSessions.remove(connection)
+        speakerSessions.remove(connection)
         screenPipeline.leave(connection)
         return client
     }

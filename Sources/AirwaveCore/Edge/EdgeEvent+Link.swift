@@ -33,7 +33,7 @@ extension EdgeEvent {
         // The origin replays its config frame and GOP to the link right after: every member's
         // next screen frame is that keyframe.
         if isScreenMode {
-            screenPipeline.reset(viewers: members)
+            screenPipeline.reset(viewers: viewers)
         } else {
             screenPipeline.clear()
         }
@@ -52,7 +52,7 @@ extension EdgeEvent {
         }
         leftWhileDown.removeAll()
         for (connection, _) in clients.sorted(by: { $0.value.number < $1.value.number }) {
-            announce(connection)
+            announce(connection, now: now)
         }
         for entry in buffer.drain() {
             if let number = clients[entry.client]?.number { emit(.uplink(.command(number, entry.command))) }

@@ -19,9 +19,14 @@ extension EdgeEvent {
         case .media(let frame): relayMedia(frame, now: now)
         case .ended(let code): ended(code)
         case .mixSubscriber(let number, let minus):
-            if let connection = connectionByNumber[number] { mixOf[connection] = .some(minus) }
+            guard let connection = connectionByNumber[number] else { return }
+            mixOf[connection] = .some(minus)
+            if clients[connection]?.mediaOnly != nil { emit(.mixSubscriber(connection, minus: minus)) }
         case .mixUnsubscriber(let number):
-            if let connection = connectionByNumber[number] { mixOf[connection] = nil }
+            guard let connection = connectionByNumber[number], mixOf.removeValue(forKey: connection) != nil else { return }
+            if clients[connection]?.mediaOnly != nil { emit(.mixUnsubscriber(connection)) }
+        case .sessionsDropSource(let source):
+            if !speakerSessions.isEmpty { emit(.sessionsDropSource(source)) }
         }
     }
 
@@ -64,7 +69,7 @@ extension EdgeEvent {
             }
             // Every member's first frame of the new share is a keyframe (PROTOCOL.md 2.4).
             if screen {
-                screenPipeline.reset(viewers: members)
+                screenPipeline.reset(viewers: viewers)
             } else {
                 screenPipeline.clear()
             }
@@ -73,7 +78,7 @@ extension EdgeEvent {
             if chat.count > configuration.chatHistoryLimit { chat.removeFirst(chat.count - configuration.chatHistoryLimit) }
         case .cohostJoined:
             if let source = message.json["source_id"]?.intValue.flatMap(UInt32.init(exactly:)), let userID = message.json["user_id"]?.stringValue {
-                sourceOwners[source] = userID
+                learnSource(source, userID)
             }
         case .participantList:
             learnSources(message.json)
@@ -86,9 +91,15 @@ extension EdgeEvent {
     mutating func learnSources(_ list: JSONValue) {
         for entry in list["participants"]?.arrayItems ?? [] {
             if let source = entry["source_id"]?.intValue.flatMap(UInt32.init(exactly:)), let userID = entry["user_id"]?.stringValue {
-                sourceOwners[source] = userID
+                learnSource(source, userID)
             }
         }
+    }
+
+    mutating func learnSource(_ source: UInt32, _ userID: String) {
+        guard sourceOwners[source] != userID else { return }
+        sourceOwners[source] = userID
+        speakerSessionRoutes[source] = nil
     }
 
     /// A frame the origin let through: audio to every member but its speaker, screen through
@@ -100,10 +111,13 @@ extension EdgeEvent {
             if source == 0 || source >= Self.mixMinusFlag {
                 // One of the mix's outputs: to the mixed members the origin gave it, as source 0.
                 let minus: UInt32? = source == 0 ? nil : source & ~Self.mixMinusFlag
-                guard let recipients = mixRecipients[minus], !recipients.isEmpty else { return }
                 var mixed = frame
                 mixed.header.sourceID = 0
-                return emit(.forward(mixed, LiveEvent.Route(sockets: .only(recipients), queue: .audio)))
+                if let recipients = mixRecipients[minus], !recipients.isEmpty {
+                    emit(.forward(mixed, LiveEvent.Route(sockets: .only(recipients), queue: .audio)))
+                }
+                if mixSessionOutputs.contains(minus) { emit(.mixPacket(mixed, minus: minus)) }
+                return
             }
             // Nobody receives their own voice back, and its speaker may be a member here; mixed
             // members hear it in the mix instead.
@@ -113,17 +127,29 @@ extension EdgeEvent {
             } else {
                 sockets = everyoneButMixed
             }
-            emit(.forward(frame, LiveEvent.Route(sockets: sockets, queue: .audio)))
+            emit(.forward(frame, LiveEvent.Route(sockets: sockets, sessions: speakerSessionAudience(for: source), queue: .audio)))
         case .screen:
             guard isScreenMode else { return emit(.mediaDropped(.inactivePipeline)) }
             switch screenPipeline.accept(frame) {
             case .forward(let skipping):
-                emit(.forward(frame, screenRoute(frame, sockets: Self.allBut(skipping))))
+                emit(.forward(frame, screenRoute(frame, sockets: Self.allBut(skipping), sessions: videoSessions.subtracting(skipping))))
             case .forwardAndRequestKeyframe(let skipping):
-                emit(.forward(frame, screenRoute(frame, sockets: Self.allBut(skipping))))
+                emit(.forward(frame, screenRoute(frame, sockets: Self.allBut(skipping), sessions: videoSessions.subtracting(skipping))))
                 requestKeyframe(now: now)
             }
         }
+    }
+
+    /// The per-speaker players that `source`'s audio goes to: all but those of the user
+    /// speaking as `source` (nobody hears themselves), kept per source until they change.
+    mutating func speakerSessionAudience(for source: UInt32) -> LiveEvent.Audience {
+        guard !speakerSessions.isEmpty else { return .none }
+        if let cached = speakerSessionRoutes[source] { return cached }
+        let speaker = sourceOwners[source]
+        let recipients = speakerSessions.filter { clients[$0]?.user.userID != speaker }.sorted()
+        let audience: LiveEvent.Audience = recipients.isEmpty ? .none : .only(recipients)
+        speakerSessionRoutes[source] = audience
+        return audience
     }
 
     /// On the link, a mix frame's source id is 0 (the full mix) or this flag with the source
@@ -134,8 +160,10 @@ extension EdgeEvent {
     /// keyframe, which is asked for up the link.
     mutating func catchUpOnScreen(_ connection: ConnectionID, now: Timestamp) {
         let (frames, needsKeyframe) = screenPipeline.join(connection)
+        let session = clients[connection]?.mediaOnly != nil
         for frame in frames {
-            emit(.forward(frame, screenRoute(frame, sockets: .one(connection))))
+            emit(.forward(frame, session ? screenRoute(frame, sockets: .none, sessions: [connection])
+                                         : screenRoute(frame, sockets: .one(connection))))
         }
         if needsKeyframe { requestKeyframe(now: now) }
     }
@@ -145,10 +173,17 @@ extension EdgeEvent {
         emit(.uplink(.keyframeRequest))
     }
 
-    /// The queue class of a screen frame, as the origin gives it (`LiveEvent.screenRoute`).
-    func screenRoute(_ frame: MediaFrame, sockets: LiveEvent.Audience) -> LiveEvent.Route {
+    /// The queue class of a screen frame, as the origin gives it (`LiveEvent.screenRoute`), and
+    /// the players among `sessions` that take it: VP8 frames while the screen is VP8, never a
+    /// config frame (VP8 has none in band).
+    func screenRoute(_ frame: MediaFrame, sockets: LiveEvent.Audience, sessions: Set<ConnectionID> = []) -> LiveEvent.Route {
         let flags = frame.header.flags
-        return LiveEvent.Route(sockets: sockets, queue: flags.contains(.config) ? .config : flags.contains(.keyframe) ? .screenKeyframe : .screen)
+        var video: LiveEvent.Audience = .none
+        if !flags.contains(.config), !sessions.isEmpty, streamState?["screen"]?["codec"]?.stringValue?.lowercased() == "vp8" {
+            video = .only(sessions.sorted())
+        }
+        return LiveEvent.Route(sockets: sockets, sessions: video,
+                               queue: flags.contains(.config) ? .config : flags.contains(.keyframe) ? .screenKeyframe : .screen)
     }
 
     /// Every member but these: `Audience` has no sender-less form, so the lowest skipped
@@ -174,6 +209,9 @@ extension EdgeEvent {
 
     var isScreenMode: Bool { streamState?["mode"]?.stringValue == StreamMode.screen.rawValue }
 
-    /// The clients the origin welcomed.
+    /// The clients the origin welcomed, and the media-only clients it was told of.
     var members: [ConnectionID] { clients.filter { $0.value.admitted }.keys.sorted() }
+
+    /// The members that screen frames reach: WebSockets and the players that take video.
+    var viewers: [ConnectionID] { clients.filter { $0.value.admitted && ($0.value.mediaOnly?.video ?? true) }.keys.sorted() }
 }

@@ -9,6 +9,11 @@ import AirwaveProtocol
 /// it keeps what a late local joiner needs so that the origin sends each frame and notice once
 /// per edge, not once per client:
 ///
+/// - **Media-only clients** (WHEP and `GET /listen/` players): joined up the link like the
+///   origin's own (`mediaListenerJoined`), counted and listed there; the origin answers with no
+///   `welcome` (they have no control channel), so they are members once announced. They get the
+///   origin's mix packets (`mixPacket`, one encoding for every node), a speaker's own audio
+///   (per-speaker players) and VP8 screen frames through the edge's screen pipeline.
 /// - **Replay to a joiner** (on the origin's `welcome`): the latest `stream_state`, the
 ///   `chat_history` (the last `chatHistoryLimit` broadcasts) and, in screen mode, the cached
 ///   config frame and GOP from the last keyframe (bounded like the origin's, 4 MiB; past the
@@ -40,6 +45,18 @@ public struct EdgeEvent: Sendable {
         var announced = false
         /// It asked for the mix (`?audio=mixed`).
         var wantsMix = false
+        /// A media-only client (WHEP or `GET /listen/`), nil for a WebSocket.
+        var mediaOnly: MediaOnly?
+    }
+
+    /// What a media-only client takes, as its join said.
+    struct MediaOnly: Sendable, Hashable {
+        /// Its answer took VP8: screen frames reach it while the screen is VP8.
+        var video: Bool
+        /// One track per speaker (`?audio=speakers`) instead of the mix.
+        var speakers: Bool
+        /// The HLS segmenter: the full mix, and no participant.
+        var segmenter = false
     }
 
     /// The state of the link to the origin.
@@ -89,15 +106,27 @@ public struct EdgeEvent: Sendable {
         didSet {
             mixedMembers = Set(mixOf.keys)
             everyoneButMixed = Self.allBut(mixedMembers)
-            mixRecipients = Dictionary(grouping: mixOf.keys.sorted(), by: { mixOf[$0]! })
+            let sockets = mixOf.keys.filter { clients[$0]?.mediaOnly == nil }.sorted()
+            mixRecipients = Dictionary(grouping: sockets, by: { mixOf[$0]! })
+            mixSessionOutputs = Set(mixOf.filter { clients[$0.key]?.mediaOnly != nil }.values)
         }
     }
     /// The members in `mixOf`: they get no speaker's own stream.
     var mixedMembers: Set<ConnectionID> = []
     /// The audience of a speaker's stream whose speaker is not here: every member but the mixed.
     var everyoneButMixed: LiveEvent.Audience = .all
-    /// The members of each mix output (by the source it leaves out; nil: the full mix), ascending.
+    /// The WebSocket members of each mix output (by the source it leaves out; nil: the full mix), ascending.
     var mixRecipients: [UInt32?: [ConnectionID]] = [:]
+    /// The mix outputs some media-only client hears (`mixPacket` goes out for these).
+    var mixSessionOutputs: Set<UInt32?> = []
+    /// Media-only clients that take screen frames.
+    var videoSessions: Set<ConnectionID> = []
+    /// Per-speaker players (`?audio=speakers`); `speakerSessionRoutes` keeps each source's
+    /// audience until they or the speakers change.
+    var speakerSessions: Set<ConnectionID> = [] {
+        didSet { speakerSessionRoutes.removeAll() }
+    }
+    var speakerSessionRoutes: [UInt32: LiveEvent.Audience] = [:]
     var screenPipeline: ScreenPipeline
     var keyframeGate: IntervalGate
     /// Since when no client is connected.
@@ -123,6 +152,13 @@ public struct EdgeEvent: Sendable {
     public enum Input: Sendable, Hashable {
         /// A client connected here with this identity (token checked by the transport).
         case join(ConnectionID, UserIdentity)
+        /// A media-only client connected here: a WHEP player (`video`: its answer took VP8;
+        /// `speakers`: one track per speaker) or a `GET /listen/` player (the origin's input of
+        /// the same name).
+        case mediaListenerJoined(ConnectionID, UserIdentity, video: Bool, speakers: Bool)
+        /// The first `GET /hls/` of the event here started the edge's HLS segmenter under this id:
+        /// it takes the full mix like the origin's (`segmenterSubscription`), counted nowhere.
+        case segmenterSubscription(ConnectionID)
         /// A client's socket closed, for any reason.
         case disconnected(ConnectionID)
         /// The client asked for the event's mix (`?audio=mixed`); fed right after its join.
@@ -148,8 +184,18 @@ public struct EdgeEvent: Sendable {
     public enum Output: Sendable, Hashable {
         /// Encode once and send to the route's local recipients (`.all`: the members).
         case send(LiveEvent.Message, LiveEvent.Route)
-        /// Write this media frame, one buffer for all its recipients.
+        /// Write this media frame, one buffer for all its recipients: WebSockets (`sockets`),
+        /// media-only players (`sessions`: a speaker's audio for per-speaker players, VP8 screen).
         case forward(MediaFrame, LiveEvent.Route)
+        /// One packet of the origin's mix output (without `minus`; nil: the full mix), source id
+        /// 0, for the media-only clients subscribed to that output.
+        case mixPacket(MediaFrame, minus: UInt32?)
+        /// The media-only client hears the mix without `minus` from now (nil: the full mix).
+        case mixSubscriber(ConnectionID, minus: UInt32?)
+        /// The media-only client no longer hears the mix.
+        case mixUnsubscriber(ConnectionID)
+        /// The speaker's audio stopped: per-speaker players free its track.
+        case sessionsDropSource(UInt32)
         /// The connection is now a member: `.all` reaches it from here on.
         case admit(ConnectionID)
         /// Close the connection with this code (any error frame was sent just before); it is
@@ -185,6 +231,11 @@ public struct EdgeEvent: Sendable {
         }
         switch input {
         case .join(let connection, let user): join(connection, user: user, now: now)
+        case .mediaListenerJoined(let connection, let user, let video, let speakers):
+            join(connection, user: user, mediaOnly: MediaOnly(video: video, speakers: speakers), now: now)
+        case .segmenterSubscription(let connection):
+            join(connection, user: UserIdentity(userID: "", username: "", verified: false),
+                 mediaOnly: MediaOnly(video: false, speakers: false, segmenter: true), now: now)
         case .disconnected(let connection): disconnected(connection, now: now)
         case .mixSubscription(let connection): subscribeToMix(connection)
         case .command(let connection, let command): clientCommand(command, from: connection)
@@ -234,7 +285,11 @@ public struct EdgeEvent: Sendable {
     }
 
     private mutating func rejectAfterFinish(_ input: Input, _ finish: Finish) {
-        guard case .join(let connection, _) = input else { return }
+        let connection: ConnectionID
+        switch input {
+        case .join(let id, _), .mediaListenerJoined(let id, _, _, _), .segmenterSubscription(let id): connection = id
+        default: return
+        }
         switch finish {
         case .ended: refuse(connection, ProtocolError(.eventEnded, "This event has ended."))
         case .shutdown: refuse(connection, ProtocolError(.serverShuttingDown, "The server is shutting down."))
@@ -282,6 +337,8 @@ public struct EdgeEvent: Sendable {
         connectionByNumber.removeAll()
         memberByUser.removeAll()
         mixOf.removeAll()
+        videoSessions.removeAll()
+        speakerSessions.removeAll()
         _ = buffer.drain()
         leftWhileDown.removeAll()
         idleSince = nil

@@ -9,6 +9,8 @@ import AirwaveProtocol
 /// | `command` | `{"type":"command","client":n,"command":{…the client's message, as LiveCommand.decode reads it…}}` |
 /// | `keyframeRequest` | `{"type":"keyframe_request"}` |
 /// | `mixSubscription` | `{"type":"mix","client":n}` |
+/// | `segmenterSubscription` | `{"type":"segmenter","client":n}` |
+/// | `mediaListenerJoined` | `{"type":"media_listener_joined","client":n,"user":{…},"video":bool,"speakers":bool}` |
 /// | `media` | binary: the client's media frame with its source id field set to the client's number |
 ///
 /// | down (origin → edge) | frame |
@@ -20,6 +22,7 @@ import AirwaveProtocol
 /// | `ended` | `{"type":"ended","code":1000}` |
 /// | `mixSubscriber` | `{"type":"mix_subscriber","client":n,"minus":null \| s}` |
 /// | `mixUnsubscriber` | `{"type":"mix_unsubscriber","client":n}` |
+/// | `sessionsDropSource` | `{"type":"sessions_drop_source","source":s}` |
 /// | `media` | binary: the media frame as clients receive it (source id set), the same bytes for every link |
 extension EdgeLinkMessage.Up {
     /// The frame that carries this message.
@@ -35,6 +38,11 @@ extension EdgeLinkMessage.Up {
             .text(EdgeLinkCoding.text(["type": "keyframe_request"]))
         case .mixSubscription(let client):
             .text(EdgeLinkCoding.text(["type": "mix", "client": .int(client)]))
+        case .segmenterSubscription(let client):
+            .text(EdgeLinkCoding.text(["type": "segmenter", "client": .int(client)]))
+        case .mediaListenerJoined(let client, let user, let video, let speakers):
+            .text(EdgeLinkCoding.text(["type": "media_listener_joined", "client": .int(client), "user": EdgeLinkCoding.json(user),
+                                       "video": .bool(video), "speakers": .bool(speakers)]))
         case .media(let client, let frame):
             // Clients send source id 0 and the origin sets it: on the way up the field names the client.
             .binary(MediaFrame(header: MediaFrameHeader(kind: frame.header.kind, flags: frame.header.flags, sourceID: client,
@@ -66,6 +74,12 @@ extension EdgeLinkMessage.Up {
                 }
             case "keyframe_request": self = .keyframeRequest
             case "mix": self = .mixSubscription(try EdgeLinkCoding.client(json))
+            case "segmenter": self = .segmenterSubscription(try EdgeLinkCoding.client(json))
+            case "media_listener_joined":
+                guard case .bool(let video)? = json["video"], case .bool(let speakers)? = json["speakers"] else {
+                    throw .init("media_listener_joined needs video and speakers")
+                }
+                self = .mediaListenerJoined(try EdgeLinkCoding.client(json), try EdgeLinkCoding.user(json["user"]), video: video, speakers: speakers)
             default: throw .init("unknown up type \(type.prefix(64))")
             }
         }
@@ -93,6 +107,8 @@ extension EdgeLinkMessage.Down {
             .text(EdgeLinkCoding.text(["type": "mix_subscriber", "client": .int(client), "minus": minus.map { .int(Int($0)) } ?? .null]))
         case .mixUnsubscriber(let client):
             .text(EdgeLinkCoding.text(["type": "mix_unsubscriber", "client": .int(client)]))
+        case .sessionsDropSource(let source):
+            .text(EdgeLinkCoding.text(["type": "sessions_drop_source", "source": .int(Int(source))]))
         case .media(let frame):
             .binary(frame)
         }
@@ -129,6 +145,9 @@ extension EdgeLinkMessage.Down {
                 }
                 self = .mixSubscriber(try EdgeLinkCoding.client(json), minus: minus)
             case "mix_unsubscriber": self = .mixUnsubscriber(try EdgeLinkCoding.client(json))
+            case "sessions_drop_source":
+                guard let source = json["source"]?.intValue.flatMap(UInt32.init(exactly:)) else { throw .init("source must be a source id") }
+                self = .sessionsDropSource(source)
             default: throw .init("unknown down type \(type.prefix(64))")
             }
         }

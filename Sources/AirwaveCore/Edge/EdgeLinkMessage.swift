@@ -31,6 +31,14 @@ public enum EdgeLinkMessage {
         /// The client asked for the event's mix (`?audio=mixed`): the origin's
         /// `mixSubscription`, sent after its join (again after a re-link).
         case mixSubscription(EdgeClient)
+        /// A media-only client connected to the edge: a WHEP player (`video`: its answer took
+        /// VP8; `speakers`: one track per speaker) or a `GET /listen/` player. The origin's
+        /// `mediaListenerJoined`: it answers with no `welcome` (the client has no control
+        /// channel) and, for the mix, `mixSubscriber`. Sent again after a re-link.
+        case mediaListenerJoined(EdgeClient, UserIdentity, video: Bool, speakers: Bool)
+        /// The edge's HLS segmenter (`GET /hls/` on the edge) takes the full mix: the origin's
+        /// `segmenterSubscription`, a mix subscriber that is no participant. Sent again after a re-link.
+        case segmenterSubscription(EdgeClient)
     }
 
     /// Origin → edge: what the origin's engine decided, for the edge to deliver.
@@ -56,6 +64,9 @@ public enum EdgeLinkMessage {
         case mixSubscriber(EdgeClient, minus: UInt32?)
         /// The client no longer hears the mix (the origin's `mixUnsubscriber`).
         case mixUnsubscriber(EdgeClient)
+        /// The speaker's audio stopped (the origin's `sessionsDropSource`): per-speaker players
+        /// free its track.
+        case sessionsDropSource(UInt32)
     }
 
     /// Which of an edge's clients a `message` is for.

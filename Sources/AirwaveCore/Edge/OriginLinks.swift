@@ -14,7 +14,9 @@ import AirwaveProtocol
 ///   link (the edge keeps the GOP for its late joiners); a joiner's screen catch-up is not sent
 ///   (its edge replays its own GOP).
 /// - A client's mix (`mixSubscriber`, `mixUnsubscriber`) goes to its link; the mix itself goes
-///   down once per link and output (`EventMix`), not per client.
+///   down once per link and output (`EventMix`), not per client. A media-only client (a WHEP or
+///   HTTP player of the edge) is joined without a `welcome`; a speaker's stop
+///   (`sessionsDropSource`) goes to every link with clients, for their per-speaker players.
 /// - The end goes down as the notice to all, then one `ended` with the engine's close code (not
 ///   a close per client).
 /// - A link that drops keeps its clients for `grace`: an edge re-links within a second and
@@ -115,13 +117,14 @@ public struct OriginLinks: Sendable {
         links[link]?.graceEndsAt = ends
     }
 
-    /// An edge client joined (or is announced again after a re-link).
-    public mutating func join(_ link: LinkID, _ number: EdgeClient, fresh: ConnectionID) -> Admission {
+    /// An edge client joined (or is announced again after a re-link). A media-only client
+    /// (`mediaOnly`) gets no `stream_state`, so no `welcome` is made from one.
+    public mutating func join(_ link: LinkID, _ number: EdgeClient, fresh: ConnectionID, mediaOnly: Bool = false) -> Admission {
         guard links[link]?.isUp == true else { return .ignored }
         if links[link]?.clients[number] != nil { return .held(.welcome(number)) }
         links[link]?.clients[number] = fresh
         owners[fresh] = Owner(link: link, number: number)
-        awaitingWelcome.insert(fresh)
+        if !mediaOnly { awaitingWelcome.insert(fresh) }
         return .join(fresh)
     }
 
@@ -199,8 +202,10 @@ public struct OriginLinks: Sendable {
             awaitingWelcome.removeAll()
             justWelcomed.removeAll()
             return []
-        case .persist, .awaitPersistence, .encodePCM, .mediaDropped, .mixDropSource, .sessionsDropSource, .recordingStart,
-             .recordingStop:
+        case .sessionsDropSource(let source):
+            // For the edges' per-speaker players (rare: a speaker stopping).
+            return upLinks.filter { links[$0]?.clients.isEmpty == false }.map { ($0, .sessionsDropSource(source)) }
+        case .persist, .awaitPersistence, .encodePCM, .mediaDropped, .mixDropSource, .recordingStart, .recordingStop:
             return []
         }
     }

@@ -83,7 +83,11 @@ extension LiveEvent {
             hostGraceEndsAt = now + configuration.hostGrace
             return
         }
-        guard let participant = participants[connection] else { return }
+        guard let participant = participants[connection] else {
+            // An edge's HLS segmenter whose edge went away (it is no participant).
+            if mixSubscribers.contains(connection) { setSegmenterSubscription(connection, subscribed: false) }
+            return
+        }
         if participant.role == .cohost {
             // The role waits for a reconnect; listeners learn at once that the speaker is gone.
             endSpeakingRole(participant.user.userID, .disconnected, message: "\(participant.user.username) disconnected", now: now)

@@ -57,6 +57,15 @@ extension LiveEventDriver {
                 case .held(let welcome): write(welcome, to: link, state, services)
                 case .ignored: break
                 }
+            case .mediaListenerJoined(let number, let user, let video, let speakers):
+                switch state.links.join(link, number, fresh: services.newConnectionID(), mediaOnly: true) {
+                case .join(let id): engine.handle(.mediaListenerJoined(id, user, video: video, speakers: speakers), now: now)
+                case .held, .ignored: break  // a re-link: the origin holds it with its mix
+                }
+            case .segmenterSubscription(let number):
+                if case .join(let id) = state.links.join(link, number, fresh: services.newConnectionID(), mediaOnly: true) {
+                    engine.handle(.segmenterSubscription(id, subscribed: true), now: now)
+                }
             case .leave(let number):
                 if let id = state.links.leave(link, number) {
                     engine.handle(.disconnected(id), now: now)
