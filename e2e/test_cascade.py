@@ -4,10 +4,12 @@ fans out to its own clients; the client sees exactly the protocol of one node. t
 the PostgreSQL cluster (AIRWAVE_TEST_POSTGRES_URL)."""
 
 import asyncio
+import subprocess
 
+import numpy as np
 import pytest
 
-from awtest import close_all, expect_refusal, go_live, http_json, join, join_path, metrics, metric_sum, run, send, uid
+from awtest import close_all, expect_refusal, go_live, http_json, join, join_path, metrics, metric_sum, run, send, token, uid
 from test_cluster import CLUSTER_SECRET, free_port, start_nodes
 from test_media import (CONFIG_PAYLOAD, FLAG_CONFIG, FLAG_KEYFRAME, HOST_SOURCE_ID, KIND_OPUS, KIND_SCREEN, SPEECH, Tap,
                         as_relayed, is_media, make_cohost, media, screen, sync_point)
@@ -499,3 +501,113 @@ def test_every_node_knows_an_event_as_soon_as_its_host_does(start_server):
             await send(host, {"type": "stream_ended"})
             await close_all(host, member.ws)
     run(scenario())
+
+
+def test_http_players_on_an_edge_get_the_origins_one_encoding_are_counted_and_end_cleanly(start_server):
+    """`GET /listen/` on an edge (PROTOCOL.md 8 and 9): the player is a listener of the event,
+    counted and listed at the origin; its Ogg stream carries the very Opus packets the origin's
+    own players get (one encoding of the mix, down the link once); it hears the host and ends
+    cleanly with the event."""
+    from test_http_listen import FFMPEG, listen, ogg_pages, send_pcm, tone_windows
+    from test_mix import TONE_440
+    a, b = fresh_nodes(start_server, "a", "b")
+
+    async def scenario():
+        host, event_id, host_tap = await live_on(a, b)
+        path = f"/listen/{event_id}"
+        on_origin = await listen(a, path)
+        on_edge = await listen(b, path)
+        fan = uid("fan")
+        verified_on_edge = await listen(b, f"{path}?token={token(fan, 'Fan')}")
+        for stream in (on_origin, on_edge, verified_on_edge):
+            assert stream.status == 200 and stream.headers["content-type"] == "audio/ogg", (stream.status, stream.headers)
+        await host_tap.wait_text("participant_count", timeout=10, pred=lambda m: m["count"] == 3)
+        index = await host_tap.wait_text("participant_list", timeout=10, pred=lambda m: len(m["participants"]) == 4)
+        listed = {p["user_id"]: p for p in host_tap.frames[index][1]["participants"]}
+        assert listed[fan]["role"] == "listener" and listed[fan]["verified"] is True, listed
+        cascade = http_json(a, "/api/cluster")["cascade"]
+        assert [(e["node_id"], e["clients"]) for o in cascade["origins"] for e in o["edges"]] == [("b", 2)], cascade
+
+        await send_pcm(host, TONE_440, 100)
+        have = len(on_edge.chunks)
+        assert await asyncio.to_thread(on_edge.wait_chunks, have + 4, 5) >= have + 4, "the edge's pages stopped coming"
+        await send(host, {"type": "stream_ended", "event_id": event_id})
+        for stream in (on_origin, on_edge, verified_on_edge):
+            assert await asyncio.to_thread(stream.eof.wait, 10), "a stream did not end"
+            assert stream.error is None and stream.clean_end, (stream.error, stream.clean_end)
+        await close_all(host)
+
+        origin_pages, edge_pages = ogg_pages(on_origin.body), ogg_pages(on_edge.body)
+        assert edge_pages[0].packets[0].startswith(b"OpusHead") and edge_pages[1].packets[0].startswith(b"OpusTags")
+        assert edge_pages[-1].flags == 0x04, "no end-of-stream page on the edge"
+        origin_packets = [p for page in origin_pages[2:] for p in page.packets]
+        edge_packets = [p for page in edge_pages[2:] for p in page.packets]
+        # One encoding: the edge's packets are a run of the origin's, byte for byte (the last few
+        # may be cut where each stream ended).
+        run_ = edge_packets[:-5]
+        assert len(run_) > 100, len(edge_packets)
+        starts = [i for i in range(len(origin_packets)) if origin_packets[i:i + len(run_)] == run_]
+        assert starts, "the edge's Opus packets are not the origin's"
+        # It heard the tone, as long as it was sent.
+        decoded = await asyncio.to_thread(subprocess.run, [FFMPEG, "-v", "error", "-i", "pipe:", "-f", "s16le", "-ac", "1", "-ar", "48000", "-"],
+                                          input=on_edge.body, capture_output=True, timeout=30)
+        assert decoded.returncode == 0, decoded.stderr
+        heard = tone_windows(np.frombuffer(decoded.stdout, dtype="<i2").astype(np.float64)).sum() * 0.02
+        assert abs(heard - 2.0) <= 0.1, f"the edge's player heard the tone for {heard:.2f} s of 2.00 s"
+        for stream in (on_origin, on_edge, verified_on_edge):
+            stream.close()
+    run(scenario(), 60)
+
+
+def test_whep_players_on_an_edge_hear_the_host_and_a_cohost_by_track_and_are_counted(start_server):
+    """WHEP on an edge: a mix player hears the origin's mix; a per-speaker player
+    (`?audio=speakers`) hears the host and an edge co-host on two tracks named by their source
+    ids; both are listeners at the origin, and a hang-up on the edge counts them out."""
+    import webrtc_peer as wp
+    from test_mix import TONE_440, TONE_660, PCMPacer
+    from test_webrtc import check_answer, power, tone_powers
+    a, b = fresh_nodes(start_server, "a", "b")
+
+    async def scenario():
+        host, event_id, host_tap = await live_on(a, b)
+        pacer = PCMPacer(host, TONE_440)
+        mixed, speakers = wp.WhepListener(), wp.WhepSpeakersListener(2)
+        cohost_pacer = None
+        try:
+            location = check_answer(await mixed.negotiate(b.port, f"/whep/{event_id}"), f"/whep/{event_id}/")
+            check_answer(await speakers.negotiate(b.port, f"/whep/{event_id}?audio=speakers"), f"/whep/{event_id}/")
+            await mixed.connected(10)
+            await speakers.connected(10)
+            await host_tap.wait_text("participant_count", timeout=10, pred=lambda m: m["count"] == 2)
+            audio = await mixed.collector("audio")
+            await audio.wait_count(100, timeout=10, what="decoded audio frames on the edge")
+            p440, p660, off = tone_powers(np.concatenate([wp.mono_samples(f) for f in audio.frames[25:100]]))
+            assert p440 > 100 * off, (p440, off)
+
+            # A co-host on the edge: its audio goes up the link and comes back to the edge's player.
+            member, member_tap = await joined(b, event_id, host_tap, "cohost")
+            sid = (await make_cohost(host, host_tap, member, member_tap))["source_id"]
+            cohost_pacer = PCMPacer(member.ws, TONE_660, stereo=True)
+            host_track, cohost_track = await speakers.track_of(HOST_SOURCE_ID), await speakers.track_of(sid)
+            assert host_track != cohost_track, speakers.csrcs
+            for track, mine, other in ((host_track, 440, 660), (cohost_track, 660, 440)):
+                collector = speakers.collectors[track]
+                mark = len(collector)
+                await collector.wait_count(mark + 80, timeout=10, what=f"frames of the {mine} Hz track")
+                samples = np.concatenate([wp.mono_samples(f) for f in collector.frames[mark + 20:mark + 80]])
+                p_mine, p_other, off = power(samples, mine), power(samples, other), max(power(samples, 550), power(samples, 1000))
+                assert p_mine > 100 * off and p_other < p_mine / 300, (track, mine, p_mine, p_other, off)
+
+            mark = len(host_tap)
+            resp = await wp.request(b.port, "DELETE", location)
+            assert resp.status == 200, resp
+            # Left: the per-speaker player and the co-host.
+            await host_tap.wait_text("participant_count", start=mark, timeout=10, pred=lambda m: m["count"] == 2)
+        finally:
+            await pacer.stop()
+            if cohost_pacer:
+                await cohost_pacer.stop()
+            await mixed.close()
+            await speakers.close()
+        await close_all(host)
+    run(scenario(), 90)

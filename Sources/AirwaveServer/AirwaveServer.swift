@@ -67,7 +67,8 @@ public final class AirwaveServer: Sendable {
         }
         self.cluster = cluster
         edges = cluster.map {
-            EdgeRegistry(metrics: metrics, logger: logger, writer: writer, cluster: $0, hostGrace: configuration.liveEvent.hostGrace)
+            EdgeRegistry(metrics: metrics, logger: logger, writer: writer, cluster: $0, hostGrace: configuration.liveEvent.hostGrace,
+                         webRTC: webRTC)
         }
     }
 

@@ -9,11 +9,18 @@ import NIOCore
 /// Runs one `EdgeEvent`: this node's clients of an event whose origin is another node
 /// (PROTOCOL.md 8). One task takes the inputs in order, feeds the edge and executes its
 /// outputs: local fan-out (one buffer per message, one hop per event loop, as on the origin),
-/// admissions and closes, and the link to the origin (`EdgeLinkClient`), reopened as the edge
-/// says. It decides nothing the edge could.
+/// the players (WHEP sessions and `GET /listen/`, `+Players`), admissions and closes, and the
+/// link to the origin (`EdgeLinkClient`), reopened as the edge says. It decides nothing the
+/// edge could.
 final class EdgeEventDriver: Sendable {
     enum Message: Sendable {
         case input(EdgeEvent.Input, connection: ClientConnection?)
+        /// An input about a WHEP player, which the driver keeps for its outputs.
+        case peerInput(EdgeEvent.Input, peer: WebRTCPeer)
+        /// An input about a `GET /listen/` player, which the driver keeps for its outputs.
+        case listenerInput(EdgeEvent.Input, listener: HTTPListener)
+        /// The first HLS request for the event here: the edge's segmenter starts under this id.
+        case segmenter(HLSStream, id: ConnectionID)
         /// What came down link attempt `attempt`.
         case fromOrigin(attempt: Int, EdgeLinkMessage.Down)
         /// Link attempt `attempt` ended (it failed to open, or broke).
@@ -31,6 +38,8 @@ final class EdgeEventDriver: Sendable {
         let logger: Logger
         let writer: StoreWriter
         let configuration: EdgeConfiguration
+        /// The WebRTC transport, if it runs (WHEP players of the edge).
+        let webRTC: WebRTCGateway?
         /// The origin node and the link's URL for an attempt, or nil when the event has no live origin now.
         let linkURL: @Sendable (_ eventID: String, _ session: String) async -> (nodeID: String, url: String)?
         /// Called once when the edge is done.
@@ -77,6 +86,14 @@ final class EdgeEventDriver: Sendable {
         var clients: [ConnectionID: ClientConnection] = [:]
         /// The admitted clients, grouped by event loop for the fan-out.
         var members = ConnectionGroups()
+        /// The edge's WHEP players, by connection id.
+        var peers: [ConnectionID: WebRTCPeer] = [:]
+        /// The edge's `GET /listen/` players, by connection id.
+        var listeners: [ConnectionID: HTTPListener] = [:]
+        /// The HLS segmenter, once an HLS request asked for it.
+        var segmenter: (id: ConnectionID, stream: HLSStream)?
+        /// Who of the players hears which output of the origin's mix.
+        var mix = MixRecipients()
         var attempt = 0
         var link: EdgeLinkClient?
         /// True once a link was up: later openings count as reconnects.
@@ -100,7 +117,19 @@ final class EdgeEventDriver: Sendable {
                 if case .disconnected(let id) = input {
                     state.clients[id] = nil
                     state.members.remove(id)
+                    state.peers[id] = nil
+                    state.listeners[id] = nil
+                    state.mix.unsubscribe(id)
                 }
+            case .peerInput(let input, let peer):
+                state.peers[peer.id] = peer
+                edge.handle(input, now: now)
+            case .listenerInput(let input, let listener):
+                state.listeners[listener.id] = listener
+                edge.handle(input, now: now)
+            case .segmenter(let stream, let id):
+                state.segmenter = (id, stream)
+                edge.handle(.segmenterSubscription(id), now: now)
             case .fromOrigin(let attempt, let down):
                 guard attempt == state.attempt else { continue }
                 if case .snapshot = down {
@@ -149,14 +178,29 @@ final class EdgeEventDriver: Sendable {
                 services.metrics.messageOut(type: message.type.rawValue, count: count)
                 if let code = message.errorCode { services.metrics.error(code: code.rawValue) }
             case .forward(let frame, let route):
-                let wire = WebSocketWire.frame(frame)
-                let count = deliver(wire, to: route.sockets, class: LiveEventDriver.queueClass(route.queue), state)
-                services.metrics.mediaForwarded(kind: frame.header.kind, recipients: count, bytes: count * wire.readableBytes)
+                if !route.sockets.isNone {
+                    let wire = WebSocketWire.frame(frame)
+                    let count = deliver(wire, to: route.sockets, class: LiveEventDriver.queueClass(route.queue), state)
+                    services.metrics.mediaForwarded(kind: frame.header.kind, recipients: count, bytes: count * wire.readableBytes)
+                }
+                if !route.sessions.isNone { forwardToPlayers(frame, route.sessions, state, services) }
+            case .mixPacket(let frame, let minus):
+                state.mix.deliver(frame.payload.withUnsafeReadableBytes { Array($0) }, of: MixRecipients.output(minus),
+                                  sequence: frame.header.sequence, timestamp: frame.header.timestamp,
+                                  metrics: services.metrics, webRTC: services.webRTC)
+            case .mixSubscriber(let id, let minus):
+                subscribePlayer(id, minus: minus, &state)
+            case .mixUnsubscriber(let id):
+                state.mix.unsubscribe(id)
+            case .sessionsDropSource(let source):
+                let ufrags = state.peers.values.filter { $0.speakerTracks > 0 }.map(\.ufrag)
+                if !ufrags.isEmpty { services.webRTC?.releaseSpeaker(source, in: ufrags) }
             case .admit(let id):
                 if let connection = state.clients[id] { state.members.insert(connection) }
             case .close(let id, let code):
                 state.members.remove(id)
                 state.clients.removeValue(forKey: id)?.close(code)
+                closePlayer(id, &state, services)
             case .uplink(let message):
                 state.link?.send(message)
                 services.metrics.linkFrames(direction: "up")

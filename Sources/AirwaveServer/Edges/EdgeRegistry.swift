@@ -11,10 +11,12 @@ actor EdgeRegistry {
     private let logger: Logger
     private let writer: StoreWriter
     private let configuration: EdgeConfiguration
+    private let webRTC: WebRTCGateway?
     private let linkURL: @Sendable (String, String) async -> (nodeID: String, url: String)?
 
-    init(metrics: ServerMetrics, logger: Logger, writer: StoreWriter, cluster: ClusterNode, hostGrace: Duration) {
+    init(metrics: ServerMetrics, logger: Logger, writer: StoreWriter, cluster: ClusterNode, hostGrace: Duration, webRTC: WebRTCGateway?) {
         self.metrics = metrics
+        self.webRTC = webRTC
         self.logger = logger
         self.writer = writer
         var configuration = EdgeConfiguration()
@@ -37,7 +39,7 @@ actor EdgeRegistry {
         let edge = EdgeEventDriver(eventID: eventID)
         edges[eventID] = edge
         let services = EdgeEventDriver.Services(
-            metrics: metrics, logger: logger, writer: writer, configuration: configuration, linkURL: linkURL,
+            metrics: metrics, logger: logger, writer: writer, configuration: configuration, webRTC: webRTC, linkURL: linkURL,
             onFinished: { [weak self] edge in await self?.forget(edge) })
         tasks[ObjectIdentifier(edge)] = Task { await edge.run(services) }
         return edge

@@ -77,26 +77,31 @@ struct WebRTCHTTPRoutes: Sendable {
         } catch {
             return refuse(ProtocolError(.badRequest, "The offer is not valid SDP: \(error)."), .badRequest)
         }
-        guard let driver = await server.registry.driver(for: eventID) else {
+        // The event's origin, or, for a WHEP player on another node, this node's edge of it
+        // (PROTOCOL.md 8); a WHIP publisher is referred to the origin (`eventGone`).
+        let driver = await server.registry.driver(for: eventID)
+        let edge = driver == nil && kind == .whep ? try await server.edge(for: eventID) : nil
+        guard let event: any WebRTCEvent = driver ?? edge else {
             let gone = try await server.eventGone(eventID)
             return refuse(gone, HTTPRoutes.status(ofGone: gone))
         }
         let ended = ProtocolError(.eventEnded, "This event has ended.")
-        guard !driver.hasEnded else { return refuse(ended, .gone) }
+        guard !event.hasEnded else { return refuse(ended, .gone) }
         let opened: (peer: WebRTCPeer, answer: String)
         do {
             opened = try await gateway.open(offer: offer, kind: kind, id: server.newConnectionID(), user: user,
                                             from: WebRTCGateway.admissionKey(context.channel.remoteAddress),
-                                            speakers: audio == "speakers", driver: driver) { peer in
+                                            speakers: audio == "speakers", event: event) { peer in
                 // A WHEP listener joins when it connects; an event that ends before is refused then.
-                kind == .whip ? await driver.admitPublisher(peer) : !driver.hasEnded
+                if kind == .whip, let driver { return await driver.admitPublisher(peer) }
+                return !event.hasEnded
             }
         } catch {
             switch error {
             case .badOffer(let message):
                 return refuse(ProtocolError(.badRequest, message), .badRequest)
             case .refused:
-                if driver.hasEnded { return refuse(ended, .gone) }
+                if event.hasEnded { return refuse(ended, .gone) }
                 return refuse(ProtocolError(.notAllowed, "Only the host and current co-hosts of this event may publish."), .forbidden)
             case .busy:
                 return refuse(ProtocolError(.serverBusy, "The server has no room for another WebRTC session."), .serviceUnavailable)

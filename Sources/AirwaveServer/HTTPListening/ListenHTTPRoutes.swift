@@ -46,26 +46,34 @@ struct ListenHTTPRoutes: Sendable {
         case .failure(let error):
             return refuse(error, .unauthorized)
         }
-        guard let driver = await server.registry.driver(for: eventID) else {
+        // The event's origin, or this node's edge of it (PROTOCOL.md 8): the player hears the
+        // origin's mix either way.
+        let driver = await server.registry.driver(for: eventID)
+        let edge = driver == nil ? try await server.edge(for: eventID) : nil
+        guard driver != nil || edge != nil else {
             let gone = try await server.eventGone(eventID)
             return refuse(gone, HTTPRoutes.status(ofGone: gone))
         }
         let ended = ProtocolError(.eventEnded, "This event has ended.")
-        guard !driver.hasEnded else { return refuse(ended, .gone) }
+        guard !(driver?.hasEnded ?? edge!.hasFinished) else { return refuse(ended, .gone) }
 
         let channel = context.channel
         let (id, metrics, queueLimit) = (server.newConnectionID(), server.metrics, min(server.configuration.sendQueueLimit, HTTPListener.queueLimit))
         let listener = try await channel.eventLoop.submit {
             try HTTPListener(id: id, channel: channel, metrics: metrics, queueLimit: queueLimit)
         }.get()
-        guard driver.submit(.mediaListenerJoined(id, user, video: false), listener: listener) else {
+        let joined = driver?.submit(.mediaListenerJoined(id, user, video: false), listener: listener)
+            ?? edge!.submit(.mediaListenerJoined(id, user, video: false, speakers: false), listener: listener)
+        guard joined else {
             // The event ended meanwhile. The writer stays in the pipeline and lets the answer pass.
             return refuse(ended, .gone)
         }
         metrics.connectionsChanged(endpoint: "listen", by: 1)
         listener.done.whenComplete { _ in metrics.connectionsChanged(endpoint: "listen", by: -1) }
         // A player that hangs up leaves the event like a closed socket.
-        channel.closeFuture.whenComplete { _ in driver.submit(.disconnected(id)) }
+        channel.closeFuture.whenComplete { _ in
+            if let driver { driver.submit(.disconnected(id)) } else { edge?.submit(.disconnected(id)) }
+        }
         server.logger.debug("http listener", metadata: ["event_id": "\(eventID)", "user": "\(user.userID)", "connection": "\(id.rawValue)"])
         return Response(
             status: .ok,
@@ -105,12 +113,17 @@ struct ListenHTTPRoutes: Sendable {
             guard !server.isDraining else {
                 return refuse(ProtocolError(.serverShuttingDown, "The server is shutting down."), .serviceUnavailable)
             }
-            guard let driver = await server.registry.driver(for: eventID), !driver.hasEnded else {
+            // The event's origin, or this node's edge of it (PROTOCOL.md 8): the segments are cut
+            // from the origin's mix either way.
+            let driver = await server.registry.driver(for: eventID)
+            let edge = driver == nil ? try await server.edge(for: eventID) : nil
+            guard driver != nil || edge != nil, !(driver?.hasEnded ?? edge!.hasFinished) else {
                 let gone = try await server.eventGone(eventID)
                 return refuse(gone, HTTPRoutes.status(ofGone: gone))
             }
             let (made, isNew) = HLSStreams.shared.stream(for: eventID)
-            if isNew, !driver.startSegmenter(made, id: server.newConnectionID()) {
+            let id = server.newConnectionID()
+            if isNew, !(driver?.startSegmenter(made, id: id) ?? edge!.startSegmenter(made, id: id)) {
                 HLSStreams.shared.remove(made)
                 return refuse(ProtocolError(.eventEnded, "This event has ended."), .gone)
             }

@@ -14,14 +14,14 @@ import NIOPosix
 /// so that a join storm cannot starve media, consent checks or WebSockets), the DTLS
 /// certificate made at start, and the table of WHEP and WHIP
 /// sessions with the event each belongs to. What a session reports (connected, audio, keyframe
-/// requests, closed) becomes an input of its event's driver; what the event sends goes out
+/// requests, closed) is told to its event (``WebRTCEvent``: the origin's driver, or an edge's); what the event sends goes out
 /// through `sendAudio`/`sendVideo`, one batch of datagrams per packet. Who gets a session at
 /// all is ``WebRTCAdmission``'s decision, under the table's lock.
 final class WebRTCGateway: Sendable {
     /// A session and the event it belongs to.
     private struct Entry: Sendable {
         let peer: WebRTCPeer
-        let driver: LiveEventDriver
+        let event: any WebRTCEvent
         /// The media ingress check a WebSocket sender gets too: validation, budgets, counters.
         var media: MediaIngress
         /// Keyframe requests (PLI/FIR) a WHEP listener may send: the control budget of a
@@ -155,7 +155,7 @@ final class WebRTCGateway: Sendable {
     /// an anonymous (unverified) user's session counts against. `speakers` (WHEP with
     /// `?audio=speakers`): one audio track per speaker instead of the mix.
     func open(offer: SessionDescription, kind: WebRTCPeer.Kind, id: ConnectionID, user: UserIdentity, from address: String,
-              speakers: Bool = false, driver: LiveEventDriver,
+              speakers: Bool = false, event: any WebRTCEvent,
               admit: @Sendable (WebRTCPeer) async -> Bool) async throws(OpenError) -> (peer: WebRTCPeer, answer: String) {
         var random = SystemRandomNumberGenerator()
         let credentials = ICECredentials.random()
@@ -183,7 +183,7 @@ final class WebRTCGateway: Sendable {
         let admitted = table.withLockedValue { table -> Result<Void, WebRTCAdmission.Refusal> in
             switch table.admission.admit(anonymousFrom: user.verified ? nil : address, now: .now()) {
             case .success(let holder):
-                table.bySession[sessionID] = Entry(peer: peer, driver: driver, media: MediaIngress(limits: mediaLimits, metrics: metrics),
+                table.bySession[sessionID] = Entry(peer: peer, event: event, media: MediaIngress(limits: mediaLimits, metrics: metrics),
                                                    control: TokenBucket(rate: controlRate.perSecond, burst: controlRate.burst),
                                                    holder: holder)
                 table.sessionByUfrag[ufrag] = sessionID
@@ -212,7 +212,7 @@ final class WebRTCGateway: Sendable {
             }
         } catch {
             forget(peer)
-            if kind == .whip { driver.submit(.disconnected(id)) }  // the event admitted it already
+            if kind == .whip { event.peerDisconnected(id) }  // the event admitted it already
             // The answer checked the offer; DTLS refusing its fingerprint is still the offer's fault.
             if let error = error as? DTLSError { throw .badOffer("The offer's a=fingerprint cannot be used: \(error).") }
             logger.warning("webrtc session refused", metadata: ["error": "\(error)"])
@@ -229,12 +229,12 @@ final class WebRTCGateway: Sendable {
     /// `DELETE` of a session's `Location`: ends it and tells its event. False if unknown.
     func hangUp(eventID: String, sessionID: String, kind: WebRTCPeer.Kind) -> Bool {
         let entry = table.withLockedValue { table -> Entry? in
-            guard let entry = table.bySession[sessionID], entry.peer.kind == kind, entry.driver.eventID == eventID else { return nil }
+            guard let entry = table.bySession[sessionID], entry.peer.kind == kind, entry.event.eventID == eventID else { return nil }
             return table.remove(sessionID)
         }
         guard let entry else { return false }
         end(entry.peer)
-        entry.driver.submit(.disconnected(entry.peer.id))
+        entry.event.peerDisconnected(entry.peer.id)
         return true
     }
 
@@ -297,8 +297,7 @@ final class WebRTCGateway: Sendable {
         case .connected:
             logger.debug("webrtc connected", metadata: ["kind": "\(peer.kind.rawValue)", "session": "\(peer.sessionID)"])
             // A listener counts from the moment media can reach it.
-            if peer.kind == .whep, !entry.driver.submit(.mediaListenerJoined(peer.id, peer.user, video: peer.receivesVideo,
-                                                                                         speakers: peer.speakerTracks > 0), peer: peer) {
+            if peer.kind == .whep, !entry.event.playerConnected(peer) {
                 close(peer)
             }
         case .audio(let packet):
@@ -314,7 +313,7 @@ final class WebRTCGateway: Sendable {
                 return verdict
             }
             guard case .accepted(let frame)? = verdict else { return }
-            entry.driver.submit(.media(peer.id, frame))
+            entry.event.published(frame, by: peer.id)
         case .keyframeRequest:
             // Raw requests: the event's engine throttles what reaches the host.
             guard peer.kind == .whep else { return }
@@ -322,13 +321,13 @@ final class WebRTCGateway: Sendable {
                 guard table.bySession[peer.sessionID]?.control.take(now: .now()) == true else { return false }
                 return true
             }
-            if allowed { entry.driver.submit(.command(peer.id, .keyframeRequest)) }
+            if allowed { entry.event.keyframeRequested(by: peer.id) }
         case .closed(let reason):
             guard table.withLockedValue({ $0.remove(peer.sessionID) }) != nil else { return }
             metrics.connectionsChanged(endpoint: peer.kind.rawValue, by: -1)
             logger.info("webrtc session ended", metadata: ["kind": "\(peer.kind.rawValue)", "session": "\(peer.sessionID)",
                                                            "reason": "\(reason)"])
-            entry.driver.submit(.disconnected(peer.id))
+            entry.event.peerDisconnected(peer.id)
         case .send:
             break  // the UDP driver writes datagrams itself
         }
