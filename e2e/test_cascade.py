@@ -126,6 +126,8 @@ def test_listeners_on_every_node_get_every_frame_chat_once_and_the_same_lists(st
 
         # GET /api/cluster shows the cascade: a's event with its two edges, b's view of its link.
         cascade = http_json(a, "/api/cluster")["cascade"]
+        lags = [edge.pop("lag_ms") for origin in cascade["origins"] for edge in origin["edges"]]
+        assert all(isinstance(lag, int) and 0 <= lag < 1000 for lag in lags), lags
         assert cascade == {"node_id": "a", "edges": [], "origins": [
             {"event_id": event_id, "edges": [{"node_id": "b", "clients": 2}, {"node_id": "c", "clients": 1}]}]}, cascade
         cascade = http_json(b, "/api/cluster")["cascade"]
@@ -157,6 +159,49 @@ def test_listeners_on_every_node_get_every_frame_chat_once_and_the_same_lists(st
             await tap.wait_text("stream_ended", timeout=5)
             assert await closed_code(tap) == 1000, tap.name
         await close_all(host)
+    run(scenario())
+
+
+def test_the_origin_reports_each_links_lag_in_metrics_and_the_cascade(start_server):
+    """Issue 16: the origin reports how far behind it each edge's link is (the age of the oldest
+    frame waiting in the link's send queue, sampled every second): the gauge
+    `airwave_link_lag_seconds{edge,event_id}` while the link is open, gone once it closes, and
+    `lag_ms` per edge in /api/cluster's cascade. An idle link over loopback is not behind."""
+    a, b = fresh_nodes(start_server, "a", "b")
+
+    async def scenario():
+        host, event_id, host_tap = await live_on(a, b)
+        member, tap = await joined(b, event_id, host_tap, "lb")
+        labels = f'{{edge="b",event_id="{event_id}"}}'
+
+        def gauge():
+            return metrics(a).get(("airwave_link_lag_seconds", labels))
+
+        def cascade_lag():
+            origins = http_json(a, "/api/cluster")["cascade"]["origins"]
+            edges = [e for o in origins if o["event_id"] == event_id for e in o["edges"] if e["node_id"] == "b"]
+            return edges[0]["lag_ms"] if edges else None
+
+        await asyncio.to_thread(wait_for, lambda: gauge() is not None, 3, "the link's lag on the origin's /metrics")
+        # Audio down the link, then every reading over more than one sampling interval is sane.
+        frames = [media(KIND_OPUS, SPEECH[i % len(SPEECH)], seq=i, ts=i * 960) for i in range(50)]
+        for frame in frames:
+            await host.send(frame)
+        await sync_point(host, tap)
+        loop = asyncio.get_running_loop()
+        until = loop.time() + 1.5
+        while loop.time() < until:
+            seconds, ms = gauge(), cascade_lag()
+            assert seconds is not None and 0 <= seconds < 1.0, seconds
+            assert isinstance(ms, int) and 0 <= ms < 1000, ms
+            await asyncio.sleep(0.1)
+        assert not [key for key in metrics(b) if key[0] == "airwave_link_lag_seconds"], "b is the origin of no link"
+
+        # The end closes the link: its series goes.
+        await send(host, {"type": "stream_ended"})
+        await tap.wait_text("stream_ended", timeout=5)
+        await asyncio.to_thread(wait_for, lambda: gauge() is None, 5, "the closed link's lag series gone")
+        await close_all(host, member.ws)
     run(scenario())
 
 

@@ -38,6 +38,8 @@ public final class AirwaveServer: Sendable {
     let edges: EdgeRegistry?
     /// Counts and bounds the open connections.
     let gate: ConnectionGate
+    /// How far behind this node each edge's link is, where this node is an event's origin.
+    let linkLags: LinkLags
     private let draining = NIOLockedValueBox(false)
     private let nextConnectionID = NIOLockedValueBox<UInt64>(0)
     private let serviceGroup = NIOLockedValueBox<ServiceGroup?>(nil)
@@ -50,6 +52,7 @@ public final class AirwaveServer: Sendable {
         self.verifier = verifier
         self.metrics = metrics
         self.webRTC = webRTC
+        linkLags = LinkLags(metrics: metrics)
         let registry = LiveEventRegistry(configuration: configuration.liveEvent, metrics: metrics)
         let gate = ConnectionGate(limits: configuration.connections)
         self.registry = registry

@@ -210,6 +210,25 @@ struct OutboundQueueTests {
         #expect(drainAll(&other) == ["c"])
     }
 
+    /// The lag an edge's link reports (`airwave_link_lag_seconds`): the age of the oldest item
+    /// still waiting, past the holes dropped audio leaves, and zero once drained.
+    @Test func lagIsTheAgeOfTheOldestWaitingItemAndZeroWhenDrained() {
+        var queue = OutboundQueue<String>(limit: 1000)
+        #expect(queue.lag(now: at(5000)) == .zero, "an empty queue is not behind")
+        _ = queue.push("a1", class: .audio, size: 400, now: at(1000))
+        _ = queue.push("c1", class: .control, size: 400, now: at(1250))
+        _ = queue.push("c2", class: .control, size: 100, now: at(1400))
+        #expect(queue.lag(now: at(1500)) == .milliseconds(500), "a1 has waited 500 ms")
+        // Over the bound: a1 is dropped, leaving a hole at the head; c1 is now the oldest.
+        #expect(queue.push("c3", class: .control, size: 200, now: at(1600)).droppedAudio == 1)
+        #expect(queue.lag(now: at(1600)) == .milliseconds(350))
+        #expect(queue.pop()?.item == "c1")
+        #expect(queue.lag(now: at(1700)) == .milliseconds(300), "c2 is the oldest left")
+        #expect(queue.lag(now: at(1300)) == .zero, "a clock read before the push is no negative lag")
+        _ = drainAll(&queue)
+        #expect(queue.lag(now: at(9000)) == .zero, "drained")
+    }
+
     /// Random pushes and pops checked step by step against `ReferenceQueue`. Sizes up to a tenth
     /// of the limit keep the queue short and the drop rules busy; sizes of 0–2 bytes under a limit
     /// of 1800–2000 keep thousands of items waiting, so the storage is compacted while items wait.

@@ -27,6 +27,8 @@ public struct OutboundQueue<Item> {
         var itemClass: Class
         var size: Int
         var item: Item
+        /// When it was pushed: `lag(now:)` is the age of the oldest waiting entry.
+        var pushed: Timestamp
     }
 
     public let limit: Int
@@ -60,7 +62,7 @@ public struct OutboundQueue<Item> {
                 return result
             }
         }
-        entries.append(Entry(itemClass: itemClass, size: size, item: item))
+        entries.append(Entry(itemClass: itemClass, size: size, item: item, pushed: now))
         waiting += 1
         bytes += size
         if bytes > limit {
@@ -109,6 +111,19 @@ public struct OutboundQueue<Item> {
         }
         compactIfDrained()
         return nil
+    }
+
+    /// How long the oldest waiting item has waited, zero when nothing waits: how far the
+    /// connection is behind its sender. It walks past the holes dropped audio left at the front,
+    /// so it is for sampling (an edge's link once a second, `LinkLags`), not for every push.
+    public func lag(now: Timestamp) -> Duration {
+        guard waiting > 0 else { return .zero }
+        var index = head
+        while index < entries.count {
+            if let entry = entries[index] { return max(.zero, now - entry.pushed) }
+            index += 1
+        }
+        return .zero
     }
 
     /// True when the connection has been congested for longer than `patience`.

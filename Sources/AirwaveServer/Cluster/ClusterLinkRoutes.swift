@@ -40,9 +40,14 @@ struct ClusterLinkRoutes: Sendable {
             return checks.refusal(error)
         }
         let logger = server.logger
+        let lags = server.linkLags
+        lags.watch(connection, eventID: driver.eventID, edge: nodeID)
         return .admitted(
             receiver: { EdgeLinkReceiver(link: nodeID, connection: connection.id, driver: driver, logger: logger) },
-            departure: { driver.linkClosed(nodeID, connection: connection.id) })
+            departure: {
+                lags.unwatch(connection.id, eventID: driver.eventID, edge: nodeID)
+                driver.linkClosed(nodeID, connection: connection.id)
+            })
     }
 }
 

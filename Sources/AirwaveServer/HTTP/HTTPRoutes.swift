@@ -50,9 +50,14 @@ struct HTTPRoutes: Sendable {
             ]
         })]
         if let cluster = server.cluster, let edges = server.edges, case .object(var members) = body {
+            let lags = server.linkLags
             let origins = await server.registry.cascade().map { eventID, links -> JSONValue in
                 ["event_id": .string(eventID),
-                 "edges": .array(links.keys.sorted().map { ["node_id": .string($0), "clients": .int(links[$0]!)] })]
+                 "edges": .array(links.keys.sorted().map { edge in
+                     // null while the link is down (its clients are held for the grace period).
+                     let lag = lags.lag(eventID: eventID, edge: edge).map { JSONValue.int(Int($0.milliseconds)) } ?? .null
+                     return ["node_id": .string(edge), "clients": .int(links[edge]!), "lag_ms": lag]
+                 })]
             }
             let served = await edges.statuses().map { eventID, status -> JSONValue in
                 ["event_id": .string(eventID), "origin_node": status.originNode.map(JSONValue.string) ?? .null,

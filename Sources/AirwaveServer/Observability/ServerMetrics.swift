@@ -84,6 +84,12 @@ final class ServerMetrics: Sendable {
     /// An edge opened its link again after it broke (`airwave_link_reconnects_total`).
     func linkReconnected() { counter("airwave_link_reconnects_total", "side", "edge").increment() }
 
+    /// `airwave_link_lag_seconds{edge,event_id}` of one link on the origin (`LinkLags` samples
+    /// it and destroys it when the link closes).
+    func linkLagGauge(edge: String, eventID: String) -> Metrics.Gauge {
+        Metrics.Gauge(label: "airwave_link_lag_seconds", dimensions: [("edge", edge), ("event_id", eventID)], factory: factory)
+    }
+
     /// Per-frame counters, made once: the media path must not build labels per frame.
     private struct MediaCounters {
         let inOpus, inPCM, inScreen, forwardedAudio, forwardedScreen, bytesAudio, bytesScreen: Metrics.Counter

@@ -59,6 +59,12 @@ final class ClientConnection: Sendable {
         writer.value.deliver(wire, class: itemClass, now: now)
     }
 
+    /// How long the oldest frame waiting in the send queue has waited, zero when it is drained
+    /// (`OutboundQueue.lag`). Call on the event loop.
+    func queueLag(now: Timestamp) -> Duration {
+        writer.value.lag(now: now)
+    }
+
     /// Starts the close handshake with `code`; the channel is closed outright if the peer
     /// does not answer within `timeout`. Only the first call counts; call from any thread. On
     /// the event loop the close frame is written at once (behind every frame already sent),
@@ -146,6 +152,9 @@ final class RawFrameWriter: ChannelInboundHandler, RemovableChannelHandler {
 
     /// Bytes waiting in the queue (tests).
     var queuedBytes: Int { queue.bytes }
+
+    /// The age of the oldest frame waiting in the queue, zero when it is drained.
+    func lag(now: Timestamp) -> Duration { queue.lag(now: now) }
 
     /// Writes and flushes `wire` when the socket takes it and nothing waits, else queues it.
     func deliver(_ wire: ByteBuffer, class itemClass: OutboundQueue<ByteBuffer>.Class, now: Timestamp) {
