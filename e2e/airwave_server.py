@@ -188,7 +188,10 @@ def make_server(args=(), env=None, data_dir=None, secret=awtest.SECRET, port_fla
 def check_logs(servers):
     for srv in servers:
         for line in FORBIDDEN_LOG_LINES:
-            assert line not in srv.stderr, f"server on port {srv.port} logged: {line}"
+            if line in srv.stderr:
+                at = srv.stderr.index(line)
+                context = srv.stderr[max(0, at - 3000):at + 12000]
+                raise AssertionError(f"server on port {srv.port} logged: {line}\n--- its log around it ---\n{context}")
 
 
 def remove_data_dirs(servers):

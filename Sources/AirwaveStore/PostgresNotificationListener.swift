@@ -59,6 +59,7 @@ public final class PostgresNotificationListener: Sendable {
                 } onCancel: {
                     connection.close().whenComplete { _ in }
                 }
+                if Task.isCancelled { break }
                 logger.warning("lost the PostgreSQL notification connection; reconnecting")
             } catch {
                 logger.debug("cannot listen for PostgreSQL notifications yet", metadata: ["error": "\(error)"])
@@ -71,9 +72,12 @@ public final class PostgresNotificationListener: Sendable {
 }
 
 extension PostgresEventStore {
-    /// A listener on `channels` of this store's database (start it with `run()`).
+    /// A listener on `channels` of this store's database (start it with `run()`). Its
+    /// connection lives on a loop of its own group, not the store's: PostgresNIO still schedules
+    /// on it after the connection closed, and the store's group is shut down right after the
+    /// cluster stops (NIO's "Cannot schedule tasks on an EventLoop that has already shut down").
     public func makeNotificationListener(channels: [String], logger: Logger) -> PostgresNotificationListener {
         PostgresNotificationListener(configuration: connectionConfiguration, channels: channels,
-                                     eventLoop: eventLoopGroup.next(), logger: logger)
+                                     eventLoop: MultiThreadedEventLoopGroup.singleton.next(), logger: logger)
     }
 }

@@ -28,6 +28,10 @@ public struct SQLEventStore: EventStore {
     /// no deadline (SQLite, whose one local file cannot stop answering).
     var operationDeadline: Duration?
     let gate = SerialGate()
+    /// Operations raced against their deadline, still running (closing waits for them).
+    let inFlight = InFlightOperations()
+    /// How long closing waits for operations still running.
+    static let drainPatience: Duration = .seconds(2)
 
     /// Creates a store on `database`; call ``migrate()`` before using it.
     ///
@@ -214,6 +218,7 @@ public struct SQLEventStore: EventStore {
             return false
         }
         await gate.closeWhileHolding()
+        await inFlight.drain(patience: Self.drainPatience)
         return true
     }
 
@@ -262,7 +267,7 @@ public struct SQLEventStore: EventStore {
                 outcome.start(continuation)
                 // Cancelled before it began: nothing to start.
                 if outcome.isSettled { return }
-                let running = Task {
+                let running = inFlight.start {
                     do { outcome.finish(.success(try await operation())) } catch { outcome.finish(.failure(error)) }
                 }
                 work.withLockedValue { $0 = running }
