@@ -50,9 +50,9 @@ import Testing
     @Test func cohostsKeepTheirSourceIDs() {
         let resumption = LiveEvent.Resumption(
             startedAt: Timestamp(milliseconds: 0), mode: .audio, chat: [],
-            // In join order; u3 was promoted first (2), u2 second (3); u4 (4) stepped down before the death.
+            // In join order; u3 was promoted first (2), u2 second (3); u7 (4) and u4 (5) stepped down before the death.
             cohosts: [.init(user: Self.verified("u2"), sourceID: 3), .init(user: Self.verified("u3"), sourceID: 2)],
-            sourceIDs: ["u2": 3, "u3": 2, "u4": 4])
+            sourceIDs: ["u2": 3, "u3": 2, "u7": 4, "u4": 5])
         var driver = Driver(event: LiveEvent(resuming: "ev1", host: Self.host, resumption, now: Timestamp(milliseconds: 10_000)))
         _ = driver.outputs(.hostConnected(ConnectionID(1), joinURL: "ws://x/"), at: 10_000)
 
@@ -70,11 +70,11 @@ import Testing
         let u4 = driver.outputs(.join(ConnectionID(4), Self.verified("u4")), at: 10_300)
         #expect(Driver.messages(.cohostJoined, in: u4).isEmpty)
         #expect(Driver.records(in: u4) == [.participantJoined(eventID: "ev1", connection: ConnectionID(4), user: Self.verified("u4"),
-                                                              role: .listener, sourceID: 4, at: Timestamp(milliseconds: 10_300))])
-        #expect(driver.promote("u4", on: 4, at: 10_400) == 4)
+                                                              role: .listener, sourceID: 5, at: Timestamp(milliseconds: 10_300))])
+        #expect(driver.promote("u4", on: 4, at: 10_400) == 5)
         // A first-time co-host gets a new id, above every stored one.
         _ = driver.outputs(.join(ConnectionID(5), Self.verified("u5")), at: 10_500)
-        #expect(driver.promote("u5", on: 5, at: 10_600) == 5)
+        #expect(driver.promote("u5", on: 5, at: 10_600) == 6)
     }
 
     /// What the original engine records is what it takes to resume it: the role change records

@@ -86,10 +86,11 @@ import Testing
         #expect(Node.screens(in: resumed.outputs(.hostConnected(ConnectionID(1), joinURL: "ws://c/"), at: 5_000)) == before)
         #expect(Node.sourceIDs(in: resumed.outputs(.join(ConnectionID(12), Self.verified("u2")), at: 5_100)) == [3])
         #expect(Node.sourceIDs(in: resumed.outputs(.join(ConnectionID(13), Self.verified("u3")), at: 5_200)) == [2])
-        _ = resumed.outputs(.join(ConnectionID(14), Self.verified("u4")), at: 5_300)
-        #expect(resumed.promote("u4", on: 14, at: 5_400) == 4)
-        _ = resumed.outputs(.join(ConnectionID(15), Self.verified("u5")), at: 5_500)
-        #expect(resumed.promote("u5", on: 15, at: 5_600) == 5)
+        // A first-time co-host gets an id no one had (not u4's, who is away); u4 gets its own back.
+        _ = resumed.outputs(.join(ConnectionID(15), Self.verified("u5")), at: 5_300)
+        #expect(resumed.promote("u5", on: 15, at: 5_400) == 5)
+        _ = resumed.outputs(.join(ConnectionID(14), Self.verified("u4")), at: 5_500)
+        #expect(resumed.promote("u4", on: 14, at: 5_600) == 4)
         #expect(Node.screens(in: resumed.outputs(.join(ConnectionID(16), Self.verified("u6")), at: 5_700)) == before)
         try await store.write(resumed.records)
 
