@@ -383,7 +383,7 @@ public struct SQLEventStore: EventStore {
         case let .participantJoined(eventID, connectionID, userID, username, role, verified, sourceID, at):
             var columns = ["event_id", "connection_id", "user_id", "username", "role", "verified", "joined_at"]
             var values: [any Encodable & Sendable] = [eventID, connectionID.storedBits, userID, username, role.rawValue, verified, at]
-            // Named only when set: most sessions (listeners) have none.
+            // Named only when set (most sessions have none), so the insert is the one of version 7 for them.
             if let sourceID {
                 columns.append("source_id")
                 values.append(Int64(sourceID))

@@ -37,12 +37,14 @@ extension StoredRole {
 }
 
 extension StoredScreen {
+    /// The store's form of the screen's codec fields the core recorded.
     init(_ screen: ScreenConfig) {
         self.init(codec: screen.codec, width: screen.width, height: screen.height, description: screen.description)
     }
 }
 
 extension ScreenConfig {
+    /// Stored codec fields as a resumed event takes them back.
     init(_ screen: StoredScreen) {
         self.init(codec: screen.codec, width: screen.width, height: screen.height, description: screen.description)
     }
