@@ -339,7 +339,9 @@ def test_a_broken_link_is_back_within_a_second_and_the_edges_listeners_stay(star
 def test_the_origin_dies_the_host_resumes_on_another_node_and_edge_listeners_hear_it_again(start_server):
     """Kill the origin during speech: the host reconnects to node c within the grace period and
     the event resumes there (same id, chat kept); the listeners on b keep their sockets and hear
-    the host again within 2 s of the reconnect."""
+    the host again within 2 s of the reconnect. The co-hosts, promoted in another order than
+    they joined, are co-hosts again with the source ids they had (PROTOCOL.md 2: a source id
+    stays with its user for the whole event)."""
     a, b, c = fresh_nodes(start_server, "a", "b", "c")
     host_id = uid("host")
 
@@ -347,6 +349,12 @@ def test_the_origin_dies_the_host_resumes_on_another_node_and_edge_listeners_hea
         host, event_id, host_tap = await live_on(a, b, c, host_id=host_id)
         on_b, tap_b = await joined(b, event_id, host_tap, "lb")
         on_c, tap_c = await joined(c, event_id, host_tap, "lc")
+        cohost_b, cohost_b_tap = await joined(b, event_id, host_tap, "cb")
+        cohost_c, cohost_c_tap = await joined(c, event_id, host_tap, "cc")
+        source_ids = {}
+        for member, tap in ((cohost_c, cohost_c_tap), (cohost_b, cohost_b_tap)):
+            source_ids[member.user_id] = (await make_cohost(host, host_tap, member, tap))["source_id"]
+        assert len(set(source_ids.values())) == 2, source_ids
         await send(host, {"type": "broadcast_message", "message": "before the failover"})
         for tap in (tap_b, tap_c):
             await tap.wait_text("message_broadcast", pred=lambda m: m["message"] == "before the failover")
@@ -354,6 +362,7 @@ def test_the_origin_dies_the_host_resumes_on_another_node_and_edge_listeners_hea
             await host.send(media(KIND_OPUS, SPEECH[i], seq=i, ts=i * 960))
         await tap_b.wait_count(is_media(), 10, what="speech before the failover")
 
+        before = {tap.name: len(tap) for tap in (tap_b, tap_c, cohost_b_tap, cohost_c_tap)}
         a.kill()
         host2, link2 = await resume_host(c, host_id)
         resumed_at = asyncio.get_running_loop().time()
@@ -385,7 +394,58 @@ def test_the_origin_dies_the_host_resumes_on_another_node_and_edge_listeners_hea
         # One event: its directory entry names node c now, on every live node.
         for node in (b, c):
             assert http_json(node, f"/api/streams/{event_id}")["origin_node"] == "c"
-        await close_all(host2, on_b.ws, on_c.ws)
+        # Each co-host is one again with its own source id, as everyone sees it: the listeners and
+        # the co-hosts themselves, on the edge and on the new origin. The edges re-announce their
+        # clients one node after the other, so a client may miss another's `cohost_joined`; the
+        # list names them all, and nothing after the death ever names another id.
+        def cohost_ids(plist):
+            return {p["user_id"]: p["source_id"] for p in plist["participants"] if p["role"] == "cohost"}
+        for tap in (tap_b, tap_c, cohost_b_tap, cohost_c_tap):
+            await tap.wait_text("participant_list", timeout=10, start=before[tap.name], pred=lambda m: cohost_ids(m) == source_ids)
+            for m in tap.texts(before[tap.name]):
+                if m["type"] == "cohost_joined":
+                    assert m["source_id"] == source_ids[m["user_id"]], (tap.name, m, source_ids)
+                if m["type"] == "participant_list":
+                    assert cohost_ids(m).items() <= source_ids.items(), (tap.name, m, source_ids)
+            assert any(m["user_id"] in source_ids for m in tap.texts(before[tap.name], type_="cohost_joined")), tap.name
+        await close_all(host2, on_b.ws, on_c.ws, cohost_b.ws, cohost_c.ws)
+    run(scenario(), 90)
+
+
+def test_a_screen_share_resumes_on_another_node_with_its_codec_fields(start_server):
+    """Kill the origin during a screen share: the event resumes on node c in screen mode with the
+    same codec fields (`stream_state.screen`) for the host, a new joiner on the new origin and on
+    an edge, and the edge's listener, who kept its socket, is never told of another screen, all
+    before the host sends `switching_to_screen_sharing` again."""
+    a, b, c = fresh_nodes(start_server, "a", "b", "c")
+    host_id = uid("host")
+    config = {"codec": "vp8", "width": 1280, "height": 720, "description": "AAECAw=="}
+
+    async def scenario():
+        host, event_id, host_tap = await live_on(a, b, c, host_id=host_id)
+        on_b, tap_b = await joined(b, event_id, host_tap, "vb")
+        await send(host, {"type": "switching_to_screen_sharing", "stream": "screen", **config})
+        await tap_b.wait_text("stream_mode_changed", pred=lambda m: m["mode"] == "screen")
+        early = await join(c, event_id, uid("early"))
+        assert early.state["mode"] == "screen" and early.state["screen"] == config, early.state
+        mark = len(tap_b)
+
+        a.kill()
+        host2, link2 = await resume_host(c, host_id)
+        assert link2["event_id"] == event_id and link2["resumed"] is True and link2["mode"] == "screen", link2
+        host2_tap = Tap(host2, "host on c")
+        i = await host2_tap.wait_text("stream_state")
+        assert host2_tap.frames[i][1]["mode"] == "screen" and host2_tap.frames[i][1]["screen"] == config, host2_tap.frames[i][1]
+        # Once b's link is up again (a chat through it), its listener has the origin's state.
+        await send(host2, {"type": "broadcast_message", "message": "after the failover"})
+        await tap_b.wait_text("message_broadcast", timeout=10, start=mark, pred=lambda m: m["message"] == "after the failover")
+        assert [s["screen"] for s in tap_b.texts(mark, type_="stream_state")] in ([], [config]), tap_b.texts(mark)
+        assert not tap_b.texts(mark, type_="stream_mode_changed"), tap_b.texts(mark)
+        for node in (c, b):
+            late = await join(node, event_id, uid("late"))
+            assert late.state["mode"] == "screen" and late.state["screen"] == config, (node.http, late.state)
+            await close_all(late.ws)
+        await close_all(host2, on_b.ws, early.ws)
     run(scenario(), 90)
 
 

@@ -24,7 +24,23 @@ extension SQLEventStore {
         SQLSchemaMigration(version: 5, name: "listening-room log shared by nodes", apply: createRoomLog),
         SQLSchemaMigration(version: 6, name: "cluster nodes and event origins", apply: createClusterSchema),
         SQLSchemaMigration(version: 7, name: "event origins handed over by a stopping node", apply: addOriginHandOver),
+        SQLSchemaMigration(version: 8, name: "co-hosts' source ids and the screen's codec fields", apply: addResumeFidelity),
     ]
+
+    /// Version 8: what a resumed event needs to look the same (PROTOCOL.md 8):
+    /// `event_participants.source_id`, the user's source id in the event (PROTOCOL.md 2: it
+    /// stays with the user), and the screen codec fields of the latest mode change on `events`
+    /// (`screen_codec`, `screen_width`, `screen_height`, `screen_description`). Rows stored
+    /// before it have none: their co-hosts get new source ids, their screen no fields.
+    @Sendable
+    static func addResumeFidelity(on db: any SQLDatabase) async throws {
+        // One column per statement: SQLite's ALTER TABLE adds one at a time.
+        try await db.alter(table: Table.participants).column("source_id", type: .bigint).run()
+        try await db.alter(table: Table.events).column("screen_codec", type: .text).run()
+        try await db.alter(table: Table.events).column("screen_width", type: .bigint).run()
+        try await db.alter(table: Table.events).column("screen_height", type: .bigint).run()
+        try await db.alter(table: Table.events).column("screen_description", type: .text).run()
+    }
 
     /// Version 7: `event_origins.handed_over_at`, when a node that stopped left the event live for
     /// another node to resume (PROTOCOL.md 8); the host's grace period runs from then.

@@ -94,6 +94,7 @@ public struct SQLEventStore: EventStore {
         try await read { db in
             guard let row = try await db.select()
                 .columns("event_id", "host_user_id", "host_username", "mode", "started_at", "ended_at", "end_reason")
+                .columns("screen_codec", "screen_width", "screen_height", "screen_description")
                 .from(Table.events)
                 .where("event_id", .equal, id)
                 .first()
@@ -104,6 +105,7 @@ public struct SQLEventStore: EventStore {
                 hostUserID: try row.decode(column: "host_user_id", as: String.self),
                 hostUsername: try row.decode(column: "host_username", as: String.self),
                 mode: try row.decode(column: "mode", as: String.self),
+                screen: try Self.screen(of: row),
                 startedAt: try row.decode(column: "started_at", as: EpochMillis.self),
                 endedAt: try row.optional("ended_at", as: EpochMillis.self),
                 endReason: try row.optional("end_reason", as: String.self),
@@ -132,7 +134,7 @@ public struct SQLEventStore: EventStore {
     /// Participant sessions with their row ids, in join order.
     private static func participantRows(eventID: String, after: Int64?, limit: Int?, on db: any SQLDatabase) async throws -> [(Int64, StoredParticipant)] {
         var query = db.select()
-            .columns("id", "user_id", "username", "role", "verified", "joined_at", "left_at")
+            .columns("id", "user_id", "username", "role", "verified", "joined_at", "left_at", "source_id")
             .from(Table.participants)
             .where("event_id", .equal, eventID)
         if let after { query = query.where("id", .greaterThan, after) }
@@ -147,10 +149,22 @@ public struct SQLEventStore: EventStore {
                     role: try row.role("role"),
                     verified: try row.decode(column: "verified", as: Bool.self),
                     joinedAt: try row.decode(column: "joined_at", as: EpochMillis.self),
-                    leftAt: try row.optional("left_at", as: EpochMillis.self)
+                    leftAt: try row.optional("left_at", as: EpochMillis.self),
+                    sourceID: try row.optional("source_id", as: Int64.self).map(UInt32.init(truncatingIfNeeded:))
                 )
             )
         }
+    }
+
+    /// The screen codec fields of an events row; nil when none is set.
+    private static func screen(of row: any SQLRow) throws -> StoredScreen? {
+        let screen = StoredScreen(
+            codec: try row.optional("screen_codec", as: String.self),
+            width: try row.optional("screen_width", as: Int.self),
+            height: try row.optional("screen_height", as: Int.self),
+            description: try row.optional("screen_description", as: String.self)
+        )
+        return screen == StoredScreen() ? nil : screen
     }
 
     /// Chat of an event, newest last: at most `limit` messages with id < `before`
@@ -361,17 +375,25 @@ public struct SQLEventStore: EventStore {
                 .where("ended_at", .is, SQLLiteral.null)
                 .run()
 
-        case let .modeChanged(eventID, mode, _):
+        case let .modeChanged(eventID, mode, screen, _):
             try await db.update(Table.events)
                 .set("mode", to: mode)
+                .set("screen_codec", to: screen?.codec)
+                .set("screen_width", to: screen?.width.map(Int64.init))
+                .set("screen_height", to: screen?.height.map(Int64.init))
+                .set("screen_description", to: screen?.description)
                 .where("event_id", .equal, eventID)
                 .run()
 
-        case let .participantJoined(eventID, connectionID, userID, username, role, verified, at):
-            try await db.insert(into: Table.participants)
-                .columns("event_id", "connection_id", "user_id", "username", "role", "verified", "joined_at")
-                .values(eventID, connectionID.storedBits, userID, username, role.rawValue, verified, at)
-                .run()
+        case let .participantJoined(eventID, connectionID, userID, username, role, verified, sourceID, at):
+            var columns = ["event_id", "connection_id", "user_id", "username", "role", "verified", "joined_at"]
+            var values: [any Encodable & Sendable] = [eventID, connectionID.storedBits, userID, username, role.rawValue, verified, at]
+            // Named only when set (most sessions have none), so the insert is the one of version 7 for them.
+            if let sourceID {
+                columns.append("source_id")
+                values.append(Int64(sourceID))
+            }
+            try await db.insert(into: Table.participants).columns(columns).values(values).run()
 
         case let .participantLeft(eventID, connectionID, at):
             try await db.update(Table.participants)
@@ -379,9 +401,10 @@ public struct SQLEventStore: EventStore {
                 .where("id", .equal, latestSession(eventID: eventID, connectionID: connectionID, openOnly: true))
                 .run()
 
-        case let .roleChanged(eventID, connectionID, role, _):
-            try await db.update(Table.participants)
-                .set("role", to: role.rawValue)
+        case let .roleChanged(eventID, connectionID, role, sourceID, _):
+            var update = db.update(Table.participants).set("role", to: role.rawValue)
+            if let sourceID { update = update.set("source_id", to: Int64(sourceID)) }
+            try await update
                 .where("id", .equal, latestSession(eventID: eventID, connectionID: connectionID, openOnly: false))
                 .run()
 

@@ -15,6 +15,10 @@ public struct StoredParticipant: Sendable, Equatable {
     public var joinedAt: EpochMillis
     /// When the session ended; `nil` while the participant is still connected.
     public var leftAt: EpochMillis?
+    /// The user's source id in the event (PROTOCOL.md 2: it stays with the user for the whole
+    /// event), once the user was a co-host; kept when the session steps down. `nil` for a user
+    /// who never spoke, and for sessions stored before schema version 8.
+    public var sourceID: UInt32?
 
     /// Creates a participant session value.
     public init(
@@ -23,7 +27,8 @@ public struct StoredParticipant: Sendable, Equatable {
         role: StoredRole,
         verified: Bool,
         joinedAt: EpochMillis,
-        leftAt: EpochMillis? = nil
+        leftAt: EpochMillis? = nil,
+        sourceID: UInt32? = nil
     ) {
         self.userID = userID
         self.username = username
@@ -31,6 +36,25 @@ public struct StoredParticipant: Sendable, Equatable {
         self.verified = verified
         self.joinedAt = joinedAt
         self.leftAt = leftAt
+        self.sourceID = sourceID
+    }
+}
+
+/// The screen codec fields of an event in screen mode, as the host announced them
+/// (`switching_to_screen_sharing`; `stream_state.screen`). Every field is optional.
+public struct StoredScreen: Sendable, Equatable {
+    public var codec: String?
+    public var width: Int?
+    public var height: Int?
+    /// Base64 decoder configuration, as the host sent it.
+    public var description: String?
+
+    /// Creates a screen value.
+    public init(codec: String? = nil, width: Int? = nil, height: Int? = nil, description: String? = nil) {
+        self.codec = codec
+        self.width = width
+        self.height = height
+        self.description = description
     }
 }
 
@@ -44,6 +68,9 @@ public struct StoredEvent: Sendable, Equatable {
     public var hostUsername: String
     /// The event's latest mode.
     public var mode: String
+    /// The screen codec fields of the latest mode change; `nil` when it carried none (audio,
+    /// a screen share announced without fields, or stored before schema version 8).
+    public var screen: StoredScreen?
     /// When the event started.
     public var startedAt: EpochMillis
     /// When the event ended; `nil` while it is live.
@@ -62,6 +89,7 @@ public struct StoredEvent: Sendable, Equatable {
         hostUserID: String,
         hostUsername: String,
         mode: String,
+        screen: StoredScreen? = nil,
         startedAt: EpochMillis,
         endedAt: EpochMillis? = nil,
         endReason: String? = nil,
@@ -71,6 +99,7 @@ public struct StoredEvent: Sendable, Equatable {
         self.hostUserID = hostUserID
         self.hostUsername = hostUsername
         self.mode = mode
+        self.screen = screen
         self.startedAt = startedAt
         self.endedAt = endedAt
         self.endReason = endReason

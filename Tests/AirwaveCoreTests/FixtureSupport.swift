@@ -183,21 +183,30 @@ enum OutputJSON {
         ["user_id": .string(user.userID), "username": .string(user.username), "verified": .bool(user.verified)]
     }
 
+    /// `record` with the optional fields that are set (a record without them is written as before they existed).
+    static func adding(_ optional: [String: JSONValue?], to record: [String: JSONValue]) -> JSONValue {
+        .object(record.merging(optional.compactMapValues { $0 }) { first, _ in first })
+    }
+
     static func json(_ record: EventRecord) -> JSONValue {
         switch record {
         case .eventStarted(let eventID, let host, let mode, let at):
             ["record": "event_started", "event_id": .string(eventID), "host": json(host), "mode": .string(mode.rawValue), "at": ms(at)]
         case .eventEnded(let eventID, let reason, let at):
             ["record": "event_ended", "event_id": .string(eventID), "reason": .string(reason), "at": ms(at)]
-        case .modeChanged(let eventID, let mode, let at):
-            ["record": "mode_changed", "event_id": .string(eventID), "mode": .string(mode.rawValue), "at": ms(at)]
-        case .participantJoined(let eventID, let connection, let user, let role, let at):
-            ["record": "participant_joined", "event_id": .string(eventID), "connection": id(connection), "user": json(user),
-             "role": .string(role.rawValue), "at": ms(at)]
+        case .modeChanged(let eventID, let mode, let screen, let at):
+            adding(["screen": screen.map { .object($0.jsonFields) }],
+                   to: ["record": "mode_changed", "event_id": .string(eventID), "mode": .string(mode.rawValue), "at": ms(at)])
+        case .participantJoined(let eventID, let connection, let user, let role, let sourceID, let at):
+            adding(["source_id": sourceID.map { .int($0) }],
+                   to: ["record": "participant_joined", "event_id": .string(eventID), "connection": id(connection), "user": json(user),
+                        "role": .string(role.rawValue), "at": ms(at)])
         case .participantLeft(let eventID, let connection, let at):
             ["record": "participant_left", "event_id": .string(eventID), "connection": id(connection), "at": ms(at)]
-        case .roleChanged(let eventID, let connection, let role, let at):
-            ["record": "role_changed", "event_id": .string(eventID), "connection": id(connection), "role": .string(role.rawValue), "at": ms(at)]
+        case .roleChanged(let eventID, let connection, let role, let sourceID, let at):
+            adding(["source_id": sourceID.map { .int($0) }],
+                   to: ["record": "role_changed", "event_id": .string(eventID), "connection": id(connection), "role": .string(role.rawValue),
+                        "at": ms(at)])
         case .chat(let eventID, let entry):
             ["record": "chat", "event_id": .string(eventID), "user_id": .string(entry.userID), "username": .string(entry.username),
              "message": .string(entry.message), "sent_at": ms(entry.sentAt), "verified": .bool(entry.verified)]

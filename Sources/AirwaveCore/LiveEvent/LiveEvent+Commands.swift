@@ -85,7 +85,7 @@ extension LiveEvent {
         } else {
             screenPipeline.clear()
         }
-        emit(.persist(.modeChanged(eventID: eventID, mode: newMode, at: now)))
+        emit(.persist(.modeChanged(eventID: eventID, mode: newMode, screen: config, at: now)))
         send(.streamModeChanged, LiveServerMessage.streamModeChanged(mode: newMode.rawValue, screen: config), to: .all)
         send(newMode == .screen ? .screenSharingStarted : .audioStreamingStarted, LiveServerMessage.legacyModeNotice(mode: newMode.rawValue, screen: config), to: .all)
     }
@@ -123,7 +123,7 @@ extension LiveEvent {
         sourceIDs[userID] = sourceID
         speakers[userID] = SpeakerState(sourceID: sourceID, username: participant.user.username)
         participants[participant.connection]?.role = .cohost
-        emit(.persist(.roleChanged(eventID: eventID, connection: participant.connection, role: .cohost, at: now)))
+        emit(.persist(.roleChanged(eventID: eventID, connection: participant.connection, role: .cohost, sourceID: sourceID, at: now)))
         send(.cohostJoined, LiveServerMessage.cohostJoined(userID: userID, username: participant.user.username, sourceID: sourceID), to: .all)
         refreshMixAssignment(participant.connection)
         speakingRoleChanged(userID)

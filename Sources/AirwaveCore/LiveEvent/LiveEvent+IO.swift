@@ -102,13 +102,18 @@ extension LiveEvent {
     }
 }
 
-/// What the store keeps of a live event, in the order it happened.
+/// What the store keeps of a live event, in the order it happened: enough for another node
+/// to resume it as it was (PROTOCOL.md 8, `LiveEvent.Resumption`).
 public enum EventRecord: Sendable, Hashable {
     case eventStarted(eventID: String, host: UserIdentity, mode: StreamMode, at: Timestamp)
     case eventEnded(eventID: String, reason: String, at: Timestamp)
-    case modeChanged(eventID: String, mode: StreamMode, at: Timestamp)
-    case participantJoined(eventID: String, connection: ConnectionID, user: UserIdentity, role: Role, at: Timestamp)
+    /// The mode and the screen's codec fields (`stream_state.screen`; nil in audio mode).
+    case modeChanged(eventID: String, mode: StreamMode, screen: ScreenConfig?, at: Timestamp)
+    /// `sourceID`: the user's source id in the event, if it was ever a co-host.
+    case participantJoined(eventID: String, connection: ConnectionID, user: UserIdentity, role: Role, sourceID: UInt32?, at: Timestamp)
     case participantLeft(eventID: String, connection: ConnectionID, at: Timestamp)
-    case roleChanged(eventID: String, connection: ConnectionID, role: Role, at: Timestamp)
+    /// `sourceID`: the user's source id in the event, if it was ever a co-host (given when it
+    /// becomes one; kept when it steps down).
+    case roleChanged(eventID: String, connection: ConnectionID, role: Role, sourceID: UInt32?, at: Timestamp)
     case chat(eventID: String, LiveServerMessage.ChatEntry)
 }

@@ -15,7 +15,7 @@ extension LiveEvent {
                                                joinSequence: joinCounter, mediaOnly: true)
         mediaListeners[user.userID, default: []].insert(connection)
         if video { videoSessions.insert(connection) }
-        emit(.persist(.participantJoined(eventID: eventID, connection: connection, user: user, role: .listener, at: now)))
+        emit(.persist(.participantJoined(eventID: eventID, connection: connection, user: user, role: .listener, sourceID: sourceIDs[user.userID], at: now)))
         if isShadowed(user) {
             shadowedMediaListeners += 1
         } else if participantCount <= configuration.individualNoticeLimit {

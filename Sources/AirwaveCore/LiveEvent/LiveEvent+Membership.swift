@@ -59,7 +59,7 @@ extension LiveEvent {
         participants[connection] = Participant(connection: connection, user: user, role: role, joinSequence: joinCounter)
         connectionByUser[user.userID] = connection
         shadowedMediaListeners += verifiedMediaListeners(of: user.userID)
-        emit(.persist(.participantJoined(eventID: eventID, connection: connection, user: user, role: role, at: now)))
+        emit(.persist(.participantJoined(eventID: eventID, connection: connection, user: user, role: role, sourceID: sourceIDs[user.userID], at: now)))
         send(.streamState, streamState, to: .one(connection))
         send(.chatHistory, LiveServerMessage.chatHistory(chat), to: .one(connection))
         if participantCount <= configuration.individualNoticeLimit {

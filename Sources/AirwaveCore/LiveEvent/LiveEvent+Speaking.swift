@@ -60,7 +60,7 @@ extension LiveEvent {
         let staysListening = end == .removed || end == .steppedDown
         if staysListening, let connection {
             participants[connection]?.role = .listener
-            emit(.persist(.roleChanged(eventID: eventID, connection: connection, role: .listener, at: now)))
+            emit(.persist(.roleChanged(eventID: eventID, connection: connection, role: .listener, sourceID: sourceIDs[userID], at: now)))
         }
         let notice = LiveServerMessage.cohostEnded(removed: end == .removed, userID: userID, username: username, message: message)
         // The disconnected socket cannot be told; everyone else is.

@@ -16,22 +16,8 @@ extension AirwaveServer {
             return nil
         }
         guard let event = try await store.event(id: origin.eventID, withParticipants: true), event.isLive else { return nil }
-        // Who was a co-host when the origin died: their latest row, still open, says so.
-        var latest: [String: StoredParticipant] = [:]
-        for participant in event.participants { latest[participant.userID] = participant }
-        let cohosts = latest.values.filter { $0.role == .cohost && $0.leftAt == nil && $0.verified }.sorted { $0.joinedAt < $1.joinedAt }
-        let chat = try await store.recentChat(eventID: event.eventID, limit: configuration.liveEvent.chatHistoryLimit).map {
-            LiveServerMessage.ChatEntry(userID: $0.userID, username: $0.username, message: $0.message,
-                                        sentAt: Timestamp(milliseconds: $0.sentAt), verified: $0.verified)
-        }
-        let resumption = LiveEvent.Resumption(
-            startedAt: Timestamp(milliseconds: event.startedAt), mode: StreamMode(rawValue: event.mode) ?? .audio, chat: chat,
-            // Source ids are not stored: the co-hosts get new ones, in the order they were made.
-            cohosts: cohosts.enumerated().map { index, participant in
-                .init(user: UserIdentity(userID: participant.userID, username: participant.username, verified: true),
-                      sourceID: LiveEvent.hostSourceID + 1 + UInt32(index))
-            })
-        return (event.eventID, resumption)
+        let chat = try await store.recentChat(eventID: event.eventID, limit: configuration.liveEvent.chatHistoryLimit)
+        return (event.eventID, LiveEvent.Resumption(event, chat: chat))
     }
 
     /// Whether an event whose origin left as `departure` may still be resumed: within the host's
@@ -49,5 +35,40 @@ extension AirwaveServer {
             return false  // its node's row is long gone (a day, PROTOCOL.md 8 housekeeping)
         }
         return now <= left + configuration.liveEvent.hostGrace
+    }
+}
+
+extension LiveEvent.Resumption {
+    /// The resumption of a live event as the store kept it (PROTOCOL.md 8), with its latest chat.
+    init(_ event: StoredEvent, chat: [StoredChatMessage]) {
+        // Who was a co-host when the origin died: their latest row, still open, says so. Every
+        // user's source id is on the rows of its sessions since it first became a co-host.
+        var latest: [String: StoredParticipant] = [:]
+        var sourceIDs: [String: UInt32] = [:]
+        for participant in event.participants {
+            latest[participant.userID] = participant
+            if let sourceID = participant.sourceID { sourceIDs[participant.userID] = sourceID }
+        }
+        let cohosts = latest.values.filter { $0.role == .cohost && $0.leftAt == nil && $0.verified }.sorted { $0.joinedAt < $1.joinedAt }
+        // A co-host stored without one (before schema version 8) gets a new id above every stored one.
+        var nextSourceID = max(LiveEvent.hostSourceID, sourceIDs.values.max() ?? 0) + 1
+        var resumed: [Cohost] = []
+        for participant in cohosts {
+            let user = UserIdentity(userID: participant.userID, username: participant.username, verified: true)
+            if let sourceID = sourceIDs[participant.userID] {
+                resumed.append(Cohost(user: user, sourceID: sourceID))
+            } else {
+                resumed.append(Cohost(user: user, sourceID: nextSourceID))
+                nextSourceID += 1
+            }
+        }
+        self.init(
+            startedAt: Timestamp(milliseconds: event.startedAt), mode: StreamMode(rawValue: event.mode) ?? .audio,
+            screen: event.screen.map(ScreenConfig.init),
+            chat: chat.map {
+                LiveServerMessage.ChatEntry(userID: $0.userID, username: $0.username, message: $0.message,
+                                            sentAt: Timestamp(milliseconds: $0.sentAt), verified: $0.verified)
+            },
+            cohosts: resumed, sourceIDs: sourceIDs)
     }
 }
