@@ -230,14 +230,18 @@ class Member:
         self.history = history
 
 
+def player_node(srv):
+    """The node listeners and players (WHEP, `/listen/`, `/hls/`) use: the server itself, or
+    across the cascade (conftest's AIRWAVE_E2E_LISTENERS_ON_EDGE) its edge."""
+    return getattr(srv, "listener_node", srv)
+
+
 async def join(srv, event_id, user_id=None, verified=False, username=None, tok=None, slash=True):
     """Joins as a listener; checks that stream_state then chat_history come first."""
     user_id = user_id or uid("lis")
     if verified and tok is None:
         tok = token(user_id)
-    # Across the cascade (conftest's AIRWAVE_E2E_LISTENERS_ON_EDGE), listeners join another node.
-    node = getattr(srv, "listener_node", srv)
-    ws = await connect(node.ws(join_path(event_id, user_id, tok, username, slash)))
+    ws = await connect(player_node(srv).ws(join_path(event_id, user_id, tok, username, slash)))
     state = await recv_json(ws, 10)
     assert state["type"] == "stream_state", state
     history = await recv_json(ws, 10)

@@ -23,7 +23,7 @@ import time
 import numpy as np
 import pytest
 
-from awtest import close_all, go_live, http_get, join, metric_sum, metrics, q, recv_until, run, send, token, uid
+from awtest import close_all, go_live, http_get, join, metric_sum, metrics, player_node, q, recv_until, run, send, token, uid
 from test_media import KIND_PCM, TONE_440, Tap, make_cohost, media
 
 FFMPEG = shutil.which("ffmpeg")
@@ -187,7 +187,7 @@ class ListenStream:
 
 
 async def listen(srv, path, **kw) -> ListenStream:
-    stream = await asyncio.to_thread(ListenStream, srv.port, path, **kw)
+    stream = await asyncio.to_thread(ListenStream, player_node(srv).port, path, **kw)
     if kw.get("read", True):
         assert await asyncio.to_thread(stream.head_read.wait, 10), "no response head"
     return stream
@@ -236,15 +236,15 @@ def decode_file(path) -> np.ndarray:
 # ---------------------------------------------------------------------------- tests
 def test_unknown_event_is_404_and_an_ended_one_410(server):
     async def main():
-        status, headers, body = await asyncio.to_thread(http_get, server, f"/listen/{uid('nope')}")
+        status, headers, body = await asyncio.to_thread(http_get, player_node(server), f"/listen/{uid('nope')}")
         assert status == 404 and json.loads(body)["code"] == "event_not_found", (status, body)
         ws, link = await go_live(server, uid("host"), "Host")
         await send(ws, {"type": "stream_ended", "event_id": link["event_id"]})
         await recv_until(ws, "stream_ended", 10)
         await close_all(ws)
-        status, headers, body = await asyncio.to_thread(http_get, server, f"/listen/{link['event_id']}")
+        status, headers, body = await asyncio.to_thread(http_get, player_node(server), f"/listen/{link['event_id']}")
         assert status == 410 and json.loads(body)["code"] == "event_ended", (status, body)
-        status, _, body = await asyncio.to_thread(http_get, server, f"/listen/{link['event_id']}?token=not-a-token")
+        status, _, body = await asyncio.to_thread(http_get, player_node(server), f"/listen/{link['event_id']}?token=not-a-token")
         assert status == 401 and json.loads(body)["code"] == "unauthorized", (status, body)
     run(main(), 30)
 
@@ -265,7 +265,7 @@ def test_players_hear_the_tone_and_every_stream_ends_cleanly(server):
             assert first.headers["transfer-encoding"] == "chunked", first.headers
             # A player: ffmpeg decodes the URL as it streams.
             player_pcm = os.path.join(folder, "player.pcm")
-            player = subprocess.Popen([FFMPEG, "-nostdin", "-v", "error", "-i", f"http://127.0.0.1:{server.port}{path}",
+            player = subprocess.Popen([FFMPEG, "-nostdin", "-v", "error", "-i", f"http://127.0.0.1:{player_node(server).port}{path}",
                                        "-f", "s16le", "-ac", "1", "-ar", "48000", "-y", player_pcm],
                                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
             fan = uid("fan")
@@ -354,7 +354,8 @@ def test_a_stuck_player_is_dropped_at_the_bound_without_delaying_another(server)
         ws, link = await go_live(server, uid("host"), "Host")
         host = Tap(ws, "host")
         path = f"/listen/{link['event_id']}"
-        before = await asyncio.to_thread(metrics, server)
+        # The players' node counts the drops (an edge across the cascade).
+        before = await asyncio.to_thread(metrics, player_node(server))
         reader = await listen(server, path)
         stuck = await listen(server, path, read=False, rcvbuf=4096)
         await host.wait_text("participant_count", timeout=10, pred=lambda m: m["count"] == 2)
@@ -367,7 +368,7 @@ def test_a_stuck_player_is_dropped_at_the_bound_without_delaying_another(server)
         try:
             while too_slow is None and time.monotonic() - t0 < 75:
                 started = time.monotonic()
-                m = await asyncio.to_thread(metrics, server)
+                m = await asyncio.to_thread(metrics, player_node(server))
                 dropped = metric_sum(m, "airwave_media_frames_dropped_total", 'reason="slow_listener"') - \
                     metric_sum(before, "airwave_media_frames_dropped_total", 'reason="slow_listener"')
                 if first_drop is None and dropped > 0:
@@ -531,7 +532,7 @@ def test_hls_playlist_plays_the_tone_with_cache_headers(server):
         ws, link = await go_live(server, uid("host"), "Host")
         base = f"/hls/{link['event_id']}"
         # The first request starts the segmenter and waits for its first segment (2 s).
-        status, headers, body = await asyncio.to_thread(http_get, server, f"{base}/index.m3u8")
+        status, headers, body = await asyncio.to_thread(http_get, player_node(server), f"{base}/index.m3u8")
         assert status == 200, (status, body)
         assert headers["content-type"] == "application/vnd.apple.mpegurl" and headers["cache-control"] == "public, max-age=1", headers
         sequence, entries, ended = playlist_entries(body.decode())
@@ -543,13 +544,13 @@ def test_hls_playlist_plays_the_tone_with_cache_headers(server):
         while len(entries) < have + 2 + tone_frames // 100:
             assert time.monotonic() < deadline, f"segments stopped coming: {entries}"
             await asyncio.sleep(0.5)  # the playlist is polled, as players do
-            _, _, body = await asyncio.to_thread(http_get, server, f"{base}/index.m3u8")
+            _, _, body = await asyncio.to_thread(http_get, player_node(server), f"{base}/index.m3u8")
             _, entries, _ = playlist_entries(body.decode())
         await send(ws, {"type": "stream_ended", "event_id": link["event_id"]})
         await recv_until(ws, "stream_ended", 10)
         await close_all(ws)
         # The ended event's playlist stays, with #EXT-X-ENDLIST.
-        status, _, body = await asyncio.to_thread(http_get, server, f"{base}/index.m3u8")
+        status, _, body = await asyncio.to_thread(http_get, player_node(server), f"{base}/index.m3u8")
         assert status == 200, status
         sequence, entries, ended = playlist_entries(body.decode())
         assert ended, body
@@ -557,13 +558,13 @@ def test_hls_playlist_plays_the_tone_with_cache_headers(server):
         assert [name for name, _ in entries] == [f"{n}.m4s" for n in range(len(entries))], entries
 
         for name in ["init.mp4"] + [name for name, _ in entries]:
-            status, headers, _ = await asyncio.to_thread(http_get, server, f"{base}/{name}")
+            status, headers, _ = await asyncio.to_thread(http_get, player_node(server), f"{base}/{name}")
             assert status == 200 and headers["cache-control"] == "public, max-age=3600, immutable", (name, status, headers)
             assert headers["content-type"] == "audio/mp4", headers
-        status, _, _ = await asyncio.to_thread(http_get, server, f"{base}/{len(entries)}.m4s")
+        status, _, _ = await asyncio.to_thread(http_get, player_node(server), f"{base}/{len(entries)}.m4s")
         assert status == 404
 
-        url = f"http://127.0.0.1:{server.port}{base}/index.m3u8"
+        url = f"http://127.0.0.1:{player_node(server).port}{base}/index.m3u8"
         stream = await asyncio.to_thread(ffprobe, url)
         assert (stream["codec_name"], stream["sample_rate"], stream["channels"]) == ("opus", "48000", 1), stream
         decoded = await asyncio.to_thread(decode_file, url)
@@ -579,12 +580,12 @@ def test_hls_playlist_plays_the_tone_with_cache_headers(server):
 
 def test_hls_of_an_unknown_event_is_404_and_an_ended_one_410(server):
     async def main():
-        status, _, body = await asyncio.to_thread(http_get, server, f"/hls/{uid('nope')}/index.m3u8")
+        status, _, body = await asyncio.to_thread(http_get, player_node(server), f"/hls/{uid('nope')}/index.m3u8")
         assert status == 404 and json.loads(body)["code"] == "event_not_found", (status, body)
         ws, link = await go_live(server, uid("host"), "Host")
         await send(ws, {"type": "stream_ended", "event_id": link["event_id"]})
         await recv_until(ws, "stream_ended", 10)
         await close_all(ws)
-        status, _, body = await asyncio.to_thread(http_get, server, f"/hls/{link['event_id']}/index.m3u8")
+        status, _, body = await asyncio.to_thread(http_get, player_node(server), f"/hls/{link['event_id']}/index.m3u8")
         assert status == 410 and json.loads(body)["code"] == "event_ended", (status, body)
     run(main(), 30)

@@ -33,7 +33,7 @@ import pytest
 
 import opus_ctypes
 import webrtc_peer as wp
-from awtest import close_all, go_live, join, q, run, send, token, uid, wrong_signature_token
+from awtest import close_all, go_live, join, player_node, q, run, send, token, uid, wrong_signature_token
 from test_media import HOST_SOURCE_ID, KIND_OPUS, KIND_SCREEN, VP8, Tap, is_media, make_cohost, media, sync_point
 from test_mix import TONE_440, PCMPacer, join_mixed
 
@@ -124,7 +124,7 @@ def test_whep_listener_hears_the_host_and_counts_as_a_listener(server, srtp_prof
         whep = wp.WhepListener(srtp_profile=srtp_profile)
         try:
             mark = len(host_tap)
-            resp = await whep.negotiate(server.port, f"/whep/{q(ev)}")
+            resp = await whep.negotiate(player_node(server).port, f"/whep/{q(ev)}")
             location = check_answer(resp, f"/whep/{ev}/")
             await whep.connected(10)
             assert whep.srtp_profiles() == [srtp_profile], whep.srtp_profiles()
@@ -144,11 +144,11 @@ def test_whep_listener_hears_the_host_and_counts_as_a_listener(server, srtp_prof
 
             # Hang up: 200, and the listener is gone from the count.
             mark = len(host_tap)
-            resp = await wp.request(server.port, "DELETE", location)
+            resp = await wp.request(player_node(server).port, "DELETE", location)
             assert resp.status == 200, resp
             await wait_count_msg(host_tap, 0, start=mark)
             await host_tap.wait_text("participant_list", start=mark, pred=lambda m: len(m["participants"]) == 1)
-            resp = await wp.request(server.port, "DELETE", location)
+            resp = await wp.request(player_node(server).port, "DELETE", location)
             assert resp.status == 404, f"a second DELETE of the same session: {resp}"
         finally:
             await pacer.stop()
@@ -327,8 +327,8 @@ def test_whep_listener_with_token_hears_the_mix_without_its_own_whip_voice(serve
         try:
             resp = await speaker.negotiate(server.port, f"/whip/{q(ev)}", token=token(b.user_id))
             check_answer(resp, f"/whip/{ev}/")
-            check_answer(await own.negotiate(server.port, f"/whep/{q(ev)}", token=token(b.user_id)), f"/whep/{ev}/")
-            check_answer(await anon.negotiate(server.port, f"/whep/{q(ev)}"), f"/whep/{ev}/")
+            check_answer(await own.negotiate(player_node(server).port, f"/whep/{q(ev)}", token=token(b.user_id)), f"/whep/{ev}/")
+            check_answer(await anon.negotiate(player_node(server).port, f"/whep/{q(ev)}"), f"/whep/{ev}/")
             for peer in (speaker, own, anon):
                 await peer.connected(10)
             await c_tap.wait_count(is_media(lambda f: f.source == sid), 5, timeout=10, what="WHIP co-host frames")
@@ -363,13 +363,13 @@ def test_whep_per_speaker_tracks_are_named_by_csrc(server):
         anon, own = wp.WhepSpeakersListener(3), wp.WhepSpeakersListener(3)
         try:
             check_answer(await speaker.negotiate(server.port, f"/whip/{q(ev)}", token=token(b.user_id)), f"/whip/{ev}/")
-            resp = await anon.negotiate(server.port, f"/whep/{q(ev)}?audio=speakers")
+            resp = await anon.negotiate(player_node(server).port, f"/whep/{q(ev)}?audio=speakers")
             check_answer(resp, f"/whep/{ev}/")
             audio = [m for m in resp.body.decode().split("m=")[1:] if m.startswith("audio")]
             assert len(audio) == 3 and all(not m.startswith("audio 0 ") for m in audio), resp.body.decode()
             ssrcs = {re.search(r"a=ssrc:(\d+) cname:", m).group(1) for m in audio}
             assert len(ssrcs) == 3, resp.body.decode()
-            check_answer(await own.negotiate(server.port, f"/whep/{q(ev)}?audio=speakers", token=token(b.user_id)),
+            check_answer(await own.negotiate(player_node(server).port, f"/whep/{q(ev)}?audio=speakers", token=token(b.user_id)),
                          f"/whep/{ev}/")
             for peer in (speaker, anon, own):
                 await peer.connected(10)
@@ -577,7 +577,7 @@ def test_screen_reaches_a_whep_listener_as_vp8_keyframe_first(server):
             await send_pli(media_ssrc)
         receiver._handle_rtp_packet, receiver._send_rtcp_pli = recording_handle_rtp, recording_send_pli
         try:
-            resp = await whep.negotiate(server.port, f"/whep/{q(ev)}")
+            resp = await whep.negotiate(player_node(server).port, f"/whep/{q(ev)}")
             check_answer(resp, f"/whep/{ev}/")
             m = re.search(r"a=rtpmap:(\d+) VP8/90000", resp.body.decode())
             assert m and "m=video" in resp.body.decode(), f"no VP8 video in the answer:\n{resp.body.decode()}"

@@ -248,7 +248,13 @@ public final class AirwaveServer: Sendable {
                 // Its origin died and its host may resume it on any node within the grace period
                 // (PROTOCOL.md 8): not over until then; after it, recorded as over here.
                 let now = Timestamp.now()
-                if let departure = try await store.originDeparture(of: eventID), resumable(departure, now: now) {
+                let departure = try await store.originDeparture(of: eventID)
+                // Its origin row was ended: over, though the `events` row may not say so yet (its
+                // origin's writer records the end).
+                if departure?.endedAt != nil {
+                    return ProtocolError(.eventEnded, "This event has ended.")
+                }
+                if let departure, resumable(departure, now: now) {
                     return ProtocolError(.serverBusy, "This event's node is gone; it may resume shortly. Try again.",
                                          details: ["reason": "no_origin"])
                 }

@@ -51,10 +51,14 @@ public struct OriginRecord: Sendable, Hashable {
 public struct OriginDeparture: Sendable, Hashable {
     public var lastSeen: EpochMillis?
     public var handedOverAt: EpochMillis?
+    /// When its origin row was ended: the event is over (its origin ended it, or a node
+    /// starting ended what a gone node left), whatever its `events` row says yet.
+    public var endedAt: EpochMillis?
 
-    public init(lastSeen: EpochMillis?, handedOverAt: EpochMillis?) {
+    public init(lastSeen: EpochMillis?, handedOverAt: EpochMillis?, endedAt: EpochMillis? = nil) {
         self.lastSeen = lastSeen
         self.handedOverAt = handedOverAt
+        self.endedAt = endedAt
     }
 }
 

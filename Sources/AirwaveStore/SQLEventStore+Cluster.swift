@@ -199,6 +199,7 @@ extension SQLEventStore: ClusterStore {
     private static func departure(of eventID: String, on db: any SQLDatabase) async throws -> OriginDeparture? {
         guard let row = try await db.select()
             .column(SQLColumn("handed_over_at", table: ClusterTable.origins))
+            .column(SQLColumn("ended_at", table: ClusterTable.origins))
             .column(SQLColumn("last_seen", table: ClusterTable.nodes))
             .from(ClusterTable.origins)
             .join(ClusterTable.nodes, method: SQLJoinMethod.left, on: SQLColumn("node_id", table: ClusterTable.origins), .equal,
@@ -207,7 +208,8 @@ extension SQLEventStore: ClusterStore {
             .first()
         else { return nil }
         return OriginDeparture(lastSeen: try row.decode(column: "last_seen", as: EpochMillis?.self),
-                               handedOverAt: try row.decode(column: "handed_over_at", as: EpochMillis?.self))
+                               handedOverAt: try row.decode(column: "handed_over_at", as: EpochMillis?.self),
+                               endedAt: try row.decode(column: "ended_at", as: EpochMillis?.self))
     }
 
     public func originNode(of eventID: String) async throws -> (nodeID: String, node: NodeRecord?)? {

@@ -67,7 +67,7 @@ struct EdgeLinkMessageTests {
             .message(LiveEvent.Message(ProtocolError(.duplicateUser, "taken", details: ["user_id": "u2"])), to: .one(2)),
             .message(LiveEvent.Message(.cohostLeft, ["type": "cohost_left", "user_id": "u2"]), to: .allExcept(2)),
             .close(2, .replaced), .ended(.normal), .ended(.goingAway), .mixSubscriber(2, minus: nil), .mixSubscriber(3, minus: 5),
-            .mixUnsubscriber(2), .sessionsDropSource(4),
+            .mixUnsubscriber(2), .sessionsDropSource(4), .refused(.eventEnded), .refused(.serverBusy),
             .media(Self.frame(.screen, flags: [.keyframe], source: 1, [1, 2, 3, 4])), .media(Self.frame(.opus, source: 5, [0xfc])),
         ]
         for message in messages {

@@ -69,8 +69,11 @@ import Testing
             #expect(try await store.liveOrigin(hostUserID: "h-e3", seenSince: 5_000) == nil)
             #expect(try await store.liveOrigin(hostUserID: "h-e2", seenSince: 0) == nil)
 
-            // An ended event has no origin any more, but its row says where it ran.
+            // An ended event has no origin any more, but its row says where it ran, and that it ended
+            // (before its `events` row may say so).
             #expect(try await store.origin(of: "e2", seenSince: 0) == nil)
+            #expect(try await store.originDeparture(of: "e2")?.endedAt != nil)
+            #expect(try await store.originDeparture(of: "e1")?.endedAt == nil)
             #expect(try await store.originNode(of: "e2")?.nodeID == "a")
             #expect(try await store.originNode(of: "e2")?.node?.url == "http://a.test:8000")
             #expect(try await store.originNode(of: "e9") == nil)
@@ -96,7 +99,7 @@ import Testing
             // The node's row is gone; the row says when it was handed over, from which the grace runs.
             #expect(resumable?.origin.eventID == "live" && resumable?.origin.nodeID == "a")
             #expect(resumable?.departure == OriginDeparture(lastSeen: nil, handedOverAt: 60_000))
-            #expect(try await store.originDeparture(of: "over") == OriginDeparture(lastSeen: nil, handedOverAt: nil))
+            #expect(try await store.originDeparture(of: "over") == OriginDeparture(lastSeen: nil, handedOverAt: nil, endedAt: 60_000))
             // Resumed on another node, the row is that node's and no longer handed over.
             try await store.heartbeat(node("b", seen: 70_000))
             try await store.publishOrigins([origin("live", on: "b")], removed: [], nodeID: "b", at: 70_000)

@@ -19,7 +19,7 @@ extension EdgeEvent {
     }
 
     /// Tells the origin of the client's join (and that it wants the mix). A media-only client
-    /// is a member from here: the origin takes it without an answer.
+    /// is a member from here (`admit`): the origin takes it without an answer.
     mutating func announce(_ connection: ConnectionID, now: Timestamp) {
         guard let client = clients[connection] else { return }
         clients[connection]?.announced = true
@@ -35,6 +35,7 @@ extension EdgeEvent {
         }
         guard !client.admitted else { return }  // a re-link: it has what it needs
         clients[connection]?.admitted = true
+        emit(.admit(connection))
         if mediaOnly.video, isScreenMode { catchUpOnScreen(connection, now: now) }
     }
 

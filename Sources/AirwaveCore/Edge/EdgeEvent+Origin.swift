@@ -5,6 +5,7 @@ import AirwaveProtocol
 extension EdgeEvent {
     mutating func fromOrigin(_ message: EdgeLinkMessage.Down, now: Timestamp) {
         if case .snapshot(let snapshot) = message { return linkUp(snapshot, now: now) }
+        if case .refused(let code) = message { return refused(code) }
         // Only what follows a snapshot on the current link means anything.
         guard link == .up else { return }
         switch message {
@@ -27,7 +28,18 @@ extension EdgeEvent {
             if clients[connection]?.mediaOnly != nil { emit(.mixUnsubscriber(connection)) }
         case .sessionsDropSource(let source):
             if !speakerSessions.isEmpty { emit(.sessionsDropSource(source)) }
+        case .refused:
+            break
         }
+    }
+
+    /// The origin refused the link. An event it says is over is over here too: members that
+    /// missed its end (the link was down) get `stream_ended`, waiting joiners `event_ended`.
+    /// Anything else is a failed attempt; the link's end follows and the edge tries again.
+    mutating func refused(_ code: ErrorCode) {
+        guard link == .connecting, code == .eventEnded || code == .eventNotFound else { return }
+        send(LiveEvent.Message(.streamEnded, LiveServerMessage.streamEnded(eventID: eventID, message: "The event has ended")), to: .all)
+        ended(.normal)
     }
 
     /// The origin accepted the client: it becomes a member and gets the edge's replay.

@@ -23,6 +23,7 @@ import AirwaveProtocol
 /// | `mixSubscriber` | `{"type":"mix_subscriber","client":n,"minus":null \| s}` |
 /// | `mixUnsubscriber` | `{"type":"mix_unsubscriber","client":n}` |
 /// | `sessionsDropSource` | `{"type":"sessions_drop_source","source":s}` |
+/// | `refused` | the refusal a listener would get: `{"type":"error","code":"event_ended",…}` |
 /// | `media` | binary: the media frame as clients receive it (source id set), the same bytes for every link |
 extension EdgeLinkMessage.Up {
     /// The frame that carries this message.
@@ -109,6 +110,8 @@ extension EdgeLinkMessage.Down {
             .text(EdgeLinkCoding.text(["type": "mix_unsubscriber", "client": .int(client)]))
         case .sessionsDropSource(let source):
             .text(EdgeLinkCoding.text(["type": "sessions_drop_source", "source": .int(Int(source))]))
+        case .refused(let code):
+            .text(EdgeLinkCoding.text(["type": "error", "code": .string(code.rawValue)]))
         case .media(let frame):
             .binary(frame)
         }
@@ -145,6 +148,9 @@ extension EdgeLinkMessage.Down {
                 }
                 self = .mixSubscriber(try EdgeLinkCoding.client(json), minus: minus)
             case "mix_unsubscriber": self = .mixUnsubscriber(try EdgeLinkCoding.client(json))
+            case "error":
+                guard let code = json["code"]?.stringValue.flatMap(ErrorCode.init(rawValue:)) else { throw .init("error needs a known code") }
+                self = .refused(code)
             case "sessions_drop_source":
                 guard let source = json["source"]?.intValue.flatMap(UInt32.init(exactly:)) else { throw .init("source must be a source id") }
                 self = .sessionsDropSource(source)

@@ -67,6 +67,10 @@ public enum EdgeLinkMessage {
         /// The speaker's audio stopped (the origin's `sessionsDropSource`): per-speaker players
         /// free its track.
         case sessionsDropSource(UInt32)
+        /// The origin refused the link as it refuses a listener (its `error` frame, then the
+        /// close): `event_ended` or `event_not_found` say the event is over; any other code (the
+        /// event moved, the node is busy or stopping) is a link that failed.
+        case refused(ErrorCode)
     }
 
     /// Which of an edge's clients a `message` is for.

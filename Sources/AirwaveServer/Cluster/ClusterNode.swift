@@ -68,6 +68,11 @@ actor ClusterNode {
         try await store.origin(of: eventID, seenSince: liveSince())
     }
 
+    /// The origin row of a live event (with its directory entry), nil when no live node holds it.
+    func liveOriginRecord(of eventID: String) async throws -> OriginRecord? {
+        try await store.liveOrigins(seenSince: liveSince()).first { $0.eventID == eventID }
+    }
+
     /// The error for a host going live here while its event is live on another node: a host
     /// has one live event (PROTOCOL.md 2.1); until failover moves events, it goes back there.
     func hostElsewhere(_ hostUserID: String) async throws -> ProtocolError? {

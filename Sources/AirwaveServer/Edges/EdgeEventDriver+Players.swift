@@ -1,5 +1,6 @@
 import AirwaveCore
 import AirwaveProtocol
+import NIOConcurrencyHelpers
 
 /// The edge's players (PROTOCOL.md 8 and 9): WHEP sessions and `GET /listen/` streams of an
 /// event whose origin is another node. They hear the origin's mix packets as they come down the
@@ -25,10 +26,22 @@ extension EdgeEventDriver: WebRTCEvent {
         submit(.disconnected(peer))
     }
 
-    /// Queues an input about a `GET /listen/` player; false once the edge is done.
-    @discardableResult
-    func submit(_ input: EdgeEvent.Input, listener: HTTPListener) -> Bool {
-        enqueue(.listenerInput(input, listener: listener))
+    /// A `GET /listen/` player joins; returns nil once the edge took it (its link is up and the
+    /// origin told), or the code of the error it was refused with (`event_ended` when the origin
+    /// said the event is over), so that its response's status says so. `server_busy` when the
+    /// edge is done or gave no answer within `patience`.
+    func admitListener(_ input: EdgeEvent.Input, listener: HTTPListener, patience: Duration) async -> ErrorCode? {
+        let answered = NIOLockedValueBox(false)
+        return await withCheckedContinuation { (continuation: CheckedContinuation<ErrorCode?, Never>) in
+            let answer: @Sendable (ErrorCode?) -> Void = { code in
+                if answered.withLockedValue({ was in defer { was = true }; return !was }) { continuation.resume(returning: code) }
+            }
+            guard enqueue(.listenerInput(input, listener: listener, answer: answer)) else { return answer(.serverBusy) }
+            Task {
+                try? await Task.sleep(for: patience)
+                answer(.serverBusy)
+            }
+        }
     }
 
     /// A speaker's audio (per-speaker players) or a VP8 screen frame to the players a route names.

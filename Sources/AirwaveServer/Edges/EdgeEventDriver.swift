@@ -17,8 +17,10 @@ final class EdgeEventDriver: Sendable {
         case input(EdgeEvent.Input, connection: ClientConnection?)
         /// An input about a WHEP player, which the driver keeps for its outputs.
         case peerInput(EdgeEvent.Input, peer: WebRTCPeer)
-        /// An input about a `GET /listen/` player, which the driver keeps for its outputs.
-        case listenerInput(EdgeEvent.Input, listener: HTTPListener)
+        /// An input about a `GET /listen/` player, which the driver keeps for its outputs;
+        /// `answer` is told once whether the edge took it (nil) or refused it (the error's code),
+        /// before its response head goes out.
+        case listenerInput(EdgeEvent.Input, listener: HTTPListener, answer: @Sendable (ErrorCode?) -> Void)
         /// The first HLS request for the event here: the edge's segmenter starts under this id.
         case segmenter(HLSStream, id: ConnectionID)
         /// What came down link attempt `attempt`.
@@ -90,6 +92,9 @@ final class EdgeEventDriver: Sendable {
         var peers: [ConnectionID: WebRTCPeer] = [:]
         /// The edge's `GET /listen/` players, by connection id.
         var listeners: [ConnectionID: HTTPListener] = [:]
+        /// Players whose route waits for the edge's answer, and the error a refused one was sent.
+        var listenerAnswers: [ConnectionID: @Sendable (ErrorCode?) -> Void] = [:]
+        var refusals: [ConnectionID: ErrorCode] = [:]
         /// The HLS segmenter, once an HLS request asked for it.
         var segmenter: (id: ConnectionID, stream: HLSStream)?
         /// Who of the players hears which output of the origin's mix.
@@ -124,8 +129,9 @@ final class EdgeEventDriver: Sendable {
             case .peerInput(let input, let peer):
                 state.peers[peer.id] = peer
                 edge.handle(input, now: now)
-            case .listenerInput(let input, let listener):
+            case .listenerInput(let input, let listener, let answer):
                 state.listeners[listener.id] = listener
+                state.listenerAnswers[listener.id] = answer
                 edge.handle(input, now: now)
             case .segmenter(let stream, let id):
                 state.segmenter = (id, stream)
@@ -173,6 +179,9 @@ final class EdgeEventDriver: Sendable {
         while let output = edge.pollOutput() {
             switch output {
             case .send(let message, let route):
+                if case .one(let id) = route.sockets, let code = message.errorCode, state.listenerAnswers[id] != nil {
+                    state.refusals[id] = code  // a player's refusal: its route answers with it
+                }
                 let frame = WebSocketWire.text(message.json)
                 let count = deliver(frame, to: route.sockets, class: .control, state)
                 services.metrics.messageOut(type: message.type.rawValue, count: count)
@@ -197,10 +206,17 @@ final class EdgeEventDriver: Sendable {
                 if !ufrags.isEmpty { services.webRTC?.releaseSpeaker(source, in: ufrags) }
             case .admit(let id):
                 if let connection = state.clients[id] { state.members.insert(connection) }
+                state.listenerAnswers.removeValue(forKey: id)?(nil)
             case .close(let id, let code):
                 state.members.remove(id)
                 state.clients.removeValue(forKey: id)?.close(code)
-                closePlayer(id, &state, services)
+                if let answer = state.listenerAnswers.removeValue(forKey: id) {
+                    // Refused before its response: the route answers with the error instead.
+                    state.listeners[id] = nil
+                    answer(state.refusals.removeValue(forKey: id) ?? .serverBusy)
+                } else {
+                    closePlayer(id, &state, services)
+                }
             case .uplink(let message):
                 state.link?.send(message)
                 services.metrics.linkFrames(direction: "up")

@@ -124,7 +124,16 @@ struct HTTPRoutes: Sendable {
             }
             after = value
         }
-        guard let event = try await server.store.event(id: eventID, withParticipants: false) else {
+        var stored = try await server.store.event(id: eventID, withParticipants: false)
+        var live = await server.directory.summary(of: eventID)
+        if let cluster = server.cluster, live == nil || stored == nil, let origin = try await cluster.liveOriginRecord(of: eventID) {
+            // Another node's new event, before its start is stored or this node's directory has
+            // it: its origin row, written before its host heard `stream_link`, stands for both.
+            live = origin.summary
+            stored = stored ?? StoredEvent(eventID: eventID, hostUserID: origin.hostUserID, hostUsername: origin.hostUsername,
+                                           mode: origin.mode, startedAt: origin.startedAt)
+        }
+        guard let event = stored else {
             return Self.error(ProtocolError(.eventNotFound, "No event \(eventID)."), status: .notFound)
         }
         // The host comes first, as in `participant_list`: it is the first entry of the first page
@@ -138,7 +147,6 @@ struct HTTPRoutes: Sendable {
         } else {
             page = try await server.store.participants(eventID: eventID, after: after, limit: firstPage ? limit - 1 : limit)
         }
-        let live = await server.directory.summary(of: eventID)
         var originNode: JSONValue?
         if let cluster = server.cluster, live != nil {
             originNode = await server.directory.isLocal(eventID)

@@ -62,11 +62,22 @@ struct ListenHTTPRoutes: Sendable {
         let listener = try await channel.eventLoop.submit {
             try HTTPListener(id: id, channel: channel, metrics: metrics, queueLimit: queueLimit)
         }.get()
-        let joined = driver?.submit(.mediaListenerJoined(id, user, video: false), listener: listener)
-            ?? edge!.submit(.mediaListenerJoined(id, user, video: false, speakers: false), listener: listener)
-        guard joined else {
-            // The event ended meanwhile. The writer stays in the pipeline and lets the answer pass.
-            return refuse(ended, .gone)
+        if let driver {
+            guard driver.submit(.mediaListenerJoined(id, user, video: false), listener: listener) else {
+                // The event ended meanwhile. The writer stays in the pipeline and lets the answer pass.
+                return refuse(ended, .gone)
+            }
+        } else if let edge {
+            // The status says whether the origin takes the player: an edge may learn only now
+            // that the event is over.
+            let input = EdgeEvent.Input.mediaListenerJoined(id, user, video: false, speakers: false)
+            if let refusal = await edge.admitListener(input, listener: listener, patience: Self.edgePatience) {
+                edge.submit(.disconnected(id))
+                switch refusal {
+                case .eventEnded, .eventNotFound: return refuse(ended, .gone)
+                default: return refuse(ProtocolError(.serverBusy, "The event's node does not answer yet; try again shortly."), .serviceUnavailable)
+                }
+            }
         }
         metrics.connectionsChanged(endpoint: "listen", by: 1)
         listener.done.whenComplete { _ in metrics.connectionsChanged(endpoint: "listen", by: -1) }
@@ -85,6 +96,10 @@ struct ListenHTTPRoutes: Sendable {
                 try await writer.finish(nil)
             })
     }
+
+    /// How long a player on an edge waits for the edge's link to take it (an attempt is given
+    /// up after 3 s, then tried again at once).
+    static let edgePatience: Duration = .seconds(5)
 
     /// Immutable once listed: a cache in front fetches each segment once (PROTOCOL.md 9).
     static let segmentCaching = "public, max-age=3600, immutable"
@@ -148,6 +163,8 @@ struct ListenHTTPRoutes: Sendable {
             playlist = stream.playlist
         }
         guard let playlist else {
+            // Ended before its first segment (an edge learnt from the origin that it was over).
+            if stream.isEnded { return refuse(ProtocolError(.eventEnded, "This event has ended."), .gone) }
             var busy = refuse(ProtocolError(.serverBusy, "The stream has no segment yet; try again shortly."), .serviceUnavailable)
             busy.headers[.retryAfter] = "2"
             return busy
