@@ -70,6 +70,22 @@ def location_path(resp, prefix) -> str:
     return path
 
 
+async def hears_two_speakers(listener, host_source, cohost_source):
+    """A per-speaker listener hears the host (440 Hz) and the co-host (660 Hz) on two tracks, each
+    named by its speaker's source id alone and free of the other's tone; returns the two tracks."""
+    host_track, cohost_track = await listener.track_of(host_source), await listener.track_of(cohost_source)
+    assert host_track != cohost_track, listener.csrcs
+    for track, mine, other, source in ((host_track, 440, 660, host_source), (cohost_track, 660, 440, cohost_source)):
+        collector = listener.collectors[track]
+        mark = len(collector)
+        await collector.wait_count(mark + 80, timeout=10, what=f"frames of the {mine} Hz track")
+        samples = np.concatenate([wp.mono_samples(f) for f in collector.frames[mark + 20:mark + 80]])
+        p_mine, p_other, off = power(samples, mine), power(samples, other), max(power(samples, 550), power(samples, 1000))
+        assert p_mine > 100 * off and p_other < p_mine / 300, (track, mine, p_mine, p_other, off)
+        assert listener.csrcs[track] == {source}, listener.csrcs
+    return host_track, cohost_track
+
+
 def check_answer(resp, prefix):
     assert resp.status == 201, f"expected 201 Created, got {resp}"
     assert resp.headers.get("content-type", "").split(";")[0].strip() == "application/sdp", resp.headers
@@ -374,17 +390,7 @@ def test_whep_per_speaker_tracks_are_named_by_csrc(server):
             for peer in (speaker, anon, own):
                 await peer.connected(10)
 
-            host_track = await anon.track_of(1)
-            cohost_track = await anon.track_of(sid)
-            assert host_track != cohost_track, anon.csrcs
-            for track, mine, other in ((host_track, 440, 660), (cohost_track, 660, 440)):
-                collector = anon.collectors[track]
-                mark = len(collector)
-                await collector.wait_count(mark + 80, timeout=10, what=f"frames of the {mine} Hz track")
-                samples = np.concatenate([wp.mono_samples(f) for f in collector.frames[mark + 20:mark + 80]])
-                p_mine, p_other, off = power(samples, mine), power(samples, other), max(power(samples, 550), power(samples, 1000))
-                assert p_mine > 100 * off and p_other < p_mine / 300, (track, mine, p_mine, p_other, off)
-                assert anon.csrcs[track] == {1 if mine == 440 else sid}, anon.csrcs
+            host_track, cohost_track = await hears_two_speakers(anon, 1, sid)
             # The third track carries nobody.
             assert [anon.csrcs[i] for i in range(3) if i not in (host_track, cohost_track)] == [set()], anon.csrcs
 

@@ -126,9 +126,11 @@ struct HTTPRoutes: Sendable {
         }
         var stored = try await server.store.event(id: eventID, withParticipants: false)
         var live = await server.directory.summary(of: eventID)
-        if let cluster = server.cluster, live == nil || stored == nil, let origin = try await cluster.liveOriginRecord(of: eventID) {
+        if let cluster = server.cluster, live == nil || stored == nil, let origin = try await cluster.liveOriginRecord(of: eventID),
+           origin.nodeID != cluster.identity.nodeID {
             // Another node's new event, before its start is stored or this node's directory has
             // it: its origin row, written before its host heard `stream_link`, stands for both.
+            // (This node's own events are in its directory while they run.)
             live = origin.summary
             stored = stored ?? StoredEvent(eventID: eventID, hostUserID: origin.hostUserID, hostUsername: origin.hostUsername,
                                            mode: origin.mode, startedAt: origin.startedAt)
