@@ -124,6 +124,8 @@ final class EdgeEventDriver: Sendable {
                     state.members.remove(id)
                     state.peers[id] = nil
                     state.listeners[id] = nil
+                    state.listenerAnswers[id] = nil  // its route gave up waiting
+                    state.refusals[id] = nil
                     state.mix.unsubscribe(id)
                 }
             case .peerInput(let input, let peer):
