@@ -79,12 +79,11 @@ struct WebRTCHTTPRoutes: Sendable {
         }
         // The event's origin, or, for a WHEP player on another node, this node's edge of it
         // (PROTOCOL.md 8); a WHIP publisher is referred to the origin (`eventGone`).
-        let driver = await server.registry.driver(for: eventID)
-        let edge = driver == nil && kind == .whep ? try await server.edge(for: eventID) : nil
-        guard let event: any WebRTCEvent = driver ?? edge else {
+        guard let served = try await server.served(eventID, asEdge: kind == .whep) else {
             let gone = try await server.eventGone(eventID)
             return refuse(gone, HTTPRoutes.status(ofGone: gone))
         }
+        let event = served.webRTC
         let ended = ProtocolError(.eventEnded, "This event has ended.")
         guard !event.hasEnded else { return refuse(ended, .gone) }
         let opened: (peer: WebRTCPeer, answer: String)
@@ -93,7 +92,7 @@ struct WebRTCHTTPRoutes: Sendable {
                                             from: WebRTCGateway.admissionKey(context.channel.remoteAddress),
                                             speakers: audio == "speakers", event: event) { peer in
                 // A WHEP listener joins when it connects; an event that ends before is refused then.
-                if kind == .whip, let driver { return await driver.admitPublisher(peer) }
+                if kind == .whip, case .origin(let driver) = served { return await driver.admitPublisher(peer) }
                 return !event.hasEnded
             }
         } catch {

@@ -48,26 +48,25 @@ struct ListenHTTPRoutes: Sendable {
         }
         // The event's origin, or this node's edge of it (PROTOCOL.md 8): the player hears the
         // origin's mix either way.
-        let driver = await server.registry.driver(for: eventID)
-        let edge = driver == nil ? try await server.edge(for: eventID) : nil
-        guard driver != nil || edge != nil else {
+        guard let event = try await server.served(eventID) else {
             let gone = try await server.eventGone(eventID)
             return refuse(gone, HTTPRoutes.status(ofGone: gone))
         }
         let ended = ProtocolError(.eventEnded, "This event has ended.")
-        guard !(driver?.hasEnded ?? edge!.hasFinished) else { return refuse(ended, .gone) }
+        guard !event.hasEnded else { return refuse(ended, .gone) }
 
         let channel = context.channel
         let (id, metrics, queueLimit) = (server.newConnectionID(), server.metrics, min(server.configuration.sendQueueLimit, HTTPListener.queueLimit))
         let listener = try await channel.eventLoop.submit {
             try HTTPListener(id: id, channel: channel, metrics: metrics, queueLimit: queueLimit)
         }.get()
-        if let driver {
+        switch event {
+        case .origin(let driver):
             guard driver.submit(.mediaListenerJoined(id, user, video: false), listener: listener) else {
                 // The event ended meanwhile. The writer stays in the pipeline and lets the answer pass.
                 return refuse(ended, .gone)
             }
-        } else if let edge {
+        case .edge(let edge):
             // The status says whether the origin takes the player: an edge may learn only now
             // that the event is over.
             let input = EdgeEvent.Input.mediaListenerJoined(id, user, video: false, speakers: false)
@@ -82,9 +81,7 @@ struct ListenHTTPRoutes: Sendable {
         metrics.connectionsChanged(endpoint: "listen", by: 1)
         listener.done.whenComplete { _ in metrics.connectionsChanged(endpoint: "listen", by: -1) }
         // A player that hangs up leaves the event like a closed socket.
-        channel.closeFuture.whenComplete { _ in
-            if let driver { driver.submit(.disconnected(id)) } else { edge?.submit(.disconnected(id)) }
-        }
+        channel.closeFuture.whenComplete { _ in event.disconnected(id) }
         server.logger.debug("http listener", metadata: ["event_id": "\(eventID)", "user": "\(user.userID)", "connection": "\(id.rawValue)"])
         return Response(
             status: .ok,
@@ -130,15 +127,12 @@ struct ListenHTTPRoutes: Sendable {
             }
             // The event's origin, or this node's edge of it (PROTOCOL.md 8): the segments are cut
             // from the origin's mix either way.
-            let driver = await server.registry.driver(for: eventID)
-            let edge = driver == nil ? try await server.edge(for: eventID) : nil
-            guard driver != nil || edge != nil, !(driver?.hasEnded ?? edge!.hasFinished) else {
+            guard let event = try await server.served(eventID), !event.hasEnded else {
                 let gone = try await server.eventGone(eventID)
                 return refuse(gone, HTTPRoutes.status(ofGone: gone))
             }
             let (made, isNew) = HLSStreams.shared.stream(for: eventID)
-            let id = server.newConnectionID()
-            if isNew, !(driver?.startSegmenter(made, id: id) ?? edge!.startSegmenter(made, id: id)) {
+            if isNew, !event.startSegmenter(made, id: server.newConnectionID()) {
                 HLSStreams.shared.remove(made)
                 return refuse(ProtocolError(.eventEnded, "This event has ended."), .gone)
             }
