@@ -72,10 +72,12 @@ let package = Package(
             name: "AirwaveWebRTC",
             dependencies: ["COpenSSL"]
         ),
+        // sendmmsg straight to the UDP sockets, for the WebRTC fan-out (see DatagramBatch).
+        .target(name: "CAirwaveUDP"),
         .target(
             name: "AirwaveWebRTCUDP",
             dependencies: [
-                "AirwaveWebRTC",
+                "AirwaveWebRTC", "CAirwaveUDP",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
@@ -201,7 +203,7 @@ let package = Package(
         .testTarget(
             name: "AirwaveWebRTCUDPTests",
             dependencies: [
-                "AirwaveWebRTCUDP", "AirwaveWebRTC",
+                "AirwaveWebRTCUDP", "AirwaveWebRTC", "CAirwaveUDP",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

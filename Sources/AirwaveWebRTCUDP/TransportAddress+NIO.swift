@@ -16,9 +16,3 @@ extension TransportAddress {
         }
     }
 }
-
-extension NIOCore.SocketAddress {
-    init(_ address: TransportAddress) throws {
-        try self.init(ipAddress: address.host, port: Int(address.port))
-    }
-}

@@ -1,4 +1,5 @@
 import AirwaveWebRTC
+import CAirwaveUDP
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
@@ -30,6 +31,9 @@ public struct WebRTCUDPConfiguration: Sendable {
     public var handshakeGroup: (any EventLoopGroup)?
     /// Kernel send and receive buffer of each socket (the kernel may cap it at `wmem_max`).
     public var socketBufferSize: Int = 4 * 1024 * 1024
+    /// Fan-outs that may wait for one socket's event loop; more are dropped (`FanOutBacklog`).
+    /// 25 is 500 ms of the mix alone (50 packets a second), less with speakers and a screen.
+    public var fanOutBacklog = 25
     /// Told how many datagrams were dropped since it was last told, by reason, at most once per
     /// timer pass (on the channel's event loop): what the server exports as a metric.
     public var onDroppedDatagrams: (@Sendable (WebRTCUDPDropReason, Int) -> Void)?
@@ -53,8 +57,11 @@ public enum WebRTCUDPError: Error, Equatable, Sendable {
 /// Why the driver dropped an outgoing datagram (the `reason` label of
 /// `airwave_webrtc_datagrams_dropped_total`).
 public enum WebRTCUDPDropReason: String, CaseIterable, Sendable {
-    /// The socket was not writable, even after handing the queued datagrams to the kernel.
+    /// The kernel did not take it: the socket's send buffer was full (or it refused the
+    /// destination).
     case socketFull = "socket_full"
+    /// Its fan-out found the socket's event loop `fanOutBacklog` fan-outs behind.
+    case behind
 }
 
 /// Why the UDP socket could not be bound.
@@ -117,7 +124,7 @@ public final class WebRTCUDPDriver: Sendable {
             WebRTCUDPHandler(index: index, eventLoop: loops[index % loops.count], routes: routes,
                              maximumSessions: configuration.maximumSessions, onEvent: onEvent,
                              onDroppedDatagrams: configuration.onDroppedDatagrams,
-                             handshakeGroup: configuration.handshakeGroup)
+                             handshakeGroup: configuration.handshakeGroup, fanOutBacklog: configuration.fanOutBacklog)
         }
         // Set before any socket exists: read-only from then on, cleared at shutdown.
         for shard in shards { shard.shards = shards }
@@ -147,30 +154,26 @@ public final class WebRTCUDPDriver: Sendable {
         return WebRTCUDPDriver(channels: channels, shards: shards, routes: routes)
     }
 
+    /// Binds one socket of the port. The driver makes the socket itself and hands it to NIO
+    /// for reading, so that the shard can also write to it directly (`DatagramBatch`).
     private static func bind(_ configuration: WebRTCUDPConfiguration, port: Int, handler: WebRTCUDPHandler,
                              reusePort: Bool) async throws -> any Channel {
-        var bootstrap = DatagramBootstrap(group: handler.eventLoop)
+        // Only sockets that all set SO_REUSEPORT share a port: one bound without it (another
+        // program) still makes the bind fail with EADDRINUSE.
+        let descriptor = airwave_udp_bind(configuration.host, Int32(port), reusePort ? 1 : 0,
+                                          Int32(clamping: configuration.socketBufferSize))
+        guard descriptor >= 0 else { throw IOError(errnoCode: errno, reason: "bind") }
+        // NIO owns the descriptor from here on, and closes it with the channel.
+        return try await DatagramBootstrap(group: handler.eventLoop)
             .channelOption(.datagramVectorReadMessageCount, value: configuration.readBatchSize)
-            // One socket carries many sessions: a fan-out burst to thousands of listeners must fit.
-            .channelOption(.socketOption(.so_sndbuf), value: configuration.socketBufferSize)
-            .channelOption(.socketOption(.so_rcvbuf), value: configuration.socketBufferSize)
-            // A fan-out is written whole and then flushed once: NIO's default 64 KiB water mark
-            // would call the channel unwritable after about 600 listeners' packets.
-            .channelOption(.writeBufferWaterMark, value: .init(low: configuration.socketBufferSize / 2,
-                                                               high: configuration.socketBufferSize))
             .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 2048 * configuration.readBatchSize))
-        if reusePort {
-            // Only sockets that all set it share a port: one bound without it (another program)
-            // still makes the bind fail with EADDRINUSE.
-            bootstrap = bootstrap.channelOption(ChannelOptions.Types.SocketOption(level: .socket, name: .init(rawValue: SO_REUSEPORT)), value: 1)
-        }
-        return try await bootstrap
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    handler.batch = DatagramBatch(descriptor: descriptor)
                     try channel.pipeline.syncOperations.addHandler(handler)
                 }
             }
-            .bind(host: configuration.host, port: port)
+            .withBoundSocket(descriptor)
             .get()
     }
 
@@ -239,8 +242,10 @@ public final class WebRTCUDPDriver: Sendable {
             let now = ContinuousClock.now
             for ufrag in ufrags {
                 guard let session = shard.available(ufrag) else { continue }
-                shard.dispatch(session.sendAudio(payload: payload, sourceSSRC: sourceSSRC, sequenceNumber: sequenceNumber,
-                                                 timestamp: timestamp, now: now), ufrag: ufrag)
+                guard let datagram = session.audioDatagram(payload: payload, sourceSSRC: sourceSSRC,
+                                                           sequenceNumber: sequenceNumber, timestamp: timestamp, now: now)
+                else { continue }
+                shard.write(datagram.bytes, to: datagram.destination, ufrag: ufrag)
             }
             shard.flush()
         }
@@ -254,8 +259,10 @@ public final class WebRTCUDPDriver: Sendable {
             let now = ContinuousClock.now
             for ufrag in ufrags {
                 guard let session = shard.available(ufrag) else { continue }
-                shard.dispatch(session.sendSpeakerAudio(payload: payload, source: source, sequenceNumber: sequenceNumber,
-                                                        timestamp: timestamp, now: now), ufrag: ufrag)
+                guard let datagram = session.speakerAudioDatagram(payload: payload, source: source,
+                                                                  sequenceNumber: sequenceNumber, timestamp: timestamp, now: now)
+                else { continue }
+                shard.write(datagram.bytes, to: datagram.destination, ufrag: ufrag)
             }
             shard.flush()
         }
@@ -264,7 +271,7 @@ public final class WebRTCUDPDriver: Sendable {
     /// Frees speaker `source`'s track in each listed per-speaker listener session. A session
     /// lent to the handshake group is not connected yet, so it carries no speaker to free.
     public func releaseSpeaker(_ source: UInt32, in ufrags: [String]) {
-        forEachShard(of: ufrags) { shard, ufrags in
+        forEachShard(of: ufrags, isMedia: false) { shard, ufrags in
             for ufrag in ufrags { shard.available(ufrag)?.releaseSpeaker(source) }
         }
     }
@@ -282,12 +289,12 @@ public final class WebRTCUDPDriver: Sendable {
     }
 
     /// Runs `body` on each shard's loop with the listed sessions it owns (one lookup under the
-    /// lock for the whole list; with one socket, none).
-    private func forEachShard(of ufrags: [String],
+    /// lock for the whole list; with one socket, none). A media fan-out (`isMedia`) is dropped
+    /// for a shard whose loop is `fanOutBacklog` fan-outs behind.
+    private func forEachShard(of ufrags: [String], isMedia: Bool = true,
                               _ body: @escaping @Sendable (WebRTCUDPHandler, [String]) -> Void) {
         guard shards.count > 1 else {
-            let shard = shards[0]
-            shard.eventLoop.execute { body(shard, ufrags) }
+            run(body, on: shards[0], for: ufrags, isMedia: isMedia)
             return
         }
         var groups = Array(repeating: [String](), count: shards.count)
@@ -297,9 +304,33 @@ public final class WebRTCUDPDriver: Sendable {
             }
         }
         for (index, group) in groups.enumerated() where !group.isEmpty {
-            let shard = shards[index]
-            shard.eventLoop.execute { body(shard, group) }
+            run(body, on: shards[index], for: group, isMedia: isMedia)
         }
+    }
+
+    private func run(_ body: @escaping @Sendable (WebRTCUDPHandler, [String]) -> Void, on shard: WebRTCUDPHandler,
+                     for ufrags: [String], isMedia: Bool) {
+        guard isMedia else {
+            shard.eventLoop.execute { body(shard, ufrags) }
+            return
+        }
+        guard shard.backlog.withLockedValue({ $0.admit(datagrams: ufrags.count) }) else { return }
+        shard.eventLoop.execute {
+            shard.backlog.withLockedValue { $0.started() }
+            body(shard, ufrags)
+        }
+    }
+
+    /// Datagrams dropped so far, for any reason (`WebRTCUDPDropReason`).
+    public func datagramsDropped() async throws -> Int {
+        var total = 0
+        for shard in shards {
+            total += try await shard.eventLoop.submit {
+                shard.collectBacklogDrops()
+                return shard.droppedDatagrams
+            }.get()
+        }
+        return total
     }
 
     /// Closes every session and the sockets.
@@ -319,7 +350,6 @@ public final class WebRTCUDPDriver: Sendable {
 /// on that loop, except `shards`, which is set before the socket exists.
 final class WebRTCUDPHandler: ChannelInboundHandler, @unchecked Sendable {
     typealias InboundIn = AddressedEnvelope<ByteBuffer>
-    typealias OutboundOut = AddressedEnvelope<ByteBuffer>
 
     let index: Int
     let eventLoop: any EventLoop
@@ -338,9 +368,13 @@ final class WebRTCUDPHandler: ChannelInboundHandler, @unchecked Sendable {
     /// DTLS handshake steps run on the handshake group.
     var handshakeSteps = 0
     private var heapTrim = HeapTrimPolicy()
+    /// Fan-outs waiting for this loop, and those dropped because too many were.
+    let backlog: NIOLockedValueBox<FanOutBacklog>
     var timer: RepeatedTask?
     private var context: ChannelHandlerContext?
-    private var pendingFlush = false
+    /// Where datagrams are written: straight to the socket, one `sendmmsg` per flush. Set when
+    /// the channel is made, on this loop.
+    var batch: DatagramBatch?
     /// Datagrams of other shards' sessions read in this batch, by shard: handed over at its end.
     private var handOver: [Int: [(datagram: [UInt8], source: TransportAddress, destination: WebRTCUDPRoutes.Destination)]] = [:]
     /// Datagrams this shard read for another shard's session.
@@ -348,14 +382,15 @@ final class WebRTCUDPHandler: ChannelInboundHandler, @unchecked Sendable {
     /// Datagrams not written because the socket was not writable: all, and since the last report.
     var droppedDatagrams = 0
     private var droppedUnreported: [WebRTCUDPDropReason: Int] = [:]
-    /// Each session's last destination as a NIO address.
-    private var destinations: [String: (transport: TransportAddress, socket: NIOCore.SocketAddress)] = [:]
+    /// Each session's last destination as the kernel takes it.
+    private var destinations: [String: (transport: TransportAddress, address: airwave_udp_address)] = [:]
 
     init(index: Int, eventLoop: any EventLoop, routes: NIOLockedValueBox<WebRTCUDPRoutes>, maximumSessions: Int,
          onEvent: @escaping WebRTCUDPDriver.EventHandler,
          onDroppedDatagrams: (@Sendable (WebRTCUDPDropReason, Int) -> Void)? = nil,
-         handshakeGroup: (any EventLoopGroup)? = nil) {
+         handshakeGroup: (any EventLoopGroup)? = nil, fanOutBacklog: Int = 25) {
         self.handshakeGroup = handshakeGroup
+        backlog = NIOLockedValueBox(FanOutBacklog(limit: fanOutBacklog))
         self.index = index
         self.eventLoop = eventLoop
         self.routes = routes
@@ -370,6 +405,7 @@ final class WebRTCUDPHandler: ChannelInboundHandler, @unchecked Sendable {
 
     func handlerRemoved(context: ChannelHandlerContext) {
         self.context = nil
+        batch?.close()  // NIO closes the descriptor with the channel
     }
 
     func add(_ session: WebRTCSession) throws {
@@ -511,12 +547,23 @@ final class WebRTCUDPHandler: ChannelInboundHandler, @unchecked Sendable {
     }
 
     func recordDrop(_ reason: WebRTCUDPDropReason) {
-        droppedDatagrams &+= 1
-        droppedUnreported[reason, default: 0] += 1
+        recordDrops(reason, 1)
+    }
+
+    private func recordDrops(_ reason: WebRTCUDPDropReason, _ count: Int) {
+        guard count > 0 else { return }
+        droppedDatagrams &+= count
+        droppedUnreported[reason, default: 0] += count
+    }
+
+    /// Counts the fan-outs the backlog dropped since the last call.
+    func collectBacklogDrops() {
+        recordDrops(.behind, backlog.withLockedValue { $0.takeDrops() })
     }
 
     /// Drops are reported in a batch per timer pass, not per datagram: they come in bursts.
     func reportDrops() {
+        collectBacklogDrops()
         guard !droppedUnreported.isEmpty else { return }
         for (reason, count) in droppedUnreported { onDroppedDatagrams?(reason, count) }
         droppedUnreported.removeAll(keepingCapacity: true)
@@ -539,36 +586,23 @@ final class WebRTCUDPHandler: ChannelInboundHandler, @unchecked Sendable {
             }
         }
     }
-    private func write(_ bytes: [UInt8], to destination: TransportAddress, ufrag: String) {
-        guard let context, let address = socketAddress(destination, ufrag: ufrag) else { return }
-        // UDP has no backpressure to wait for: while the kernel buffer is full, media is dropped
-        // here rather than queued without bound (listeners recover with NACK and keyframes).
-        if !context.channel.isWritable, pendingFlush {
-            // Hand what is queued to the kernel before giving up on this datagram.
-            pendingFlush = false
-            context.flush()
-        }
-        guard context.channel.isWritable else {
-            recordDrop(.socketFull)
+    func write(_ bytes: [UInt8], to destination: TransportAddress, ufrag: String) {
+        guard let batch else { return }
+        if let cached = destinations[ufrag], cached.transport == destination {
+            var address = cached.address
+            recordDrops(.socketFull, batch.append(bytes, to: &address))
             return
         }
-        let buffer = context.channel.allocator.buffer(bytes: bytes)
-        context.write(wrapOutboundOut(AddressedEnvelope(remoteAddress: address, data: buffer)), promise: nil)
-        pendingFlush = true
-    }
-
-    /// The NIO address of a session's destination, made once: building it parses text.
-    private func socketAddress(_ destination: TransportAddress, ufrag: String) -> NIOCore.SocketAddress? {
-        if let cached = destinations[ufrag], cached.transport == destination { return cached.socket }
-        guard let socket = try? NIOCore.SocketAddress(destination) else { return nil }
-        if sessions[ufrag] != nil { destinations[ufrag] = (destination, socket) }
-        return socket
+        guard var address = batch.address(destination) else { return }
+        if sessions[ufrag] != nil { destinations[ufrag] = (destination, address) }
+        // UDP has no backpressure to wait for: while the kernel buffer is full, media is dropped
+        // (listeners recover with NACK and keyframes) rather than queued without bound.
+        recordDrops(.socketFull, batch.append(bytes, to: &address))
     }
 
     func flush() {
-        guard pendingFlush, let context else { return }
-        pendingFlush = false
-        context.flush()
+        guard let batch, batch.count > 0 else { return }
+        recordDrops(.socketFull, batch.send())
     }
 
     static func ntpNow() -> UInt64 {

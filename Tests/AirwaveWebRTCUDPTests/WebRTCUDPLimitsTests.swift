@@ -1,4 +1,5 @@
 import AirwaveWebRTC
+import Dispatch
 import AirwaveWebRTCUDP
 import NIOCore
 import NIOPosix
@@ -16,13 +17,14 @@ import Testing
         let serverContext: DTLSContext
         let listener: UDPListener
 
-        init(configuration: WebRTCSession.Configuration = .init()) async throws {
+        init(configuration: WebRTCSession.Configuration = .init(), fanOutBacklog: Int = 10) async throws {
             group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
             (events, eventContinuation) = AsyncStream<(String, WebRTCSession.Event)>.makeStream()
             let continuation = eventContinuation
-            driver = try await WebRTCUDPDriver.start(
-                configuration: WebRTCUDPConfiguration(host: "127.0.0.1", port: 0, timerInterval: .milliseconds(20)),
-                group: group, onEvent: { continuation.yield(($0, $1)) })
+            var udp = WebRTCUDPConfiguration(host: "127.0.0.1", port: 0, timerInterval: .milliseconds(20))
+            udp.fanOutBacklog = fanOutBacklog
+            driver = try await WebRTCUDPDriver.start(configuration: udp, group: group,
+                                                     onEvent: { continuation.yield(($0, $1)) })
             serverContext = try DTLSContext()
             listener = try await UDPListener(group: group, serverPort: driver.port, ufrag: "l")
             let negotiated = try listener.negotiate(serverContext: serverContext, serverPort: driver.port, serverUfrag: "srv")
@@ -110,6 +112,34 @@ import Testing
         try await fixture.stop()
     }
 
+    /// A loop that is behind (held here while 20 fan-outs are sent) gets at most
+    /// `fanOutBacklog` of them queued: the listener gets the first 4 and then the next packet
+    /// sent, not 16 stale ones, and the 16 are counted as dropped (`behind`).
+    @Test func aLoopThatIsBehindQueuesAtMostTheBacklogOfFanOuts() async throws {
+        let fixture = try await Fixture(fanOutBacklog: 4)
+        try await fixture.listener.connect(serverUfrag: "srv", serverContext: fixture.serverContext)
+        #expect(await fixture.nextEvent { $0 == .connected } == .connected)
+        let held = DispatchSemaphore(value: 0)
+        let holding = DispatchSemaphore(value: 0)
+        fixture.group.next().execute {
+            holding.signal()
+            held.wait()
+        }
+        holding.wait()  // the driver's one loop is busy from here until `held` is signalled
+        for sequence in 0..<20 {
+            fixture.driver.sendAudio(to: ["srv"], payload: [0xFC, UInt8(sequence)], sourceSSRC: 5,
+                                     sequenceNumber: UInt16(sequence), timestamp: UInt32(sequence * 960))
+        }
+        held.signal()
+        try await fixture.group.next().submit {}.get()  // after the four queued fan-outs
+        fixture.driver.sendAudio(to: ["srv"], payload: [0xFC, 20], sourceSSRC: 5, sequenceNumber: 20, timestamp: 20 * 960)
+        var payloads: [[UInt8]] = []
+        for _ in 0..<5 { payloads.append(try await fixture.nextRTP().payload) }
+        #expect(payloads == [[0xFC, 0], [0xFC, 1], [0xFC, 2], [0xFC, 3], [0xFC, 20]])
+        #expect(try await fixture.driver.datagramsDropped() == 16)
+        try await fixture.stop()
+    }
+
     /// Finding 1: a peer that nominates and answers consent but never starts DTLS is closed at
     /// the handshake deadline (1 s here) and its slot is free again.
     @Test func aSessionThatNeverFinishesDTLSIsClosedAtTheDeadline() async throws {
@@ -136,7 +166,7 @@ import Testing
     /// Finding 2: a 1.8 KB RTCP compound of NACKs (40 NACKs of the 128 held packets) made the
     /// server send thousands of datagrams; now each held packet comes back once: 128.
     @Test func aNACKStormGetsEachHeldPacketOnce() async throws {
-        let fixture = try await Fixture()
+        let fixture = try await Fixture(fanOutBacklog: 128)  // 128 fan-outs at once
         let listener = fixture.listener
         try await listener.connect(serverUfrag: "srv", serverContext: fixture.serverContext)
         #expect(await fixture.nextEvent { $0 == .connected } == .connected)

@@ -45,7 +45,8 @@ final class SRTPCMReceiver: SRTPReceiver {
         guard let (headerLength, ssrc, index) = rtpReplay.check(packet, tagLength: tagLength), let (cipher, mac) = rtpContexts()
         else { return false }
         let rollover = UInt32(truncatingIfNeeded: index >> 16)
-        var iv = SRTPCMSender.counterBlock(salt: rtpKeys.salt, ssrc: ssrc)
+        var iv = [UInt8](repeating: 0, count: 16)
+        SRTPCMSender.counterBlock(&iv, salt: rtpKeys.salt, ssrc: ssrc)
         SRTPPacketLayout.xor(&iv, rollover, at: 8)
         iv[12] ^= UInt8(truncatingIfNeeded: index >> 8)
         iv[13] ^= UInt8(truncatingIfNeeded: index)
@@ -81,7 +82,8 @@ final class SRTPCMReceiver: SRTPReceiver {
         let index = trailer & 0x7FFF_FFFF
         let ssrc = SRTPPacketLayout.word(packet, at: 4)
         guard rtcpReplay.allows(ssrc: ssrc, index: UInt64(index)) else { return false }
-        var iv = SRTPCMSender.counterBlock(salt: rtcpSalt, ssrc: ssrc)
+        var iv = [UInt8](repeating: 0, count: 16)
+        SRTPCMSender.counterBlock(&iv, salt: rtcpSalt, ssrc: ssrc)
         SRTPPacketLayout.xor(&iv, index, at: 10)
         // E clear: the payload was sent unencrypted, only authenticated.
         let encryptedEnd = trailer & 0x8000_0000 != 0 ? authenticatedLength - 4 : headerLength

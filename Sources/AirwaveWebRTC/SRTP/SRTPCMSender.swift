@@ -40,6 +40,11 @@ final class SRTPCMSender: SRTPSender {
         rtcpSalt = rtcp.salt
     }
 
+    /// The counter block and rollover counter of the packet being protected: made in place, not
+    /// allocated per packet.
+    private var iv = [UInt8](repeating: 0, count: 16)
+    private var roc = [UInt8](repeating: 0, count: 4)
+
     deinit {
         EVP_CIPHER_CTX_free(rtpCipher)
         EVP_CIPHER_CTX_free(rtcpCipher)
@@ -55,12 +60,12 @@ final class SRTPCMSender: SRTPSender {
         let rollover = indices.rollover(ssrc: ssrc, sequence: sequence)
         // Counter block: salt (14 bytes) || 00 00, xor SSRC at byte 4 and the 48-bit index
         // (ROC || SEQ) at byte 8.
-        var iv = Self.counterBlock(salt: rtpSalt, ssrc: ssrc)
+        Self.counterBlock(&iv, salt: rtpSalt, ssrc: ssrc)
         SRTPPacketLayout.xor(&iv, rollover, at: 8)
         iv[12] ^= UInt8(sequence >> 8)
         iv[13] ^= UInt8(truncatingIfNeeded: sequence)
         let length = packet.count
-        let roc = SRTPPacketLayout.bytes(rollover)
+        SRTPPacketLayout.copy(rollover, into: &roc)
         packet.append(contentsOf: repeatElement(0, count: Self.tagLength))
         let status = packet.withUnsafeMutableBufferPointer { buffer in
             airwave_srtp_cm_protect(rtpCipher, rtpMAC, iv, buffer.baseAddress, Int32(headerLength), Int32(length),
@@ -79,7 +84,7 @@ final class SRTPCMSender: SRTPSender {
         guard packet.count >= headerLength else { return false }
         let ssrc = SRTPPacketLayout.word(packet, at: 4)
         guard let index = indices.nextRTCPIndex(ssrc: ssrc) else { return false }
-        var iv = Self.counterBlock(salt: rtcpSalt, ssrc: ssrc)
+        Self.counterBlock(&iv, salt: rtcpSalt, ssrc: ssrc)
         SRTPPacketLayout.xor(&iv, index, at: 10)
         let length = packet.count
         packet += SRTPPacketLayout.bytes(0x8000_0000 | index)  // E: the payload is encrypted
@@ -97,9 +102,10 @@ final class SRTPCMSender: SRTPSender {
 
     /// The counter block of a packet before its index is XORed in: salt || 00 00, xor the SSRC
     /// at byte 4 (RFC 3711 4.1.1; the receiver makes the same).
-    static func counterBlock(salt: [UInt8], ssrc: UInt32) -> [UInt8] {
-        var block = salt + [0, 0]
+    static func counterBlock(_ block: inout [UInt8], salt: [UInt8], ssrc: UInt32) {
+        SRTPPacketLayout.copy(salt, into: &block)
+        block[14] = 0
+        block[15] = 0
         SRTPPacketLayout.xor(&block, ssrc, at: 4)
-        return block
     }
 }

@@ -10,6 +10,8 @@ final class SRTPGCMSender: SRTPSender {
     private let rtpSalt: [UInt8]
     private let rtcpSalt: [UInt8]
     private var indices = SRTPSenderIndices()
+    /// The IV of the packet being protected: made in place, not allocated per packet.
+    private var iv = [UInt8](repeating: 0, count: 12)
 
     /// `masterKeyAndSalt`: the 16-byte master key followed by the 12-byte master salt of the
     /// sending side (the DTLS export). Nil if OpenSSL cannot set the cipher up.
@@ -40,7 +42,7 @@ final class SRTPGCMSender: SRTPSender {
         let ssrc = SRTPPacketLayout.word(packet, at: 8)
         let rollover = indices.rollover(ssrc: ssrc, sequence: sequence)
         // IV (RFC 7714 8.1): 00 00 || SSRC || ROC || SEQ, xor the session salt.
-        var iv = rtpSalt
+        SRTPPacketLayout.copy(rtpSalt, into: &iv)
         SRTPPacketLayout.xor(&iv, ssrc, at: 2)
         SRTPPacketLayout.xor(&iv, rollover, at: 6)
         iv[10] ^= UInt8(sequence >> 8)
@@ -63,7 +65,7 @@ final class SRTPGCMSender: SRTPSender {
         let ssrc = SRTPPacketLayout.word(packet, at: 4)
         guard let index = indices.nextRTCPIndex(ssrc: ssrc) else { return false }
         // IV (RFC 7714 9.1): 00 00 || SSRC || 00 00 || 0 || SRTCP index, xor the session salt.
-        var iv = rtcpSalt
+        SRTPPacketLayout.copy(rtcpSalt, into: &iv)
         SRTPPacketLayout.xor(&iv, ssrc, at: 2)
         SRTPPacketLayout.xor(&iv, index, at: 8)
         let trailer = SRTPPacketLayout.bytes(0x8000_0000 | index)  // E: the payload is encrypted

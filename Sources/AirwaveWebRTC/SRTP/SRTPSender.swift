@@ -85,6 +85,22 @@ enum SRTPPacketLayout {
 
 
     /// `value` as four big-endian bytes.
+    /// Writes `value`, big-endian, over the first 4 bytes of `bytes`.
+    static func copy(_ value: UInt32, into bytes: inout [UInt8]) {
+        for index in 0..<4 { bytes[index] = UInt8(truncatingIfNeeded: value >> (24 - 8 * index)) }
+    }
+
+    /// Writes `source` over the start of `target` (which is at least as long): an IV made in
+    /// a sender's own buffer instead of a new array per packet.
+    static func copy(_ source: [UInt8], into target: inout [UInt8]) {
+        precondition(target.count >= source.count)
+        target.withUnsafeMutableBufferPointer { target in
+            source.withUnsafeBufferPointer { source in
+                target.baseAddress!.update(from: source.baseAddress!, count: source.count)
+            }
+        }
+    }
+
     static func bytes(_ value: UInt32) -> [UInt8] {
         [UInt8(value >> 24), UInt8(truncatingIfNeeded: value >> 16), UInt8(truncatingIfNeeded: value >> 8),
          UInt8(truncatingIfNeeded: value)]

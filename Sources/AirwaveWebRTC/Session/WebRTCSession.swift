@@ -41,6 +41,12 @@ public final class WebRTCSession {
         case closed(CloseReason)
     }
 
+    /// One datagram to send: what `Event.send` carries, on its own for the media path.
+    public struct Datagram: Equatable, Sendable {
+        public let bytes: [UInt8]
+        public let destination: TransportAddress
+    }
+
     public enum CloseReason: Equatable, Sendable {
         /// No verified connectivity check for the consent timeout (or never).
         case consentExpired
@@ -287,7 +293,15 @@ public final class WebRTCSession {
     /// timestamp are rewritten onto the listener's continuous stream.
     public func sendAudio(payload: [UInt8], sourceSSRC: UInt32, sequenceNumber: UInt16, timestamp: UInt32,
                           now: ContinuousClock.Instant) -> [Event] {
-        guard isConnected, !isClosed, var stream = audio else { return [] }
+        audioDatagram(payload: payload, sourceSSRC: sourceSSRC, sequenceNumber: sequenceNumber, timestamp: timestamp,
+                      now: now).events
+    }
+
+    /// `sendAudio`'s one datagram on its own: the fan-out's path, which makes no array per
+    /// packet and listener.
+    public func audioDatagram(payload: [UInt8], sourceSSRC: UInt32, sequenceNumber: UInt16, timestamp: UInt32,
+                              now: ContinuousClock.Instant) -> Datagram? {
+        guard isConnected, !isClosed, var stream = audio else { return nil }
         // Moved out, not copied: the history would otherwise be copied whole on every packet.
         audio = nil
         defer { audio = stream }
@@ -303,7 +317,14 @@ public final class WebRTCSession {
     /// new speaker on a track starts a run (marker bit, timestamp advanced by wall-clock time).
     public func sendSpeakerAudio(payload: [UInt8], source: UInt32, sequenceNumber: UInt16, timestamp: UInt32,
                                  now: ContinuousClock.Instant) -> [Event] {
-        guard isConnected, !isClosed, let track = speakerTracks?.track(for: source, now: now) else { return [] }
+        speakerAudioDatagram(payload: payload, source: source, sequenceNumber: sequenceNumber, timestamp: timestamp,
+                             now: now).events
+    }
+
+    /// `sendSpeakerAudio`'s one datagram on its own, for the fan-out.
+    public func speakerAudioDatagram(payload: [UInt8], source: UInt32, sequenceNumber: UInt16, timestamp: UInt32,
+                                     now: ContinuousClock.Instant) -> Datagram? {
+        guard isConnected, !isClosed, let track = speakerTracks?.track(for: source, now: now) else { return nil }
         return send(payload: payload, marker: false, stream: &speakerStreams[track], sourceSSRC: source,
                     sequenceNumber: sequenceNumber, timestamp: timestamp, csrcs: [source], now: now)
     }
@@ -328,25 +349,25 @@ public final class WebRTCSession {
             // The screen is one source: its sequence is the packet count, rewritten like audio.
             let sequence = UInt16(truncatingIfNeeded: stream.statistics.packetCount)
             events += send(payload: payload, marker: index == payloads.count - 1, stream: &stream, sourceSSRC: 0,
-                           sequenceNumber: sequence, timestamp: timestamp, now: now)
+                           sequenceNumber: sequence, timestamp: timestamp, now: now).events
         }
         return events
     }
 
     private func send(payload: [UInt8], marker: Bool, stream: inout OutboundStream, sourceSSRC: UInt32,
-                      sequenceNumber: UInt16, timestamp: UInt32, csrcs: [UInt32] = [], now: ContinuousClock.Instant) -> [Event] {
+                      sequenceNumber: UInt16, timestamp: UInt32, csrcs: [UInt32] = [], now: ContinuousClock.Instant) -> Datagram? {
         guard let srtp, let destination = ice.selected,
               let rewritten = stream.rewriter.rewrite(sourceSSRC: sourceSSRC, sequenceNumber: sequenceNumber,
                                                       timestamp: timestamp, now: now)
-        else { return [] }
+        else { return nil }
         let header = RTPPacket(marker: marker || (rewritten.startsRun && stream.rewriter.clockRate == 48000),
                                payloadType: stream.payloadType, sequenceNumber: rewritten.sequenceNumber,
                                timestamp: rewritten.timestamp, ssrc: rewritten.ssrc, csrcs: csrcs, payload: payload)
         stream.history.store(header, now: now)
         var packet = header.serialized(reservingCapacity: SRTPSession.trailerCapacity)
         stream.statistics.recordSent(timestamp: rewritten.timestamp, payloadBytes: payload.count, now: now)
-        guard (try? srtp.protectRTP(&packet)) != nil else { return [] }
-        return [.send(packet, to: destination)]
+        guard (try? srtp.protectRTP(&packet)) != nil else { return nil }
+        return Datagram(bytes: packet, destination: destination)
     }
 
     /// When `handleTimer` should next run: consent and ICE checks, the DTLS deadline and
@@ -409,5 +430,12 @@ public final class WebRTCSession {
     private func close(_ reason: CloseReason) -> [Event] {
         isClosed = true
         return [.closed(reason)]
+    }
+}
+
+extension WebRTCSession.Datagram? {
+    /// The datagram as the session's events: one `send`, or none.
+    var events: [WebRTCSession.Event] {
+        map { [.send($0.bytes, to: $0.destination)] } ?? []
     }
 }
