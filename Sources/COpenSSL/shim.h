@@ -16,6 +16,7 @@
 #include <openssl/rand.h>
 #include <openssl/srtp.h>
 #include <openssl/ssl.h>
+#include <openssl/sha.h>
 #include <openssl/x509.h>
 #include <string.h>
 
@@ -126,25 +127,55 @@ static inline EVP_CIPHER_CTX *airwave_aes128ctr_context(const unsigned char *key
     return context;
 }
 
-/// An HMAC-SHA1 context keyed once for a whole session; each packet re-initializes it with the
-/// same key (`EVP_MAC_init` without a key), which skips the key schedule.
-static inline EVP_MAC_CTX *airwave_hmac_sha1_context(const unsigned char *key, int key_length) {
-    EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+/// HMAC-SHA1 (RFC 2104) keyed once for a whole session: the SHA-1 states after the inner and
+/// the outer padded key. Each packet copies them, where `EVP_MAC_init`/`EVP_MAC_final` would
+/// duplicate provider contexts (allocations) per packet: measured at 1,000 WHEP listeners, that
+/// made AES_CM cost about 1.5 times what GCM does. SHA1_Init and friends are deprecated in
+/// OpenSSL 3 for general use, not removed; the states are plain structs.
+typedef struct {
+    SHA_CTX inner;
+    SHA_CTX outer;
+} airwave_hmac_sha1;
+
+#pragma clang diagnostic push
+#pragma clang diagnostic ignored "-Wdeprecated-declarations"
+static inline airwave_hmac_sha1 *airwave_hmac_sha1_new(const unsigned char *key, int key_length) {
+    if (key_length < 0 || key_length > 64) return NULL;
+    airwave_hmac_sha1 *mac = OPENSSL_malloc(sizeof *mac);
     if (mac == NULL) return NULL;
-    EVP_MAC_CTX *context = EVP_MAC_CTX_new(mac);
-    EVP_MAC_free(mac);  // the context holds its own reference
-    if (context == NULL) return NULL;
-    char digest[] = "SHA1";
-    OSSL_PARAM params[] = {
-        OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
-        OSSL_PARAM_construct_end(),
-    };
-    if (EVP_MAC_init(context, key, (size_t)key_length, params) != 1) {
-        EVP_MAC_CTX_free(context);
+    unsigned char pad[64];
+    memset(pad, 0x36, sizeof pad);
+    for (int index = 0; index < key_length; index++) pad[index] ^= key[index];
+    int ok = SHA1_Init(&mac->inner) == 1 && SHA1_Update(&mac->inner, pad, sizeof pad) == 1;
+    memset(pad, 0x5c, sizeof pad);
+    for (int index = 0; index < key_length; index++) pad[index] ^= key[index];
+    ok = ok && SHA1_Init(&mac->outer) == 1 && SHA1_Update(&mac->outer, pad, sizeof pad) == 1;
+    OPENSSL_cleanse(pad, sizeof pad);
+    if (!ok) {
+        OPENSSL_clear_free(mac, sizeof *mac);
         return NULL;
     }
-    return context;
+    return mac;
 }
+
+static inline void airwave_hmac_sha1_free(airwave_hmac_sha1 *mac) {
+    OPENSSL_clear_free(mac, sizeof *mac);
+}
+
+/// The HMAC-SHA1 of `data` followed by `extra` (may be NULL), into `digest` (20 bytes).
+static inline int airwave_hmac_sha1_compute(const airwave_hmac_sha1 *mac, const unsigned char *data, size_t length,
+                                            const unsigned char *extra, size_t extra_length, unsigned char *digest) {
+    SHA_CTX context = mac->inner;
+    unsigned char inner[SHA_DIGEST_LENGTH];
+    int ok = SHA1_Update(&context, data, length) == 1
+        && (extra_length == 0 || SHA1_Update(&context, extra, extra_length) == 1)
+        && SHA1_Final(inner, &context) == 1;
+    context = mac->outer;
+    ok = ok && SHA1_Update(&context, inner, sizeof inner) == 1 && SHA1_Final(digest, &context) == 1;
+    OPENSSL_cleanse(&context, sizeof context);
+    return ok;
+}
+#pragma clang diagnostic pop
 
 /// SRTP/SRTCP AES_CM_128_HMAC_SHA1_80 protection of one packet in place (RFC 3711 sections 4.1.1
 /// and 4.2.1): `packet[encrypt_from..<encrypt_to]` is encrypted with AES-128 in counter mode from
@@ -152,7 +183,7 @@ static inline EVP_MAC_CTX *airwave_hmac_sha1_context(const unsigned char *key, i
 /// counter for RTP; NULL for RTCP, whose E flag and index are in the packet) is written,
 /// truncated to 10 bytes, at `packet + auth_length` (the buffer must have room). Returns 1 on
 /// success.
-static inline int airwave_srtp_cm_protect(EVP_CIPHER_CTX *cipher, EVP_MAC_CTX *mac, const unsigned char *iv,
+static inline int airwave_srtp_cm_protect(EVP_CIPHER_CTX *cipher, const airwave_hmac_sha1 *mac, const unsigned char *iv,
                                           unsigned char *packet, int encrypt_from, int encrypt_to, int auth_length,
                                           const unsigned char *extra, int extra_length) {
     int written = 0;
@@ -162,11 +193,7 @@ static inline int airwave_srtp_cm_protect(EVP_CIPHER_CTX *cipher, EVP_MAC_CTX *m
                               encrypt_to - encrypt_from) != 1) return 0;
     }
     unsigned char digest[20];
-    size_t digest_length = 0;
-    if (EVP_MAC_init(mac, NULL, 0, NULL) != 1) return 0;
-    if (EVP_MAC_update(mac, packet, (size_t)auth_length) != 1) return 0;
-    if (extra_length > 0 && EVP_MAC_update(mac, extra, (size_t)extra_length) != 1) return 0;
-    if (EVP_MAC_final(mac, digest, &digest_length, sizeof digest) != 1 || digest_length != 20) return 0;
+    if (!airwave_hmac_sha1_compute(mac, packet, (size_t)auth_length, extra, (size_t)extra_length, digest)) return 0;
     memcpy(packet + auth_length, digest, 10);
     return 1;
 }
@@ -175,16 +202,12 @@ static inline int airwave_srtp_cm_protect(EVP_CIPHER_CTX *cipher, EVP_MAC_CTX *m
 /// against the HMAC-SHA1 of `packet[0..<auth_length]` followed by `extra`, in constant time,
 /// and only then decrypts `packet[decrypt_from..<decrypt_to]` in place. Returns 1 for an
 /// authentic packet, 0 otherwise (then nothing was decrypted).
-static inline int airwave_srtp_cm_unprotect(EVP_CIPHER_CTX *cipher, EVP_MAC_CTX *mac, const unsigned char *iv,
+static inline int airwave_srtp_cm_unprotect(EVP_CIPHER_CTX *cipher, const airwave_hmac_sha1 *mac, const unsigned char *iv,
                                             unsigned char *packet, int decrypt_from, int decrypt_to, int auth_length,
                                             const unsigned char *extra, int extra_length) {
     unsigned char digest[20];
-    size_t digest_length = 0;
     int written = 0;
-    if (EVP_MAC_init(mac, NULL, 0, NULL) != 1) return 0;
-    if (EVP_MAC_update(mac, packet, (size_t)auth_length) != 1) return 0;
-    if (extra_length > 0 && EVP_MAC_update(mac, extra, (size_t)extra_length) != 1) return 0;
-    if (EVP_MAC_final(mac, digest, &digest_length, sizeof digest) != 1 || digest_length != 20) return 0;
+    if (!airwave_hmac_sha1_compute(mac, packet, (size_t)auth_length, extra, (size_t)extra_length, digest)) return 0;
     if (CRYPTO_memcmp(digest, packet + auth_length, 10) != 0) return 0;
     if (decrypt_to > decrypt_from) {
         // Counter mode: decryption is encryption.

@@ -4,13 +4,13 @@ import COpenSSL
 /// AES-128-CTR, keyed once per session (see `SRTPReceiver` for why not libsrtp).
 final class SRTPCMReceiver: SRTPReceiver {
     private let rtcpCipher: OpaquePointer
-    private let rtcpMAC: OpaquePointer
+    private let rtcpMAC: UnsafeMutablePointer<airwave_hmac_sha1>
     private let rtcpSalt: [UInt8]
     private var rtcpReplay = SRTPReplayWindows()
     private let rtpKeys: SRTPSessionKeys
     /// Made with the first SRTP packet (`rtpContexts`).
     private var rtpCipher: OpaquePointer?
-    private var rtpMAC: OpaquePointer?
+    private var rtpMAC: UnsafeMutablePointer<airwave_hmac_sha1>?
     private var rtpReplay = SRTPReplayWindows()
 
     /// `masterKeyAndSalt`: the peer's 16-byte master key followed by its 14-byte master salt.
@@ -19,10 +19,10 @@ final class SRTPCMReceiver: SRTPReceiver {
               let rtpKeys = SRTPSessionKeys(profile: .aes128CMHMACSHA1_80, masterKeyAndSalt: masterKeyAndSalt, rtcp: false)
         else { return nil }
         let cipher = airwave_aes128ctr_context(keys.encryption)
-        let mac = airwave_hmac_sha1_context(keys.authentication, 20)
+        let mac = airwave_hmac_sha1_new(keys.authentication, 20)
         guard let cipher, let mac else {
             EVP_CIPHER_CTX_free(cipher)
-            EVP_MAC_CTX_free(mac)
+            airwave_hmac_sha1_free(mac)
             return nil
         }
         rtcpCipher = cipher
@@ -33,9 +33,9 @@ final class SRTPCMReceiver: SRTPReceiver {
 
     deinit {
         EVP_CIPHER_CTX_free(rtcpCipher)
-        EVP_MAC_CTX_free(rtcpMAC)
+        airwave_hmac_sha1_free(rtcpMAC)
         EVP_CIPHER_CTX_free(rtpCipher)
-        EVP_MAC_CTX_free(rtpMAC)
+        airwave_hmac_sha1_free(rtpMAC)
     }
 
     /// RFC 3711 3.1 and 4.2: header || ciphertext || tag, the tag the HMAC of header and
@@ -63,10 +63,10 @@ final class SRTPCMReceiver: SRTPReceiver {
     }
 
     /// The SRTP cipher and MAC, made on first use; nil if OpenSSL fails.
-    private func rtpContexts() -> (OpaquePointer, OpaquePointer)? {
+    private func rtpContexts() -> (OpaquePointer, UnsafeMutablePointer<airwave_hmac_sha1>)? {
         if let rtpCipher, let rtpMAC { return (rtpCipher, rtpMAC) }
         if rtpCipher == nil { rtpCipher = airwave_aes128ctr_context(rtpKeys.encryption) }
-        if rtpMAC == nil { rtpMAC = airwave_hmac_sha1_context(rtpKeys.authentication, 20) }
+        if rtpMAC == nil { rtpMAC = airwave_hmac_sha1_new(rtpKeys.authentication, 20) }
         guard let rtpCipher, let rtpMAC else { return nil }
         return (rtpCipher, rtpMAC)
     }

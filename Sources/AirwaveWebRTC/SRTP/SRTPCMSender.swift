@@ -7,9 +7,9 @@ final class SRTPCMSender: SRTPSender {
     /// HMAC-SHA1 truncated to 80 bits.
     static let tagLength = 10
     private let rtpCipher: OpaquePointer
-    private let rtpMAC: OpaquePointer
+    private let rtpMAC: UnsafeMutablePointer<airwave_hmac_sha1>
     private let rtcpCipher: OpaquePointer
-    private let rtcpMAC: OpaquePointer
+    private let rtcpMAC: UnsafeMutablePointer<airwave_hmac_sha1>
     /// The 14-byte session salts the counter blocks are made from.
     private let rtpSalt: [UInt8]
     private let rtcpSalt: [UInt8]
@@ -23,13 +23,13 @@ final class SRTPCMSender: SRTPSender {
         else { return nil }
         let rtpCipher = airwave_aes128ctr_context(rtp.encryption)
         let rtcpCipher = airwave_aes128ctr_context(rtcp.encryption)
-        let rtpMAC = airwave_hmac_sha1_context(rtp.authentication, 20)
-        let rtcpMAC = airwave_hmac_sha1_context(rtcp.authentication, 20)
+        let rtpMAC = airwave_hmac_sha1_new(rtp.authentication, 20)
+        let rtcpMAC = airwave_hmac_sha1_new(rtcp.authentication, 20)
         guard let rtpCipher, let rtcpCipher, let rtpMAC, let rtcpMAC else {
             EVP_CIPHER_CTX_free(rtpCipher)
             EVP_CIPHER_CTX_free(rtcpCipher)
-            EVP_MAC_CTX_free(rtpMAC)
-            EVP_MAC_CTX_free(rtcpMAC)
+            airwave_hmac_sha1_free(rtpMAC)
+            airwave_hmac_sha1_free(rtcpMAC)
             return nil
         }
         self.rtpCipher = rtpCipher
@@ -48,8 +48,8 @@ final class SRTPCMSender: SRTPSender {
     deinit {
         EVP_CIPHER_CTX_free(rtpCipher)
         EVP_CIPHER_CTX_free(rtcpCipher)
-        EVP_MAC_CTX_free(rtpMAC)
-        EVP_MAC_CTX_free(rtcpMAC)
+        airwave_hmac_sha1_free(rtpMAC)
+        airwave_hmac_sha1_free(rtcpMAC)
     }
 
     /// RFC 3711 4.1.1 and 4.2: header || ciphertext || HMAC(header || ciphertext || ROC)[0..<10].
