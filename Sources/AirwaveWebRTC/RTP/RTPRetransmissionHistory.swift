@@ -34,6 +34,9 @@ public struct RTPRetransmissionHistory: Sendable {
 
     public let capacity: Int
     public let maximumAge: Duration
+    /// `maximumAge` in nanoseconds, converted once: `Duration.components` divides 128-bit
+    /// numbers, which per packet and listener showed in profiles.
+    private let maximumAgeNanoseconds: Int64
     /// The ring, oldest entry at `head`; it grows up to `capacity` entries when full.
     private var ring: [Entry] = []
     private var head = 0
@@ -48,6 +51,7 @@ public struct RTPRetransmissionHistory: Sendable {
         precondition(capacity > 0 && capacity <= 65536)
         self.capacity = capacity
         self.maximumAge = maximumAge
+        maximumAgeNanoseconds = Self.nanoseconds(maximumAge)
     }
 
     /// Entries the history has memory for (0 until the first packet).
@@ -125,14 +129,13 @@ public struct RTPRetransmissionHistory: Sendable {
             found = (0..<count).lazy.map(slot(back:)).first { ring[$0].sequenceNumber == sequenceNumber }
         }
         guard let found else { return nil }
-        if let now, nanoseconds(now) - ring[found].sentAt > Self.nanoseconds(maximumAge) { return nil }
+        if let now, nanoseconds(now) - ring[found].sentAt > maximumAgeNanoseconds { return nil }
         return found
     }
 
     /// Forgets entries that can no longer be resent, and their payload references.
     private mutating func dropExpired(now: Int64) {
-        let maximumAge = Self.nanoseconds(maximumAge)
-        while count > 0, now - ring[head].sentAt > maximumAge {
+        while count > 0, now - ring[head].sentAt > maximumAgeNanoseconds {
             ring[head].payload = []
             head = (head + 1) % ring.count
             count -= 1

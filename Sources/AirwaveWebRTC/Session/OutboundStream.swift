@@ -1,6 +1,8 @@
 /// One stream the server sends to a listener (the mix, or the screen): header rewriting, the
-/// NACK history and the sender-report statistics, all keyed to one output SSRC.
-struct OutboundStream: Sendable {
+/// NACK history and the sender-report statistics, all keyed to one output SSRC. A class, so that
+/// sending a packet updates it in place: as a struct it was moved out of the session and back
+/// for every packet and listener (retains and releases of all its parts).
+final class OutboundStream {
     let payloadType: UInt8
     var rewriter: RTPStreamRewriter
     var history: RTPRetransmissionHistory

@@ -250,29 +250,12 @@ public final class WebRTCSession {
     /// list one packet many times), within the session's per-second budget of packets and bytes.
     private func retransmit(mediaSSRC: UInt32, lost: [UInt16], now: ContinuousClock.Instant) -> [Event] {
         guard let srtp, let destination = ice.selected else { return [] }
-        if let track = speakerStreams.firstIndex(where: { $0.statistics.ssrc == mediaSSRC }) {
-            // In place: the array's element is not copied.
-            return retransmit(lost: lost, stream: &speakerStreams[track], srtp: srtp, destination: destination, now: now)
-        }
-        var stream: OutboundStream
-        let isAudio: Bool
-        // Moved out while its history is updated, as in sendAudio.
-        if mediaSSRC == audio?.statistics.ssrc, let taken = audio {
-            stream = taken
-            audio = nil
-            isAudio = true
-        } else if mediaSSRC == video?.statistics.ssrc, let taken = video {
-            stream = taken
-            video = nil
-            isAudio = false
-        } else {
-            return []
-        }
-        defer { if isAudio { audio = stream } else { video = stream } }
-        return retransmit(lost: lost, stream: &stream, srtp: srtp, destination: destination, now: now)
+        let streams = [audio, video].compactMap { $0 } + speakerStreams
+        guard let stream = streams.first(where: { $0.statistics.ssrc == mediaSSRC }) else { return [] }
+        return retransmit(lost: lost, stream: stream, srtp: srtp, destination: destination, now: now)
     }
 
-    private func retransmit(lost: [UInt16], stream: inout OutboundStream, srtp: SRTPSession, destination: TransportAddress,
+    private func retransmit(lost: [UInt16], stream: OutboundStream, srtp: SRTPSession, destination: TransportAddress,
                             now: ContinuousClock.Instant) -> [Event] {
         var events: [Event] = []
         for sequence in lost.prefix(stream.history.capacity) {
@@ -301,11 +284,8 @@ public final class WebRTCSession {
     /// packet and listener.
     public func audioDatagram(payload: [UInt8], sourceSSRC: UInt32, sequenceNumber: UInt16, timestamp: UInt32,
                               now: ContinuousClock.Instant) -> Datagram? {
-        guard isConnected, !isClosed, var stream = audio else { return nil }
-        // Moved out, not copied: the history would otherwise be copied whole on every packet.
-        audio = nil
-        defer { audio = stream }
-        return send(payload: payload, marker: false, stream: &stream, sourceSSRC: sourceSSRC,
+        guard isConnected, !isClosed, let audio else { return nil }
+        return send(payload: payload, marker: false, stream: audio, sourceSSRC: sourceSSRC,
                     sequenceNumber: sequenceNumber, timestamp: timestamp, now: now)
     }
 
@@ -325,7 +305,7 @@ public final class WebRTCSession {
     public func speakerAudioDatagram(payload: [UInt8], source: UInt32, sequenceNumber: UInt16, timestamp: UInt32,
                                      now: ContinuousClock.Instant) -> Datagram? {
         guard isConnected, !isClosed, let track = speakerTracks?.track(for: source, now: now) else { return nil }
-        return send(payload: payload, marker: false, stream: &speakerStreams[track], sourceSSRC: source,
+        return send(payload: payload, marker: false, stream: speakerStreams[track], sourceSSRC: source,
                     sequenceNumber: sequenceNumber, timestamp: timestamp, csrcs: [source], now: now)
     }
 
@@ -340,21 +320,19 @@ public final class WebRTCSession {
     /// Sends one VP8 frame of the screen to a listener (RFC 7741 packetization, marker on the
     /// last packet). `timestamp` is the frame's 90 kHz time.
     public func sendVideo(frame: [UInt8], timestamp: UInt32, now: ContinuousClock.Instant) -> [Event] {
-        guard isConnected, !isClosed, var stream = video else { return [] }
-        video = nil
-        defer { video = stream }
+        guard isConnected, !isClosed, let stream = video else { return [] }
         var events: [Event] = []
         let payloads = videoPacketizer.packetize(frame: frame)
         for (index, payload) in payloads.enumerated() {
             // The screen is one source: its sequence is the packet count, rewritten like audio.
             let sequence = UInt16(truncatingIfNeeded: stream.statistics.packetCount)
-            events += send(payload: payload, marker: index == payloads.count - 1, stream: &stream, sourceSSRC: 0,
+            events += send(payload: payload, marker: index == payloads.count - 1, stream: stream, sourceSSRC: 0,
                            sequenceNumber: sequence, timestamp: timestamp, now: now).events
         }
         return events
     }
 
-    private func send(payload: [UInt8], marker: Bool, stream: inout OutboundStream, sourceSSRC: UInt32,
+    private func send(payload: [UInt8], marker: Bool, stream: OutboundStream, sourceSSRC: UInt32,
                       sequenceNumber: UInt16, timestamp: UInt32, csrcs: [UInt32] = [], now: ContinuousClock.Instant) -> Datagram? {
         guard let srtp, let destination = ice.selected,
               let rewritten = stream.rewriter.rewrite(sourceSSRC: sourceSSRC, sequenceNumber: sequenceNumber,
