@@ -90,10 +90,10 @@ public enum WebRTCUDPStartError: Error, CustomStringConvertible {
 /// to, else the first whose check it passed, so a session whose peer forges checks from someone
 /// else's address cannot take that address's datagrams) and its shard, and a datagram of
 /// another shard is handed to that shard's loop, in one hop per read batch. Session events other
-/// than `send` go to `onEvent` (on the session's loop); datagrams are written on the session's
-/// socket without flushing and flushed once per read batch, timer pass or fan-out, so NIO hands
-/// many of them to the kernel in one `sendmmsg`. A fan-out to many sessions is split by shard,
-/// one task per loop.
+/// than `send` go to `onEvent` (on the session's loop); datagrams go past NIO into the shard's
+/// `DatagramBatch`, handed to the kernel by one `sendmmsg` per 64 and per read batch, timer pass
+/// or fan-out. A fan-out to many sessions is split by shard, one task per loop, and at most
+/// `fanOutBacklog` of them wait for a loop (`FanOutBacklog`).
 ///
 /// Session state lives on its shard's event loop; the public methods hop there.
 public final class WebRTCUDPDriver: Sendable {
@@ -371,7 +371,6 @@ final class WebRTCUDPHandler: ChannelInboundHandler, @unchecked Sendable {
     /// Fan-outs waiting for this loop, and those dropped because too many were.
     let backlog: NIOLockedValueBox<FanOutBacklog>
     var timer: RepeatedTask?
-    private var context: ChannelHandlerContext?
     /// Where datagrams are written: straight to the socket, one `sendmmsg` per flush. Set when
     /// the channel is made, on this loop.
     var batch: DatagramBatch?
@@ -379,7 +378,7 @@ final class WebRTCUDPHandler: ChannelInboundHandler, @unchecked Sendable {
     private var handOver: [Int: [(datagram: [UInt8], source: TransportAddress, destination: WebRTCUDPRoutes.Destination)]] = [:]
     /// Datagrams this shard read for another shard's session.
     var handedOver = 0
-    /// Datagrams not written because the socket was not writable: all, and since the last report.
+    /// Datagrams dropped (`WebRTCUDPDropReason`): all, and since the last report.
     var droppedDatagrams = 0
     private var droppedUnreported: [WebRTCUDPDropReason: Int] = [:]
     /// Each session's last destination as the kernel takes it.
@@ -399,13 +398,11 @@ final class WebRTCUDPHandler: ChannelInboundHandler, @unchecked Sendable {
         self.onDroppedDatagrams = onDroppedDatagrams
     }
 
-    func handlerAdded(context: ChannelHandlerContext) {
-        self.context = context
-    }
-
-    func handlerRemoved(context: ChannelHandlerContext) {
-        self.context = nil
-        batch?.close()  // NIO closes the descriptor with the channel
+    func channelInactive(context: ChannelHandlerContext) {
+        // NIO has just closed the descriptor, in this same call on this loop: nothing written
+        // from here on can reach a file that reuses its number.
+        batch?.close()
+        context.fireChannelInactive()
     }
 
     func add(_ session: WebRTCSession) throws {
