@@ -171,6 +171,9 @@ public final class WHEPListener: @unchecked Sendable {
     {
         let relay = ListenerRelay()
         return DatagramBootstrap(group: eventLoop)
+            // One datagram per wake-up: a listener gets one packet per 20 ms, and NIO's default
+            // of up to 4 reads per wake-up costs a second recvmsg (EAGAIN) for every packet.
+            .channelOption(.maxMessagesPerRead, value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(WHEPDatagramHandler(relay: relay))
