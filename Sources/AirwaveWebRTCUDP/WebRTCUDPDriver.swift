@@ -339,10 +339,14 @@ public final class WebRTCUDPDriver: Sendable {
             try await shard.eventLoop.submit {
                 shard.timer?.cancel()
                 for ufrag in Array(shard.sessions.keys) { shard.remove(ufrag: ufrag) }
-                shard.shards = []  // the shards refer to one another until here
             }.get()
         }
         for channel in channels { try await channel.close() }
+        // Only now that no socket reads any more: until its socket was closed, a shard could
+        // still hand a datagram over to another one.
+        for shard in shards {
+            try await shard.eventLoop.submit { shard.shards = [] }.get()  // they refer to one another until here
+        }
     }
 }
 
